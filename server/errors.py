@@ -1,0 +1,82 @@
+"""Domain errors, their HTTP statuses, and the one middleware that renders them.
+
+Every failure a client can cause is a MediaError with a stable code; the storage layer
+translates database failures into these at its boundary. Anything else reaching the
+middleware is a bug: it is logged with its stack and becomes the only kind of 500.
+"""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class MediaError(Exception):
+    status = 500
+    code = "internal_error"
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.headers = headers or {}
+
+
+def _error(name: str, status: int, code: str, message: str) -> type[MediaError]:
+    return type(name, (MediaError,), {"status": status, "code": code, "default_message": message})
+
+
+# One block, like tusd's: the code a client can switch on, its status, its default text.
+BadRequest = _error("BadRequest", 400, "bad_request", "bad request")
+EmptyFile = _error("EmptyFile", 400, "empty_file", "the file is empty")
+MissingFile = _error("MissingFile", 400, "missing_file", "no file in the request")
+MissingMessageId = _error("MissingMessageId", 400, "missing_message_id", "message_id is required")
+InvalidMessageId = _error("InvalidMessageId", 400, "invalid_message_id",
+                          "message_id must be an integer between 1 and 2147483647")
+MediaNotFound = _error("MediaNotFound", 404, "media_not_found", "media not found")
+MessageNotFound = _error("MessageNotFound", 404, "message_not_found", "message not found")
+PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "the file is too large")
+UnsupportedMediaType = _error("UnsupportedMediaType", 415, "unsupported_media_type",
+                              "this type of file is not accepted")
+UnsupportedRequestType = _error("UnsupportedRequestType", 415, "unsupported_request_type",
+                                "send multipart/form-data or the raw bytes with their type")
+UploadAborted = _error("UploadAborted", 400, "upload_aborted", "the upload was interrupted")
+ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
+                            "the service cannot reach its database")
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    """JSON error body; errors are never cached for long (http-serving.md item 13)."""
+    resp = web.json_response({"error": code, "message": message}, status=status,
+                             headers=headers)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# aiohttp's own HTTP errors (404 for an unknown route, 405, its 413) get the JSON shape too.
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except MediaError as e:
+        return error_response(e.status, e.code, e.message, e.headers)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "http_error")
+        headers = {k: v for k, v in e.headers.items() if k.lower() in ("allow", "location")}
+        return error_response(e.status, code, e.reason, headers)
+    except ConnectionResetError:
+        # The client went away mid-request: normal on mobile networks, nobody to answer.
+        log.debug("client went away during %s %s", request.method, request.path)
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")

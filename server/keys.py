@@ -1,0 +1,14 @@
+"""Typed keys for what the application holds."""
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from .metrics import Metrics
+from .settings import Settings
+from .storage import MediaStore
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", MediaStore)
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,0 +1,23 @@
+"""Prometheus metrics, one registry per application (tests run several apps)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "media_http_request_seconds", "Time to answer, by route and status",
+            ["route", "status"], registry=self.registry)
+        self.uploads = Counter("media_uploads_total", "Completed uploads",
+                               ["media_type"], registry=self.registry)
+        self.bytes_served = Counter("media_served_bytes_total", "Body bytes sent",
+                                    registry=self.registry)
+        self.reclaimed = Counter("media_reclaimed_uploads_total",
+                                 "Abandoned uploads removed by the janitor",
+                                 registry=self.registry)
+        self.stored_files = Gauge("media_stored_files", "Complete files, by media type",
+                                  ["media_type"], registry=self.registry)
+        self.stored_bytes = Gauge("media_stored_bytes", "Bytes of complete files",
+                                  ["media_type"], registry=self.registry)

@@ -1,0 +1,194 @@
+"""GET/HEAD /api/media/serve/{mediaId}: the bytes, for players, browsers and caches.
+
+The decision (which conditional applies, which ranges) is made first, as values, by the
+pure functions of conditional.py and ranges.py; this module only acts on it. The
+checklist it follows is shared/http-serving.md (RFC 9110 §13-15, RFC 9111, RFC 8246).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from . import keys
+from .conditional import Outcome, evaluate_preconditions, http_date, if_range_allows
+from .disposition import content_disposition, is_unsafe_inline
+from .errors import MediaNotFound, error_response
+from .params import parse_id
+from .ranges import UNSATISFIABLE, ByteRange, coalesce, parse_range
+from .storage import MediaRecord, MediaStore, StorageCorrupt
+
+log = logging.getLogger(__name__)
+
+# Media never changes once stored (RFC 8246 immutable; the original one-year cache).
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+
+
+def entity_tag(rec: MediaRecord) -> str:
+    """Strong, from the content: the same on every instance and replica (item 7)."""
+    return f'"{rec.sha256.hex()}"'
+
+
+def last_modified(rec: MediaRecord, now: datetime) -> datetime:
+    # Whole seconds, as HTTP dates carry; never later than Date (RFC 9110 §8.8.2.1).
+    return min(rec.created_at, now).astimezone(timezone.utc).replace(microsecond=0)
+
+
+def representation_headers(rec: MediaRecord, etag: str, modified: datetime) -> dict[str, str]:
+    """What 200, 206 and HEAD all carry (item 5: a 206 repeats the 200's headers)."""
+    return {
+        "ETag": etag,
+        "Last-Modified": http_date(modified),
+        "Cache-Control": PUBLIC_CACHE,
+        "Content-Type": rec.mime_type,
+        "Content-Disposition": content_disposition(
+            rec.original_name, inline=not is_unsafe_inline(rec.mime_type)),
+        "X-Content-Type-Options": "nosniff",
+        "Accept-Ranges": "bytes",
+    }
+
+
+async def serve_media(request: web.Request) -> web.StreamResponse:
+    media_id = parse_id(request.match_info["mediaId"])
+    if media_id is None:
+        raise MediaNotFound()
+    store = request.app[keys.STORE]
+    rec = await store.stat(media_id)
+    etag = entity_tag(rec)
+    modified = last_modified(rec, datetime.now(timezone.utc))
+    h = request.headers
+
+    # RFC 9110 §13.2.2: preconditions first, Range last.
+    outcome = evaluate_preconditions(
+        request.method, etag, modified,
+        if_match=h.get("If-Match"), if_none_match=h.get("If-None-Match"),
+        if_modified_since=h.get("If-Modified-Since"),
+        if_unmodified_since=h.get("If-Unmodified-Since"))
+    if outcome is Outcome.NOT_MODIFIED:
+        # §15.4.5: no body; the validators and caching headers a 200 would have.
+        return web.Response(status=304, headers={
+            "ETag": etag, "Cache-Control": PUBLIC_CACHE, "Last-Modified": http_date(modified)})
+    if outcome is Outcome.PRECONDITION_FAILED:
+        return error_response(412, "precondition_failed", "a precondition did not hold")
+
+    headers = representation_headers(rec, etag, modified)
+    ranges = _ranges_to_send(request, rec.file_size, etag, modified)
+    if ranges is UNSATISFIABLE:
+        return error_response(416, "range_not_satisfiable",
+                              f"the file has {rec.file_size} bytes",
+                              headers={"Content-Range": f"bytes */{rec.file_size}"})
+    if request.method == "HEAD":
+        return _head(headers, rec.file_size)
+    if ranges is None:
+        return await _send(request, store, rec, 200, headers,
+                           [ByteRange(0, rec.file_size - 1)] if rec.file_size else [])
+    if len(ranges) == 1:
+        r = ranges[0]
+        headers["Content-Range"] = f"bytes {r.start}-{r.end}/{rec.file_size}"
+        return await _send(request, store, rec, 206, headers, ranges)
+    return await _send_multipart(request, store, rec, headers, ranges)
+
+
+def _ranges_to_send(request: web.Request, size: int, etag: str, modified: datetime):
+    """None (send it all), UNSATISFIABLE, or the ranges, merged where they overlap."""
+    header = request.headers.get("Range")
+    # Item 1: Range is for GET only; item 10: a failed If-Range means the whole file.
+    if request.method != "GET" or header is None:
+        return None
+    if not if_range_allows(request.headers.get("If-Range"), etag, modified):
+        return None
+    ranges = parse_range(header, size)
+    if ranges is None or ranges is UNSATISFIABLE:
+        return ranges
+    return coalesce(ranges)
+
+
+def _head(headers: dict[str, str], size: int) -> web.Response:
+    resp = web.Response(status=200, headers=headers)
+    resp.content_length = size   # what the 200 would carry, without the body
+    return resp
+
+
+async def _first_and_rest(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Fetch the first piece before any header goes out, so a file deleted since its
+    metadata was read is still a clean 404 rather than a truncated 200."""
+    try:
+        return await anext(stream), stream
+    except StorageCorrupt:
+        await stream.aclose()
+        raise MediaNotFound() from None
+
+
+async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, status: int,
+                headers: dict[str, str], ranges: list[ByteRange]) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = sum(r.length for r in ranges)
+    first = b""
+    stream = None
+    if ranges:
+        first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
+    return await _stream(request, resp, _chain(first, stream))
+
+
+async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
+                          headers: dict[str, str], ranges: list[ByteRange]):
+    """Several ranges: multipart/byteranges (RFC 9110 §14.6), parts in request order
+    (ranges were merged beforehand when they overlapped, so the body stays bounded)."""
+    boundary = uuid.uuid4().hex
+    ctype = headers.pop("Content-Type")
+    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    heads = [(f"--{boundary}\r\nContent-Type: {ctype}\r\n"
+              f"Content-Range: bytes {r.start}-{r.end}/{rec.file_size}\r\n\r\n").encode()
+             for r in ranges]
+    tail = f"--{boundary}--\r\n".encode()
+    resp = web.StreamResponse(status=206, headers=headers)
+    resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
+                           + len(tail))
+    first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
+
+    async def body() -> AsyncIterator[bytes]:
+        for i, (head, r) in enumerate(zip(heads, ranges)):
+            yield head
+            if i == 0:
+                async for piece in _chain(first, stream):
+                    yield piece
+            else:
+                async for piece in store.read(rec, r.start, r.end):
+                    yield piece
+            yield b"\r\n"
+        yield tail
+
+    return await _stream(request, resp, body())
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    if rest is not None:
+        async for piece in rest:
+            yield piece
+
+
+async def _stream(request: web.Request, resp: web.StreamResponse,
+                  body: AsyncIterator[bytes]) -> web.StreamResponse:
+    metrics = request.app[keys.METRICS]
+    try:
+        await resp.prepare(request)
+        async for piece in body:
+            await resp.write(piece)
+            metrics.bytes_served.inc(len(piece))
+        await resp.write_eof()
+    except ConnectionResetError:
+        # Item 17: players abandon responses all the time (seeks, scrubbing).
+        log.debug("client went away during %s", request.path)
+    except StorageCorrupt:
+        # Headers are gone already; cutting the connection is the only honest signal.
+        log.warning("media vanished mid-response on %s", request.path)
+        if request.transport is not None:
+            request.transport.close()
+    finally:
+        await body.aclose()
+    return resp

@@ -1,0 +1,121 @@
+"""Settings: read from the environment once, validated, then passed around as one object.
+
+A bad value stops start-up with a message that names the variable, so a typo in a
+deployment never turns into a half-working server.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None       # None: the embedded PostgreSQL in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./var")
+    max_upload_bytes: int = 2 * 1024**3
+    chunk_bytes: int = 261_120             # 255 KiB, as GridFS; a multiple of 3
+    pool_min: int = 2
+    pool_max: int = 10
+    pool_acquire_timeout: float = 30.0
+    auto_migrate: bool = True
+    # An 'uploading' row untouched this long belongs to a dead upload (a crashed
+    # instance or a vanished client) and the janitor reclaims it.
+    upload_stale_seconds: int = 3600
+    janitor_interval_seconds: int = 300
+    read_ahead_chunks: int = 4
+    log_level: str = "INFO"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("DATABASE_URL") or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("postgres://", "postgresql://")):
+        raise SettingsError("DATABASE_URL must start with postgresql:// or postgres://")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
+    env = os.environ if env is None else env
+    chunk = _int(env, "MEDIA_CHUNK_BYTES", Settings.chunk_bytes, lo=3, hi=64 * 1024 * 1024)
+    if chunk % 3:
+        raise SettingsError(
+            f"MEDIA_CHUNK_BYTES must be a multiple of 3 so that each chunk's base64 "
+            f"stands alone, got {chunk}")
+    pool_min = _int(env, "DB_POOL_MIN", Settings.pool_min, lo=0, hi=1000)
+    pool_max = _int(env, "DB_POOL_MAX", Settings.pool_max, lo=1, hi=1000)
+    if pool_min > pool_max:
+        raise SettingsError(f"DB_POOL_MIN ({pool_min}) must not exceed DB_POOL_MAX ({pool_max})")
+    level = (env.get("LOG_LEVEL") or Settings.log_level).strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    data_dir = (env.get("MEDIA_DATA_DIR") or "").strip() or str(Settings.data_dir)
+    return Settings(
+        database_url=_database_url(env),
+        host=(env.get("HOST") or Settings.host).strip(),
+        port=_int(env, "PORT", Settings.port, lo=0, hi=65535),
+        data_dir=Path(data_dir),
+        max_upload_bytes=_int(env, "MEDIA_MAX_UPLOAD_BYTES", Settings.max_upload_bytes,
+                              lo=1, hi=2**62),
+        chunk_bytes=chunk,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        pool_acquire_timeout=_float(env, "DB_POOL_ACQUIRE_TIMEOUT",
+                                    Settings.pool_acquire_timeout, lo=0.1, hi=3600),
+        auto_migrate=_bool(env, "MEDIA_AUTO_MIGRATE", Settings.auto_migrate),
+        upload_stale_seconds=_int(env, "MEDIA_UPLOAD_STALE_SECONDS",
+                                  Settings.upload_stale_seconds, lo=1, hi=30 * 86400),
+        janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
+                                      Settings.janitor_interval_seconds, lo=1, hi=86400),
+        read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,
+                               lo=1, hi=64),
+        log_level=level,
+    )

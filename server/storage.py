@@ -1,0 +1,259 @@
+"""The media store: files kept in PostgreSQL as base64 text in fixed-size chunks.
+
+The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
+
+- ``begin_upload`` starts an invisible upload; ``Upload.write`` takes the bytes in
+  pieces of any size; ``Upload.finish`` makes the file visible in one statement, or
+  ``Upload.abort`` removes everything it wrote. Only complete files are ever returned by
+  ``stat``, ``list_for_message`` or ``read``. Uploads abandoned without an abort (a
+  crashed instance) are reclaimed by ``reclaim_stale_uploads``.
+- No database connection is held between two calls: a slow client uploading or
+  downloading never ties up a pooled connection while the network is the bottleneck.
+- ``read`` yields exactly the bytes of an inclusive range, touching only the chunks that
+  cover it, with the next batch of chunks already being fetched while the current one
+  is written out.
+- Failures a client can cause come out as errors.MediaError subclasses (an unknown
+  message becomes MessageNotFound here, not further up).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import pybase64
+
+from .chunking import Chunk, ChunkEncoder
+from .errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from .sqlfiles import Q
+
+log = logging.getLogger(__name__)
+
+
+class StorageCorrupt(Exception):
+    """A complete file is missing chunks: deleted while being read, or damaged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaRecord:
+    id: int
+    message_id: int
+    file_name: str
+    original_name: str
+    mime_type: str
+    file_size: int
+    media_type: str
+    is_compressed: bool
+    compression_quality: int | None
+    duration: float | None
+    dimensions: Any
+    zapi_sent: bool
+    zapi_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    chunk_size: int
+    chunk_count: int
+    sha256: bytes
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
+        return cls(**dict(row))
+
+
+class Upload:
+    """One upload in progress. Not safe for concurrent use; one request owns it."""
+
+    def __init__(self, store: "MediaStore", media_id: int, chunk_size: int):
+        self.store = store
+        self.media_id = media_id
+        self._enc = ChunkEncoder(chunk_size)
+        # At most one chunk write in flight: the next chunk is read from the client
+        # while the previous one is being stored.
+        self._pending: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._enc.total
+
+    async def write(self, data: bytes) -> None:
+        for chunk in self._enc.feed(data):
+            await self._store_chunk(chunk)
+
+    async def finish(self, message_id: int) -> MediaRecord:
+        """Store the last chunk and make the file visible; returns its metadata."""
+        for chunk in self._enc.finish():
+            await self._store_chunk(chunk)
+        await self._drain()
+        try:
+            async with self.store.connection() as conn:
+                row = await Q.finalize_upload.fetchrow(
+                    conn, id=self.media_id, message_id=message_id,
+                    file_size=self._enc.total, chunk_count=self._enc.chunks,
+                    sha256=self._enc.sha256())
+        except asyncpg.ForeignKeyViolationError:
+            raise MessageNotFound() from None
+        if row is None:  # the janitor took it: the upload sat idle far too long
+            raise MediaNotFound("the upload expired before it completed")
+        self._closed = True
+        return MediaRecord.from_row(row)
+
+    async def abort(self) -> None:
+        """Remove what this upload stored. Safe to call twice, and from a cancelled task."""
+        if self._closed:
+            return
+        self._closed = True
+        # Shielded: a cancelled request (client gone) must still reclaim its chunks.
+        await asyncio.shield(self._abort())
+
+    async def _abort(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            await asyncio.gather(self._pending, return_exceptions=True)
+        try:
+            async with self.store.connection() as conn:
+                await Q.delete_upload.execute(conn, id=self.media_id)
+        except Exception:  # the janitor will get it; don't mask the original error
+            log.warning("could not delete aborted upload %s now; janitor will", self.media_id,
+                        exc_info=True)
+
+    async def _store_chunk(self, chunk: Chunk) -> None:
+        await self._drain()
+        stored = chunk.seq * self._enc.chunk_size + chunk.nbytes
+        self._pending = asyncio.ensure_future(self.store._append_chunk(
+            self.media_id, chunk.seq, chunk.text, stored))
+
+    async def _drain(self) -> None:
+        if self._pending is not None:
+            task, self._pending = self._pending, None
+            await task
+
+
+class MediaStore:
+    """Create, stat, read and delete media kept as chunked base64 in PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool, *, chunk_size: int, read_ahead: int = 4,
+                 acquire_timeout: float = 30.0):
+        self.pool = pool
+        self.chunk_size = chunk_size
+        self.read_ahead = read_ahead
+        self.acquire_timeout = acquire_timeout
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one short piece of work; an unreachable or saturated
+        database becomes ServiceUnavailable (503), not a stack trace."""
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+                yield conn
+        except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
+                asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
+            raise ServiceUnavailable() from e
+
+    # -- messages -----------------------------------------------------------------
+
+    async def message_exists(self, message_id: int) -> bool:
+        async with self.connection() as conn:
+            return await Q.message_exists.fetchval(conn, message_id=message_id)
+
+    async def create_message(self) -> int:
+        async with self.connection() as conn:
+            return await Q.create_message.fetchval(conn)
+
+    # -- writing ------------------------------------------------------------------
+
+    async def begin_upload(self, *, file_name: str, original_name: str, mime_type: str,
+                           media_type: str) -> Upload:
+        """Start an invisible upload; its message is bound when it finishes."""
+        async with self.connection() as conn:
+            media_id = await Q.create_upload.fetchval(
+                conn, file_name=file_name, original_name=original_name,
+                mime_type=mime_type, media_type=media_type, chunk_size=self.chunk_size)
+        return Upload(self, media_id, self.chunk_size)
+
+    async def _append_chunk(self, media_id: int, seq: int, text: str, stored: int) -> None:
+        async with self.connection() as conn:
+            status = await Q.append_chunk.execute(conn, media_id=media_id, seq=seq,
+                                                  data=text, stored_bytes=stored)
+        if status != "UPDATE 1":
+            raise MediaNotFound("the upload expired before it completed")
+
+    async def reclaim_stale_uploads(self, stale_seconds: float, batch: int = 100) -> int:
+        """Delete uploads idle for ``stale_seconds``; returns how many were removed."""
+        removed = 0
+        while True:
+            async with self.connection() as conn:
+                rows = await Q.reclaim_stale_uploads.fetch(
+                    conn, stale_seconds=float(stale_seconds), batch=batch)
+            removed += len(rows)
+            if len(rows) < batch:
+                return removed
+
+    # -- reading ------------------------------------------------------------------
+
+    async def stat(self, media_id: int) -> MediaRecord:
+        async with self.connection() as conn:
+            row = await Q.get_media.fetchrow(conn, id=media_id)
+        if row is None:
+            raise MediaNotFound()
+        return MediaRecord.from_row(row)
+
+    async def stat_by_file_name(self, file_name: str) -> MediaRecord:
+        async with self.connection() as conn:
+            row = await Q.get_media_by_file_name.fetchrow(conn, file_name=file_name)
+        if row is None:
+            raise MediaNotFound()
+        return MediaRecord.from_row(row)
+
+    async def list_for_message(self, message_id: int) -> list[MediaRecord]:
+        async with self.connection() as conn:
+            rows = await Q.list_message_media.fetch(conn, message_id=message_id)
+        return [MediaRecord.from_row(r) for r in rows]
+
+    async def delete(self, media_id: int) -> None:
+        async with self.connection() as conn:
+            if await Q.delete_media.fetchval(conn, id=media_id) is None:
+                raise MediaNotFound()
+
+    async def read(self, rec: MediaRecord, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield the bytes ``start..end`` (inclusive) of a complete file, in pieces."""
+        if not 0 <= start <= end < rec.file_size:
+            raise ValueError(f"range {start}-{end} outside a file of {rec.file_size} bytes")
+        cs = rec.chunk_size
+        first, last = start // cs, end // cs
+        batch = self.read_ahead
+
+        def fetch(seq: int) -> asyncio.Task:
+            return asyncio.ensure_future(
+                self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
+
+        seq, ahead = first, fetch(first)
+        try:
+            while ahead is not None:
+                rows = await ahead
+                nxt = seq + len(rows)
+                ahead = fetch(nxt) if nxt <= last else None
+                for row_seq, text in rows:
+                    data = pybase64.b64decode(text)
+                    lo = start - row_seq * cs if row_seq == first else 0
+                    hi = end - row_seq * cs + 1 if row_seq == last else len(data)
+                    yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+                seq = nxt
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _read_chunks(self, media_id: int, first: int, last: int) -> list[tuple[int, str]]:
+        async with self.connection() as conn:
+            rows = await Q.read_chunks.fetch(conn, media_id=media_id, first_seq=first,
+                                             last_seq=last)
+        got = [(r["seq"], r["data"]) for r in rows]
+        if [s for s, _ in got] != list(range(first, last + 1)):
+            raise StorageCorrupt(f"media {media_id}: chunks {first}-{last} incomplete")
+        return got

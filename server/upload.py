@@ -1,0 +1,221 @@
+"""POST /api/media/upload-production: stream an upload into the media store.
+
+Two forms, one path through the store:
+- multipart/form-data with fields ``message_id`` and ``file``, in any order;
+- a raw body (mobile clients): the bytes, their type in Content-Type, the message id in
+  ``?message_id=`` or ``X-Message-Id``, the name in ``?filename=``, ``X-File-Name``
+  (percent-encoded UTF-8) or a Content-Disposition header. Chunked bodies are fine.
+
+The body is never held whole: it is read in pieces, sniffed from its first bytes,
+encoded and stored chunk by chunk, and counted against MEDIA_MAX_UPLOAD_BYTES as it
+arrives (413 the moment the limit is crossed). Any failure leaves nothing visible.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict
+
+from . import keys
+from .disposition import sanitize_filename
+from .errors import (BadRequest, EmptyFile, InvalidMessageId, MessageNotFound,
+                     MissingFile, MissingMessageId, PayloadTooLarge, UnsupportedMediaType,
+                     UnsupportedRequestType, UploadAborted, error_response)
+from .media_types import SNIFF_BYTES, sniff
+from .params import parse_id
+from .storage import MediaRecord, MediaStore, Upload
+from .views import media_json, media_path
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 256 * 1024
+MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Content-Length
+SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
+MAX_PARTS = 16
+
+# A raw upload says what it is; anything else (forms, JSON, text) is not a file upload.
+_RAW_PREFIXES = ("image/", "video/", "audio/")
+_RAW_TYPES = {"application/octet-stream", "application/pdf", "application/zip",
+              "application/msword", "application/rtf", "application/epub+zip"}
+
+# The client vanished or sent a broken body: nothing to store, nobody to blame but the
+# network, so no stack trace.
+_BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, ConnectionError, EOFError)
+
+Reader = Callable[[], Awaitable[bytes]]
+
+
+def is_raw_upload_type(content_type: str) -> bool:
+    ct = content_type.lower()
+    return ct.startswith(_RAW_PREFIXES) or ct in _RAW_TYPES or ct.startswith(
+        ("application/vnd.openxmlformats-", "application/vnd.oasis.opendocument.",
+         "application/vnd.ms-"))
+
+
+def parse_message_id(text: str | None) -> int:
+    if text is None or text.strip() == "":
+        raise MissingMessageId()
+    value = parse_id(text)
+    if value is None:
+        raise InvalidMessageId()
+    return value
+
+
+def raw_file_name(request: web.Request) -> str | None:
+    name = request.query.get("filename") or request.headers.get("X-File-Name")
+    if name:
+        return unquote(name, errors="replace")
+    cd = request.headers.get("Content-Disposition")
+    if cd:
+        _, params = aiohttp.multipart.parse_content_disposition(cd)
+        return aiohttp.multipart.content_disposition_filename(params, "filename")
+    return None
+
+
+async def upload_media(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    store = request.app[keys.STORE]
+    length = request.content_length
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+            raise PayloadTooLarge()
+        rec = await _multipart(request, store, settings.max_upload_bytes)
+    elif is_raw_upload_type(ctype):
+        if length is not None and length > settings.max_upload_bytes:
+            raise PayloadTooLarge()
+        rec = await _raw(request, store, settings.max_upload_bytes)
+    else:
+        raise UnsupportedRequestType()
+    request.app[keys.METRICS].uploads.labels(rec.media_type).inc()
+    return web.json_response(media_json(rec), status=201,
+                             headers={"Location": media_path(rec.id)})
+
+
+async def _raw(request: web.Request, store: MediaStore, limit: int) -> MediaRecord:
+    message_id = parse_message_id(request.query.get("message_id")
+                                  or request.headers.get("X-Message-Id"))
+    await _check_message(store, message_id)
+    upload = await receive(store, lambda: request.content.read(READ_BYTES),
+                           raw_file_name(request), limit)
+    return await _finish(upload, message_id)
+
+
+async def _multipart(request: web.Request, store: MediaStore, limit: int) -> MediaRecord:
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError):
+        raise BadRequest("malformed multipart body") from None
+    message_id: int | None = None
+    upload: Upload | None = None
+    try:
+        for _ in range(MAX_PARTS):
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, aiohttp.BodyPartReader):
+                raise BadRequest("nested multipart bodies are not accepted")
+            if part.name == "file":
+                if upload is not None:
+                    raise BadRequest("one file per request")
+                upload = await receive(store, lambda p=part: p.read_chunk(READ_BYTES),
+                                       part.filename, limit)
+            elif part.name == "message_id":
+                message_id = parse_message_id(await _small_field(part))
+                if upload is None:
+                    await _check_message(store, message_id)
+            else:
+                await _small_field(part)   # unknown small fields are ignored
+        else:
+            raise BadRequest(f"more than {MAX_PARTS} form fields")
+    except BaseException:
+        if upload is not None:
+            await upload.abort()
+        raise
+    if upload is None:
+        raise MissingFile()
+    if message_id is None:
+        await upload.abort()
+        raise MissingMessageId()
+    # When the file came first, its message is checked here, by the foreign key.
+    return await _finish(upload, message_id)
+
+
+async def _finish(upload: Upload, message_id: int) -> MediaRecord:
+    try:
+        return await upload.finish(message_id)
+    except BaseException:
+        await upload.abort()
+        raise
+
+
+async def _small_field(part: aiohttp.BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(SMALL_FIELD_BYTES):
+        data += chunk
+        if len(data) > SMALL_FIELD_BYTES:
+            raise BadRequest(f"form field {part.name!r} is too long")
+    return data.decode("utf-8", errors="replace")
+
+
+async def _check_message(store: MediaStore, message_id: int) -> None:
+    # Fail before reading a byte of the body when the message is unknown.
+    if not await store.message_exists(message_id):
+        raise MessageNotFound()
+
+
+async def receive(store: MediaStore, read: Reader, client_name: str | None,
+                  limit: int) -> Upload:
+    """Stream one file from ``read`` into a new, still invisible upload.
+
+    The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
+    here the upload is already aborted and nothing is left behind.
+    """
+    upload: Upload | None = None
+    try:
+        head = bytearray()
+        while len(head) < SNIFF_BYTES and (piece := await read()):
+            head += piece
+            if len(head) > limit:
+                raise PayloadTooLarge()
+        if not head:
+            raise EmptyFile()
+        kind = sniff(bytes(head))
+        if kind is None:
+            raise UnsupportedMediaType()
+        file_name = f"{uuid.uuid4().hex}.{kind.extension}"
+        upload = await store.begin_upload(
+            file_name=file_name, original_name=sanitize_filename(client_name or file_name),
+            mime_type=kind.mime_type, media_type=kind.media_type)
+        await upload.write(bytes(head))
+        del head
+        while piece := await read():
+            if upload.size + len(piece) > limit:
+                raise PayloadTooLarge()
+            await upload.write(piece)
+        return upload
+    except BaseException as e:
+        if upload is not None:
+            await upload.abort()
+        if isinstance(e, _BODY_ERRORS):
+            log.info("upload interrupted: %s", e.__class__.__name__)
+            raise UploadAborted() from None
+        raise
+
+
+async def expect_continue(request: web.Request):
+    """Answer ``Expect: 100-continue`` with 413 at once when the body is announced too big,
+    so a well-behaved client never sends it."""
+    settings = request.app[keys.SETTINGS]
+    length = request.content_length
+    if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+        return error_response(413, "payload_too_large", PayloadTooLarge.default_message)
+    if request.version >= aiohttp.HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None

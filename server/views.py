@@ -1,0 +1,34 @@
+"""How media metadata looks on the wire."""
+from __future__ import annotations
+
+from .storage import MediaRecord
+
+
+def serve_path(media_id: int) -> str:
+    return f"/api/media/serve/{media_id}"
+
+
+def media_path(media_id: int) -> str:
+    return f"/api/media/{media_id}"
+
+
+def media_json(rec: MediaRecord) -> dict:
+    return {
+        "id": rec.id,
+        "message_id": rec.message_id,
+        "file_name": rec.file_name,
+        "original_name": rec.original_name,
+        "mime_type": rec.mime_type,
+        "file_size": rec.file_size,
+        "media_type": rec.media_type,
+        "is_compressed": rec.is_compressed,
+        "compression_quality": rec.compression_quality,
+        "duration": rec.duration,
+        "dimensions": rec.dimensions,
+        "zapi_sent": rec.zapi_sent,
+        "zapi_message_id": rec.zapi_message_id,
+        "sha256": rec.sha256.hex(),
+        "created_at": rec.created_at.isoformat(),
+        "updated_at": rec.updated_at.isoformat(),
+        "url": serve_path(rec.id),
+    }
