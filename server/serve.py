@@ -64,7 +64,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     # RFC 9110 §13.2.2: preconditions first, Range last.
     outcome = evaluate_preconditions(
         request.method, etag, modified,
-        if_match=h.get("If-Match"), if_none_match=h.get("If-None-Match"),
+        if_match=_joined(h, "If-Match"), if_none_match=_joined(h, "If-None-Match"),
         if_modified_since=h.get("If-Modified-Since"),
         if_unmodified_since=h.get("If-Unmodified-Since"))
     if outcome is Outcome.NOT_MODIFIED:
@@ -90,6 +90,12 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {r.start}-{r.end}/{rec.file_size}"
         return await _send(request, store, rec, 206, headers, ranges)
     return await _send_multipart(request, store, rec, headers, ranges)
+
+
+def _joined(headers, name: str) -> str | None:
+    """A list header sent as several lines is one list (RFC 9110 §5.3)."""
+    values = headers.getall(name, None)
+    return None if values is None else ", ".join(values)
 
 
 def _ranges_to_send(request: web.Request, size: int, etag: str, modified: datetime):

@@ -1,0 +1,18 @@
+-- Statements on media_chunks: the bytes, as base64 text, one row per chunk.
+
+-- name: append_chunk
+-- Stores one chunk and records the upload's progress in the same statement, so the
+-- row always says how far the upload got (for resuming, and for the janitor).
+WITH stored AS (
+    INSERT INTO media_chunks (media_id, seq, data) VALUES (:media_id, :seq, :data)
+)
+UPDATE media_files
+   SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
+ WHERE id = :media_id AND upload_state = 'uploading';
+
+-- name: read_chunks
+-- The chunks covering a byte range, in order; the caller asks for a few at a time.
+SELECT seq, data
+  FROM media_chunks
+ WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+ ORDER BY seq;

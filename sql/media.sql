@@ -1,0 +1,79 @@
+-- Statements on media_files: the metadata and the life of an upload.
+-- Every read the HTTP routes make filters on upload_state = 'complete': an upload in
+-- progress is invisible.
+
+-- name: message_exists
+-- Checked before reading an upload's body, so a wrong message id costs no bytes.
+SELECT EXISTS (SELECT 1 FROM messages WHERE id = :message_id);
+
+-- name: create_message
+-- A message to attach media to (standalone deployments and tests; the chat product
+-- creates its own).
+INSERT INTO messages DEFAULT VALUES RETURNING id;
+
+-- name: create_upload
+-- Starts an upload, invisible until finalize_upload. Its message is bound at the end:
+-- a multipart form may send the file before the message id.
+INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size)
+VALUES (:file_name, :original_name, :mime_type, :media_type, :chunk_size)
+RETURNING id;
+
+-- name: finalize_upload
+-- Makes an upload visible, in one statement: it is complete or it is not there.
+UPDATE media_files
+   SET upload_state = 'complete',
+       message_id   = :message_id,
+       file_size    = :file_size,
+       chunk_count  = :chunk_count,
+       sha256       = :sha256,
+       completed_at = now(),
+       updated_at   = now()
+ WHERE id = :id AND upload_state = 'uploading'
+RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
+          is_compressed, compression_quality, duration, dimensions, zapi_sent,
+          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256;
+
+-- name: delete_upload
+-- Reclaims an aborted upload at once (its chunks go with it by cascade).
+DELETE FROM media_files WHERE id = :id AND upload_state = 'uploading';
+
+-- name: reclaim_stale_uploads
+-- The janitor: uploads nobody has written to for :stale_seconds were abandoned
+-- (client gone, instance crashed). Bounded per call so one run never holds locks long.
+DELETE FROM media_files
+ WHERE id IN (SELECT id FROM media_files
+               WHERE upload_state = 'uploading'
+                 AND updated_at < now() - make_interval(secs => :stale_seconds)
+               ORDER BY updated_at
+               LIMIT :batch
+                 FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: get_media
+-- One complete file's metadata.
+SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
+       is_compressed, compression_quality, duration, dimensions, zapi_sent,
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+  FROM media_files
+ WHERE id = :id AND upload_state = 'complete';
+
+-- name: get_media_by_file_name
+-- Legacy /uploads/media/{name} URLs name the file, not the id.
+SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
+       is_compressed, compression_quality, duration, dimensions, zapi_sent,
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+  FROM media_files
+ WHERE file_name = :file_name AND upload_state = 'complete';
+
+-- name: list_message_media
+-- A message's media, oldest first (served by media_files_message_idx).
+SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
+       is_compressed, compression_quality, duration, dimensions, zapi_sent,
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+  FROM media_files
+ WHERE message_id = :message_id AND upload_state = 'complete'
+ ORDER BY created_at, id;
+
+-- name: delete_media
+-- Removes a complete file; its chunks go by ON DELETE CASCADE.
+DELETE FROM media_files WHERE id = :id AND upload_state = 'complete' RETURNING id;

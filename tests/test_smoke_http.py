@@ -1,0 +1,12 @@
+from tests.media import jpeg_bytes
+
+
+async def test_upload_then_serve_round_trip(client, message_id):
+    data = jpeg_bytes(50_000)
+    resp = await client.post("/api/media/upload-production",
+                             data={"message_id": str(message_id), "file": data})
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    got = await client.get(body["url"])
+    assert got.status == 200
+    assert await got.read() == data
