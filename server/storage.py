@@ -82,8 +82,14 @@ class Upload:
         return self._enc.total
 
     async def write(self, data: bytes) -> None:
+        """Accept the next bytes. Full chunks are stored as they fill; the latest may
+        still be in flight when this returns (see ``flush``)."""
         for chunk in self._enc.feed(data):
             await self._store_chunk(chunk)
+
+    async def flush(self) -> None:
+        """Wait until every full chunk written so far is stored."""
+        await self._drain()
 
     async def finish(self, message_id: int) -> MediaRecord:
         """Store the last chunk and make the file visible; returns its metadata."""

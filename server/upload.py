@@ -116,7 +116,7 @@ async def _multipart(request: web.Request, store: MediaStore, limit: int) -> Med
     upload: Upload | None = None
     try:
         for _ in range(MAX_PARTS):
-            part = await reader.next()
+            part = await _next_part(reader)
             if part is None:
                 break
             if not isinstance(part, aiohttp.BodyPartReader):
@@ -153,6 +153,14 @@ async def _finish(upload: Upload, message_id: int) -> MediaRecord:
     except BaseException:
         await upload.abort()
         raise
+
+
+async def _next_part(reader: aiohttp.MultipartReader):
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as e:
+        # Bad boundary, control characters in part headers, a truncated body...
+        raise BadRequest(f"malformed multipart body: {e.__class__.__name__}") from None
 
 
 async def _small_field(part: aiohttp.BodyPartReader) -> str:

@@ -96,7 +96,8 @@ async def store(pool, settings) -> MediaStore:
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings, db_dsn):
+async def client(db_dsn, settings, aiohttp_client):
+    # db_dsn first: it is then torn down last, after the app has closed its pool.
     return await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
 
 

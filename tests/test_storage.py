@@ -1,0 +1,202 @@
+"""The media store against a real PostgreSQL: round trips, ranges, visibility, reclaim."""
+import asyncio
+import base64
+import hashlib
+import os
+import random
+
+import pytest
+
+from server.errors import MediaNotFound, MessageNotFound
+from server.storage import MediaStore
+
+CHUNK = 3 * 1024  # the settings fixture's chunk size
+
+
+async def put(store: MediaStore, message_id: int, data: bytes, *, piece: int = 1000):
+    up = await store.begin_upload(file_name=f"{os.urandom(8).hex()}.bin",
+                                  original_name="x.bin", mime_type="application/pdf",
+                                  media_type="document")
+    for i in range(0, len(data), piece):
+        await up.write(data[i:i + piece])
+    return await up.finish(message_id)
+
+
+async def get(store: MediaStore, rec, start=0, end=None) -> bytes:
+    end = rec.file_size - 1 if end is None else end
+    return b"".join([p async for p in store.read(rec, start, end)])
+
+
+async def chunk_rows(pool, media_id=None) -> int:
+    async with pool.acquire() as conn:
+        if media_id is None:
+            return await conn.fetchval("SELECT count(*) FROM media_chunks")
+        return await conn.fetchval("SELECT count(*) FROM media_chunks WHERE media_id=$1",
+                                   media_id)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 2])
+async def test_round_trip_boundaries(store, pool, message_id, size):
+    data = os.urandom(size)
+    rec = await put(store, message_id, data, piece=777)
+    assert rec.file_size == size
+    assert rec.sha256 == hashlib.sha256(data).digest()
+    assert rec.chunk_count == -(-size // CHUNK)
+    assert await chunk_rows(pool, rec.id) == rec.chunk_count
+    if size:
+        assert await get(store, rec) == data
+    # The original design's file_data, one SQL call away, is the whole file's base64.
+    async with pool.acquire() as conn:
+        b64 = await conn.fetchval("SELECT media_file_data($1)", rec.id)
+    assert b64 == base64.b64encode(data).decode()
+
+
+async def test_round_trip_tens_of_mib_with_default_chunk(pool, message_id):
+    store = MediaStore(pool, chunk_size=261_120)
+    data = random.Random(7).randbytes(24 * 1024 * 1024 + 5)
+    rec = await put(store, message_id, data, piece=64 * 1024 + 1)
+    assert rec.chunk_count == -(-len(data) // 261_120)
+    assert await get(store, rec) == data
+    # A range near the end touches only the last chunks.
+    assert await get(store, rec, len(data) - 1000, len(data) - 1) == data[-1000:]
+
+
+async def test_ranges_across_chunk_boundaries(store, message_id):
+    data = os.urandom(10 * CHUNK + 17)
+    rec = await put(store, message_id, data)
+    edges = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 7 * CHUNK, len(data) - 1]
+    for a in edges:
+        for b in edges:
+            if a <= b:
+                assert await get(store, rec, a, b) == data[a:b + 1], (a, b)
+
+
+async def test_read_rejects_range_outside_file(store, message_id):
+    rec = await put(store, message_id, b"abcdef")
+    with pytest.raises(ValueError):
+        await get(store, rec, 0, 6)
+
+
+async def test_upload_invisible_until_finished(store, pool, message_id):
+    up = await store.begin_upload(file_name="a.pdf", original_name="a.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    await up.write(os.urandom(4 * CHUNK))
+    await up.flush()
+    with pytest.raises(MediaNotFound):
+        await store.stat(up.media_id)
+    assert await store.list_for_message(message_id) == []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT media_file_data($1)", up.media_id) is None
+        # Progress is in the database, not in process memory: any instance can see it.
+        row = await conn.fetchrow(
+            "SELECT upload_state, file_size, chunk_count FROM media_files WHERE id=$1",
+            up.media_id)
+    assert dict(row) == {"upload_state": "uploading", "file_size": 4 * CHUNK,
+                         "chunk_count": 4}
+    rec = await up.finish(message_id)
+    assert (await store.stat(rec.id)).file_size == 4 * CHUNK
+
+
+async def test_abort_reclaims_everything(store, pool, message_id):
+    up = await store.begin_upload(file_name="b.pdf", original_name="b.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    await up.write(os.urandom(5 * CHUNK + 1))
+    await up.flush()
+    assert await chunk_rows(pool, up.media_id) == 5
+    await up.abort()
+    await up.abort()  # twice is harmless
+    assert await chunk_rows(pool) == 0
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
+
+
+async def test_abort_from_cancelled_task_still_reclaims(store, pool):
+    up = await store.begin_upload(file_name="c.pdf", original_name="c.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    await up.write(os.urandom(3 * CHUNK))
+
+    async def cancelled_request():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await up.abort()
+
+    task = asyncio.create_task(cancelled_request())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.2)  # the shielded delete finishes on its own
+    assert await chunk_rows(pool) == 0
+
+
+async def test_finish_with_unknown_message_is_message_not_found(store, pool):
+    up = await store.begin_upload(file_name="d.pdf", original_name="d.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    await up.write(b"%PDF-1.4 hello")
+    with pytest.raises(MessageNotFound):
+        await up.finish(999_999)
+
+
+async def test_janitor_reclaims_only_stale_uploads(store, pool, message_id):
+    stale = await store.begin_upload(file_name="s.pdf", original_name="s.pdf",
+                                     mime_type="application/pdf", media_type="document")
+    await stale.write(os.urandom(2 * CHUNK))
+    fresh = await store.begin_upload(file_name="f.pdf", original_name="f.pdf",
+                                     mime_type="application/pdf", media_type="document")
+    await fresh.write(os.urandom(2 * CHUNK))
+    await stale.flush()
+    await fresh.flush()
+    done = await put(store, message_id, os.urandom(2 * CHUNK))
+    async with pool.acquire() as conn:
+        # Age the first upload and the complete file: only the upload may go.
+        await conn.execute("UPDATE media_files SET updated_at = now() - interval '2 hours' "
+                           "WHERE id = ANY($1)", [stale.media_id, done.id])
+    assert await store.reclaim_stale_uploads(3600) == 1
+    assert await chunk_rows(pool, stale.media_id) == 0
+    assert await chunk_rows(pool, fresh.media_id) == 2
+    assert (await store.stat(done.id)).id == done.id
+    # The reclaimed upload can no longer be completed.
+    with pytest.raises(MediaNotFound):
+        await stale.finish(message_id)
+
+
+async def test_delete_removes_chunks_and_message_delete_cascades(store, pool, message_id):
+    a = await put(store, message_id, os.urandom(2 * CHUNK + 5))
+    b = await put(store, message_id, os.urandom(CHUNK))
+    await store.delete(a.id)
+    with pytest.raises(MediaNotFound):
+        await store.stat(a.id)
+    with pytest.raises(MediaNotFound):
+        await store.delete(a.id)
+    assert await chunk_rows(pool, a.id) == 0
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM messages WHERE id=$1", message_id)
+    assert await chunk_rows(pool) == 0
+    with pytest.raises(MediaNotFound):
+        await store.stat(b.id)
+
+
+async def test_list_for_message_oldest_first(store, message_id):
+    other = await store.create_message()
+    ids = [(await put(store, message_id, os.urandom(10))).id for _ in range(3)]
+    await put(store, other, os.urandom(10))
+    assert [r.id for r in await store.list_for_message(message_id)] == ids
+
+
+async def test_concurrent_uploads_and_reads(store, message_id):
+    blobs = [os.urandom(random.randint(1, 6 * CHUNK)) for _ in range(30)]
+    recs = await asyncio.gather(*(put(store, message_id, b, piece=500) for b in blobs))
+    back = await asyncio.gather(*(get(store, r) for r in recs))
+    assert back == blobs
+
+
+async def test_read_of_file_deleted_midway_raises(store, pool, message_id):
+    from server.storage import StorageCorrupt
+    rec = await put(store, message_id, os.urandom(20 * CHUNK))
+    stream = store.read(rec, 0, rec.file_size - 1)
+    await anext(stream)
+    await store.delete(rec.id)
+    with pytest.raises(StorageCorrupt):
+        async for _ in stream:
+            pass

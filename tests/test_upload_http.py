@@ -1,0 +1,442 @@
+"""POST /api/media/upload-production and the metadata routes, through a real server."""
+import asyncio
+import hashlib
+import os
+import re
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from tests.media import jpeg_bytes, png_bytes
+
+URL = "/api/media/upload-production"
+CHUNK = 3 * 1024
+
+
+def form(*fields):
+    fd = aiohttp.FormData(default_to_multipart=True)
+    for name, value, *rest in fields:
+        if isinstance(value, bytes):
+            fd.add_field(name, value, filename=rest[0] if rest else "photo.jpg",
+                         content_type="application/octet-stream")
+        else:
+            fd.add_field(name, value)
+    return fd
+
+
+async def rows(pool, sql="SELECT count(*) FROM media_files"):
+    async with pool.acquire() as conn:
+        return await conn.fetchval(sql)
+
+
+async def assert_nothing_stored(pool):
+    assert await rows(pool) == 0
+    assert await rows(pool, "SELECT count(*) FROM media_chunks") == 0
+
+
+async def assert_error(resp, status, code):
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    body = await resp.json()
+    assert body["error"] == code
+    assert isinstance(body["message"], str) and "Traceback" not in body["message"]
+    assert "max-age=31536000" not in resp.headers.get("Cache-Control", "")
+
+
+# -- the two forms ------------------------------------------------------------------
+
+async def test_multipart_round_trip_and_database_row(client, pool, message_id):
+    data = jpeg_bytes(5 * CHUNK + 11)
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("file", data, "holiday.jpg")))
+    assert resp.status == 201
+    body = await resp.json()
+    assert resp.headers["Location"] == f"/api/media/{body['id']}"
+    assert body["message_id"] == message_id
+    assert body["file_size"] == len(data)
+    assert body["mime_type"] == "image/jpeg" and body["media_type"] == "image"
+    assert body["original_name"] == "holiday.jpg"
+    assert re.fullmatch(r"[0-9a-f]{32}\.jpg", body["file_name"])
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT upload_state, chunk_count, chunk_size FROM "
+                                  "media_files WHERE id=$1", body["id"])
+    assert dict(row) == {"upload_state": "complete", "chunk_count": 6, "chunk_size": CHUNK}
+    served = await client.get(body["url"])
+    assert await served.read() == data
+
+
+async def test_multipart_file_before_message_id(client, message_id):
+    data = png_bytes()
+    resp = await client.post(URL, data=form(("file", data, "a.png"),
+                                            ("message_id", str(message_id))))
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["message_id"] == message_id and body["mime_type"] == "image/png"
+    assert await (await client.get(body["url"])).read() == data
+
+
+async def test_multipart_unknown_extra_fields_ignored(client, message_id):
+    resp = await client.post(URL, data=form(("caption", "hi"), ("message_id", str(message_id)),
+                                            ("file", png_bytes())))
+    assert resp.status == 201
+
+
+async def test_raw_body_with_query_parameters(client, message_id):
+    data = jpeg_bytes(2 * CHUNK)
+    resp = await client.post(f"{URL}?message_id={message_id}&filename=c%C3%A2mera.jpg",
+                             data=data, headers={"Content-Type": "image/jpeg"})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["original_name"] == "câmera.jpg"
+    assert await (await client.get(body["url"])).read() == data
+
+
+async def test_raw_body_with_headers_and_chunked_encoding(client, message_id):
+    data = jpeg_bytes(7 * CHUNK + 1)
+
+    async def gen():
+        for i in range(0, len(data), 1000):
+            yield data[i:i + 1000]
+
+    resp = await client.post(URL, data=gen(), headers={
+        "Content-Type": "application/octet-stream", "X-Message-Id": str(message_id),
+        "X-File-Name": "voz%20nota.jpg"})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["original_name"] == "voz nota.jpg"
+    assert body["file_size"] == len(data)
+    assert await (await client.get(body["url"])).read() == data
+
+
+@pytest.mark.parametrize("size", [3, 4, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK])
+async def test_boundary_sizes_round_trip(client, message_id, size):
+    data = jpeg_bytes(size)
+    resp = await client.post(f"{URL}?message_id={message_id}", data=data,
+                             headers={"Content-Type": "image/jpeg"})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["file_size"] == size
+    assert await (await client.get(body["url"])).read() == data
+
+
+@pytest.mark.parametrize("size", [1, 2])
+async def test_too_small_to_be_any_allowed_type(client, pool, message_id, size):
+    resp = await client.post(f"{URL}?message_id={message_id}", data=os.urandom(size),
+                             headers={"Content-Type": "image/jpeg"})
+    await assert_error(resp, 415, "unsupported_media_type")
+    await assert_nothing_stored(pool)
+
+
+async def test_original_name_is_sanitised(client, message_id):
+    name = "../..\\etc/pa\u202ess\u0000wd\r\n.png"
+    resp = await client.post(f"{URL}?message_id={message_id}&filename={quote(name)}",
+                             data=png_bytes(), headers={"Content-Type": "image/png"})
+    assert resp.status == 201
+    got = (await resp.json())["original_name"]
+    assert got == "passwd.png"
+
+
+async def test_control_character_in_part_header_is_400(client, pool, message_id):
+    # Built by hand: aiohttp's client (rightly) refuses to send such a header itself.
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"message_id\"\r\n\r\n"
+            + str(message_id).encode() + b"\r\n--b\r\nContent-Disposition: form-data; "
+            b"name=\"file\"; filename=\"a\x07b.png\"\r\n\r\n" + png_bytes()
+            + b"\r\n--b--\r\n")
+    resp = await client.post(URL, data=body,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+    await assert_error(resp, 400, "bad_request")
+    await assert_nothing_stored(pool)
+
+
+async def test_long_original_name_truncated_to_255(client, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("file", png_bytes(), "é" * 400 + ".png")))
+    assert resp.status == 201
+    assert len((await resp.json())["original_name"]) <= 255
+
+
+# -- bad input: a clear error, nothing stored ------------------------------------------
+
+async def test_empty_file(client, pool, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)), ("file", b"")))
+    await assert_error(resp, 400, "empty_file")
+    await assert_nothing_stored(pool)
+
+
+async def test_empty_raw_body(client, pool, message_id):
+    resp = await client.post(f"{URL}?message_id={message_id}", data=b"",
+                             headers={"Content-Type": "image/jpeg"})
+    await assert_error(resp, 400, "empty_file")
+    await assert_nothing_stored(pool)
+
+
+async def test_missing_file(client, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("other", "x")))
+    await assert_error(resp, 400, "missing_file")
+
+
+async def test_missing_message_id_multipart(client, pool):
+    resp = await client.post(URL, data=form(("file", png_bytes())))
+    await assert_error(resp, 400, "missing_message_id")
+    await assert_nothing_stored(pool)
+
+
+async def test_missing_message_id_raw(client):
+    resp = await client.post(URL, data=png_bytes(), headers={"Content-Type": "image/png"})
+    await assert_error(resp, 400, "missing_message_id")
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-1", "0", "2147483648",
+                                   "99999999999999999999999", "١٢", " "])
+async def test_invalid_message_id(client, pool, value):
+    resp = await client.post(URL, data=form(("message_id", value), ("file", png_bytes())))
+    code = "missing_message_id" if not value.strip() else "invalid_message_id"
+    await assert_error(resp, 400, code)
+    await assert_nothing_stored(pool)
+
+
+async def test_unknown_message_before_file(client, pool):
+    resp = await client.post(URL, data=form(("message_id", "424242"), ("file", png_bytes())))
+    await assert_error(resp, 404, "message_not_found")
+    await assert_nothing_stored(pool)
+
+
+async def test_unknown_message_after_file(client, pool):
+    resp = await client.post(URL, data=form(("file", jpeg_bytes(4 * CHUNK)),
+                                            ("message_id", "424242")))
+    await assert_error(resp, 404, "message_not_found")
+    await assert_nothing_stored(pool)
+
+
+async def test_unknown_message_raw(client, pool):
+    resp = await client.post(f"{URL}?message_id=424242", data=png_bytes(),
+                             headers={"Content-Type": "image/png"})
+    await assert_error(resp, 404, "message_not_found")
+
+
+async def test_unsupported_type_by_content(client, pool, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("file", b"<html><script>alert(1)</script>",
+                                             "x.jpg")))
+    await assert_error(resp, 415, "unsupported_media_type")
+    await assert_nothing_stored(pool)
+
+
+@pytest.mark.parametrize("ctype,body", [
+    ("application/json", b'{"message_id": 1}'),
+    ("application/x-www-form-urlencoded", b"message_id=1"),
+    ("text/plain", b"hello"),
+])
+async def test_neither_multipart_nor_raw(client, ctype, body):
+    resp = await client.post(URL, data=body, headers={"Content-Type": ctype})
+    await assert_error(resp, 415, "unsupported_request_type")
+
+
+async def test_two_files_refused(client, pool, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("file", png_bytes()), ("file", png_bytes())))
+    await assert_error(resp, 400, "bad_request")
+    await assert_nothing_stored(pool)
+
+
+async def test_oversized_field_refused(client, message_id):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("caption", "x" * 5000), ("file", png_bytes())))
+    await assert_error(resp, 400, "bad_request")
+
+
+async def test_malformed_multipart(client):
+    resp = await client.post(URL, data=b"garbage", headers={
+        "Content-Type": "multipart/form-data; boundary=xyz"})
+    await assert_error(resp, 400, "bad_request")
+
+
+# -- size limit ---------------------------------------------------------------------------
+
+@pytest.fixture
+async def small_limit_client(db_dsn, settings, aiohttp_client):
+    import dataclasses
+
+    from server.app import create_app
+    small = dataclasses.replace(settings, max_upload_bytes=10 * CHUNK)
+    return await aiohttp_client(create_app(small, db_dsn, run_janitor=False))
+
+
+async def test_limit_exact_size_accepted(small_limit_client, message_id):
+    resp = await small_limit_client.post(
+        f"{URL}?message_id={message_id}", data=jpeg_bytes(10 * CHUNK),
+        headers={"Content-Type": "image/jpeg"})
+    assert resp.status == 201
+
+
+async def test_over_limit_by_content_length(small_limit_client, pool, message_id):
+    resp = await small_limit_client.post(
+        f"{URL}?message_id={message_id}", data=jpeg_bytes(10 * CHUNK + 1),
+        headers={"Content-Type": "image/jpeg"})
+    await assert_error(resp, 413, "payload_too_large")
+    await assert_nothing_stored(pool)
+
+
+async def test_over_limit_detected_while_streaming(small_limit_client, pool, message_id):
+    sent = 0
+
+    async def gen():  # chunked: no Content-Length to judge by in advance
+        nonlocal sent
+        data = jpeg_bytes(100 * CHUNK)
+        for i in range(0, len(data), CHUNK):
+            sent += CHUNK
+            yield data[i:i + CHUNK]
+
+    resp = await small_limit_client.post(
+        URL, data=gen(), headers={"Content-Type": "image/jpeg",
+                                  "X-Message-Id": str(message_id)})
+    await assert_error(resp, 413, "payload_too_large")
+    await assert_nothing_stored(pool)
+
+
+async def test_over_limit_multipart_streaming(small_limit_client, pool, message_id):
+    async def gen():
+        data = jpeg_bytes(30 * CHUNK)
+        for i in range(0, len(data), CHUNK):
+            yield data[i:i + CHUNK]
+
+    # A multipart body of unknown length (chunked), so only the stream can tell.
+    with aiohttp.MultipartWriter("form-data") as mp:
+        part = mp.append(str(message_id))
+        part.set_content_disposition("form-data", name="message_id")
+        part = mp.append(gen(), {"Content-Type": "image/jpeg"})
+        part.set_content_disposition("form-data", name="file", filename="big.jpg")
+    resp = await small_limit_client.post(URL, data=mp)
+    await assert_error(resp, 413, "payload_too_large")
+    await assert_nothing_stored(pool)
+
+
+async def test_expect_continue_refused_when_announced_too_big(small_limit_client, message_id):
+    host, port = small_limit_client.server.host, small_limit_client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: image/jpeg\r\nContent-Length: {10**12}\r\n"
+                  "Expect: 100-continue\r\n\r\n").encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 413")
+
+
+async def test_expect_continue_accepted_then_body(client, message_id):
+    data = png_bytes()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: image/png\r\nContent-Length: {len(data)}\r\n"
+                  "Expect: 100-continue\r\n\r\n").encode())
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 100")
+    await reader.readline()
+    writer.write(data)
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 201")
+    writer.close()
+
+
+async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_id):
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n").encode())
+    writer.write(jpeg_bytes(20 * CHUNK))
+    await writer.drain()
+    for _ in range(50):  # wait until the server has started storing it
+        if await rows(pool, "SELECT count(*) FROM media_chunks"):
+            break
+        await asyncio.sleep(0.05)
+    assert await rows(pool, "SELECT count(*) FROM media_chunks") > 0
+    writer.close()
+    for _ in range(100):
+        if await rows(pool) == 0:
+            break
+        await asyncio.sleep(0.05)
+    await assert_nothing_stored(pool)
+    # ... and the server carries on.
+    assert (await client.get("/healthz")).status == 200
+
+
+# -- metadata routes ------------------------------------------------------------------
+
+async def upload(client, message_id, data=None, name="p.png"):
+    resp = await client.post(URL, data=form(("message_id", str(message_id)),
+                                            ("file", data or png_bytes(), name)))
+    assert resp.status == 201
+    return await resp.json()
+
+
+async def test_get_metadata(client, message_id):
+    up = await upload(client, message_id)
+    resp = await client.get(f"/api/media/{up['id']}")
+    assert resp.status == 200
+    assert await resp.json() == up
+
+
+async def test_list_message_media_oldest_first(client, message_id):
+    ids = [(await upload(client, message_id))["id"] for _ in range(3)]
+    resp = await client.get(f"/api/messages/{message_id}/media")
+    assert resp.status == 200
+    body = await resp.json()
+    assert [m["id"] for m in body["media"]] == ids
+
+
+async def test_list_unknown_message(client):
+    await assert_error(await client.get("/api/messages/777/media"), 404, "message_not_found")
+    await assert_error(await client.get("/api/messages/abc/media"), 404, "message_not_found")
+
+
+async def test_delete(client, pool, message_id):
+    up = await upload(client, message_id, jpeg_bytes(4 * CHUNK))
+    resp = await client.delete(f"/api/media/{up['id']}")
+    assert resp.status == 204
+    await assert_nothing_stored(pool)
+    await assert_error(await client.get(f"/api/media/{up['id']}"), 404, "media_not_found")
+    await assert_error(await client.get(up["url"]), 404, "media_not_found")
+    await assert_error(await client.delete(f"/api/media/{up['id']}"), 404, "media_not_found")
+
+
+@pytest.mark.parametrize("mid", ["0", "abc", "2147483648", "-3", "1e3"])
+async def test_bad_media_ids_are_404(client, mid):
+    await assert_error(await client.get(f"/api/media/{mid}"), 404, "media_not_found")
+    await assert_error(await client.delete(f"/api/media/{mid}"), 404, "media_not_found")
+
+
+async def test_legacy_url_redirects(client, message_id):
+    up = await upload(client, message_id)
+    resp = await client.get(f"/uploads/media/{up['file_name']}", allow_redirects=False)
+    assert resp.status == 301
+    assert resp.headers["Location"] == up["url"]
+    await assert_error(await client.get("/uploads/media/nope.jpg", allow_redirects=False),
+                       404, "media_not_found")
+
+
+async def test_unknown_route_and_method_are_json(client):
+    await assert_error(await client.get("/nope"), 404, "not_found")
+    resp = await client.put(URL)
+    await assert_error(resp, 405, "method_not_allowed")
+
+
+async def test_concurrent_uploads_and_downloads(client, message_id):
+    blobs = [jpeg_bytes(n * 997 + 3) for n in range(1, 41)]
+    ups = await asyncio.gather(*(upload(client, message_id, b, f"{i}.jpg")
+                                 for i, b in enumerate(blobs)))
+
+    async def fetch(u):
+        return await (await client.get(u["url"])).read()
+
+    assert await asyncio.gather(*(fetch(u) for u in ups)) == blobs
+
+
+async def test_health_and_metrics(client, message_id):
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    await upload(client, message_id)
+    text = await (await client.get("/metrics")).text()
+    assert 'media_uploads_total{media_type="image"} 1.0' in text
+    assert 'media_stored_files{media_type="image"} 1.0' in text
