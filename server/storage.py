@@ -183,9 +183,12 @@ class MediaStore:
         return Upload(self, media_id, self.chunk_size)
 
     async def _append_chunk(self, media_id: int, seq: int, text: str, stored: int) -> None:
-        async with self.connection() as conn:
-            status = await Q.append_chunk.execute(conn, media_id=media_id, seq=seq,
-                                                  data=text, stored_bytes=stored)
+        try:
+            async with self.connection() as conn:
+                status = await Q.append_chunk.execute(conn, media_id=media_id, seq=seq,
+                                                      data=text, stored_bytes=stored)
+        except asyncpg.ForeignKeyViolationError:
+            status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
             raise MediaNotFound("the upload expired before it completed")
 

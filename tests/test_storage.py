@@ -200,3 +200,15 @@ async def test_read_of_file_deleted_midway_raises(store, pool, message_id):
     with pytest.raises(StorageCorrupt):
         async for _ in stream:
             pass
+
+
+async def test_writing_to_a_reclaimed_upload_is_media_not_found(store, pool):
+    up = await store.begin_upload(file_name="r.pdf", original_name="r.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    await up.write(os.urandom(CHUNK))
+    await up.flush()
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM media_files WHERE id=$1", up.media_id)
+    with pytest.raises(MediaNotFound):
+        await up.write(os.urandom(2 * CHUNK))
+        await up.flush()
