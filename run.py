@@ -78,6 +78,18 @@ async def _with_store(dsn: str, settings: Settings, fn):
         await pool.close()
 
 
+def _positive_int(text: str) -> int:
+    # rollback drops tables: a count of 0 or below must not slip through as a slice
+    # bound ([:-1] would roll back all but one migration).
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chat media kept in PostgreSQL")
     sub = parser.add_subparsers(dest="command")
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="do not apply migrations at start-up")
     sub.add_parser("migrate", help="apply pending migrations")
     p_rb = sub.add_parser("rollback", help="roll back the last N migrations")
-    p_rb.add_argument("count", type=int, nargs="?", default=1)
+    p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
     sub.add_parser("reclaim", help="delete abandoned uploads now")
     sub.add_parser("create-message", help="insert a message; print its id")
     args = parser.parse_args(argv)

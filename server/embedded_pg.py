@@ -5,7 +5,10 @@ last process holding a handle exits. Two of its flaws are guarded against here:
 
 - its ``.handle_pids.json`` keeps the pid of a process that was SIGKILLed; that dead
   pid then counts as a holder forever and the server is never stopped. Dead pids are
-  dropped before the server is taken.
+  dropped before the server is taken (under pgserver's own lock, so a process joining
+  or leaving at that moment is not lost). A zombie, or a pid now worn by a process
+  started after the list was written (a restarted container reuses small pids), is
+  dead too.
 - it stops the server from ``atexit``, which a SIGTERM skips unless the process handles
   SIGTERM itself; callers stop it explicitly with :func:`stop` (run.py does, after the
   aiohttp runner has turned SIGTERM into a graceful exit).
@@ -27,14 +30,43 @@ log = logging.getLogger(__name__)
 PIDS_FILE = ".handle_pids.json"
 
 
+# psutil derives a process's start time from the boot time, which it rounds to the
+# second; allow for that and a little clock adjustment.
+_CLOCK_SLACK = 2.0
+
+
+def _holds(pid: object, written: float) -> bool:
+    """Whether ``pid`` may still be the process that put itself in the holder list."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        # A SIGKILLed process stays a zombie until its parent reaps it: it holds nothing.
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # A holder wrote its pid after it started; a process started after the last
+        # write wears a reused pid.
+        return proc.create_time() <= written + _CLOCK_SLACK
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True   # someone else's live process: it exists, keep it
+
+
 def drop_dead_pids(pgdata: Path) -> list[int]:
-    """Remove pids of processes that no longer exist from pgserver's holder list."""
+    """Remove pids of processes that no longer exist from pgserver's holder list.
+
+    The caller holds pgserver's lock (see :func:`start`); returns the pids dropped.
+    """
     path = pgdata / PIDS_FILE
     try:
-        pids = json.loads(path.read_text())
+        written = path.stat().st_mtime
+        pids = json.loads(path.read_text() or "[]")
     except (FileNotFoundError, ValueError):
         return []
-    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+    if not isinstance(pids, list):
+        return []   # not pgserver's format: leave it to pgserver to complain
+    alive = [p for p in pids if _holds(p, written)]
     dead = [p for p in pids if p not in alive]
     if dead:
         log.warning("embedded PostgreSQL: dropping dead holder pids %s", dead)
@@ -59,7 +91,11 @@ def start(data_dir: Path):
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pg"
     if pgdata.exists():
-        drop_dead_pids(pgdata)
+        # pgserver's inter-process lock guards every read-modify-write of the holder
+        # list; without it a process joining or leaving right now could be overwritten.
+        # Released before get_server, which takes it again (it is not reentrant).
+        with pgserver.PostgresServer._lock:
+            drop_dead_pids(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     log.info("embedded PostgreSQL ready in %s", pgdata)
     return server

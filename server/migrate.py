@@ -41,6 +41,9 @@ def apply_migrations(dsn: str, *, lock_timeout: int = 120) -> list[str]:
 
 def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
     """Roll back the last ``count`` applied migrations (for operators and tests)."""
+    if count < 1:
+        # A slice bound of 0 or below would roll back nothing, or all but a few.
+        raise ValueError(f"count must be 1 or more, got {count}")
     backend = get_backend(yoyo_url(dsn))
     try:
         migrations = read_migrations(str(MIGRATIONS_DIR))

@@ -113,9 +113,10 @@ def _ranges_to_send(request: web.Request, size: int, etag: str, modified: dateti
 
 
 def _head(headers: dict[str, str], size: int) -> web.Response:
-    resp = web.Response(status=200, headers=headers)
-    resp.content_length = size   # what the 200 would carry, without the body
-    return resp
+    # RFC 9110 §9.3.2 / §8.6: the Content-Length the 200 would carry, without the body.
+    # web.Response refuses the content_length setter (it counts its own, empty, body),
+    # but keeps an explicit header on HEAD.
+    return web.Response(status=200, headers={**headers, "Content-Length": str(size)})
 
 
 async def _first_and_rest(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:

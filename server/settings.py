@@ -35,6 +35,13 @@ class Settings:
     log_level: str = "INFO"
 
 
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    # Blank counts as unset, as for every other variable: HOST="" would otherwise bind
+    # every interface, and LOG_LEVEL="" would stop start-up over nothing.
+    raw = (env.get(name) or "").strip()
+    return raw or default
+
+
 def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -94,14 +101,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     pool_max = _int(env, "DB_POOL_MAX", Settings.pool_max, lo=1, hi=1000)
     if pool_min > pool_max:
         raise SettingsError(f"DB_POOL_MIN ({pool_min}) must not exceed DB_POOL_MAX ({pool_max})")
-    level = (env.get("LOG_LEVEL") or Settings.log_level).strip().upper()
+    level = _str(env, "LOG_LEVEL", Settings.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    data_dir = (env.get("MEDIA_DATA_DIR") or "").strip() or str(Settings.data_dir)
+    data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
-        host=(env.get("HOST") or Settings.host).strip(),
-        port=_int(env, "PORT", Settings.port, lo=0, hi=65535),
+        host=_str(env, "HOST", Settings.host),
+        # Not 0: the OS would pick a port and nothing would tell the proxy which.
+        port=_int(env, "PORT", Settings.port, lo=1, hi=65535),
         data_dir=Path(data_dir),
         max_upload_bytes=_int(env, "MEDIA_MAX_UPLOAD_BYTES", Settings.max_upload_bytes,
                               lo=1, hi=2**62),

@@ -206,15 +206,14 @@ class MediaStore:
     # -- reading ------------------------------------------------------------------
 
     async def stat(self, media_id: int) -> MediaRecord:
-        async with self.connection() as conn:
-            row = await Q.get_media.fetchrow(conn, id=media_id)
-        if row is None:
-            raise MediaNotFound()
-        return MediaRecord.from_row(row)
+        return await self._one(Q.get_media, id=media_id)
 
     async def stat_by_file_name(self, file_name: str) -> MediaRecord:
+        return await self._one(Q.get_media_by_file_name, file_name=file_name)
+
+    async def _one(self, statement, **params) -> MediaRecord:
         async with self.connection() as conn:
-            row = await Q.get_media_by_file_name.fetchrow(conn, file_name=file_name)
+            row = await statement.fetchrow(conn, **params)
         if row is None:
             raise MediaNotFound()
         return MediaRecord.from_row(row)
