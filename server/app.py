@@ -31,6 +31,9 @@ async def timing_middleware(request: web.Request, handler):
     except web.HTTPException as e:
         status = e.status
         raise
+    except asyncio.CancelledError:
+        status = 499   # the client closed the connection first (nginx's convention)
+        raise
     finally:
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"

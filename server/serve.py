@@ -163,7 +163,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
                 async for piece in _chain(first, stream):
                     yield piece
             else:
-                async for piece in store.read(rec, r.start, r.end):
+                async for piece in _chain(b"", store.read(rec, r.start, r.end)):
                     yield piece
             yield b"\r\n"
         yield tail
@@ -172,11 +172,16 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    if rest is not None:
-        async for piece in rest:
-            yield piece
+    try:
+        if first:
+            yield first
+        if rest is not None:
+            async for piece in rest:
+                yield piece
+    finally:
+        # Closed early (client gone): stop the store's read-ahead now, not at GC.
+        if rest is not None:
+            await rest.aclose()
 
 
 async def _stream(request: web.Request, resp: web.StreamResponse,

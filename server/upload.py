@@ -61,7 +61,7 @@ def is_raw_upload_type(content_type: str) -> bool:
 def parse_message_id(text: str | None) -> int:
     if text is None or text.strip() == "":
         raise MissingMessageId()
-    value = parse_id(text)
+    value = parse_id(text.strip())   # form fields often carry a stray newline
     if value is None:
         raise InvalidMessageId()
     return value
