@@ -440,3 +440,33 @@ async def test_health_and_metrics(client, message_id):
     text = await (await client.get("/metrics")).text()
     assert 'media_uploads_total{media_type="image"} 1.0' in text
     assert 'media_stored_files{media_type="image"} 1.0' in text
+
+
+async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
+    # Start a raw upload and hold it open mid-body: its row and chunks exist, invisible.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write((f"POST {URL}?message_id={message_id}&filename=wip.jpg HTTP/1.1\r\n"
+                  f"Host: x\r\nContent-Type: image/jpeg\r\n"
+                  f"Content-Length: {100 * CHUNK}\r\n\r\n").encode())
+    writer.write(jpeg_bytes(10 * CHUNK))
+    await writer.drain()
+    media_id = None
+    for _ in range(100):
+        async with pool.acquire() as conn:
+            media_id = await conn.fetchval(
+                "SELECT id FROM media_files WHERE upload_state = 'uploading'")
+        if media_id:
+            break
+        await asyncio.sleep(0.05)
+    assert media_id is not None
+    try:
+        for path in (f"/api/media/serve/{media_id}", f"/api/media/{media_id}"):
+            await assert_error(await client.get(path), 404, "media_not_found")
+        resp = await client.head(f"/api/media/serve/{media_id}")
+        assert resp.status == 404
+        await assert_error(await client.delete(f"/api/media/{media_id}"), 404,
+                           "media_not_found")
+        listing = await (await client.get(f"/api/messages/{message_id}/media")).json()
+        assert listing["media"] == []
+    finally:
+        writer.close()
