@@ -20,7 +20,6 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from multidict import CIMultiDict
 
 from . import keys
 from .disposition import sanitize_filename
