@@ -36,7 +36,17 @@ def database(settings: Settings):
     try:
         yield server.get_uri()
     finally:
+        _ignore_exit_signals()
         embedded_pg.stop(server)
+
+
+def _ignore_exit_signals() -> None:
+    # Only exiting is left to do. A second Ctrl-C or SIGTERM (an impatient operator, a
+    # process manager) must not cut the stop short: after web.run_app the SIGTERM
+    # disposition is back to the default, so it would kill this process and leave
+    # PostgreSQL running. SIGKILL still ends a stop that hangs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _sigterm_as_exit() -> None:
@@ -64,6 +74,7 @@ def serve(settings: Settings, migrate: bool) -> None:
             apply_migrations(dsn)
         app = create_app(settings, dsn)
         web.run_app(app, host=settings.host, port=settings.port,
+                    shutdown_timeout=settings.shutdown_timeout,
                     access_log=logging.getLogger("media.access"),
                     print=lambda msg: log.info(msg.strip()))
 

@@ -1,0 +1,206 @@
+"""Running run.py as a real process: start it on a free port, wait until it is ready,
+read its memory from /proc, stop it, and find the postgres processes of a data folder.
+
+Every process started through :class:`Processes` is killed by :meth:`Processes.cleanup`,
+which the tests call from a fixture's ``finally``, so a failing test never leaves a
+server (or an embedded PostgreSQL) behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_PY = REPO / "run.py"
+
+# Every variable load_settings reads: the server gets only what a test gives it, never
+# what happens to be set in the shell running pytest.
+SETTINGS_VARS = ("DATABASE_URL", "HOST", "PORT", "MEDIA_DATA_DIR", "MEDIA_MAX_UPLOAD_BYTES",
+                 "MEDIA_CHUNK_BYTES", "DB_POOL_MIN", "DB_POOL_MAX", "DB_POOL_ACQUIRE_TIMEOUT",
+                 "MEDIA_AUTO_MIGRATE", "MEDIA_UPLOAD_STALE_SECONDS",
+                 "MEDIA_JANITOR_INTERVAL_SECONDS", "MEDIA_READ_AHEAD_CHUNKS",
+                 "MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "LOG_LEVEL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(overrides: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    env.update(overrides)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str],
+            timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` to completion; stdout and stderr as text."""
+    return subprocess.run([sys.executable, str(RUN_PY), *args], cwd=REPO,
+                          env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def proc_status_kib(pid: int, field_name: str) -> int:
+    """A ``VmXXX`` line of /proc/<pid>/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """postgres processes whose command line names a folder inside ``data_dir``."""
+    root = str(Path(data_dir).resolve())
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if p.info["name"] == "postgres" and any(
+                a == root or a.startswith(root + "/") for a in cmd):
+            found.append(p)
+    return found
+
+
+def wait_no_postgres(data_dir: Path, timeout: float = 10) -> list[psutil.Process]:
+    """Wait for the postgres of ``data_dir`` to be gone; return what is still there."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in postgres_processes(data_dir) if _alive(p)]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_postgres(data_dir: Path) -> None:
+    """Fast shutdown (SIGINT) of a data folder's postmaster, SIGKILL if it lingers."""
+    procs = postgres_processes(data_dir)
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGINT)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@dataclass
+class Server:
+    """One ``python run.py`` serving on ``port``; output goes to files, never a pipe that
+    could fill up and block the server."""
+    proc: subprocess.Popen
+    port: int
+    out_path: Path
+    err_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def rss_kib(self) -> int:
+        return proc_status_kib(self.pid, "VmRSS")
+
+    def hwm_kib(self) -> int:
+        return proc_status_kib(self.pid, "VmHWM")
+
+    def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"run.py exited with {self.proc.returncode} before "
+                                     f"it was ready:\n{self.stderr()}")
+            try:
+                if self.get("/readyz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"run.py not ready after {timeout} s:\n{self.stderr()}")
+
+    def signal_and_wait(self, sig: int, timeout: float = 30) -> int:
+        """Send ``sig`` and wait for the exit; the exit code."""
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@dataclass
+class Processes:
+    """What a test started; :meth:`cleanup` ends all of it."""
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="media-proc-")))
+    servers: list[Server] = field(default_factory=list)
+    data_dirs: list[Path] = field(default_factory=list)
+
+    def data_dir(self) -> Path:
+        """A fresh folder for an embedded PostgreSQL (under /tmp, where pgserver's
+        chmod of parent folders is harmless); its postgres is stopped at cleanup."""
+        d = Path(tempfile.mkdtemp(prefix="media-pgdata-", dir="/tmp"))
+        self.data_dirs.append(d)
+        return d
+
+    def start(self, env: dict[str, str], args: tuple[str, ...] = (), *,
+              wait: bool = True, timeout: float = 60) -> Server:
+        """Start ``python run.py ARGS`` with ``env`` on a free port; wait for /readyz."""
+        port = free_port()
+        n = len(self.servers)
+        out_path, err_path = self.workdir / f"server{n}.out", self.workdir / f"server{n}.err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, str(RUN_PY), *args], cwd=REPO,
+                env=clean_env({"HOST": "127.0.0.1", "PORT": str(port), **env}),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        srv = Server(proc, port, out_path, err_path)
+        self.servers.append(srv)
+        if wait:
+            srv.wait_ready(timeout)
+        return srv
+
+    def cleanup(self) -> None:
+        for srv in self.servers:
+            if srv.proc.poll() is None:
+                srv.proc.kill()
+            try:
+                srv.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for d in self.data_dirs:
+            stop_postgres(d)
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)

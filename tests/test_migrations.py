@@ -1,0 +1,215 @@
+"""Migrations against a fresh, empty database: idempotent, reversible, safe to run from
+several instances at once, and respectful of a chat database's own messages table."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from server.db import create_pool
+from server.migrate import apply_migrations, rollback_migrations
+from server.settings import Settings
+from server.storage import MediaStore
+from tests.media import jpeg_bytes
+from tests.procs import REPO, RUN_PY, clean_env
+
+ALL = ["0001_messages", "0002_media_files"]
+
+
+def dsn_for(dsn: str, dbname: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for st in statements:
+            await conn.execute(st)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def empty_dsn(pg_server_dsn):
+    """A new database with nothing in it (not even yoyo's tables)."""
+    name = f"media_mig_{uuid.uuid4().hex[:16]}"
+    # Test-harness DDL on an identifier we generate.
+    await _admin(pg_server_dsn, f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_for(pg_server_dsn, name)
+    finally:
+        await _admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _tables(dsn: str) -> set[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT table_name FROM information_schema.tables "
+                                "WHERE table_schema = current_schema()")
+        return {r["table_name"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def _fetchval(dsn: str, sql: str, *args):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_apply_then_apply_again_is_a_no_op(empty_dsn):
+    assert apply_migrations(empty_dsn) == ALL
+    tables = await _tables(empty_dsn)
+    assert {"messages", "media_files", "media_chunks", "media_files_complete"} <= tables
+    assert apply_migrations(empty_dsn) == []
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+
+
+async def test_rollback_one(empty_dsn):
+    apply_migrations(empty_dsn)
+    assert rollback_migrations(empty_dsn) == ["0002_media_files"]
+    tables = await _tables(empty_dsn)
+    assert "media_files" not in tables and "messages" in tables
+    assert apply_migrations(empty_dsn) == ["0002_media_files"]
+
+
+@pytest.mark.parametrize("count", [0, -1])
+async def test_rollback_refuses_a_count_below_one(empty_dsn, count):
+    # [:-1] would have rolled back all but one migration.
+    apply_migrations(empty_dsn)
+    with pytest.raises(ValueError):
+        rollback_migrations(empty_dsn, count)
+    assert apply_migrations(empty_dsn) == []   # nothing was rolled back
+
+
+async def test_run_py_rollback(empty_dsn):
+    apply_migrations(empty_dsn)
+    env = clean_env({"DATABASE_URL": empty_dsn})
+    for bad in ("0", "-1", "two"):
+        res = subprocess.run([sys.executable, str(RUN_PY), "rollback", bad], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2 and "count" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    res = subprocess.run([sys.executable, str(RUN_PY), "rollback"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("rolled back: 0002_media_files")
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 1
+
+
+async def test_rollback_all_then_reapply(empty_dsn):
+    assert apply_migrations(empty_dsn) == ALL
+    assert rollback_migrations(empty_dsn, 10) == list(reversed(ALL))
+    tables = await _tables(empty_dsn)
+    assert not {"media_files", "media_chunks", "media_files_complete"} & tables
+    assert await _fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
+        is None
+    # 0001's rollback keeps messages on purpose (it may be the chat database's own).
+    assert "messages" in tables
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 0
+
+    assert apply_migrations(empty_dsn) == ALL
+    assert apply_migrations(empty_dsn) == []
+    # And the schema works: a file goes in and comes back whole.
+    settings = Settings(database_url=empty_dsn, chunk_bytes=3 * 1024)
+    pool = await create_pool(empty_dsn, settings)
+    try:
+        store = MediaStore(pool, chunk_size=settings.chunk_bytes)
+        data = jpeg_bytes(10_000)
+        rec = await _store_file(store, await store.create_message(), data)
+        assert b"".join([p async for p in store.read(rec, 0, rec.file_size - 1)]) == data
+    finally:
+        await pool.close()
+
+
+async def _store_file(store: MediaStore, message_id: int, data: bytes):
+    upload = await store.begin_upload(file_name=f"{uuid.uuid4().hex}.jpg",
+                                      original_name="a.jpg", mime_type="image/jpeg",
+                                      media_type="image")
+    await upload.write(data)
+    return await upload.finish(message_id)
+
+
+def _migrate_process(dsn: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(RUN_PY), "migrate"], cwd=REPO,
+                            env=clean_env({"DATABASE_URL": dsn}), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+async def test_concurrent_migrate_processes_apply_once(empty_dsn, n):
+    procs = [_migrate_process(empty_dsn) for _ in range(n)]
+    try:
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    outs = sorted(out.strip() for out, _ in results)
+    # yoyo's lock: exactly one process applied everything, the others found it done.
+    assert outs == ["applied: " + ", ".join(ALL)] + ["applied: nothing, up to date"] * (n - 1)
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await _fetchval(
+        empty_dsn, "SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'") == 2
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
+
+
+async def test_existing_messages_table_is_kept_and_used(empty_dsn):
+    # The chat product's own table: more columns, and rows this service never wrote.
+    await _admin(empty_dsn, """
+        CREATE TABLE messages (
+            id         SERIAL PRIMARY KEY,
+            chat_id    TEXT NOT NULL,
+            body       TEXT NOT NULL,
+            sent_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""", """
+        INSERT INTO messages (chat_id, body)
+        VALUES ('c1', 'hello'), ('c1', 'a photo'), ('c2', 'a video')""")
+    assert apply_migrations(empty_dsn) == ALL
+
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        cols = [r["column_name"] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'messages' ORDER BY ordinal_position")]
+        assert cols == ["id", "chat_id", "body", "sent_at"]
+        rows = await conn.fetch("SELECT id, chat_id, body FROM messages ORDER BY id")
+        assert [(r["chat_id"], r["body"]) for r in rows] == [
+            ("c1", "hello"), ("c1", "a photo"), ("c2", "a video")]
+        photo_msg = rows[1]["id"]
+    finally:
+        await conn.close()
+
+    settings = Settings(database_url=empty_dsn, chunk_bytes=3 * 1024)
+    pool = await create_pool(empty_dsn, settings)
+    try:
+        store = MediaStore(pool, chunk_size=settings.chunk_bytes)
+        data = jpeg_bytes(20_000)
+        rec = await _store_file(store, photo_msg, data)
+        assert [r.id for r in await store.list_for_message(photo_msg)] == [rec.id]
+        got = b"".join([p async for p in store.read(rec, 0, rec.file_size - 1)])
+        assert got == data
+    finally:
+        await pool.close()
+
+    # The foreign key points at the chat's table: deleting the message takes the media.
+    await _admin(empty_dsn, f"DELETE FROM messages WHERE id = {int(photo_msg)}")
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_files") == 0
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
+
+    # Rolling everything back never drops the chat's table or its rows.
+    rollback_migrations(empty_dsn, 10)
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM messages") == 2
+    assert "media_files" not in await _tables(empty_dsn)

@@ -1,0 +1,177 @@
+"""Settings: every variable parsed, every bad value refused with its name, in-process
+through load_settings and through run.py (a quick non-zero exit, no traceback)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from server.settings import Settings, SettingsError, load_settings
+from tests.procs import SETTINGS_VARS, run_cli
+
+
+def test_defaults():
+    s = load_settings({})
+    assert s == Settings()
+    assert s.database_url is None
+    assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 8080, Path("./var"))
+    assert s.chunk_bytes == 261_120 and s.chunk_bytes % 3 == 0
+    assert (s.pool_min, s.pool_max, s.pool_acquire_timeout) == (2, 10, 30.0)
+    assert s.auto_migrate is True
+    assert s.log_level == "INFO"
+    assert s.shutdown_timeout < 10   # inside Docker's grace period before its SIGKILL
+
+
+def test_blank_values_mean_the_default():
+    env = {name: "   " for name in SETTINGS_VARS}
+    assert load_settings(env) == Settings()
+
+
+PARSED = [
+    # (variable, raw value, Settings field, expected value)
+    ("DATABASE_URL", "postgresql://u:p@db:5432/chat", "database_url",
+     "postgresql://u:p@db:5432/chat"),
+    ("DATABASE_URL", " postgres://db/chat ", "database_url", "postgres://db/chat"),
+    ("DATABASE_URL", "postgresql://postgres:@/postgres?host=/tmp/pg", "database_url",
+     "postgresql://postgres:@/postgres?host=/tmp/pg"),
+    ("HOST", "0.0.0.0", "host", "0.0.0.0"),
+    ("HOST", " ::1 ", "host", "::1"),
+    ("PORT", "9000", "port", 9000),
+    ("PORT", " 65535 ", "port", 65535),
+    ("PORT", "1", "port", 1),
+    ("MEDIA_DATA_DIR", "/srv/media", "data_dir", Path("/srv/media")),
+    ("MEDIA_MAX_UPLOAD_BYTES", "2147483648", "max_upload_bytes", 2**31),
+    ("MEDIA_MAX_UPLOAD_BYTES", "1", "max_upload_bytes", 1),
+    ("MEDIA_CHUNK_BYTES", "3072", "chunk_bytes", 3072),
+    ("MEDIA_CHUNK_BYTES", "3", "chunk_bytes", 3),
+    ("DB_POOL_MIN", "0", "pool_min", 0),
+    ("DB_POOL_MIN", "10", "pool_min", 10),
+    ("DB_POOL_MAX", "50", "pool_max", 50),
+    ("DB_POOL_ACQUIRE_TIMEOUT", "5", "pool_acquire_timeout", 5.0),
+    ("DB_POOL_ACQUIRE_TIMEOUT", "0.25", "pool_acquire_timeout", 0.25),
+    ("MEDIA_AUTO_MIGRATE", "false", "auto_migrate", False),
+    ("MEDIA_AUTO_MIGRATE", "0", "auto_migrate", False),
+    ("MEDIA_AUTO_MIGRATE", "No", "auto_migrate", False),
+    ("MEDIA_AUTO_MIGRATE", "OFF", "auto_migrate", False),
+    ("MEDIA_AUTO_MIGRATE", "true", "auto_migrate", True),
+    ("MEDIA_AUTO_MIGRATE", " YES ", "auto_migrate", True),
+    ("MEDIA_AUTO_MIGRATE", "1", "auto_migrate", True),
+    ("MEDIA_AUTO_MIGRATE", "on", "auto_migrate", True),
+    ("MEDIA_UPLOAD_STALE_SECONDS", "600", "upload_stale_seconds", 600),
+    ("MEDIA_JANITOR_INTERVAL_SECONDS", "30", "janitor_interval_seconds", 30),
+    ("MEDIA_READ_AHEAD_CHUNKS", "8", "read_ahead_chunks", 8),
+    ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "2.5", "shutdown_timeout", 2.5),
+    ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "0", "shutdown_timeout", 0.0),
+    ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
+    ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+]
+
+
+def test_the_tables_cover_every_variable():
+    # SETTINGS_VARS is what the process tests scrub from the environment: keep it, and
+    # these tables, in step with load_settings.
+    assert {name for name, *_ in PARSED} == set(SETTINGS_VARS)
+    assert {f.name for f in dataclasses.fields(Settings)} == {attr for _, _, attr, _ in PARSED}
+
+
+@pytest.mark.parametrize("name,raw,attr,expected", PARSED,
+                         ids=[f"{n}={r.strip()}" for n, r, _, _ in PARSED])
+def test_each_variable_is_parsed(name, raw, attr, expected):
+    s = load_settings({name: raw})
+    assert getattr(s, attr) == expected
+    # Only that field moved.
+    assert s == Settings(**{attr: expected})
+
+
+BAD = [
+    # (env, the variable the message must name)
+    ({"PORT": "eighty"}, "PORT"),
+    ({"PORT": "80.5"}, "PORT"),
+    ({"PORT": "65536"}, "PORT"),
+    ({"PORT": "-1"}, "PORT"),
+    ({"PORT": "0"}, "PORT"),            # a random port nobody could find
+    ({"MEDIA_CHUNK_BYTES": "1000"}, "MEDIA_CHUNK_BYTES"),   # not a multiple of 3
+    ({"MEDIA_CHUNK_BYTES": "262144"}, "MEDIA_CHUNK_BYTES"),  # 256 KiB: not a multiple of 3
+    ({"MEDIA_CHUNK_BYTES": "0"}, "MEDIA_CHUNK_BYTES"),
+    ({"MEDIA_CHUNK_BYTES": "255K"}, "MEDIA_CHUNK_BYTES"),
+    ({"MEDIA_CHUNK_BYTES": str(96 * 1024 * 1024)}, "MEDIA_CHUNK_BYTES"),
+    ({"DB_POOL_MIN": "11", "DB_POOL_MAX": "10"}, "DB_POOL_MIN"),
+    ({"DB_POOL_MIN": "3", "DB_POOL_MAX": "2"}, "DB_POOL_MAX"),
+    ({"DB_POOL_MAX": "0"}, "DB_POOL_MAX"),
+    ({"DB_POOL_MIN": "-1"}, "DB_POOL_MIN"),
+    ({"DB_POOL_MAX": "lots"}, "DB_POOL_MAX"),
+    ({"DB_POOL_ACQUIRE_TIMEOUT": "soon"}, "DB_POOL_ACQUIRE_TIMEOUT"),
+    ({"DB_POOL_ACQUIRE_TIMEOUT": "0"}, "DB_POOL_ACQUIRE_TIMEOUT"),
+    ({"DB_POOL_ACQUIRE_TIMEOUT": "nan"}, "DB_POOL_ACQUIRE_TIMEOUT"),
+    ({"DB_POOL_ACQUIRE_TIMEOUT": "inf"}, "DB_POOL_ACQUIRE_TIMEOUT"),
+    ({"DATABASE_URL": "mysql://db/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "db.example.com:5432/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql+psycopg://db/chat"}, "DATABASE_URL"),
+    ({"MEDIA_AUTO_MIGRATE": "maybe"}, "MEDIA_AUTO_MIGRATE"),
+    ({"MEDIA_AUTO_MIGRATE": "2"}, "MEDIA_AUTO_MIGRATE"),
+    ({"MEDIA_AUTO_MIGRATE": "y"}, "MEDIA_AUTO_MIGRATE"),
+    ({"MEDIA_MAX_UPLOAD_BYTES": "0"}, "MEDIA_MAX_UPLOAD_BYTES"),
+    ({"MEDIA_MAX_UPLOAD_BYTES": "2GB"}, "MEDIA_MAX_UPLOAD_BYTES"),
+    ({"MEDIA_UPLOAD_STALE_SECONDS": "0"}, "MEDIA_UPLOAD_STALE_SECONDS"),
+    ({"MEDIA_UPLOAD_STALE_SECONDS": str(31 * 86400)}, "MEDIA_UPLOAD_STALE_SECONDS"),
+    ({"MEDIA_JANITOR_INTERVAL_SECONDS": "0"}, "MEDIA_JANITOR_INTERVAL_SECONDS"),
+    ({"MEDIA_JANITOR_INTERVAL_SECONDS": "1h"}, "MEDIA_JANITOR_INTERVAL_SECONDS"),
+    ({"MEDIA_READ_AHEAD_CHUNKS": "0"}, "MEDIA_READ_AHEAD_CHUNKS"),
+    ({"MEDIA_READ_AHEAD_CHUNKS": "65"}, "MEDIA_READ_AHEAD_CHUNKS"),
+    ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "-1"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
+    ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+    ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+]
+
+
+@pytest.mark.parametrize("env,name", BAD, ids=[
+    ",".join(f"{k}={v}" for k, v in env.items()) for env, _ in BAD])
+def test_bad_values_name_the_variable(env, name):
+    with pytest.raises(SettingsError) as e:
+        load_settings(env)
+    assert name in str(e.value)
+
+
+def test_database_url_error_does_not_echo_the_url():
+    # The URL may carry a password; the message names the variable, not its value.
+    with pytest.raises(SettingsError) as e:
+        load_settings({"DATABASE_URL": "mysql://admin:s3cret@db/chat"})
+    assert "DATABASE_URL" in str(e.value)
+    assert "s3cret" not in str(e.value)
+
+
+def test_settings_error_is_a_value_error():
+    assert issubclass(SettingsError, ValueError)
+
+
+# Through the process: a typo in a deployment stops start-up at once. DATABASE_URL points
+# at a port nothing listens on, so a run.py that wrongly accepted the value could not
+# start an embedded PostgreSQL either: it would fail with a traceback instead.
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+CLI_BAD = [
+    ({"PORT": "http"}, "PORT"),
+    ({"MEDIA_CHUNK_BYTES": "1024"}, "MEDIA_CHUNK_BYTES"),
+    ({"DB_POOL_MIN": "20", "DB_POOL_MAX": "5"}, "DB_POOL_MIN"),
+    ({"DATABASE_URL": "sqlite:///media.db"}, "DATABASE_URL"),
+    ({"MEDIA_AUTO_MIGRATE": "sometimes"}, "MEDIA_AUTO_MIGRATE"),
+    ({"DB_POOL_ACQUIRE_TIMEOUT": "-5"}, "DB_POOL_ACQUIRE_TIMEOUT"),
+]
+
+
+@pytest.mark.parametrize("args", [(), ("migrate",), ("create-message",)],
+                         ids=["serve", "migrate", "create-message"])
+@pytest.mark.parametrize("env,name", CLI_BAD, ids=[n for _, n in CLI_BAD])
+def test_run_py_refuses_bad_value(tmp_path, env, name, args):
+    full = {"DATABASE_URL": UNREACHABLE, "MEDIA_DATA_DIR": str(tmp_path / "var"), **env}
+    # The timeout only guards against a hang: a refused value stops before any import of
+    # the server, any connection attempt or retry.
+    res = run_cli(list(args), full, timeout=30)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert name in res.stderr
+    assert res.stderr.startswith("configuration error:")
+    assert "Traceback" not in res.stderr
+    assert res.stdout == ""
+    assert not (tmp_path / "var").exists()    # nothing was started
