@@ -145,7 +145,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
     except KeyboardInterrupt:
         return 130
+    except DATABASE_ERRORS as e:
+        # Unreachable server, wrong credentials, missing database, a migration lock held
+        # too long: an operator's problem, told in one line, not a traceback.
+        print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+    import psycopg
+    from yoyo.exceptions import LockTimeout
+    return (OSError, psycopg.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
+            LockTimeout)
+
+
+DATABASE_ERRORS = _database_errors()
 
 
 if __name__ == "__main__":

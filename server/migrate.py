@@ -1,14 +1,22 @@
 """Schema migrations: yoyo-migrations over psycopg, a synchronous step.
 
 yoyo's lock (a row in yoyo_lock) keeps two instances starting at once from both
-migrating; the second waits, then finds nothing left to apply.
+migrating; the second waits, then finds nothing left to apply. That row outlives a
+migrator killed mid-way, and yoyo would then wait and fail on every later start; so
+each migrator first takes a PostgreSQL session lock, which dies with its holder, and
+while holding it clears any yoyo lock row, which can then only be stale.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
+from yoyo.exceptions import LockTimeout
+
+from .sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +31,33 @@ def yoyo_url(dsn: str) -> str:
     return "postgresql+psycopg://" + rest
 
 
+@contextlib.contextmanager
+def exclusive(backend, timeout: float):
+    """Hold the migrators' session lock; clear a yoyo lock left by a dead migrator."""
+    conn = backend.connection
+    deadline = time.monotonic() + timeout
+    while not conn.execute(Q.try_migration_lock.sql).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise LockTimeout("another migrator has held the lock for "
+                              f"{timeout:.0f} s")
+        time.sleep(0.2)
+    try:
+        backend.create_lock_table()
+        stale = conn.execute(Q.yoyo_lock_rows.sql).fetchone()[0]
+        if stale:
+            log.warning("clearing a yoyo lock left by a migrator that died")
+            backend.break_lock()
+        yield
+    finally:
+        conn.execute(Q.release_migration_lock.sql)
+
+
 def apply_migrations(dsn: str, *, lock_timeout: int = 120) -> list[str]:
     """Apply every pending migration; return the ids applied (empty when up to date)."""
     backend = get_backend(yoyo_url(dsn))
     try:
         migrations = read_migrations(str(MIGRATIONS_DIR))
-        with backend.lock(timeout=lock_timeout):
+        with exclusive(backend, lock_timeout), backend.lock(timeout=lock_timeout):
             pending = backend.to_apply(migrations)
             backend.apply_migrations(pending)
         applied = [m.id for m in pending]
@@ -47,7 +76,7 @@ def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
     backend = get_backend(yoyo_url(dsn))
     try:
         migrations = read_migrations(str(MIGRATIONS_DIR))
-        with backend.lock():
+        with exclusive(backend, 120), backend.lock():
             todo = backend.to_rollback(migrations)[:count]
             backend.rollback_migrations(todo)
         return [m.id for m in todo]

@@ -13,9 +13,6 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 import pytest
 
 from server.app import create_app
@@ -23,14 +20,9 @@ from server.db import create_pool
 from server.migrate import apply_migrations
 from server.settings import Settings
 from server.storage import MediaStore
+from tests.dbutil import admin, dsn_for
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
-
-
-def dsn_for(dsn: str, dbname: str) -> str:
-    """The same server, another database."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + dbname))
 
 
 @pytest.fixture(scope="session")
@@ -49,33 +41,24 @@ def pg_server_dsn():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def _admin(dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for st in statements:
-            await conn.execute(st)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def template_dsn(pg_server_dsn):
     # Test-harness DDL on identifiers we generate; the service's own SQL lives in sql/.
-    asyncio.run(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{TEMPLATE}"',
+    asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{TEMPLATE}"',
                        f'CREATE DATABASE "{TEMPLATE}"'))
     dsn = dsn_for(pg_server_dsn, TEMPLATE)
     apply_migrations(dsn)
     yield dsn
-    asyncio.run(_admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
+    asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)'))
 
 
 @pytest.fixture
 async def db_dsn(pg_server_dsn, template_dsn):
     """A fresh, migrated database for one test."""
     name = f"media_t_{uuid.uuid4().hex[:16]}"
-    await _admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    await admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
     yield dsn_for(pg_server_dsn, name)
-    await _admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -14,24 +13,11 @@ from server.db import create_pool
 from server.migrate import apply_migrations, rollback_migrations
 from server.settings import Settings
 from server.storage import MediaStore
+from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, clean_env
 
 ALL = ["0001_messages", "0002_media_files"]
-
-
-def dsn_for(dsn: str, dbname: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + dbname))
-
-
-async def _admin(dsn: str, *statements: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        for st in statements:
-            await conn.execute(st)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -39,11 +25,11 @@ async def empty_dsn(pg_server_dsn):
     """A new database with nothing in it (not even yoyo's tables)."""
     name = f"media_mig_{uuid.uuid4().hex[:16]}"
     # Test-harness DDL on an identifier we generate.
-    await _admin(pg_server_dsn, f'CREATE DATABASE "{name}"')
+    await admin(pg_server_dsn, f'CREATE DATABASE "{name}"')
     try:
         yield dsn_for(pg_server_dsn, name)
     finally:
-        await _admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _tables(dsn: str) -> set[str]:
@@ -168,7 +154,7 @@ async def test_concurrent_migrate_processes_apply_once(empty_dsn, n):
 
 async def test_existing_messages_table_is_kept_and_used(empty_dsn):
     # The chat product's own table: more columns, and rows this service never wrote.
-    await _admin(empty_dsn, """
+    await admin(empty_dsn, """
         CREATE TABLE messages (
             id         SERIAL PRIMARY KEY,
             chat_id    TEXT NOT NULL,
@@ -205,7 +191,7 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
         await pool.close()
 
     # The foreign key points at the chat's table: deleting the message takes the media.
-    await _admin(empty_dsn, f"DELETE FROM messages WHERE id = {int(photo_msg)}")
+    await admin(empty_dsn, f"DELETE FROM messages WHERE id = {int(photo_msg)}")
     assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_files") == 0
     assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
 
@@ -213,3 +199,31 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
     rollback_migrations(empty_dsn, 10)
     assert await _fetchval(empty_dsn, "SELECT count(*) FROM messages") == 2
     assert "media_files" not in await _tables(empty_dsn)
+
+
+async def test_a_yoyo_lock_left_by_a_dead_migrator_is_cleared(empty_dsn):
+    apply_migrations(empty_dsn)
+    # What a migrator killed mid-way leaves: yoyo's row, and no session lock (that one
+    # died with its connection).
+    await admin(empty_dsn, "INSERT INTO yoyo_lock (locked, ctime, pid) "
+                           "VALUES (1, now(), 999999)")
+    rollback_migrations(empty_dsn, 1)   # would wait, then fail, without the clearing
+    assert apply_migrations(empty_dsn, lock_timeout=5) == ["0002_media_files"]
+    assert await _fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
+
+
+async def test_a_live_migrator_is_waited_for_not_broken(empty_dsn):
+    from yoyo.exceptions import LockTimeout
+
+    from server.sqlfiles import Q
+    apply_migrations(empty_dsn)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await conn.fetchval(Q.try_migration_lock.sql)   # a migrator at work
+        await conn.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 1)")
+        with pytest.raises(LockTimeout):
+            apply_migrations(empty_dsn, lock_timeout=1)
+        # Its yoyo lock was respected, not cleared.
+        assert await conn.fetchval("SELECT count(*) FROM yoyo_lock") == 1
+    finally:
+        await conn.close()

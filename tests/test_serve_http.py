@@ -24,7 +24,6 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
@@ -35,7 +34,7 @@ from server import keys
 from server.app import create_app
 from server.conditional import http_date
 from server.settings import Settings
-from tests.conftest import dsn_for
+from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
@@ -56,22 +55,14 @@ class Media(NamedTuple):
     json: dict
 
 
-async def _admin(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_dsn(pg_server_dsn, template_dsn):
     # Test-harness DDL on identifiers we generate, as in conftest.
     name = f"media_serve_{uuid.uuid4().hex[:12]}"
     template = urlsplit(template_dsn).path.lstrip("/")
-    await _admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield dsn_for(pg_server_dsn, name)
-    await _admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

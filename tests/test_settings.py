@@ -175,3 +175,14 @@ def test_run_py_refuses_bad_value(tmp_path, env, name, args):
     assert "Traceback" not in res.stderr
     assert res.stdout == ""
     assert not (tmp_path / "var").exists()    # nothing was started
+
+
+@pytest.mark.parametrize("args", [(), ("migrate",), ("create-message",)],
+                         ids=["serve", "migrate", "create-message"])
+@pytest.mark.parametrize("migrate", ["true", "false"])
+def test_run_py_unreachable_database_is_one_line_not_a_traceback(tmp_path, args, migrate):
+    res = run_cli(list(args), {"DATABASE_URL": UNREACHABLE, "MEDIA_AUTO_MIGRATE": migrate,
+                               "MEDIA_DATA_DIR": str(tmp_path / "var")}, timeout=60)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "database error:" in res.stderr
+    assert "Traceback" not in res.stderr

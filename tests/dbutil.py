@@ -1,0 +1,22 @@
+"""Small helpers for tests that manage databases themselves."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+
+def dsn_for(dsn: str, dbname: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+async def admin(dsn: str, *statements: str) -> None:
+    """Run statements on their own connection (test-harness DDL on names we generate)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for st in statements:
+            await conn.execute(st)
+    finally:
+        await conn.close()
