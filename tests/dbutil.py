@@ -20,3 +20,12 @@ async def admin(dsn: str, *statements: str) -> None:
             await conn.execute(st)
     finally:
         await conn.close()
+
+
+async def fetchval(dsn: str, sql: str, *args):
+    """One value from a query on its own connection (checking rows from a test)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()

@@ -13,7 +13,7 @@ from server.db import create_pool
 from server.migrate import apply_migrations, rollback_migrations
 from server.settings import Settings
 from server.storage import MediaStore
-from tests.dbutil import admin, dsn_for
+from tests.dbutil import admin, dsn_for, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, clean_env
 
@@ -42,20 +42,12 @@ async def _tables(dsn: str) -> set[str]:
         await conn.close()
 
 
-async def _fetchval(dsn: str, sql: str, *args):
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def test_apply_then_apply_again_is_a_no_op(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
     tables = await _tables(empty_dsn)
     assert {"messages", "media_files", "media_chunks", "media_files_complete"} <= tables
     assert apply_migrations(empty_dsn) == []
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
 
 
 async def test_rollback_one(empty_dsn):
@@ -83,12 +75,12 @@ async def test_run_py_rollback(empty_dsn):
                              env=env, capture_output=True, text=True, timeout=60)
         assert res.returncode == 2 and "count" in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
     res = subprocess.run([sys.executable, str(RUN_PY), "rollback"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("rolled back: 0002_media_files")
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 1
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 1
 
 
 async def test_rollback_all_then_reapply(empty_dsn):
@@ -96,11 +88,11 @@ async def test_rollback_all_then_reapply(empty_dsn):
     assert rollback_migrations(empty_dsn, 10) == list(reversed(ALL))
     tables = await _tables(empty_dsn)
     assert not {"media_files", "media_chunks", "media_files_complete"} & tables
-    assert await _fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
+    assert await fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
         is None
     # 0001's rollback keeps messages on purpose (it may be the chat database's own).
     assert "messages" in tables
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 0
 
     assert apply_migrations(empty_dsn) == ALL
     assert apply_migrations(empty_dsn) == []
@@ -146,10 +138,10 @@ async def test_concurrent_migrate_processes_apply_once(empty_dsn, n):
     outs = sorted(out.strip() for out, _ in results)
     # yoyo's lock: exactly one process applied everything, the others found it done.
     assert outs == ["applied: " + ", ".join(ALL)] + ["applied: nothing, up to date"] * (n - 1)
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
-    assert await _fetchval(
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(
         empty_dsn, "SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'") == 2
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
 
 
 async def test_existing_messages_table_is_kept_and_used(empty_dsn):
@@ -192,12 +184,12 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
 
     # The foreign key points at the chat's table: deleting the message takes the media.
     await admin(empty_dsn, f"DELETE FROM messages WHERE id = {int(photo_msg)}")
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_files") == 0
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM media_files") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
 
     # Rolling everything back never drops the chat's table or its rows.
     rollback_migrations(empty_dsn, 10)
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM messages") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM messages") == 2
     assert "media_files" not in await _tables(empty_dsn)
 
 
@@ -209,7 +201,7 @@ async def test_a_yoyo_lock_left_by_a_dead_migrator_is_cleared(empty_dsn):
                            "VALUES (1, now(), 999999)")
     rollback_migrations(empty_dsn, 1)   # would wait, then fail, without the clearing
     assert apply_migrations(empty_dsn, lock_timeout=5) == ["0002_media_files"]
-    assert await _fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
 
 
 async def test_a_live_migrator_is_waited_for_not_broken(empty_dsn):

@@ -21,10 +21,10 @@ import time
 import urllib.request
 
 import aiohttp
-import asyncpg
 import psutil
 import pytest
 
+from tests.dbutil import fetchval
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server, postgres_processes, run_cli, wait_no_postgres
 
@@ -41,17 +41,9 @@ def procs():
         p.cleanup()
 
 
-async def _fetchval(dsn: str, sql: str, *args):
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def _new_message(dsn: str) -> int:
     # Test-only SQL: a message to attach media to.
-    return await _fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+    return await fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
 
 
 def _post_sync(srv: Server, message_id: int, data: bytes, ctype: str,
@@ -315,7 +307,7 @@ async def test_1gib_upload_memory_stays_bounded(procs, db_dsn):
             assert r.headers["Content-Range"] == f"bytes {start}-{size - 1}/{size}"
             tail = await r.read()
         assert tail == big.slice(start, size)
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_files "
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                    "WHERE upload_state = 'uploading'") == 0
 
 
@@ -358,11 +350,11 @@ async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
         got = await asyncio.gather(*(read_back(b) for _, b in results))
     assert [s for s, _ in got] == [200] * n
     assert [d for _, d in got] == files
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_files "
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                    "WHERE upload_state = 'uploading'") == 0
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_files "
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                    "WHERE upload_state = 'complete'") == n
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == n * 4
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == n * 4
 
 
 # -- a client that vanishes mid-body --------------------------------------------------
@@ -370,7 +362,7 @@ async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
 async def _poll(dsn: str, sql: str, want, timeout: float = 10):
     deadline = time.monotonic() + timeout
     while True:
-        got = await _fetchval(dsn, sql)
+        got = await fetchval(dsn, sql)
         if want(got) or time.monotonic() > deadline:
             return got
         await asyncio.sleep(0.1)
@@ -398,8 +390,8 @@ async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
     finally:
         sock.close()
     # The cut upload was aborted on the way out, not left for the janitor.
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_files") == 0
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_files") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
     assert "Traceback" not in srv.stderr()
 
 
@@ -414,7 +406,7 @@ async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
         # The upload is under way: its row and some chunks are in the database.
         chunks = await _poll(db_dsn, "SELECT count(*) FROM media_chunks", lambda c: c >= 8)
         assert chunks >= 8
-        assert await _fetchval(db_dsn, "SELECT count(*) FROM media_files "
+        assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                        "WHERE upload_state = 'uploading'") == 1
         if how == "reset":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -422,7 +414,7 @@ async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
         sock.close()
 
     assert await _poll(db_dsn, "SELECT count(*) FROM media_files", lambda c: c == 0) == 0
-    assert await _fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
 
     # And the server carries on.
     assert srv.get("/readyz")[0] == 200
