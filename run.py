@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -145,12 +146,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
     except KeyboardInterrupt:
         return 130
-    except DATABASE_ERRORS as e:
-        # Unreachable server, wrong credentials, missing database, a migration lock held
-        # too long: an operator's problem, told in one line, not a traceback.
-        print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            return _database_error(e)
+        print(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}",
+              file=sys.stderr)
         return 1
+    except DATABASE_ERRORS as e:
+        return _database_error(e)
     return 0
+
+
+def _database_error(e: BaseException) -> int:
+    # Unreachable server, wrong credentials, missing database, a migration lock held
+    # too long: an operator's problem, told in one line, not a traceback.
+    print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    return 1
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:

@@ -186,3 +186,17 @@ def test_run_py_unreachable_database_is_one_line_not_a_traceback(tmp_path, args,
     assert res.returncode == 1, (res.returncode, res.stderr)
     assert "database error:" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_run_py_port_in_use_is_one_line_not_a_traceback(tmp_path, pg_server_dsn):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli([], {"DATABASE_URL": pg_server_dsn, "MEDIA_AUTO_MIGRATE": "false",
+                           "PORT": str(port), "MEDIA_DATA_DIR": str(tmp_path / "var")},
+                      timeout=60)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in res.stderr
+    assert "Traceback" not in res.stderr
