@@ -42,6 +42,8 @@ UnsupportedMediaType = _error("UnsupportedMediaType", 415, "unsupported_media_ty
                               "this type of file is not accepted")
 UnsupportedRequestType = _error("UnsupportedRequestType", 415, "unsupported_request_type",
                                 "send multipart/form-data or the raw bytes with their type")
+UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
+                       "the client sent nothing for too long; the upload was dropped")
 UploadAborted = _error("UploadAborted", 400, "upload_aborted", "the upload was interrupted")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")

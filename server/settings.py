@@ -32,6 +32,9 @@ class Settings:
     upload_stale_seconds: int = 3600
     janitor_interval_seconds: int = 300
     read_ahead_chunks: int = 4
+    # An upload whose client sends nothing for this long is cut (408) and removed: a
+    # stalled or malicious client must not keep a request open forever.
+    upload_idle_timeout: float = 120.0
     # On SIGTERM, requests in flight get this long to finish before they are cut (an
     # upload cut this way is aborted and removed). Below Docker's 10 s grace period, so
     # a stalled client cannot turn a clean stop into a SIGKILL.
@@ -129,6 +132,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,
                                lo=1, hi=64),
+        upload_idle_timeout=_float(env, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS",
+                                   Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
         log_level=level,

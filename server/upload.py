@@ -12,6 +12,8 @@ arrives (413 the moment the limit is crossed). Any failure leaves nothing visibl
 """
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,7 +27,8 @@ from . import keys
 from .disposition import sanitize_filename
 from .errors import (BadRequest, EmptyFile, InvalidMessageId, MessageNotFound,
                      MissingFile, MissingMessageId, PayloadTooLarge, UnsupportedMediaType,
-                     UnsupportedRequestType, UploadAborted, error_response)
+                     UnsupportedRequestType, UploadAborted, UploadTimeout,
+                     error_response)
 from .media_types import SNIFF_BYTES, sniff
 from .params import parse_id
 from .storage import MediaRecord, MediaStore, Upload
@@ -48,6 +51,12 @@ _RAW_TYPES = {"application/octet-stream", "application/pdf", "application/zip",
 _BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, ConnectionError, EOFError)
 
 Reader = Callable[[], Awaitable[bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_bytes: int          # MEDIA_MAX_UPLOAD_BYTES
+    idle_timeout: float     # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
 
 
 def is_raw_upload_type(content_type: str) -> bool:
@@ -80,16 +89,17 @@ def raw_file_name(request: web.Request) -> str | None:
 async def upload_media(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     store = request.app[keys.STORE]
+    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
     length = request.content_length
     ctype = request.content_type
     if ctype == "multipart/form-data":
         if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
             raise PayloadTooLarge()
-        rec = await _multipart(request, store, settings.max_upload_bytes)
+        rec = await _multipart(request, store, limits)
     elif is_raw_upload_type(ctype):
         if length is not None and length > settings.max_upload_bytes:
             raise PayloadTooLarge()
-        rec = await _raw(request, store, settings.max_upload_bytes)
+        rec = await _raw(request, store, limits)
     else:
         raise UnsupportedRequestType()
     request.app[keys.METRICS].uploads.labels(rec.media_type).inc()
@@ -97,16 +107,16 @@ async def upload_media(request: web.Request) -> web.Response:
                              headers={"Location": media_path(rec.id)})
 
 
-async def _raw(request: web.Request, store: MediaStore, limit: int) -> MediaRecord:
+async def _raw(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
     message_id = parse_message_id(request.query.get("message_id")
                                   or request.headers.get("X-Message-Id"))
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
-                           raw_file_name(request), limit)
+                           raw_file_name(request), limits)
     return await _finish(upload, message_id)
 
 
-async def _multipart(request: web.Request, store: MediaStore, limit: int) -> MediaRecord:
+async def _multipart(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
@@ -124,7 +134,7 @@ async def _multipart(request: web.Request, store: MediaStore, limit: int) -> Med
                 if upload is not None:
                     raise BadRequest("one file per request")
                 upload = await receive(store, lambda p=part: p.read_chunk(READ_BYTES),
-                                       part.filename, limit)
+                                       part.filename, limits)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part))
                 if upload is None:
@@ -177,13 +187,21 @@ async def _check_message(store: MediaStore, message_id: int) -> None:
         raise MessageNotFound()
 
 
-async def receive(store: MediaStore, read: Reader, client_name: str | None,
-                  limit: int) -> Upload:
+async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
+                  limits: Limits) -> Upload:
     """Stream one file from ``read`` into a new, still invisible upload.
 
     The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
     here the upload is already aborted and nothing is left behind.
     """
+    limit = limits.max_bytes
+
+    async def read() -> bytes:
+        try:
+            return await asyncio.wait_for(read_piece(), limits.idle_timeout)
+        except asyncio.TimeoutError:
+            raise UploadTimeout() from None
+
     upload: Upload | None = None
     try:
         head = bytearray()

@@ -61,6 +61,7 @@ PARSED = [
     ("MEDIA_UPLOAD_STALE_SECONDS", "600", "upload_stale_seconds", 600),
     ("MEDIA_JANITOR_INTERVAL_SECONDS", "30", "janitor_interval_seconds", 30),
     ("MEDIA_READ_AHEAD_CHUNKS", "8", "read_ahead_chunks", 8),
+    ("MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS", "30", "upload_idle_timeout", 30.0),
     ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "2.5", "shutdown_timeout", 2.5),
     ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "0", "shutdown_timeout", 0.0),
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
@@ -88,6 +89,7 @@ def test_each_variable_is_parsed(name, raw, attr, expected):
 BAD = [
     # (env, the variable the message must name)
     ({"PORT": "eighty"}, "PORT"),
+    ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
     ({"PORT": "80.5"}, "PORT"),
     ({"PORT": "65536"}, "PORT"),
     ({"PORT": "-1"}, "PORT"),

@@ -470,3 +470,27 @@ async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
         assert listing["media"] == []
     finally:
         writer.close()
+
+
+async def test_stalled_upload_is_cut_with_408_and_removed(db_dsn, settings, aiohttp_client,
+                                                          pool, message_id):
+    import dataclasses
+
+    from server.app import create_app
+    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
+    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+    stalled = asyncio.Event()
+
+    async def gen():   # sends a few chunks, then nothing
+        data = jpeg_bytes(4 * CHUNK)
+        for i in range(0, len(data), CHUNK):
+            yield data[i:i + CHUNK]
+        await asyncio.sleep(10)
+        stalled.set()
+
+    resp = await asyncio.wait_for(client.post(
+        f"{URL}?message_id={message_id}", data=gen(),
+        headers={"Content-Type": "image/jpeg"}), 8)
+    await assert_error(resp, 408, "upload_timeout")
+    assert not stalled.is_set()
+    await assert_nothing_stored(pool)
