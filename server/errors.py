@@ -75,7 +75,7 @@ async def error_middleware(request: web.Request, handler):
         code = _HTTP_CODES.get(e.status, "http_error")
         headers = {k: v for k, v in e.headers.items() if k.lower() in ("allow", "location")}
         return error_response(e.status, code, e.reason, headers)
-    except ConnectionResetError:
+    except ConnectionError:
         # The client went away mid-request: normal on mobile networks, nobody to answer.
         log.debug("client went away during %s %s", request.method, request.path)
         raise

@@ -193,8 +193,10 @@ async def _stream(request: web.Request, resp: web.StreamResponse,
             await resp.write(piece)
             metrics.bytes_served.inc(len(piece))
         await resp.write_eof()
-    except ConnectionResetError:
-        # Item 17: players abandon responses all the time (seeks, scrubbing).
+    except ConnectionError:
+        # Item 17: players abandon responses all the time (seeks, scrubbing). A reset
+        # is ConnectionResetError; a close seen while waiting to drain is a bare
+        # ConnectionError("Connection lost") (uvloop, as run.py serves).
         log.debug("client went away during %s", request.path)
     except StorageCorrupt:
         # Headers are gone already; cutting the connection is the only honest signal.

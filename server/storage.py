@@ -246,8 +246,13 @@ class MediaStore:
                 rows = await ahead
                 nxt = seq + len(rows)
                 ahead = fetch(nxt) if nxt <= last else None
-                for row_seq, text in rows:
+                rows.reverse()
+                while rows:
+                    # Popped, so each chunk's text is freed once sent: a slow reader
+                    # holds the next batch and one chunk, not two batches.
+                    row_seq, text = rows.pop()
                     data = pybase64.b64decode(text)
+                    del text
                     lo = start - row_seq * cs if row_seq == first else 0
                     hi = end - row_seq * cs + 1 if row_seq == last else len(data)
                     yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
