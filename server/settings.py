@@ -49,30 +49,25 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return raw or default
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+def _number(env: Mapping[str, str], name: str, default, lo, hi, parse, what: str):
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw.strip())
+        value = parse(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+    if not lo <= value <= hi:   # also refuses nan
         raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    return _number(env, name, default, lo, hi, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
+    return _number(env, name, default, lo, hi, float, "a number")
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
