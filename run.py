@@ -26,6 +26,10 @@ from server.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("media")
 
 
+class SchemaBehind(Exception):
+    """Serving was asked for without migrating, and migrations are pending."""
+
+
 @contextlib.contextmanager
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
@@ -63,7 +67,7 @@ def serve(settings: Settings, migrate: bool) -> None:
     from aiohttp import web
 
     from server.app import create_app
-    from server.migrate import apply_migrations
+    from server.migrate import apply_migrations, pending_migrations
 
     try:
         import uvloop
@@ -73,6 +77,10 @@ def serve(settings: Settings, migrate: bool) -> None:
     with database(settings) as dsn:
         if migrate and settings.auto_migrate:
             apply_migrations(dsn)
+        elif pending := pending_migrations(dsn):
+            # Serving a schema older than the code turns every request into a 500.
+            raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
+                               "applied): run `python run.py migrate` first")
         app = create_app(settings, dsn)
         web.run_app(app, host=settings.host, port=settings.port,
                     shutdown_timeout=settings.shutdown_timeout,
@@ -146,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
     except KeyboardInterrupt:
         return 130
+    except SchemaBehind as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             return _database_error(e)

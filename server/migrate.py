@@ -68,6 +68,15 @@ def apply_migrations(dsn: str, *, lock_timeout: int = 120) -> list[str]:
         backend.connection.close()
 
 
+def pending_migrations(dsn: str) -> list[str]:
+    """The ids of migrations not yet applied (read-only: takes no lock)."""
+    backend = get_backend(yoyo_url(dsn))
+    try:
+        return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+    finally:
+        backend.connection.close()
+
+
 def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
     """Roll back the last ``count`` applied migrations (for operators and tests)."""
     if count < 1:

@@ -219,3 +219,16 @@ async def test_a_live_migrator_is_waited_for_not_broken(empty_dsn):
         assert await conn.fetchval("SELECT count(*) FROM yoyo_lock") == 1
     finally:
         await conn.close()
+
+
+def test_serving_without_migrating_refuses_a_schema_that_is_behind(empty_dsn, tmp_path):
+    res = subprocess.run([sys.executable, str(RUN_PY), "serve", "--no-migrate"], cwd=REPO,
+                         env=clean_env({"DATABASE_URL": empty_dsn, "PORT": "1",
+                                        "MEDIA_DATA_DIR": str(tmp_path)}),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert "schema is behind" in res.stderr and "0001_messages" in res.stderr
+    assert "Traceback" not in res.stderr
+    apply_migrations(empty_dsn)
+    from server.migrate import pending_migrations
+    assert pending_migrations(empty_dsn) == []

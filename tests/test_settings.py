@@ -190,13 +190,13 @@ def test_run_py_unreachable_database_is_one_line_not_a_traceback(tmp_path, args,
     assert "Traceback" not in res.stderr
 
 
-def test_run_py_port_in_use_is_one_line_not_a_traceback(tmp_path, pg_server_dsn):
+def test_run_py_port_in_use_is_one_line_not_a_traceback(tmp_path, db_dsn):
     import socket
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        res = run_cli([], {"DATABASE_URL": pg_server_dsn, "MEDIA_AUTO_MIGRATE": "false",
+        res = run_cli([], {"DATABASE_URL": db_dsn, "MEDIA_AUTO_MIGRATE": "false",
                            "PORT": str(port), "MEDIA_DATA_DIR": str(tmp_path / "var")},
                       timeout=60)
     assert res.returncode == 1, (res.returncode, res.stderr)
