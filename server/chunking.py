@@ -28,7 +28,7 @@ class Base64Carry:
     def __init__(self) -> None:
         self._carry = b""
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | memoryview) -> bytes:
         if self._carry:
             data = self._carry + data
         cut = len(data) - len(data) % 3

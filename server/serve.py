@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -18,7 +18,7 @@ from .conditional import Outcome, evaluate_preconditions, http_date, if_range_al
 from .disposition import content_disposition, is_unsafe_inline
 from .errors import MediaNotFound, error_response
 from .params import parse_id
-from .ranges import UNSATISFIABLE, ByteRange, coalesce, parse_range
+from .ranges import UNSATISFIABLE, ByteRange, Unsatisfiable, coalesce, parse_range
 from .storage import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def _ranges_to_send(request: web.Request, size: int, etag: str, modified: dateti
     if not if_range_allows(request.headers.get("If-Range"), etag, modified):
         return None
     ranges = parse_range(header, size)
-    if ranges is None or ranges is UNSATISFIABLE:
+    if ranges is None or isinstance(ranges, Unsatisfiable):
         return ranges
     return coalesce(ranges)
 
@@ -119,7 +119,7 @@ def _head(headers: dict[str, str], size: int) -> web.Response:
     return web.Response(status=200, headers={**headers, "Content-Length": str(size)})
 
 
-async def _first_and_rest(stream: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+async def _first_and_rest(stream: AsyncGenerator[bytes, None]) -> tuple[bytes, AsyncGenerator[bytes, None]]:
     """Fetch the first piece before any header goes out, so a file deleted since its
     metadata was read is still a clean 404 rather than a truncated 200."""
     try:
@@ -156,7 +156,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
                            + len(tail))
     first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         for i, (head, r) in enumerate(zip(heads, ranges)):
             yield head
             if i == 0:
@@ -171,7 +171,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     return await _stream(request, resp, body())
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
+async def _chain(first: bytes, rest: AsyncGenerator[bytes, None] | None) -> AsyncGenerator[bytes, None]:
     try:
         if first:
             yield first
@@ -185,7 +185,7 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterat
 
 
 async def _stream(request: web.Request, resp: web.StreamResponse,
-                  body: AsyncIterator[bytes]) -> web.StreamResponse:
+                  body: AsyncGenerator[bytes, None]) -> web.StreamResponse:
     metrics = request.app[keys.METRICS]
     try:
         await resp.prepare(request)

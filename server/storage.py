@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -228,7 +228,7 @@ class MediaStore:
             if await Q.delete_media.fetchval(conn, id=media_id) is None:
                 raise MediaNotFound()
 
-    async def read(self, rec: MediaRecord, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read(self, rec: MediaRecord, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """Yield the bytes ``start..end`` (inclusive) of a complete file, in pieces."""
         if not 0 <= start <= end < rec.file_size:
             raise ValueError(f"range {start}-{end} outside a file of {rec.file_size} bytes")
@@ -240,7 +240,8 @@ class MediaStore:
             return asyncio.ensure_future(
                 self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
 
-        seq, ahead = first, fetch(first)
+        seq = first
+        ahead: asyncio.Task | None = fetch(first)
         try:
             while ahead is not None:
                 rows = await ahead

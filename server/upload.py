@@ -133,8 +133,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
             if part.name == "file":
                 if upload is not None:
                     raise BadRequest("one file per request")
-                upload = await receive(store, lambda p=part: p.read_chunk(READ_BYTES),
-                                       part.filename, limits)
+                upload = await receive(store, _chunk_reader(part), part.filename, limits)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part))
                 if upload is None:
@@ -162,6 +161,10 @@ async def _finish(upload: Upload, message_id: int) -> MediaRecord:
     except BaseException:
         await upload.abort()
         raise
+
+
+def _chunk_reader(part: aiohttp.BodyPartReader) -> Reader:
+    return lambda: part.read_chunk(READ_BYTES)
 
 
 async def _next_part(reader: aiohttp.MultipartReader):
