@@ -54,7 +54,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         app[keys.POOL] = pool
         app[keys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
-                                     acquire_timeout=settings.pool_acquire_timeout)
+                                     acquire_timeout=settings.pool_acquire_timeout,
+                                     stat_cache_seconds=settings.metadata_cache_seconds)
         yield
         await pool.close()
 

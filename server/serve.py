@@ -56,7 +56,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if media_id is None:
         raise MediaNotFound()
     store = request.app[keys.STORE]
-    rec = await store.stat(media_id)
+    rec = await store.stat_for_serving(media_id)
     etag = entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
     h = request.headers

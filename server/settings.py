@@ -32,6 +32,10 @@ class Settings:
     upload_stale_seconds: int = 3600
     janitor_interval_seconds: int = 300
     read_ahead_chunks: int = 4
+    # How long the serving path may reuse a file's metadata (0: ask the database on
+    # every request). Bounds how long another instance's DELETE can go unnoticed by
+    # HEAD and 304 answers here; a GET of deleted media is a 404 regardless.
+    metadata_cache_seconds: float = 30.0
     # An upload whose client sends nothing for this long is cut (408) and removed: a
     # stalled or malicious client must not keep a request open forever.
     upload_idle_timeout: float = 120.0
@@ -127,6 +131,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,
                                lo=1, hi=64),
+        metadata_cache_seconds=_float(env, "MEDIA_METADATA_CACHE_SECONDS",
+                                      Settings.metadata_cache_seconds, lo=0, hi=86400),
         upload_idle_timeout=_float(env, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS",
                                    Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",

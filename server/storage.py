@@ -18,9 +18,11 @@ The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -144,11 +146,20 @@ class MediaStore:
     """Create, stat, read and delete media kept as chunked base64 in PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool, *, chunk_size: int, read_ahead: int = 4,
-                 acquire_timeout: float = 30.0):
+                 acquire_timeout: float = 30.0, stat_cache_seconds: float = 0.0,
+                 stat_cache_size: int = 10_000):
         self.pool = pool
         self.chunk_size = chunk_size
         self.read_ahead = read_ahead
         self.acquire_timeout = acquire_timeout
+        # Complete files never change, so the serving path may reuse their metadata.
+        # The only staleness is a delete made by another instance: the chunks are gone
+        # then, so a GET still fails cleanly (404) on its first read; the TTL bounds
+        # how long HEAD and 304 can still answer for it.
+        self._stat_ttl = stat_cache_seconds
+        self._stat_max = stat_cache_size
+        self._stats: collections.OrderedDict[int, tuple[float, MediaRecord]] = \
+            collections.OrderedDict()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -208,6 +219,21 @@ class MediaStore:
     async def stat(self, media_id: int) -> MediaRecord:
         return await self._one(Q.get_media, id=media_id)
 
+    async def stat_for_serving(self, media_id: int) -> MediaRecord:
+        """``stat``, answered from a short-lived cache when enabled."""
+        now = time.monotonic()
+        hit = self._stats.get(media_id)
+        if hit is not None and hit[0] > now:
+            self._stats.move_to_end(media_id)
+            return hit[1]
+        rec = await self.stat(media_id)
+        if self._stat_ttl > 0:
+            self._stats[media_id] = (now + self._stat_ttl, rec)
+            self._stats.move_to_end(media_id)
+            while len(self._stats) > self._stat_max:
+                self._stats.popitem(last=False)
+        return rec
+
     async def stat_by_file_name(self, file_name: str) -> MediaRecord:
         return await self._one(Q.get_media_by_file_name, file_name=file_name)
 
@@ -224,6 +250,7 @@ class MediaStore:
         return [MediaRecord.from_row(r) for r in rows]
 
     async def delete(self, media_id: int) -> None:
+        self._stats.pop(media_id, None)
         async with self.connection() as conn:
             if await Q.delete_media.fetchval(conn, id=media_id) is None:
                 raise MediaNotFound()

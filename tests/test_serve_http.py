@@ -962,3 +962,16 @@ async def test_deleted_media_is_404(client):
     resp, _ = await fetch(client, gone.url, headers={"Range": "bytes=0-1"})
     assert resp.status == 404
     assert_not_long_cached(resp)
+
+
+async def test_media_deleted_by_another_instance_is_404_despite_cached_metadata(
+        client, server_for):
+    other = await server_for()   # a second instance on the same database
+    gone = await upload(client, jpeg_bytes(10 * 3 * 1024))
+    resp, _ = await fetch(client, gone.url)
+    assert resp.status == 200     # this instance now holds the metadata
+    assert (await other.delete(f"/api/media/{gone.json['id']}")).status == 204
+    for headers in ({}, {"Range": "bytes=0-1"}, {"Range": "bytes=-10"}):
+        resp, body = await fetch(client, gone.url, headers=headers)
+        assert resp.status == 404, headers
+        assert (await resp.json())["error"] == "media_not_found"

@@ -62,6 +62,8 @@ PARSED = [
     ("MEDIA_JANITOR_INTERVAL_SECONDS", "30", "janitor_interval_seconds", 30),
     ("MEDIA_READ_AHEAD_CHUNKS", "8", "read_ahead_chunks", 8),
     ("MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS", "30", "upload_idle_timeout", 30.0),
+    ("MEDIA_METADATA_CACHE_SECONDS", "0", "metadata_cache_seconds", 0.0),
+    ("MEDIA_METADATA_CACHE_SECONDS", "5.5", "metadata_cache_seconds", 5.5),
     ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "2.5", "shutdown_timeout", 2.5),
     ("MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "0", "shutdown_timeout", 0.0),
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
@@ -90,6 +92,7 @@ BAD = [
     # (env, the variable the message must name)
     ({"PORT": "eighty"}, "PORT"),
     ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
+    ({"MEDIA_METADATA_CACHE_SECONDS": "-1"}, "MEDIA_METADATA_CACHE_SECONDS"),
     ({"PORT": "80.5"}, "PORT"),
     ({"PORT": "65536"}, "PORT"),
     ({"PORT": "-1"}, "PORT"),

@@ -212,3 +212,50 @@ async def test_writing_to_a_reclaimed_upload_is_media_not_found(store, pool):
     with pytest.raises(MediaNotFound):
         await up.write(os.urandom(2 * CHUNK))
         await up.flush()
+
+
+async def test_metadata_cache_serves_repeats_and_forgets_deletes(pool, message_id):
+    store = MediaStore(pool, chunk_size=CHUNK, stat_cache_seconds=60)
+    rec = await put(store, message_id, os.urandom(2 * CHUNK))
+    assert await store.stat_for_serving(rec.id) == rec
+    # Removed behind the store's back (another instance): the cached metadata is still
+    # answered, but the bytes are gone, so a read fails instead of serving stale data.
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM media_files WHERE id = $1", rec.id)
+    assert await store.stat_for_serving(rec.id) == rec
+    from server.storage import StorageCorrupt
+    with pytest.raises(StorageCorrupt):
+        await get(store, rec)
+    # A delete through this store forgets at once.
+    other = await put(store, message_id, os.urandom(10))
+    assert await store.stat_for_serving(other.id) == other
+    await store.delete(other.id)
+    with pytest.raises(MediaNotFound):
+        await store.stat_for_serving(other.id)
+
+
+async def test_metadata_cache_off_and_bounded(pool, message_id):
+    off = MediaStore(pool, chunk_size=CHUNK, stat_cache_seconds=0)
+    rec = await put(off, message_id, os.urandom(10))
+    await off.stat_for_serving(rec.id)
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM media_files WHERE id = $1", rec.id)
+    with pytest.raises(MediaNotFound):
+        await off.stat_for_serving(rec.id)
+
+    small = MediaStore(pool, chunk_size=CHUNK, stat_cache_seconds=60, stat_cache_size=3)
+    recs = [await put(small, message_id, os.urandom(10)) for _ in range(5)]
+    for r in recs:
+        await small.stat_for_serving(r.id)
+    assert list(small._stats) == [r.id for r in recs[-3:]]
+
+
+async def test_metadata_cache_expires(pool, message_id):
+    store = MediaStore(pool, chunk_size=CHUNK, stat_cache_seconds=0.2)
+    rec = await put(store, message_id, os.urandom(10))
+    await store.stat_for_serving(rec.id)
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM media_files WHERE id = $1", rec.id)
+    await asyncio.sleep(0.3)
+    with pytest.raises(MediaNotFound):
+        await store.stat_for_serving(rec.id)
