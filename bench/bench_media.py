@@ -1,7 +1,14 @@
 """Benchmarks: upload throughput, full download throughput, and the cost of a small
 range at the start versus the end of a large file. Never part of the test run.
 
-    python bench/bench_media.py [--size-mib 256] [--database-url URL]
+    python bench/bench_media.py [--size-mib 256] [--database-url URL] [--set VAR=VALUE ...]
+
+A change made for speed is measured against its setting turned off, alternating in
+one run, e.g. the metadata cache:
+
+    for i in 1 2; do for c in 0 30; do
+        python bench/bench_media.py --size-mib 64 --repeat 300 \
+            --set MEDIA_METADATA_CACHE_SECONDS=$c | grep range; done; done
 
 Starts the real server (run.py) as a separate process on a free port, against
 DATABASE_URL or a throwaway embedded PostgreSQL, and talks to it over loopback HTTP.
@@ -67,6 +74,9 @@ async def run(args) -> None:
                MEDIA_MAX_UPLOAD_BYTES=str(4 * 1024**3))
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
+    for assignment in args.set:
+        name, _, value = assignment.partition("=")
+        env[name] = value
     msg = subprocess.run([sys.executable, "run.py", "create-message"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
     proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
@@ -124,6 +134,8 @@ def main() -> None:
     p.add_argument("--size-mib", type=int, default=256)
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--database-url")
+    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
+                   help="a server setting for this run")
     asyncio.run(run(p.parse_args()))
 
 
