@@ -21,3 +21,4 @@ class Metrics:
                                   ["media_type"], registry=self.registry)
         self.stored_bytes = Gauge("media_stored_bytes", "Bytes of complete files",
                                   ["media_type"], registry=self.registry)
+        self.totals_due = 0.0   # monotonic time the stored_* gauges are next refreshed

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,13 +30,21 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+# The totals scan media_files; scrapers come every few seconds from every replica, so
+# the scan runs at most this often per instance.
+TOTALS_EVERY_SECONDS = 60.0
+
+
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[keys.METRICS]
-    async with request.app[keys.STORE].connection() as conn:
-        rows = await Q.media_totals.fetch(conn)
-    for r in rows:
-        m.stored_files.labels(r["media_type"]).set(r["files"])
-        m.stored_bytes.labels(r["media_type"]).set(r["bytes"])
+    now = time.monotonic()
+    if now >= m.totals_due:
+        async with request.app[keys.STORE].connection() as conn:
+            rows = await Q.media_totals.fetch(conn)
+        for r in rows:
+            m.stored_files.labels(r["media_type"]).set(r["files"])
+            m.stored_bytes.labels(r["media_type"]).set(r["bytes"])
+        m.totals_due = now + TOTALS_EVERY_SECONDS
     body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
                                             "Cache-Control": "no-store"})
