@@ -17,6 +17,9 @@ class MediaError(Exception):
     status = 500
     code = "internal_error"
     default_message = "internal error"
+    # The request body was left unread or broken: answer, then close the connection
+    # rather than reuse it.
+    close_connection = False
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.default_message)
@@ -24,8 +27,10 @@ class MediaError(Exception):
         self.headers = headers or {}
 
 
-def _error(name: str, status: int, code: str, message: str) -> type[MediaError]:
-    return type(name, (MediaError,), {"status": status, "code": code, "default_message": message})
+def _error(name: str, status: int, code: str, message: str, *,
+           close: bool = False) -> type[MediaError]:
+    return type(name, (MediaError,), {"status": status, "code": code,
+                                      "default_message": message, "close_connection": close})
 
 
 # One block, like tusd's: the code a client can switch on, its status, its default text.
@@ -37,14 +42,17 @@ InvalidMessageId = _error("InvalidMessageId", 400, "invalid_message_id",
                           "message_id must be an integer between 1 and 2147483647")
 MediaNotFound = _error("MediaNotFound", 404, "media_not_found", "media not found")
 MessageNotFound = _error("MessageNotFound", 404, "message_not_found", "message not found")
-PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "the file is too large")
+PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "the file is too large",
+                         close=True)
 UnsupportedMediaType = _error("UnsupportedMediaType", 415, "unsupported_media_type",
                               "this type of file is not accepted")
 UnsupportedRequestType = _error("UnsupportedRequestType", 415, "unsupported_request_type",
                                 "send multipart/form-data or the raw bytes with their type")
 UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
-                       "the client sent nothing for too long; the upload was dropped")
-UploadAborted = _error("UploadAborted", 400, "upload_aborted", "the upload was interrupted")
+                       "the client sent nothing for too long; the upload was dropped",
+                       close=True)
+UploadAborted = _error("UploadAborted", 400, "upload_aborted",
+                       "the upload was interrupted or its body could not be read", close=True)
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
 
@@ -68,7 +76,10 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except MediaError as e:
-        return error_response(e.status, e.code, e.message, e.headers)
+        resp = error_response(e.status, e.code, e.message, e.headers)
+        if e.close_connection:
+            resp.force_close()
+        return resp
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
@@ -48,7 +49,9 @@ _RAW_TYPES = {"application/octet-stream", "application/pdf", "application/zip",
 
 # The client vanished or sent a broken body: nothing to store, nobody to blame but the
 # network, so no stack trace.
-_BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, ConnectionError, EOFError)
+# (RequestPayloadError: a body the parser could not decode, e.g. bad gzip.)
+_BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, web.RequestPayloadError,
+                ConnectionError, EOFError)
 
 Reader = Callable[[], Awaitable[bytes]]
 
@@ -81,7 +84,10 @@ def raw_file_name(request: web.Request) -> str | None:
         return unquote(name, errors="replace")
     cd = request.headers.get("Content-Disposition")
     if cd:
-        _, params = aiohttp.multipart.parse_content_disposition(cd)
+        with warnings.catch_warnings():
+            # A malformed header just means no name; aiohttp would warn on each one.
+            warnings.simplefilter("ignore")
+            _, params = aiohttp.multipart.parse_content_disposition(cd)
         return aiohttp.multipart.content_disposition_filename(params, "filename")
     return None
 
@@ -92,16 +98,22 @@ async def upload_media(request: web.Request) -> web.Response:
     limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
     length = request.content_length
     ctype = request.content_type
-    if ctype == "multipart/form-data":
-        if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge()
-        rec = await _multipart(request, store, limits)
-    elif is_raw_upload_type(ctype):
-        if length is not None and length > settings.max_upload_bytes:
-            raise PayloadTooLarge()
-        rec = await _raw(request, store, limits)
-    else:
-        raise UnsupportedRequestType()
+    try:
+        if ctype == "multipart/form-data":
+            if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+                raise PayloadTooLarge()
+            rec = await _multipart(request, store, limits)
+        elif is_raw_upload_type(ctype):
+            if length is not None and length > settings.max_upload_bytes:
+                raise PayloadTooLarge()
+            rec = await _raw(request, store, limits)
+        else:
+            raise UnsupportedRequestType()
+    except (UploadAborted, UploadTimeout):
+        # The body is broken or stalled: there is nothing left worth reading, and
+        # aiohttp's lingering read of the rest would only raise (and log) again.
+        request.content.feed_eof()
+        raise
     request.app[keys.METRICS].uploads.labels(rec.media_type).inc()
     return web.json_response(media_json(rec), status=201,
                              headers={"Location": media_path(rec.id)})
@@ -164,7 +176,12 @@ async def _finish(upload: Upload, message_id: int) -> MediaRecord:
 
 
 def _chunk_reader(part: aiohttp.BodyPartReader) -> Reader:
-    return lambda: part.read_chunk(READ_BYTES)
+    async def read() -> bytes:
+        try:
+            return await part.read_chunk(READ_BYTES)
+        except ValueError:   # the body ended inside the part: no closing boundary
+            raise BadRequest("malformed multipart body: truncated part") from None
+    return read
 
 
 async def _next_part(reader: aiohttp.MultipartReader):

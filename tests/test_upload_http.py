@@ -1,6 +1,7 @@
 """POST /api/media/upload-production and the metadata routes, through a real server."""
 import asyncio
 import hashlib
+import logging
 import os
 import re
 from urllib.parse import quote
@@ -494,3 +495,51 @@ async def test_stalled_upload_is_cut_with_408_and_removed(db_dsn, settings, aioh
     await assert_error(resp, 408, "upload_timeout")
     assert not stalled.is_set()
     await assert_nothing_stored(pool)
+
+
+# -- odd requests ------------------------------------------------------------------------
+
+MP = {"Content-Type": "multipart/form-data; boundary=b"}
+RAW = {"Content-Type": "image/png", "X-Message-Id": "1"}   # 1: the fixture's message
+FILE_PART = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+
+ODD = [
+    # (name, headers, body, the status expected)
+    ("no boundary", {"Content-Type": "multipart/form-data"}, b"--x\r\n", 400),
+    ("empty boundary", {"Content-Type": "multipart/form-data; boundary="}, b"--\r\n", 400),
+    ("weird boundary", {"Content-Type": 'multipart/form-data; boundary="a b\\"c"'},
+     b'--a b"c\r\n\r\n', 400),
+    ("truncated part", MP, FILE_PART + b"\r\n" + png_bytes()[:50], 400),
+    ("part without disposition", MP,
+     b"--b\r\nContent-Type: image/png\r\n\r\n" + png_bytes() + b"\r\n--b--\r\n", 400),
+    ("nested multipart", MP,
+     b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n"
+     b'Content-Disposition: form-data; name="file"\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n--b--\r\n', 400),
+    ("base64 part is not decoded", MP,
+     FILE_PART + b"Content-Transfer-Encoding: base64\r\n\r\n!!!!\r\n--b--\r\n", 415),
+    ("gzip part is not decoded", MP,
+     FILE_PART + b"Content-Encoding: gzip\r\n\r\nnotgzip\r\n--b--\r\n", 415),
+    ("raw body that is not the gzip it claims", {**RAW, "Content-Encoding": "gzip"},
+     b"notgzip", 400),
+    ("raw message id with junk", {**RAW, "X-Message-Id": "1; drop"}, png_bytes(), 400),
+    ("raw content-disposition with bad escapes",
+     {**RAW, "Content-Disposition": "attachment; filename*=UTF-8''%E2%82%AC%ZZ.png"},
+     png_bytes(), 201),
+    ("raw content-disposition garbage", {**RAW, "Content-Disposition": ";;;==="},
+     png_bytes(), 201),
+    ("x-file-name with invalid utf-8", {**RAW, "X-File-Name": "%C3%28%ff.png"},
+     png_bytes(), 201),
+    ("content-type with broken parameter", {**RAW, "Content-Type": 'image/png; charset="'},
+     png_bytes(), 201),
+]
+
+
+@pytest.mark.parametrize("name,headers,body,status", ODD, ids=[c[0] for c in ODD])
+async def test_odd_requests_get_a_clear_answer_never_a_500(client, message_id, caplog,
+                                                            name, headers, body, status):
+    assert message_id == 1
+    caplog.set_level(logging.ERROR)
+    resp = await client.post(URL, data=body, headers=headers)
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/json"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
