@@ -28,3 +28,27 @@ def png_bytes(width: int = 32, height: int = 32) -> bytes:
     buf = io.BytesIO()
     Image.new("RGBA", (width, height), (10, 200, 30, 255)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def noise_mp4(codec: str, *, width: int, height: int, fps: int, frames: int,
+              bit_rate: int | None = None, options: dict[str, str] | None = None) -> bytes:
+    """An MP4 of random-noise frames, made with PyAV (FFmpeg in the wheel). Its index
+    (moov) comes last, as encoders write it by default; noise keeps the file large, so
+    reading the index means seeking past the media data rather than through it."""
+    import pytest
+    av = pytest.importorskip("av")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if options:
+            stream.options = options
+        for i in range(frames):
+            noise = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+            frame = av.VideoFrame.from_image(noise)
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buf.getvalue()

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import html
-import io
-import os
 import re
 import shutil
 
 import aiohttp
 import pytest
 from aiohttp import web
-from PIL import Image
 
 from server import keys
 from server.app import create_app
+from tests.media import noise_mp4
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 10, 60
 PAGE = """<!doctype html><html><body><pre id="out">start</pre>
@@ -48,19 +46,9 @@ def chromium() -> str:
 
 
 def mp4_h264() -> bytes:
-    av = pytest.importorskip("av")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"crf": "0"}   # noise at lossless: a few MB, many chunks
-        for i in range(FRAMES):
-            noise = Image.frombytes("RGB", (WIDTH, HEIGHT), os.urandom(WIDTH * HEIGHT * 3))
-            frame = av.VideoFrame.from_image(noise)
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    data = buf.getvalue()
+    # Noise at lossless: a few MB, many chunks.
+    data = noise_mp4("libx264", width=WIDTH, height=HEIGHT, fps=FPS, frames=FRAMES,
+                     options={"crf": "0"})
     assert data.rfind(b"moov") > len(data) * 0.9
     return data
 

@@ -10,19 +10,16 @@ test also checks what the tool asked for and what it got (shared/http-serving.md
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import os
 import shutil
 from typing import NamedTuple
 
 import aiohttp
 import pytest
-from PIL import Image
 
 from server import keys
 from server.app import create_app
-from tests.media import jpeg_bytes
+from tests.media import jpeg_bytes, noise_mp4
 
 SIZE = 50_000
 
@@ -128,22 +125,9 @@ FRAMES, FPS, WIDTH, HEIGHT = 10, 10, 160, 120
 
 
 def mp4_bytes() -> bytes:
-    """One second of MPEG-4 video in MP4, index (moov) at the end as encoders write it
-    by default. Noise frames keep the file a few hundred KB, so reading the index means
-    seeking past the media data rather than reading through it."""
-    av = pytest.importorskip("av")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.bit_rate = 4_000_000
-        for i in range(FRAMES):
-            noise = Image.frombytes("RGB", (WIDTH, HEIGHT), os.urandom(WIDTH * HEIGHT * 3))
-            frame = av.VideoFrame.from_image(noise)
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    data = buf.getvalue()
+    """One second of MPEG-4 video in MP4, its index at the end."""
+    data = noise_mp4("mpeg4", width=WIDTH, height=HEIGHT, fps=FPS, frames=FRAMES,
+                     bit_rate=4_000_000)
     assert data.rfind(b"moov") > len(data) // 2
     return data
 
