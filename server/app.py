@@ -41,6 +41,11 @@ async def timing_middleware(request: web.Request, handler):
             time.perf_counter() - start)
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce its and Python's exact versions to every client.
+    response.headers["Server"] = "media-store"
+
+
 def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web.Application:
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
@@ -67,6 +72,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(background)
     setup_routes(app)

@@ -543,3 +543,10 @@ async def test_odd_requests_get_a_clear_answer_never_a_500(client, message_id, c
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/json"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_server_header_does_not_announce_versions(client):
+    resp = await client.get("/healthz")
+    assert resp.headers["Server"] == "media-store"
+    resp = await client.get("/api/media/serve/1")
+    assert resp.status == 404 and resp.headers["Server"] == "media-store"
