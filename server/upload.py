@@ -109,11 +109,15 @@ async def upload_media(request: web.Request) -> web.Response:
             rec = await _raw(request, store, limits)
         else:
             raise UnsupportedRequestType()
-    except (UploadAborted, UploadTimeout):
-        # The body is broken or stalled: there is nothing left worth reading, and
-        # aiohttp's lingering read of the rest would only raise (and log) again.
+    except (UploadTimeout, *_BODY_ERRORS) as e:
+        # The body is broken, gone or stalled, wherever in it that happened: there is
+        # nothing left worth reading, and aiohttp's lingering read of the rest would
+        # only raise (and log) again.
         request.content.feed_eof()
-        raise
+        if isinstance(e, UploadTimeout):
+            raise
+        log.info("upload interrupted: %s", e.__class__.__name__)
+        raise UploadAborted() from None
     request.app[keys.METRICS].uploads.labels(rec.media_type).inc()
     return web.json_response(media_json(rec), status=201,
                              headers={"Location": media_path(rec.id)})
@@ -137,7 +141,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
     upload: Upload | None = None
     try:
         for _ in range(MAX_PARTS):
-            part = await _next_part(reader)
+            part = await _next_part(reader, limits)
             if part is None:
                 break
             if not isinstance(part, aiohttp.BodyPartReader):
@@ -145,13 +149,14 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
             if part.name == "file":
                 if upload is not None:
                     raise BadRequest("one file per request")
-                upload = await receive(store, _chunk_reader(part), part.filename, limits)
+                upload = await receive(store, _chunk_reader(part, READ_BYTES),
+                                       part.filename, limits)
             elif part.name == "message_id":
-                message_id = parse_message_id(await _small_field(part))
+                message_id = parse_message_id(await _small_field(part, limits))
                 if upload is None:
                     await _check_message(store, message_id)
             else:
-                await _small_field(part)   # unknown small fields are ignored
+                await _small_field(part, limits)   # unknown small fields are ignored
         else:
             raise BadRequest(f"more than {MAX_PARTS} form fields")
     except BaseException:
@@ -175,26 +180,36 @@ async def _finish(upload: Upload, message_id: int) -> MediaRecord:
         raise
 
 
-def _chunk_reader(part: aiohttp.BodyPartReader) -> Reader:
+async def _within(limits: Limits, awaitable: Awaitable):
+    """Every read from the client: one that waits longer than the idle timeout ends the
+    upload (408), whichever part of the body it was waiting for."""
+    try:
+        return await asyncio.wait_for(awaitable, limits.idle_timeout)
+    except asyncio.TimeoutError:
+        raise UploadTimeout() from None
+
+
+def _chunk_reader(part: aiohttp.BodyPartReader, size: int) -> Reader:
     async def read() -> bytes:
         try:
-            return await part.read_chunk(READ_BYTES)
+            return await part.read_chunk(size)
         except ValueError:   # the body ended inside the part: no closing boundary
             raise BadRequest("malformed multipart body: truncated part") from None
     return read
 
 
-async def _next_part(reader: aiohttp.MultipartReader):
+async def _next_part(reader: aiohttp.MultipartReader, limits: Limits):
     try:
-        return await reader.next()
+        return await _within(limits, reader.next())
     except (ValueError, HttpProcessingError) as e:
         # Bad boundary, control characters in part headers, a truncated body...
         raise BadRequest(f"malformed multipart body: {e.__class__.__name__}") from None
 
 
-async def _small_field(part: aiohttp.BodyPartReader) -> str:
+async def _small_field(part: aiohttp.BodyPartReader, limits: Limits) -> str:
+    read = _chunk_reader(part, SMALL_FIELD_BYTES)
     data = bytearray()
-    while chunk := await part.read_chunk(SMALL_FIELD_BYTES):
+    while chunk := await _within(limits, read()):
         data += chunk
         if len(data) > SMALL_FIELD_BYTES:
             raise BadRequest(f"form field {part.name!r} is too long")
@@ -216,11 +231,8 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
     """
     limit = limits.max_bytes
 
-    async def read() -> bytes:
-        try:
-            return await asyncio.wait_for(read_piece(), limits.idle_timeout)
-        except asyncio.TimeoutError:
-            raise UploadTimeout() from None
+    def read() -> Awaitable[bytes]:
+        return _within(limits, read_piece())
 
     upload: Upload | None = None
     try:
@@ -245,12 +257,9 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
                 raise PayloadTooLarge()
             await upload.write(piece)
         return upload
-    except BaseException as e:
+    except BaseException:
         if upload is not None:
             await upload.abort()
-        if isinstance(e, _BODY_ERRORS):
-            log.info("upload interrupted: %s", e.__class__.__name__)
-            raise UploadAborted() from None
         raise
 
 

@@ -550,3 +550,31 @@ async def test_server_header_does_not_announce_versions(client):
     assert resp.headers["Server"] == "media-store"
     resp = await client.get("/api/media/serve/1")
     assert resp.status == 404 and resp.headers["Server"] == "media-store"
+
+
+async def test_truncated_message_id_field_is_400(client, pool, message_id):
+    body = (b'--b\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n'
+            + str(message_id).encode())
+    resp = await client.post(URL, data=body, headers=MP)
+    await assert_error(resp, 400, "bad_request")
+    await assert_nothing_stored(pool)
+
+
+async def test_stall_between_form_fields_is_408(db_dsn, settings, aiohttp_client, pool,
+                                                message_id):
+    # The idle timeout holds for every read, not only the file's: here the client
+    # sends message_id, then nothing.
+    import dataclasses
+
+    from server.app import create_app
+    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
+    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+
+    async def gen():
+        yield (b'--b\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n'
+               + str(message_id).encode() + b"\r\n")
+        await asyncio.sleep(10)
+
+    resp = await asyncio.wait_for(client.post(URL, data=gen(), headers=MP), 8)
+    await assert_error(resp, 408, "upload_timeout")
+    await assert_nothing_stored(pool)
