@@ -18,10 +18,12 @@ from .conditional import Outcome, evaluate_preconditions, http_date, if_range_al
 from .disposition import content_disposition, is_unsafe_inline
 from .errors import MediaNotFound, error_response
 from .params import parse_id
-from .ranges import UNSATISFIABLE, ByteRange, Unsatisfiable, coalesce, parse_range
+from .ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from .storage import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
+
+Body = AsyncGenerator[bytes, None]
 
 # Media never changes once stored (RFC 8246 immutable; the original one-year cache).
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -76,7 +78,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
 
     headers = representation_headers(rec, etag, modified)
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
-    if ranges is UNSATISFIABLE:
+    if isinstance(ranges, Unsatisfiable):
         return error_response(416, "range_not_satisfiable",
                               f"the file has {rec.file_size} bytes",
                               headers={"Content-Range": f"bytes */{rec.file_size}"})
@@ -119,7 +121,7 @@ def _head(headers: dict[str, str], size: int) -> web.Response:
     return web.Response(status=200, headers={**headers, "Content-Length": str(size)})
 
 
-async def _first_and_rest(stream: AsyncGenerator[bytes, None]) -> tuple[bytes, AsyncGenerator[bytes, None]]:
+async def _first_and_rest(stream: Body) -> tuple[bytes, Body]:
     """Fetch the first piece before any header goes out, so a file deleted since its
     metadata was read is still a clean 404 rather than a truncated 200."""
     try:
@@ -156,7 +158,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
                            + len(tail))
     first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
 
-    async def body() -> AsyncGenerator[bytes, None]:
+    async def body() -> Body:
         for i, (head, r) in enumerate(zip(heads, ranges)):
             yield head
             if i == 0:
@@ -171,7 +173,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     return await _stream(request, resp, body())
 
 
-async def _chain(first: bytes, rest: AsyncGenerator[bytes, None] | None) -> AsyncGenerator[bytes, None]:
+async def _chain(first: bytes, rest: Body | None) -> Body:
     try:
         if first:
             yield first
@@ -185,7 +187,7 @@ async def _chain(first: bytes, rest: AsyncGenerator[bytes, None] | None) -> Asyn
 
 
 async def _stream(request: web.Request, resp: web.StreamResponse,
-                  body: AsyncGenerator[bytes, None]) -> web.StreamResponse:
+                  body: Body) -> web.StreamResponse:
     metrics = request.app[keys.METRICS]
     try:
         await resp.prepare(request)
