@@ -31,9 +31,22 @@ def yoyo_url(dsn: str) -> str:
     return "postgresql+psycopg://" + rest
 
 
+LOCK_TIMEOUT = 120
+
+
 @contextlib.contextmanager
-def exclusive(backend, timeout: float):
-    """Hold the migrators' session lock; clear a yoyo lock left by a dead migrator."""
+def _backend(dsn: str):
+    backend = get_backend(yoyo_url(dsn))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
+
+
+@contextlib.contextmanager
+def exclusive(backend, timeout: float = LOCK_TIMEOUT):
+    """Hold the migrators' session lock, clear a yoyo lock left by a dead migrator, then
+    hold yoyo's own lock too."""
     conn = backend.connection
     deadline = time.monotonic() + timeout
     while not conn.execute(Q.try_migration_lock.sql).fetchone()[0]:
@@ -47,34 +60,29 @@ def exclusive(backend, timeout: float):
         if stale:
             log.warning("clearing a yoyo lock left by a migrator that died")
             backend.break_lock()
-        yield
+        with backend.lock(timeout=timeout):
+            yield
     finally:
         conn.execute(Q.release_migration_lock.sql)
 
 
-def apply_migrations(dsn: str, *, lock_timeout: int = 120) -> list[str]:
+def apply_migrations(dsn: str, *, lock_timeout: int = LOCK_TIMEOUT) -> list[str]:
     """Apply every pending migration; return the ids applied (empty when up to date)."""
-    backend = get_backend(yoyo_url(dsn))
-    try:
+    with _backend(dsn) as backend:
         migrations = read_migrations(str(MIGRATIONS_DIR))
-        with exclusive(backend, lock_timeout), backend.lock(timeout=lock_timeout):
+        with exclusive(backend, lock_timeout):
             pending = backend.to_apply(migrations)
             backend.apply_migrations(pending)
-        applied = [m.id for m in pending]
-        if applied:
-            log.info("applied migrations: %s", ", ".join(applied))
-        return applied
-    finally:
-        backend.connection.close()
+    applied = [m.id for m in pending]
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    return applied
 
 
 def pending_migrations(dsn: str) -> list[str]:
     """The ids of migrations not yet applied (read-only: takes no lock)."""
-    backend = get_backend(yoyo_url(dsn))
-    try:
+    with _backend(dsn) as backend:
         return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
-    finally:
-        backend.connection.close()
 
 
 def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
@@ -82,12 +90,9 @@ def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
     if count < 1:
         # A slice bound of 0 or below would roll back nothing, or all but a few.
         raise ValueError(f"count must be 1 or more, got {count}")
-    backend = get_backend(yoyo_url(dsn))
-    try:
+    with _backend(dsn) as backend:
         migrations = read_migrations(str(MIGRATIONS_DIR))
-        with exclusive(backend, 120), backend.lock():
+        with exclusive(backend):
             todo = backend.to_rollback(migrations)[:count]
             backend.rollback_migrations(todo)
-        return [m.id for m in todo]
-    finally:
-        backend.connection.close()
+    return [m.id for m in todo]
