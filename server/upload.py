@@ -236,21 +236,23 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
 
     upload: Upload | None = None
     try:
-        head = bytearray()
-        while len(head) < SNIFF_BYTES and (piece := await read()):
-            head += piece
-            if len(head) > limit:
+        buf = bytearray()
+        while len(buf) < SNIFF_BYTES and (piece := await read()):
+            buf += piece
+            if len(buf) > limit:
                 raise PayloadTooLarge()
-        if not head:
+        if not buf:
             raise EmptyFile()
-        kind = sniff(bytes(head))
+        head = bytes(buf)
+        del buf
+        kind = sniff(head)
         if kind is None:
             raise UnsupportedMediaType()
         file_name = f"{uuid.uuid4().hex}.{kind.extension}"
         upload = await store.begin_upload(
             file_name=file_name, original_name=sanitize_filename(client_name or file_name),
             mime_type=kind.mime_type, media_type=kind.media_type)
-        await upload.write(bytes(head))
+        await upload.write(head)
         del head
         while piece := await read():
             if upload.size + len(piece) > limit:
