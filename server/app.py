@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from aiohttp import web
 
-from . import keys
-from .db import create_pool
-from .errors import error_middleware
-from .metrics import Metrics
-from .ops import janitor
-from .routes import setup_routes
-from .settings import Settings
-from .storage import MediaStore
+from server import appkeys
+from server.api.routes import setup_routes
+from server.errors import error_middleware
+from server.metrics import Metrics
+from server.settings import Settings
+from server.store.media import MediaStore
+from server.store.pool import create_pool
+from server.workers.janitor import janitor
+from server.workers.runner import workers_ctx
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ async def timing_middleware(request: web.Request, handler):
     finally:
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
-        request.app[keys.METRICS].requests.labels(name, str(status)).observe(
+        request.app[appkeys.METRICS].requests.labels(name, str(status)).observe(
             time.perf_counter() - start)
 
 
@@ -51,29 +51,21 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
     app = web.Application(middlewares=[timing_middleware, error_middleware])
-    app[keys.SETTINGS] = settings
-    app[keys.METRICS] = Metrics()
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
-        app[keys.POOL] = pool
-        app[keys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
+        app[appkeys.POOL] = pool
+        app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
                                      stat_cache_seconds=settings.metadata_cache_seconds)
         yield
         await pool.close()
 
-    async def background(app: web.Application):
-        task = asyncio.create_task(janitor(app)) if run_janitor else None
-        yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(background)
+    app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
     setup_routes(app)
     return app

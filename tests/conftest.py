@@ -13,13 +13,14 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+
 import pytest
 
 from server.app import create_app
-from server.db import create_pool
-from server.migrate import apply_migrations
+from server.cli.migrate import apply_migrations
 from server.settings import Settings
-from server.storage import MediaStore
+from server.store.media import MediaStore
+from server.store.pool import create_pool
 from tests.dbutil import admin, dsn_for
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
@@ -31,7 +32,7 @@ def pg_server_dsn():
     if url:
         yield url
         return
-    from server import embedded_pg
+    from server.cli import embedded_pg
     folder = Path(tempfile.mkdtemp(prefix="media-test-pg-"))
     server = embedded_pg.start(folder)
     try:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.app import create_app
 from tests.media import noise_mp4
 
@@ -72,7 +72,7 @@ async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_cl
 
     app.router.add_get("/test-page", test_page)
     client = await aiohttp_client(app)
-    message_id = await client.app[keys.STORE].create_message()
+    message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename="clip.mp4", content_type="video/mp4")

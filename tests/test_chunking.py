@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from server.chunking import Base64Carry, ChunkEncoder
+from server.store.chunking import Base64Carry, ChunkEncoder
 
 
 @pytest.mark.parametrize("pieces", [

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import aiohttp
 import pytest
 
-from server import keys
+from server import appkeys
 from server.app import create_app
 from tests.media import jpeg_bytes, noise_mp4
 
@@ -54,7 +54,7 @@ async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:
     """Upload ``data``; the absolute loopback URL it is served at."""
-    message_id = await client.app[keys.STORE].create_message()
+    message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
@@ -96,7 +96,7 @@ async def curl_resume(url: str, path) -> tuple[int, bytes]:
 async def test_curl_resumes_a_partial_download_to_the_identical_file(recorded, tmp_path):
     data = jpeg_bytes(SIZE)
     url = await upload_url(recorded.client, data, "photo.jpg", "image/jpeg")
-    chunk = recorded.client.app[keys.SETTINGS].chunk_bytes
+    chunk = recorded.client.app[appkeys.SETTINGS].chunk_bytes
     # Cut anywhere, on chunk boundaries too: curl asks for bytes=<local size>-.
     for have in (1, chunk - 1, chunk, chunk + 1, 12_345, SIZE - 1):
         path = tmp_path / f"partial-{have}.jpg"

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from server.conditional import (
+from server.http.conditional import (
     MAX_ETAGS,
     Outcome,
     evaluate_preconditions,

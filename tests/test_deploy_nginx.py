@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server import keys
+from server import appkeys
 from server.app import create_app
 from tests.media import jpeg_bytes
 from tests.procs import free_port
@@ -85,7 +85,7 @@ async def proxied(db_dsn, settings, aiohttp_server, tmp_path):
                      run_janitor=False)
     app.on_response_prepare.append(record)
     upstream = await aiohttp_server(app)
-    message_id = await upstream.app[keys.STORE].create_message()
+    message_id = await upstream.app[appkeys.STORE].create_message()
     port = free_port()
     (tmp_path / "site.conf").write_text(site_conf(upstream.port, port, tmp_path / "cache"))
     (tmp_path / "nginx.conf").write_text(main_conf(tmp_path))

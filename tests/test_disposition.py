@@ -6,7 +6,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from server.disposition import content_disposition, is_unsafe_inline, sanitize_filename
+from server.http.disposition import (
+    content_disposition,
+    is_unsafe_inline,
+    sanitize_filename,
+)
 
 NASTY_NAMES = [
     pytest.param(None, id="none"),

@@ -9,10 +9,10 @@ import uuid
 import asyncpg
 import pytest
 
-from server.db import create_pool
-from server.migrate import apply_migrations, rollback_migrations
+from server.cli.migrate import apply_migrations, rollback_migrations
 from server.settings import Settings
-from server.storage import MediaStore
+from server.store.media import MediaStore
+from server.store.pool import create_pool
 from tests.dbutil import admin, dsn_for, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, clean_env
@@ -207,7 +207,7 @@ async def test_a_yoyo_lock_left_by_a_dead_migrator_is_cleared(empty_dsn):
 async def test_a_live_migrator_is_waited_for_not_broken(empty_dsn):
     from yoyo.exceptions import LockTimeout
 
-    from server.sqlfiles import Q
+    from server.store.sqlfiles import Q
     apply_migrations(empty_dsn)
     conn = await asyncpg.connect(empty_dsn)
     try:
@@ -230,5 +230,5 @@ def test_serving_without_migrating_refuses_a_schema_that_is_behind(empty_dsn, tm
     assert "schema is behind" in res.stderr and "0001_messages" in res.stderr
     assert "Traceback" not in res.stderr
     apply_migrations(empty_dsn)
-    from server.migrate import pending_migrations
+    from server.cli.migrate import pending_migrations
     assert pending_migrations(empty_dsn) == []

@@ -1,6 +1,6 @@
 import pytest
 
-from server.params import parse_id
+from server.http.params import parse_id
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -158,7 +158,7 @@ def test_embedded_recovers_after_sigkill(procs, reaped):
 
 
 def test_drop_dead_pids_keeps_only_live_holders(tmp_path):
-    from server.embedded_pg import PIDS_FILE, drop_dead_pids
+    from server.cli.embedded_pg import PIDS_FILE, drop_dead_pids
     # A live holder older than the list: the oldest of this process, its parent, init.
     holder = min((psutil.Process(p) for p in {os.getpid(), os.getppid(), 1}),
                  key=lambda p: p.create_time())

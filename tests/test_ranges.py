@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from server.ranges import (
+from server.http.ranges import (
     MAX_HEADER_CHARS,
     MAX_RANGES,
     UNSATISFIABLE,

@@ -1,7 +1,7 @@
 """The named-statement loader and the statements themselves."""
 import pytest
 
-from server.sqlfiles import Q, parse_sql
+from server.store.sqlfiles import Q, parse_sql
 
 
 @pytest.mark.parametrize("text,sql,params", [

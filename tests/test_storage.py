@@ -8,7 +8,7 @@ import random
 import pytest
 
 from server.errors import MediaNotFound, MessageNotFound
-from server.storage import MediaStore
+from server.store.media import MediaStore
 
 CHUNK = 3 * 1024  # the settings fixture's chunk size
 
@@ -192,7 +192,7 @@ async def test_concurrent_uploads_and_reads(store, message_id):
 
 
 async def test_read_of_file_deleted_midway_raises(store, pool, message_id):
-    from server.storage import StorageCorrupt
+    from server.store.media import StorageCorrupt
     rec = await put(store, message_id, os.urandom(20 * CHUNK))
     stream = store.read(rec, 0, rec.file_size - 1)
     await anext(stream)
@@ -223,7 +223,7 @@ async def test_metadata_cache_serves_repeats_and_forgets_deletes(pool, message_i
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM media_files WHERE id = $1", rec.id)
     assert await store.stat_for_serving(rec.id) == rec
-    from server.storage import StorageCorrupt
+    from server.store.media import StorageCorrupt
     with pytest.raises(StorageCorrupt):
         await get(store, rec)
     # A delete through this store forgets at once.

@@ -1,7 +1,7 @@
 """How media metadata looks on the wire."""
 from __future__ import annotations
 
-from .storage import MediaRecord
+from server.store.media import MediaRecord
 
 
 def serve_path(media_id: int) -> str:

@@ -74,5 +74,14 @@ def sniff(head: bytes) -> MediaKind | None:
     return MediaKind(_CANONICAL.get(kind.mime, kind.mime), media_type, ext)
 
 
-def allowed_mime_types() -> list[str]:
-    return sorted(_CANONICAL.get(m, m) for m in _ALLOWED)
+# A raw upload says what it is; anything else (forms, JSON, text) is not a file upload.
+_RAW_PREFIXES = ("image/", "video/", "audio/")
+_RAW_TYPES = {"application/octet-stream", "application/pdf", "application/zip",
+              "application/msword", "application/rtf", "application/epub+zip"}
+
+
+def is_raw_upload_type(content_type: str) -> bool:
+    ct = content_type.lower()
+    return ct.startswith(_RAW_PREFIXES) or ct in _RAW_TYPES or ct.startswith(
+        ("application/vnd.openxmlformats-", "application/vnd.oasis.opendocument.",
+         "application/vnd.ms-"))

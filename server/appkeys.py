@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from .metrics import Metrics
-from .settings import Settings
-from .storage import MediaStore
+from server.metrics import Metrics
+from server.settings import Settings
+from server.store.media import MediaStore
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)

@@ -5,7 +5,7 @@ import json
 
 import asyncpg
 
-from .settings import Settings
+from server.settings import Settings
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
-from .sqlfiles import Q
+from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def yoyo_url(dsn: str) -> str:

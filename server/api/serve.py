@@ -13,13 +13,18 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from . import keys
-from .conditional import Outcome, evaluate_preconditions, http_date, if_range_allows
-from .disposition import content_disposition, is_unsafe_inline
-from .errors import MediaNotFound, error_response
-from .params import parse_id
-from .ranges import ByteRange, Unsatisfiable, coalesce, parse_range
-from .storage import MediaRecord, MediaStore, StorageCorrupt
+from server import appkeys
+from server.errors import MediaNotFound, error_response
+from server.http.conditional import (
+    Outcome,
+    evaluate_preconditions,
+    http_date,
+    if_range_allows,
+)
+from server.http.disposition import content_disposition, is_unsafe_inline
+from server.http.params import parse_id
+from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     media_id = parse_id(request.match_info["mediaId"])
     if media_id is None:
         raise MediaNotFound()
-    store = request.app[keys.STORE]
+    store = request.app[appkeys.STORE]
     rec = await store.stat_for_serving(media_id)
     etag = entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
@@ -188,7 +193,7 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
 
 async def _stream(request: web.Request, resp: web.StreamResponse,
                   body: Body) -> web.StreamResponse:
-    metrics = request.app[keys.METRICS]
+    metrics = request.app[appkeys.METRICS]
     try:
         await resp.prepare(request)
         async for piece in body:

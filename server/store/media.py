@@ -30,9 +30,9 @@ from typing import Any
 import asyncpg
 import pybase64
 
-from .chunking import Chunk, ChunkEncoder
-from .errors import MediaNotFound, MessageNotFound, ServiceUnavailable
-from .sqlfiles import Q
+from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from server.store.chunking import Chunk, ChunkEncoder
+from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,22 @@ class MediaStore:
         except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
                 asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
             raise ServiceUnavailable() from e
+
+    async def ping(self, timeout: float) -> None:
+        """Raise ServiceUnavailable unless the database answers within ``timeout``."""
+        async def ping() -> None:
+            async with self.pool.acquire() as conn:
+                await Q.ping.fetchval(conn)
+        try:
+            await asyncio.wait_for(ping(), timeout)
+        except Exception as e:
+            raise ServiceUnavailable() from e
+
+    async def totals(self) -> list[tuple[str, int, int]]:
+        """(media_type, complete files, their bytes) for every media type stored."""
+        async with self.connection() as conn:
+            rows = await Q.media_totals.fetch(conn)
+        return [(r["media_type"], r["files"], r["bytes"]) for r in rows]
 
     # -- messages -----------------------------------------------------------------
 

@@ -8,7 +8,6 @@ chunks joined in order are exactly the base64 of the whole file.
 from __future__ import annotations
 
 import hashlib
-
 from typing import NamedTuple
 
 import pybase64

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import keys
-from .errors import MediaNotFound, MessageNotFound
-from .params import parse_id
-from .views import media_json, serve_path
+from server import appkeys
+from server.api.media_json import media_json, serve_path
+from server.errors import MediaNotFound, MessageNotFound
+from server.http.params import parse_id
 
 
 def _media_id(request: web.Request) -> int:
@@ -17,13 +17,13 @@ def _media_id(request: web.Request) -> int:
 
 
 async def get_media(request: web.Request) -> web.Response:
-    rec = await request.app[keys.STORE].stat(_media_id(request))
+    rec = await request.app[appkeys.STORE].stat(_media_id(request))
     return web.json_response(media_json(rec))
 
 
 async def list_message_media(request: web.Request) -> web.Response:
     message_id = parse_id(request.match_info["messageId"])
-    store = request.app[keys.STORE]
+    store = request.app[appkeys.STORE]
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
     records = await store.list_for_message(message_id)
@@ -32,11 +32,11 @@ async def list_message_media(request: web.Request) -> web.Response:
 
 
 async def delete_media(request: web.Request) -> web.Response:
-    await request.app[keys.STORE].delete(_media_id(request))
+    await request.app[appkeys.STORE].delete(_media_id(request))
     return web.Response(status=204)
 
 
 async def legacy_redirect(request: web.Request) -> web.Response:
     """/uploads/media/{name}: the old local-folder URLs, sent on to the stored file."""
-    rec = await request.app[keys.STORE].stat_by_file_name(request.match_info["name"])
+    rec = await request.app[appkeys.STORE].stat_by_file_name(request.match_info["name"])
     raise web.HTTPMovedPermanently(serve_path(rec.id))

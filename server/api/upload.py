@@ -12,28 +12,32 @@ arrives (413 the moment the limit is crossed). Any failure leaves nothing visibl
 """
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
-import uuid
 import warnings
-from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import keys
-from .disposition import sanitize_filename
-from .errors import (BadRequest, EmptyFile, InvalidMessageId, MessageNotFound,
-                     MissingFile, MissingMessageId, PayloadTooLarge, UnsupportedMediaType,
-                     UnsupportedRequestType, UploadAborted, UploadTimeout,
-                     error_response)
-from .media_types import SNIFF_BYTES, sniff
-from .params import parse_id
-from .storage import MediaRecord, MediaStore, Upload
-from .views import media_json, media_path
+from server import appkeys
+from server.api.media_json import media_json, media_path
+from server.errors import (
+    BadRequest,
+    InvalidMessageId,
+    MessageNotFound,
+    MissingFile,
+    MissingMessageId,
+    PayloadTooLarge,
+    UnsupportedRequestType,
+    UploadAborted,
+    UploadTimeout,
+    error_response,
+)
+from server.http.params import parse_id
+from server.ingest.media_types import is_raw_upload_type
+from server.ingest.receive import Limits, Reader, receive, within
+from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +46,11 @@ MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Co
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
 
-# A raw upload says what it is; anything else (forms, JSON, text) is not a file upload.
-_RAW_PREFIXES = ("image/", "video/", "audio/")
-_RAW_TYPES = {"application/octet-stream", "application/pdf", "application/zip",
-              "application/msword", "application/rtf", "application/epub+zip"}
-
 # The client vanished or sent a broken body: nothing to store, nobody to blame but the
 # network, so no stack trace.
 # (RequestPayloadError: a body the parser could not decode, e.g. bad gzip.)
 _BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, web.RequestPayloadError,
                 ConnectionError, EOFError)
-
-Reader = Callable[[], Awaitable[bytes]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    max_bytes: int          # MEDIA_MAX_UPLOAD_BYTES
-    idle_timeout: float     # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
-
-
-def is_raw_upload_type(content_type: str) -> bool:
-    ct = content_type.lower()
-    return ct.startswith(_RAW_PREFIXES) or ct in _RAW_TYPES or ct.startswith(
-        ("application/vnd.openxmlformats-", "application/vnd.oasis.opendocument.",
-         "application/vnd.ms-"))
 
 
 def parse_message_id(text: str | None) -> int:
@@ -93,8 +77,8 @@ def raw_file_name(request: web.Request) -> str | None:
 
 
 async def upload_media(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
-    store = request.app[keys.STORE]
+    settings = request.app[appkeys.SETTINGS]
+    store = request.app[appkeys.STORE]
     limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
     length = request.content_length
     ctype = request.content_type
@@ -118,7 +102,7 @@ async def upload_media(request: web.Request) -> web.Response:
             raise
         log.info("upload interrupted: %s", e.__class__.__name__)
         raise UploadAborted() from None
-    request.app[keys.METRICS].uploads.labels(rec.media_type).inc()
+    request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
     return web.json_response(media_json(rec), status=201,
                              headers={"Location": media_path(rec.id)})
 
@@ -180,15 +164,6 @@ async def _finish(upload: Upload, message_id: int) -> MediaRecord:
         raise
 
 
-async def _within(limits: Limits, awaitable: Awaitable):
-    """Every read from the client: one that waits longer than the idle timeout ends the
-    upload (408), whichever part of the body it was waiting for."""
-    try:
-        return await asyncio.wait_for(awaitable, limits.idle_timeout)
-    except asyncio.TimeoutError:
-        raise UploadTimeout() from None
-
-
 def _chunk_reader(part: aiohttp.BodyPartReader, size: int) -> Reader:
     async def read() -> bytes:
         try:
@@ -200,7 +175,7 @@ def _chunk_reader(part: aiohttp.BodyPartReader, size: int) -> Reader:
 
 async def _next_part(reader: aiohttp.MultipartReader, limits: Limits):
     try:
-        return await _within(limits, reader.next())
+        return await within(limits, reader.next())
     except (ValueError, HttpProcessingError) as e:
         # Bad boundary, control characters in part headers, a truncated body...
         raise BadRequest(f"malformed multipart body: {e.__class__.__name__}") from None
@@ -209,7 +184,7 @@ async def _next_part(reader: aiohttp.MultipartReader, limits: Limits):
 async def _small_field(part: aiohttp.BodyPartReader, limits: Limits) -> str:
     read = _chunk_reader(part, SMALL_FIELD_BYTES)
     data = bytearray()
-    while chunk := await _within(limits, read()):
+    while chunk := await within(limits, read()):
         data += chunk
         if len(data) > SMALL_FIELD_BYTES:
             raise BadRequest(f"form field {part.name!r} is too long")
@@ -222,53 +197,10 @@ async def _check_message(store: MediaStore, message_id: int) -> None:
         raise MessageNotFound()
 
 
-async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
-                  limits: Limits) -> Upload:
-    """Stream one file from ``read`` into a new, still invisible upload.
-
-    The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
-    here the upload is already aborted and nothing is left behind.
-    """
-    limit = limits.max_bytes
-
-    def read() -> Awaitable[bytes]:
-        return _within(limits, read_piece())
-
-    upload: Upload | None = None
-    try:
-        buf = bytearray()
-        while len(buf) < SNIFF_BYTES and (piece := await read()):
-            buf += piece
-            if len(buf) > limit:
-                raise PayloadTooLarge()
-        if not buf:
-            raise EmptyFile()
-        head = bytes(buf)
-        del buf
-        kind = sniff(head)
-        if kind is None:
-            raise UnsupportedMediaType()
-        file_name = f"{uuid.uuid4().hex}.{kind.extension}"
-        upload = await store.begin_upload(
-            file_name=file_name, original_name=sanitize_filename(client_name or file_name),
-            mime_type=kind.mime_type, media_type=kind.media_type)
-        await upload.write(head)
-        del head
-        while piece := await read():
-            if upload.size + len(piece) > limit:
-                raise PayloadTooLarge()
-            await upload.write(piece)
-        return upload
-    except BaseException:
-        if upload is not None:
-            await upload.abort()
-        raise
-
-
 async def expect_continue(request: web.Request):
     """Answer ``Expect: 100-continue`` with 413 at once when the body is announced too big,
     so a well-behaved client never sends it."""
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return error_response(413, "payload_too_large", PayloadTooLarge.default_message)

@@ -1,0 +1,36 @@
+"""Operations routes: liveness, readiness, metrics."""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server import appkeys
+
+# The totals scan media_files; scrapers come every few seconds from every replica, so
+# the scan runs at most this often per instance.
+TOTALS_EVERY_SECONDS = 60.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only when the database answers: a proxy then routes around a broken instance."""
+    await request.app[appkeys.STORE].ping(timeout=2)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[appkeys.METRICS]
+    now = time.monotonic()
+    if now >= m.totals_due:
+        for media_type, files, nbytes in await request.app[appkeys.STORE].totals():
+            m.stored_files.labels(media_type).set(files)
+            m.stored_bytes.labels(media_type).set(nbytes)
+        m.totals_due = now + TOTALS_EVERY_SECONDS
+    body = generate_latest(m.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                            "Cache-Control": "no-store"})

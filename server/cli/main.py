@@ -1,0 +1,186 @@
+"""The command line: serve and the admin commands.
+
+    python run.py              serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
+    python run.py serve --no-migrate
+    python run.py migrate      apply pending migrations and exit
+    python run.py rollback N   roll back the last N migrations
+    python run.py reclaim      delete abandoned uploads now (what the janitor does)
+    python run.py create-message   insert a message to attach media to; prints its id
+
+Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
+started here and stopped on exit, SIGINT or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import sys
+
+from server.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("media")
+
+
+class SchemaBehind(Exception):
+    """Serving was asked for without migrating, and migrations are pending."""
+
+
+@contextlib.contextmanager
+def database(settings: Settings):
+    """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from server.cli import embedded_pg
+    server = embedded_pg.start(settings.data_dir)
+    try:
+        yield server.get_uri()
+    finally:
+        _ignore_exit_signals()
+        embedded_pg.stop(server)
+
+
+def _ignore_exit_signals() -> None:
+    # Only exiting is left to do. A second Ctrl-C or SIGTERM (an impatient operator, a
+    # process manager) must not cut the stop short: after web.run_app the SIGTERM
+    # disposition is back to the default, so it would kill this process and leave
+    # PostgreSQL running. SIGKILL still ends a stop that hangs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _sigterm_as_exit() -> None:
+    # pgserver stops its server from atexit, which a bare SIGTERM skips; make SIGTERM
+    # unwind like Ctrl-C so the finally blocks run (the aiohttp runner installs its own
+    # handler while serving).
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve(settings: Settings, migrate: bool) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.cli.migrate import apply_migrations, pending_migrations
+
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # uvloop is optional (Windows)
+        pass
+    with database(settings) as dsn:
+        if migrate and settings.auto_migrate:
+            apply_migrations(dsn)
+        elif pending := pending_migrations(dsn):
+            # Serving a schema older than the code turns every request into a 500.
+            raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
+                               "applied): run `python run.py migrate` first")
+        app = create_app(settings, dsn)
+        web.run_app(app, host=settings.host, port=settings.port,
+                    shutdown_timeout=settings.shutdown_timeout,
+                    access_log=logging.getLogger("media.access"),
+                    print=lambda msg: log.info(msg.strip()))
+
+
+async def _with_store(dsn: str, settings: Settings, fn):
+    from server.store.media import MediaStore
+    from server.store.pool import create_pool
+    pool = await create_pool(dsn, settings)
+    try:
+        return await fn(MediaStore(pool, chunk_size=settings.chunk_bytes))
+    finally:
+        await pool.close()
+
+
+def _positive_int(text: str) -> int:
+    # rollback drops tables: a count of 0 or below must not slip through as a slice
+    # bound ([:-1] would roll back all but one migration).
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Chat media kept in PostgreSQL")
+    sub = parser.add_subparsers(dest="command")
+    p_serve = sub.add_parser("serve", help="run the HTTP server (default)")
+    p_serve.add_argument("--no-migrate", action="store_true",
+                         help="do not apply migrations at start-up")
+    sub.add_parser("migrate", help="apply pending migrations")
+    p_rb = sub.add_parser("rollback", help="roll back the last N migrations")
+    p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
+    sub.add_parser("reclaim", help="delete abandoned uploads now")
+    sub.add_parser("create-message", help="insert a message; print its id")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(f"configuration error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _sigterm_as_exit()
+
+    from server.cli.migrate import apply_migrations, rollback_migrations
+    command = args.command or "serve"
+    try:
+        if command == "serve":
+            serve(settings, migrate=not getattr(args, "no_migrate", False))
+            return 0
+        with database(settings) as dsn:
+            if command == "migrate":
+                applied = apply_migrations(dsn)
+                print("applied: " + (", ".join(applied) if applied else "nothing, up to date"))
+            elif command == "rollback":
+                print("rolled back: " + ", ".join(rollback_migrations(dsn, args.count)))
+            elif command == "reclaim":
+                n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
+                    settings.upload_stale_seconds)))
+                print(f"reclaimed {n} abandoned upload(s)")
+            elif command == "create-message":
+                if settings.auto_migrate:
+                    apply_migrations(dsn)
+                print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
+    except KeyboardInterrupt:
+        return 130
+    except SchemaBehind as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            return _database_error(e)
+        print(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}",
+              file=sys.stderr)
+        return 1
+    except DATABASE_ERRORS as e:
+        return _database_error(e)
+    return 0
+
+
+def _database_error(e: BaseException) -> int:
+    # Unreachable server, wrong credentials, missing database, a migration lock held
+    # too long: an operator's problem, told in one line, not a traceback.
+    print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    return 1
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+    import psycopg
+    from yoyo.exceptions import LockTimeout
+    return (OSError, psycopg.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
+            LockTimeout)
+
+
+DATABASE_ERRORS = _database_errors()
+

@@ -1,0 +1,84 @@
+"""Receiving a file's bytes from any source (an upload, later a URL, a legacy file or
+tus) into a new, still invisible upload in the media store.
+
+Whatever the source, the same rules apply: the type is decided from the first bytes by
+the one type policy (media_types.py), the size is counted as the bytes arrive (413 the
+moment the limit is crossed), every read is bounded by the idle timeout (408), and any
+failure leaves nothing behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+
+from server.errors import (
+    EmptyFile,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UploadTimeout,
+)
+from server.http.disposition import sanitize_filename
+from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.store.media import MediaStore, Upload
+
+Reader = Callable[[], Awaitable[bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_bytes: int          # MEDIA_MAX_UPLOAD_BYTES
+    idle_timeout: float     # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
+
+
+async def within(limits: Limits, awaitable: Awaitable):
+    """Every read from the client: one that waits longer than the idle timeout ends the
+    upload (408), whichever part of the body it was waiting for."""
+    try:
+        return await asyncio.wait_for(awaitable, limits.idle_timeout)
+    except asyncio.TimeoutError:
+        raise UploadTimeout() from None
+
+
+async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
+                  limits: Limits) -> Upload:
+    """Stream one file from ``read`` into a new, still invisible upload.
+
+    The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
+    here the upload is already aborted and nothing is left behind.
+    """
+    limit = limits.max_bytes
+
+    def read() -> Awaitable[bytes]:
+        return within(limits, read_piece())
+
+    upload: Upload | None = None
+    try:
+        buf = bytearray()
+        while len(buf) < SNIFF_BYTES and (piece := await read()):
+            buf += piece
+            if len(buf) > limit:
+                raise PayloadTooLarge()
+        if not buf:
+            raise EmptyFile()
+        head = bytes(buf)
+        del buf
+        kind = sniff(head)
+        if kind is None:
+            raise UnsupportedMediaType()
+        file_name = f"{uuid.uuid4().hex}.{kind.extension}"
+        upload = await store.begin_upload(
+            file_name=file_name, original_name=sanitize_filename(client_name or file_name),
+            mime_type=kind.mime_type, media_type=kind.media_type)
+        await upload.write(head)
+        del head
+        while piece := await read():
+            if upload.size + len(piece) > limit:
+                raise PayloadTooLarge()
+            await upload.write(piece)
+        return upload
+    except BaseException:
+        if upload is not None:
+            await upload.abort()
+        raise
