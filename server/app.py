@@ -11,6 +11,8 @@ from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
+from server.security.middleware import access_middleware
+from server.security.setup import setup_security
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
@@ -50,7 +52,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
-    app = web.Application(middlewares=[timing_middleware, error_middleware])
+    app = web.Application(middlewares=[timing_middleware, error_middleware,
+                                       access_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
 
@@ -66,6 +69,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
 
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(database)
+    setup_security(app)   # needs the store: after the database context
     app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
     setup_routes(app)
     return app

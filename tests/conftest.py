@@ -8,6 +8,7 @@ folder. Migrations run once into a template database; each test gets a copy of i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from server.cli.migrate import apply_migrations
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
-from tests.dbutil import admin, dsn_for
+from tests.dbutil import admin, bearer, create_api_key, dsn_for
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
 
@@ -80,9 +81,48 @@ async def store(pool, settings) -> MediaStore:
 
 
 @pytest.fixture
-async def client(db_dsn, settings, aiohttp_client):
-    # db_dsn first: it is then torn down last, after the app has closed its pool.
-    return await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+async def key_for(db_dsn):
+    """``await key_for("read")``: a new API key of that scope in the test database."""
+    async def make(scope: str = "admin", name: str | None = None) -> str:
+        return await create_api_key(db_dsn, scope, name)
+    return make
+
+
+@pytest.fixture
+async def admin_key(key_for) -> str:
+    return await key_for("admin", "test-admin")
+
+
+@pytest.fixture
+async def client(db_dsn, settings, aiohttp_client, admin_key):
+    """The service, with a client that sends an admin API key on every request.
+    (db_dsn first: it is then torn down last, after the app has closed its pool.)"""
+    return await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
+                                headers=bearer(admin_key))
+
+
+@pytest.fixture
+async def client_with(db_dsn, settings, aiohttp_client, admin_key):
+    """``await client_with(upload_idle_timeout=0.5)``: a server with changed settings on
+    the test database, and a client sending the admin key."""
+    async def make(**changes):
+        app = create_app(dataclasses.replace(settings, **changes), db_dsn, run_janitor=False)
+        return await aiohttp_client(app, headers=bearer(admin_key))
+    return make
+
+
+@pytest.fixture
+async def anon_client(client, aiohttp_client):
+    """Another client of the same server that sends no credentials."""
+    return await aiohttp_client(client.server)
+
+
+@pytest.fixture
+async def client_as(client, aiohttp_client, key_for):
+    """``await client_as("read")``: a client of the same server with a key of that scope."""
+    async def make(scope: str):
+        return await aiohttp_client(client.server, headers=bearer(await key_for(scope)))
+    return make
 
 
 @pytest.fixture

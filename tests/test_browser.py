@@ -18,6 +18,8 @@ from aiohttp import web
 
 from server import appkeys
 from server.app import create_app
+from server.security import OPEN, add
+from tests.dbutil import bearer
 from tests.media import noise_mp4
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 10, 60
@@ -53,7 +55,8 @@ def mp4_h264() -> bytes:
     return data
 
 
-async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_client, tmp_path):
+async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_client, tmp_path,
+                                                    admin_key):
     browser = chromium()
     data = mp4_h264()
     seen: list[tuple[str | None, str | None, int]] = []
@@ -70,8 +73,9 @@ async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_cl
     async def test_page(request):   # same origin as the media, like the chat web app
         return web.Response(text=page["html"], content_type="text/html")
 
-    app.router.add_get("/test-page", test_page)
-    client = await aiohttp_client(app)
+    # Declared open: an undeclared route would need an admin key, which Chromium lacks.
+    add(app, "GET", "/test-page", test_page, scope=OPEN)
+    client = await aiohttp_client(app, headers=bearer(admin_key))
     message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
@@ -79,7 +83,8 @@ async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_cl
     resp = await client.post("/api/media/upload-production", data=form)
     assert resp.status == 201
     meta = await resp.json()
-    page["html"] = PAGE.format(src=meta["url"])
+    assert "&sig=" in meta["url"]   # the browser holds no key: the signed URL is all it has
+    page["html"] = PAGE.format(src=html.escape(meta["url"]))
 
     proc = await asyncio.create_subprocess_exec(
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

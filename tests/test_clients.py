@@ -19,6 +19,7 @@ import pytest
 
 from server import appkeys
 from server.app import create_app
+from tests.dbutil import bearer
 from tests.media import jpeg_bytes, noise_mp4
 
 SIZE = 50_000
@@ -37,9 +38,10 @@ class Recorded(NamedTuple):
 
 
 @pytest.fixture
-async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
-    """The service, with every serve response noted as its headers go out. (db_dsn
-    first: set up first, it is dropped only after the app has closed its pool.)"""
+async def recorded(db_dsn, settings, aiohttp_client, admin_key) -> Recorded:
+    """The service, with every serve response noted as its headers go out. The test
+    client uploads with an admin key; the tools read the signed URL, with no key.
+    (db_dsn first: set up first, it is dropped only after the app has closed its pool.)"""
     seen: list[Seen] = []
 
     async def record(request, response):
@@ -49,18 +51,20 @@ async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
 
     app = create_app(settings, db_dsn, run_janitor=False)
     app.on_response_prepare.append(record)
-    return Recorded(await aiohttp_client(app), seen)
+    return Recorded(await aiohttp_client(app, headers=bearer(admin_key)), seen)
 
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:
-    """Upload ``data``; the absolute loopback URL it is served at."""
+    """Upload ``data``; the absolute loopback URL it is served at (signed)."""
     message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
     resp = await client.post("/api/media/upload-production", data=form)
     assert resp.status == 201, await resp.text()
-    return str(client.make_url((await resp.json())["url"]))
+    url = (await resp.json())["url"]
+    assert "&sig=" in url
+    return str(client.make_url(url))
 
 
 def tool(name: str) -> str:

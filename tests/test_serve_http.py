@@ -6,6 +6,10 @@ They only read what they uploaded themselves, so they share one server and one d
 costs 0.1-0.3 s and would multiply by the ~80 cases here. Chunks are 3 KiB, as in
 conftest, so the 50 KB file most cases read spans 17 chunks. Cases that need another
 server configuration start their own server on the same database.
+
+The server runs in public mode (MEDIA_PUBLIC_READ=true, the original design's one-year
+public cache); uploads send an admin key. Signed URLs and private caching are
+tests/test_access.py's.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from server import appkeys
 from server.app import create_app
 from server.http.conditional import http_date
 from server.settings import Settings
-from tests.dbutil import admin, dsn_for
+from tests.dbutil import admin, bearer, create_api_key, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
@@ -67,14 +71,20 @@ async def shared_dsn(pg_server_dsn, template_dsn):
 
 @pytest.fixture(scope="module")
 def shared_settings(shared_dsn) -> Settings:
-    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2)
+    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
+                    public_read=True)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(shared_settings, shared_dsn):
+async def shared_key(shared_dsn) -> str:
+    return await create_api_key(shared_dsn, "admin")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(shared_settings, shared_dsn, shared_key):
     """The shared server (it shadows conftest's per-test ``client`` in this module)."""
     app = create_app(shared_settings, shared_dsn, run_janitor=False)
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(TestServer(app), headers=bearer(shared_key)) as c:
         yield c
 
 
@@ -99,14 +109,14 @@ async def media(client) -> Media:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def server_for(shared_settings, shared_dsn):
+async def server_for(shared_settings, shared_dsn, shared_key):
     """Start another server on the shared database: ``await server_for(**settings)``."""
     clients = []
 
     async def start(server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
         settings = dataclasses.replace(shared_settings, **changes)
         app = create_app(settings, shared_dsn, run_janitor=False)
-        c = TestClient(server_cls(app, **(server_kwargs or {})))
+        c = TestClient(server_cls(app, **(server_kwargs or {})), headers=bearer(shared_key))
         await c.start_server()
         clients.append(c)
         return c

@@ -3,11 +3,12 @@ through load_settings and through run.py (a quick non-zero exit, no traceback)."
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 import pytest
 
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import SecretKeys, Settings, SettingsError, load_settings
 from tests.procs import SETTINGS_VARS, run_cli
 
 
@@ -69,6 +70,19 @@ PARSED = [
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("MEDIA_URL_TTL_SECONDS", "3600", "url_ttl_seconds", 3600),
+    ("MEDIA_SIGNING_KEYS", "a" * 32, "signing_keys", SecretKeys([b"a" * 32])),
+    ("MEDIA_SIGNING_KEYS", f" {'n' * 40} , {'o' * 32} ", "signing_keys",
+     SecretKeys([b"n" * 40, b"o" * 32])),
+    ("MEDIA_PUBLIC_READ", "true", "public_read", True),
+    ("MEDIA_CORS_ORIGINS", "https://chat.example.com, http://localhost:3000/",
+     "cors_origins", ("https://chat.example.com", "http://localhost:3000")),
+    ("MEDIA_CORS_ORIGINS", "*", "cors_origins", ("*",)),
+    ("MEDIA_AUDIT_READS", "yes", "audit_reads", True),
+    ("MEDIA_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "trusted_proxies",
+     (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))),
+    ("MEDIA_METRICS_ALLOW", "192.168.1.0/24,::1", "metrics_allow",
+     (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("::1/128"))),
 ]
 
 
@@ -129,6 +143,18 @@ BAD = [
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"MEDIA_URL_TTL_SECONDS": "0"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_URL_TTL_SECONDS": "1d"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_SIGNING_KEYS": "short"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "a" * 32 + ",tooshort"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "é" * 40}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_PUBLIC_READ": "sometimes"}, "MEDIA_PUBLIC_READ"),
+    ({"MEDIA_CORS_ORIGINS": "chat.example.com"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_CORS_ORIGINS": "https://chat.example.com/app"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_AUDIT_READS": "2"}, "MEDIA_AUDIT_READS"),
+    ({"MEDIA_TRUSTED_PROXIES": "10.0.0.0/33"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_TRUSTED_PROXIES": "proxy.local"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_METRICS_ALLOW": "everyone"}, "MEDIA_METRICS_ALLOW"),
 ]
 
 
@@ -146,6 +172,16 @@ def test_database_url_error_does_not_echo_the_url():
         load_settings({"DATABASE_URL": "mysql://admin:s3cret@db/chat"})
     assert "DATABASE_URL" in str(e.value)
     assert "s3cret" not in str(e.value)
+
+
+def test_signing_keys_never_show_in_a_repr_or_an_error():
+    secret = "do-not-print-me-" + "x" * 20
+    s = load_settings({"MEDIA_SIGNING_KEYS": secret})
+    assert secret not in repr(s) and secret not in str(s)
+    assert "SecretKeys(<1 hidden>)" in repr(s)
+    with pytest.raises(SettingsError) as e:
+        load_settings({"MEDIA_SIGNING_KEYS": secret + ",short-secret"})
+    assert "short-secret" not in str(e.value)
 
 
 def test_settings_error_is_a_value_error():

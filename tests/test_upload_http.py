@@ -258,12 +258,8 @@ async def test_malformed_multipart(client):
 # -- size limit ---------------------------------------------------------------------------
 
 @pytest.fixture
-async def small_limit_client(db_dsn, settings, aiohttp_client):
-    import dataclasses
-
-    from server.app import create_app
-    small = dataclasses.replace(settings, max_upload_bytes=10 * CHUNK)
-    return await aiohttp_client(create_app(small, db_dsn, run_janitor=False))
+async def small_limit_client(client_with):
+    return await client_with(max_upload_bytes=10 * CHUNK)
 
 
 async def test_limit_exact_size_accepted(small_limit_client, message_id):
@@ -315,10 +311,11 @@ async def test_over_limit_multipart_streaming(small_limit_client, pool, message_
     await assert_nothing_stored(pool)
 
 
-async def test_expect_continue_refused_when_announced_too_big(small_limit_client, message_id):
+async def test_expect_continue_refused_when_announced_too_big(small_limit_client, message_id, admin_key):
     host, port = small_limit_client.server.host, small_limit_client.server.port
     reader, writer = await asyncio.open_connection(host, port)
     writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {admin_key}\r\n"
                   f"Content-Type: image/jpeg\r\nContent-Length: {10**12}\r\n"
                   "Expect: 100-continue\r\n\r\n").encode())
     await writer.drain()
@@ -327,10 +324,11 @@ async def test_expect_continue_refused_when_announced_too_big(small_limit_client
     assert status.startswith(b"HTTP/1.1 413")
 
 
-async def test_expect_continue_accepted_then_body(client, message_id):
+async def test_expect_continue_accepted_then_body(client, message_id, admin_key):
     data = png_bytes()
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {admin_key}\r\n"
                   f"Content-Type: image/png\r\nContent-Length: {len(data)}\r\n"
                   "Expect: 100-continue\r\n\r\n").encode())
     await writer.drain()
@@ -342,9 +340,10 @@ async def test_expect_continue_accepted_then_body(client, message_id):
     writer.close()
 
 
-async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_id):
+async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_id, admin_key):
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {admin_key}\r\n"
                   f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n").encode())
     writer.write(jpeg_bytes(20 * CHUNK))
     await writer.drain()
@@ -411,7 +410,10 @@ async def test_bad_media_ids_are_404(client, mid):
 async def test_legacy_url_redirects(client, message_id):
     up = await upload(client, message_id)
     resp = await client.get(f"/uploads/media/{up['file_name']}", allow_redirects=False)
-    assert resp.status == 301
+    # To the signed URL: temporary, since the link expires (public mode: 301, in
+    # tests/test_access.py).
+    assert resp.status == 302
+    assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Location"] == up["url"]
     await assert_error(await client.get("/uploads/media/nope.jpg", allow_redirects=False),
                        404, "media_not_found")
@@ -443,11 +445,12 @@ async def test_health_and_metrics(client, message_id):
     assert 'media_stored_files{media_type="image"} 1.0' in text
 
 
-async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
+async def test_upload_in_progress_is_404_everywhere(client, pool, message_id, admin_key):
     # Start a raw upload and hold it open mid-body: its row and chunks exist, invisible.
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id}&filename=wip.jpg HTTP/1.1\r\n"
-                  f"Host: x\r\nContent-Type: image/jpeg\r\n"
+                  f"Host: x\r\nAuthorization: Bearer {admin_key}\r\n"
+                  f"Content-Type: image/jpeg\r\n"
                   f"Content-Length: {100 * CHUNK}\r\n\r\n").encode())
     writer.write(jpeg_bytes(10 * CHUNK))
     await writer.drain()
@@ -473,13 +476,8 @@ async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
         writer.close()
 
 
-async def test_stalled_upload_is_cut_with_408_and_removed(db_dsn, settings, aiohttp_client,
-                                                          pool, message_id):
-    import dataclasses
-
-    from server.app import create_app
-    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
-    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+async def test_stalled_upload_is_cut_with_408_and_removed(client_with, pool, message_id):
+    client = await client_with(upload_idle_timeout=0.5)
     stalled = asyncio.Event()
 
     async def gen():   # sends a few chunks, then nothing
@@ -560,15 +558,10 @@ async def test_truncated_message_id_field_is_400(client, pool, message_id):
     await assert_nothing_stored(pool)
 
 
-async def test_stall_between_form_fields_is_408(db_dsn, settings, aiohttp_client, pool,
-                                                message_id):
+async def test_stall_between_form_fields_is_408(client_with, pool, message_id):
     # The idle timeout holds for every read, not only the file's: here the client
     # sends message_id, then nothing.
-    import dataclasses
-
-    from server.app import create_app
-    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
-    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+    client = await client_with(upload_idle_timeout=0.5)
 
     async def gen():
         yield (b'--b\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n'

@@ -21,17 +21,15 @@ from server.http.conditional import (
     http_date,
     if_range_allows,
 )
-from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.security.hooks import media_cache_control
+from server.security.serving import safety_headers
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
 
 Body = AsyncGenerator[bytes, None]
-
-# Media never changes once stored (RFC 8246 immutable; the original one-year cache).
-PUBLIC_CACHE = "public, max-age=31536000, immutable"
 
 
 def entity_tag(rec: MediaRecord) -> str:
@@ -44,16 +42,16 @@ def last_modified(rec: MediaRecord, now: datetime) -> datetime:
     return min(rec.created_at, now).astimezone(timezone.utc).replace(microsecond=0)
 
 
-def representation_headers(rec: MediaRecord, etag: str, modified: datetime) -> dict[str, str]:
-    """What 200, 206 and HEAD all carry (item 5: a 206 repeats the 200's headers)."""
+def representation_headers(rec: MediaRecord, etag: str, modified: datetime,
+                           cache: str) -> dict[str, str]:
+    """What 200, 206 and HEAD all carry (item 5: a 206 repeats the 200's headers).
+    Types a browser could run go out as sandboxed attachments (item 16)."""
     return {
         "ETag": etag,
         "Last-Modified": http_date(modified),
-        "Cache-Control": PUBLIC_CACHE,
+        "Cache-Control": cache,
         "Content-Type": rec.mime_type,
-        "Content-Disposition": content_disposition(
-            rec.original_name, inline=not is_unsafe_inline(rec.mime_type)),
-        "X-Content-Type-Options": "nosniff",
+        **safety_headers(rec.mime_type, rec.original_name),
         "Accept-Ranges": "bytes",
     }
 
@@ -66,6 +64,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     rec = await store.stat_for_serving(media_id)
     etag = entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
+    cache = media_cache_control(request)
     h = request.headers
 
     # RFC 9110 §13.2.2: preconditions first, Range last.
@@ -77,11 +76,11 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if outcome is Outcome.NOT_MODIFIED:
         # §15.4.5: no body; the validators and caching headers a 200 would have.
         return web.Response(status=304, headers={
-            "ETag": etag, "Cache-Control": PUBLIC_CACHE, "Last-Modified": http_date(modified)})
+            "ETag": etag, "Cache-Control": cache, "Last-Modified": http_date(modified)})
     if outcome is Outcome.PRECONDITION_FAILED:
         return error_response(412, "precondition_failed", "a precondition did not hold")
 
-    headers = representation_headers(rec, etag, modified)
+    headers = representation_headers(rec, etag, modified, cache)
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if isinstance(ranges, Unsatisfiable):
         return error_response(416, "range_not_satisfiable",

@@ -6,6 +6,8 @@
     python run.py rollback N   roll back the last N migrations
     python run.py reclaim      delete abandoned uploads now (what the janitor does)
     python run.py create-message   insert a message to attach media to; prints its id
+    python run.py keys create NAME [--scope read|write|admin]   prints the new API key
+    python run.py keys list | keys revoke NAME
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
 started here and stopped on exit, SIGINT or SIGTERM.
@@ -120,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
     sub.add_parser("reclaim", help="delete abandoned uploads now")
     sub.add_parser("create-message", help="insert a message; print its id")
+    p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
+    p_create.add_argument("name")
+    p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
+    keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
+    keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
     args = parser.parse_args(argv)
 
     try:
@@ -151,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
+            elif command == "keys":
+                from server.cli.keys import keys_command
+                if settings.auto_migrate:
+                    apply_migrations(dsn)
+                return keys_command(dsn, args)
     except KeyboardInterrupt:
         return 130
     except SchemaBehind as e:
