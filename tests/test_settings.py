@@ -69,6 +69,7 @@ PARSED = [
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("LOG_FORMAT", "JSON", "log_format", "json"),
 ]
 
 
@@ -129,6 +130,7 @@ BAD = [
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
 ]
 
 
