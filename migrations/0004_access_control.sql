@@ -36,7 +36,7 @@ CREATE TABLE media_audit_log (
     message_id  INTEGER,
     client_addr INET,
     user_agent  VARCHAR(300),
-    request_id  VARCHAR(64),
+    request_id  VARCHAR(128),
     outcome     VARCHAR(200) NOT NULL      -- ok, or what went wrong
 );
 CREATE INDEX media_audit_log_at_idx ON media_audit_log (at);

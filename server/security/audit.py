@@ -11,22 +11,19 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
-import uuid
 from datetime import datetime
 
 from aiohttp import web
 
 from server import appkeys
 from server.errors import MediaError
+from server.observability.requestid import REQUEST_ID
 from server.security.access import PRINCIPAL
 from server.security.forwarded import client_address
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = web.RequestKey("request_id", str)
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +44,6 @@ class AuditEntry:
         await Q.insert_audit.execute(conn, **dataclasses.asdict(entry))
 
 
-def request_id(request: web.Request) -> str:
-    """The request's id: the client's X-Request-Id when sane, else a new one."""
-    rid = request.get(REQUEST_ID)
-    if rid is None:
-        sent = request.headers.get("X-Request-Id", "")
-        rid = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-        request[REQUEST_ID] = rid
-    return rid
-
-
 def client_addr(request: web.Request) -> str | None:
     settings = request.app[appkeys.SETTINGS]
     return client_address(request.remote, request.headers.get("X-Forwarded-For"),
@@ -72,7 +59,7 @@ def entry_for(request: web.Request, action: str, *, actor: str | None = None,
     agent = request.headers.get("User-Agent")
     return AuditEntry(actor=actor[:120], action=action, client_addr=client_addr(request),
                       user_agent=agent[:300] if agent else None,
-                      request_id=request_id(request), **fields)
+                      request_id=request.get(REQUEST_ID), **fields)
 
 
 def outcome_of(error: BaseException) -> str:

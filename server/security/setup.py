@@ -7,7 +7,6 @@ from aiohttp import web
 
 from server import appkeys
 from server.security.access import SIGNER
-from server.security.audit import request_id
 from server.security.cors import add_cors_headers
 from server.security.signing import UrlSigner
 from server.store.sqlfiles import Q
@@ -26,13 +25,8 @@ async def signing_keys(store, configured: tuple[bytes, ...]) -> tuple[bytes, ...
     return (bytes(secret),)
 
 
-async def _request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["X-Request-Id"] = request_id(request)
-
-
 def setup_security(app: web.Application) -> None:
-    """After the database context: the URL signer; on every response: the request id
-    and CORS headers."""
+    """After the database context: the URL signer; on every response: CORS headers."""
     settings = app[appkeys.SETTINGS]
 
     async def signer(app: web.Application):
@@ -41,5 +35,4 @@ def setup_security(app: web.Application) -> None:
         yield
 
     app.cleanup_ctx.append(signer)
-    app.on_response_prepare.append(_request_id_header)
     app.on_response_prepare.append(add_cors_headers)
