@@ -179,3 +179,18 @@ async def test_only_the_hash_of_a_key_is_stored(admin_key, db_dsn):
     assert stored == hashlib.sha256(admin_key.encode()).digest()
     assert await fetchval(db_dsn, "SELECT count(*) FROM api_keys WHERE "
                                   "position($1 in key_hash::text) > 0", admin_key) == 0
+
+
+async def test_expect_continue_without_any_credential_is_refused_before_the_body(
+        anon_client, client, message_id):
+    import asyncio
+    for auth, first in [("", b"HTTP/1.1 401"),
+                        (f"Authorization: Bearer {'msk_' + 'Q' * 43}\r\n", b"HTTP/1.1 100")]:
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write((f"POST {UPLOAD}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"{auth}Content-Type: image/png\r\nContent-Length: 1000000\r\n"
+                      "Expect: 100-continue\r\n\r\n").encode())
+        await writer.drain()
+        # With some credential the body is asked for, and the key then checked (401).
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(first)
+        writer.close()

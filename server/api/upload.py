@@ -39,7 +39,7 @@ from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
 from server.security import SIGNER
 from server.security.audit import Audit, audited
-from server.security.hooks import check_upload_message, upload_limit
+from server.security.hooks import check_upload_message, refuse_before_body, upload_limit
 from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,8 @@ async def expect_continue(request: web.Request):
     """Answer ``Expect: 100-continue`` with 413 at once when the body is announced too big,
     so a well-behaved client never sends it."""
     settings = request.app[appkeys.SETTINGS]
+    if (refused := refuse_before_body(request)) is not None:
+        return refused
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return error_response(413, "payload_too_large", PayloadTooLarge.default_message)

@@ -2,7 +2,10 @@
 
 - ``upload_limit(request, limit)``: an upload token may lower the size limit;
 - ``check_upload_message(request, message_id)``: a token uploads to its message only;
-- ``media_cache_control(request)``: Cache-Control for the bytes, by how they were read.
+- ``media_cache_control(request)``: Cache-Control for the bytes, by how they were read;
+- ``refuse_before_body(request)``: for ``Expect: 100-continue``, which aiohttp answers
+  before any middleware runs: a request with no credential at all is refused before
+  its client sends the body.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 from aiohttp import web
 
 from server import appkeys
-from server.errors import TokenWrongMessage
+from server.errors import TokenWrongMessage, Unauthorized, error_response
 from server.security.access import PRINCIPAL
 from server.security.serving import cache_control
 
@@ -36,3 +39,15 @@ def media_cache_control(request: web.Request) -> str:
     kind = "public" if settings.public_read else (principal.kind if principal else "")
     return cache_control(kind, expires=principal.expires if principal else None,
                          now=time.time(), ttl=settings.url_ttl_seconds)
+
+
+def refuse_before_body(request: web.Request) -> web.Response | None:
+    """A 401 for a request that carries no credential of any kind, else None (the
+    middleware then checks the credential properly, once the request is dispatched)."""
+    if request.headers.get("Authorization") or request.query.get("token"):
+        return None
+    resp = error_response(Unauthorized.status, Unauthorized.code,
+                          Unauthorized.default_message,
+                          headers={"WWW-Authenticate": 'Bearer realm="media-store"'})
+    resp.force_close()
+    return resp
