@@ -79,6 +79,9 @@ async def run(args) -> None:
         env[name] = value
     msg = subprocess.run([sys.executable, "run.py", "create-message"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
+    key = subprocess.run([sys.executable, "run.py", "keys", "create", f"bench-{port}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
     proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
     try:
         await wait_ready(base, proc)
@@ -93,11 +96,12 @@ async def run(args) -> None:
 
             t = time.perf_counter()
             async with s.post(f"{base}/api/media/upload-production?message_id={msg}",
-                              data=gen(), headers={"Content-Type": "video/mp4"}) as r:
+                              data=gen(), headers={"Content-Type": "video/mp4",
+                                                   "Authorization": f"Bearer {key}"}) as r:
                 meta = await r.json()
             up = time.perf_counter() - t
             assert meta["sha256"] == sha.hexdigest(), meta
-            url = base + meta["url"]
+            url = base + meta["url"]   # signed: read as phones read, without the key
             print(f"upload   {args.size_mib} MiB: {up:.2f} s  {args.size_mib / up:.0f} MiB/s")
 
             t = time.perf_counter()
