@@ -102,11 +102,12 @@ async def run(args) -> None:
             up = time.perf_counter() - t
             assert meta["sha256"] == sha.hexdigest(), meta
             url = base + meta["url"]   # signed: read as phones read, without the key
+            read_headers = {"Authorization": f"Bearer {key}"} if args.read_with_key else {}
             print(f"upload   {args.size_mib} MiB: {up:.2f} s  {args.size_mib / up:.0f} MiB/s")
 
             t = time.perf_counter()
             n = 0
-            async with s.get(url) as r:
+            async with s.get(url, headers=read_headers) as r:
                 async for piece in r.content.iter_chunked(1 << 20):
                     n += len(piece)
             down = time.perf_counter() - t
@@ -115,7 +116,7 @@ async def run(args) -> None:
 
             async def timed(rng: str) -> float:
                 t = time.perf_counter()
-                async with s.get(url, headers={"Range": rng}) as r:
+                async with s.get(url, headers={"Range": rng, **read_headers}) as r:
                     await r.read()
                     assert r.status == 206
                 return time.perf_counter() - t
@@ -142,6 +143,8 @@ def main() -> None:
     p.add_argument("--size-mib", type=int, default=256)
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--database-url")
+    p.add_argument("--read-with-key", action="store_true",
+                   help="read with the API key instead of the signed URL (one lookup per request)")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                    help="a server setting for this run")
     asyncio.run(run(p.parse_args()))
