@@ -45,6 +45,7 @@ class Settings:
     shutdown_timeout: float = 8.0
     # Instances beat this often; one silent for instance_dead_seconds is taken for dead
     # and its half-received uploads are reclaimed by the others.
+    workers: int = 1                       # server processes sharing the port
     heartbeat_seconds: float = 15.0
     instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
@@ -152,6 +153,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
+        workers=_int(env, "MEDIA_WORKERS", Settings.workers, lo=1, hi=256),
         heartbeat_seconds=heartbeat,
         instance_dead_seconds=dead,
         log_level=level,

@@ -167,13 +167,15 @@ class MediaStore:
         # False while deletions made elsewhere cannot be heard (see invalidation.py):
         # the cache is then bypassed rather than trusted blindly.
         self._stat_trusted = True
+        self.cache_hits = self.cache_misses = 0
+        self.waiting = 0
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one short piece of work; an unreachable or saturated
         database becomes ServiceUnavailable (503), not a stack trace."""
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+            async with self._acquire() as conn:
                 yield conn
         except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
                 asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
@@ -194,6 +196,24 @@ class MediaStore:
         async with self.connection() as conn:
             rows = await Q.media_totals.fetch(conn)
         return [(r["media_type"], r["files"], r["bytes"]) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        # Counted, so operators see requests queueing for the pool (/metrics).
+        self.waiting += 1
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        finally:
+            self.waiting -= 1
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    def pool_usage(self) -> tuple[int, int, int]:
+        """(connections in use, idle, requests waiting for one)."""
+        size, idle = self.pool.get_size(), self.pool.get_idle_size()
+        return size - idle, idle, self.waiting
 
     # -- instances ----------------------------------------------------------------
 
@@ -277,7 +297,9 @@ class MediaStore:
         hit = self._stats.get(media_id) if self._stat_trusted else None
         if hit is not None and hit[0] > now:
             self._stats.move_to_end(media_id)
+            self.cache_hits += 1
             return hit[1]
+        self.cache_misses += 1
         rec = await self.stat(media_id)
         if self._stat_ttl > 0 and self._stat_trusted:
             self._stats[media_id] = (now + self._stat_ttl, rec)
