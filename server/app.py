@@ -14,6 +14,7 @@ from server.errors import error_middleware
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.settings import Settings
+from server.store.cache import ChunkCache
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from server.workers.instances import deletion_feed, heartbeat
@@ -79,7 +80,9 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
                                      stat_cache_seconds=settings.metadata_cache_seconds,
-                                     instance_id=uuid.uuid4())
+                                     instance_id=uuid.uuid4(),
+                                     chunk_cache=ChunkCache(settings.cache_bytes)
+                                     if settings.cache_bytes else None)
         yield
         await pool.close()
 
