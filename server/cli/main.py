@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
     sub.add_parser("reclaim", help="delete abandoned uploads now")
     sub.add_parser("create-message", help="insert a message; print its id")
+    sub.add_parser("partition-chunks",
+                   help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
     args = parser.parse_args(argv)
 
     try:
@@ -142,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                 n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
                     settings.upload_stale_seconds)))
                 print(f"reclaimed {n} abandoned upload(s)")
+            elif command == "partition-chunks":
+                from server.cli.migrate import PARTITIONING_DIR
+                applied = apply_migrations(dsn, folder=PARTITIONING_DIR)
+                print("applied: " + (", ".join(applied) if applied else
+                                     "nothing, already partitioned"))
             elif command == "create-message":
                 if settings.auto_migrate:
                     apply_migrations(dsn)
