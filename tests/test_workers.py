@@ -24,8 +24,12 @@ def procs():
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    return [c for c in psutil.Process(pid).children()
-            if any("spawn_main" in part for part in c.cmdline())]
+    def is_worker(c: psutil.Process) -> bool:
+        try:
+            return any("spawn_main" in part for part in c.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            return False   # a killed worker not yet reaped by the supervisor
+    return [c for c in psutil.Process(pid).children() if is_worker(c)]
 
 
 def _metric(text: str, name: str, **labels) -> float:
