@@ -10,7 +10,7 @@ The rest of the service meets it in a few places only:
 - changes are recorded with :func:`audit.audited`, whose entry the store writes in the
   transaction of the change.
 """
-from server.security.access import (  # noqa: F401  (the package's interface)
+from server.security.access import (
     ADDRESS,
     ADMIN,
     OPEN,
@@ -22,3 +22,6 @@ from server.security.access import (  # noqa: F401  (the package's interface)
     Principal,
     add,
 )
+
+__all__ = ["ADDRESS", "ADMIN", "OPEN", "PRINCIPAL", "READ", "SIGNER", "WRITE", "Access",
+           "Principal", "add"]
