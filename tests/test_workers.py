@@ -24,12 +24,14 @@ def procs():
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    def is_worker(c: psutil.Process) -> bool:
+    found = []
+    for c in psutil.Process(pid).children():
         try:
-            return any("spawn_main" in part for part in c.cmdline())
-        except (psutil.ZombieProcess, psutil.NoSuchProcess):
-            return False   # a killed worker not yet reaped by the supervisor
-    return [c for c in psutil.Process(pid).children() if is_worker(c)]
+            if any("spawn_main" in part for part in c.cmdline()):
+                found.append(c)
+        except psutil.Error:   # a worker just killed and not reaped yet
+            pass
+    return found
 
 
 def _metric(text: str, name: str, **labels) -> float:
