@@ -1,5 +1,7 @@
 -- The audit log, for DBAs in psql (read-only). Each query also has a name so the test
--- suite prepares it against the schema; in psql, replace :days / :media_id.
+-- suite prepares it against the schema. In psql the parameters are psql variables:
+--   \set days 7
+--   \set media_id 42
 
 -- name: audit_actions_per_key_per_day
 -- What each key (or token, or signed URL) did per day over the last :days days.
