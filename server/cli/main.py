@@ -1,11 +1,13 @@
 """The command line: serve and the admin commands.
 
-    python run.py              serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
-    python run.py serve --no-migrate
-    python run.py migrate      apply pending migrations and exit
-    python run.py rollback N   roll back the last N migrations
-    python run.py reclaim      delete abandoned uploads now (what the janitor does)
-    python run.py create-message   insert a message to attach media to; prints its id
+Installed, the console script ``media-store``; from a checkout, ``python run.py``:
+
+    media-store                serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
+    media-store serve --no-migrate
+    media-store migrate        apply pending migrations and exit
+    media-store rollback N     roll back the last N migrations
+    media-store reclaim        delete abandoned uploads now (what the janitor does)
+    media-store create-message insert a message to attach media to; prints its id
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
 started here and stopped on exit, SIGINT or SIGTERM.
@@ -79,7 +81,8 @@ def serve(settings: Settings, migrate: bool) -> None:
         elif pending := pending_migrations(dsn):
             # Serving a schema older than the code turns every request into a 500.
             raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
-                               "applied): run `python run.py migrate` first")
+                               "applied): run `media-store migrate` (or `python run.py "
+                               "migrate`) first")
         app = create_app(settings, dsn)
         web.run_app(app, host=settings.host, port=settings.port,
                     shutdown_timeout=settings.shutdown_timeout,

@@ -11,16 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
+from server.resources import MIGRATIONS_DIR
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def yoyo_url(dsn: str) -> str:
