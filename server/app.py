@@ -56,7 +56,6 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
-        app[appkeys.POOL] = pool
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,

@@ -1,7 +1,6 @@
 """Typed keys for what the application holds."""
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
 from server.metrics import Metrics
@@ -9,6 +8,5 @@ from server.settings import Settings
 from server.store.media import MediaStore
 
 SETTINGS = web.AppKey("settings", Settings)
-POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)

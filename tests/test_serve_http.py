@@ -31,9 +31,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from server import appkeys
-from server.app import create_app
 from server.http.conditional import http_date
 from server.settings import Settings
+from tests.apps import build_app, start_client
 from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
@@ -73,9 +73,9 @@ def shared_settings(shared_dsn) -> Settings:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(shared_settings, shared_dsn):
     """The shared server (it shadows conftest's per-test ``client`` in this module)."""
-    app = create_app(shared_settings, shared_dsn, run_janitor=False)
-    async with TestClient(TestServer(app)) as c:
-        yield c
+    c = await start_client(build_app(shared_settings, shared_dsn))
+    yield c
+    await c.close()
 
 
 async def upload(client, data: bytes, *, filename: str = "photo.jpg",
@@ -100,14 +100,14 @@ async def media(client) -> Media:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def server_for(shared_settings, shared_dsn):
-    """Start another server on the shared database: ``await server_for(**settings)``."""
+    """Start another server on the shared database: ``await server_for(**settings)``
+    (conftest's ``server_for``, on this module's database and event loop)."""
     clients = []
 
-    async def start(server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
+    async def start(*, server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
         settings = dataclasses.replace(shared_settings, **changes)
-        app = create_app(settings, shared_dsn, run_janitor=False)
-        c = TestClient(server_cls(app, **(server_kwargs or {})))
-        await c.start_server()
+        c = await start_client(build_app(settings, shared_dsn), server_cls=server_cls,
+                               server_kwargs=server_kwargs)
         clients.append(c)
         return c
 
@@ -912,7 +912,8 @@ async def wait_until_served(app, count: int) -> None:
                          ids=["run_app_default", "handler_cancellation"])
 async def test_client_gone_mid_response_logs_no_error_and_next_request_works(
         server_for, caplog, handler_cancellation):
-    client = await server_for(Server, {"handler_cancellation": handler_cancellation},
+    client = await server_for(server_cls=Server,
+                              server_kwargs={"handler_cancellation": handler_cancellation},
                               chunk_bytes=Settings.chunk_bytes)
     app = client.app
     big = await upload(client, jpeg_bytes(5 * 1024 * 1024))

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from server import appkeys
-from server.errors import MediaNotFound, error_response
+from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -79,14 +79,13 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304, headers={
             "ETag": etag, "Cache-Control": PUBLIC_CACHE, "Last-Modified": http_date(modified)})
     if outcome is Outcome.PRECONDITION_FAILED:
-        return error_response(412, "precondition_failed", "a precondition did not hold")
+        raise PreconditionFailed()
 
     headers = representation_headers(rec, etag, modified)
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if isinstance(ranges, Unsatisfiable):
-        return error_response(416, "range_not_satisfiable",
-                              f"the file has {rec.file_size} bytes",
-                              headers={"Content-Range": f"bytes */{rec.file_size}"})
+        raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
+                                  headers={"Content-Range": f"bytes */{rec.file_size}"})
     if request.method == "HEAD":
         return _head(headers, rec.file_size)
     if ranges is None:
