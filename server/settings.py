@@ -1,7 +1,8 @@
 """Settings: read from the environment once, validated, then passed around as one object.
 
 A bad value stops start-up with a message that names the variable, so a typo in a
-deployment never turns into a half-working server.
+deployment never turns into a half-working server. Secret values are held as
+server.secret.Secret (masked in repr, logs and errors) and never echoed in a message.
 """
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from server.secret import Secret, secret_url
 
 
 class SettingsError(ValueError):
@@ -17,7 +21,9 @@ class SettingsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None       # None: the embedded PostgreSQL in data_dir
+    # None: the embedded PostgreSQL in data_dir. A Secret (its password masked); a str
+    # given here is wrapped.
+    database_url: Secret | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -44,6 +50,10 @@ class Settings:
     # a stalled client cannot turn a clean stop into a SIGKILL.
     shutdown_timeout: float = 8.0
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.database_url, str):
+            object.__setattr__(self, "database_url", secret_url(self.database_url))
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -86,13 +96,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _database_url(env: Mapping[str, str]) -> str | None:
+def _database_url(env: Mapping[str, str]) -> Secret | None:
+    # Never quote the value in an error: it holds a password.
     raw = (env.get("DATABASE_URL") or "").strip()
     if not raw:
         return None
     if not raw.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL must start with postgresql:// or postgres://")
-    return raw
+    try:
+        urlsplit(raw).port   # raises on a port that is not a number in range
+    except ValueError:
+        raise SettingsError("DATABASE_URL has an invalid port") from None
+    return secret_url(raw)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

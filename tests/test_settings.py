@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from server.secret import secret_url
 from server.settings import Settings, SettingsError, load_settings
 from tests.procs import SETTINGS_VARS, run_cli
 
@@ -31,10 +32,10 @@ def test_blank_values_mean_the_default():
 PARSED = [
     # (variable, raw value, Settings field, expected value)
     ("DATABASE_URL", "postgresql://u:p@db:5432/chat", "database_url",
-     "postgresql://u:p@db:5432/chat"),
-    ("DATABASE_URL", " postgres://db/chat ", "database_url", "postgres://db/chat"),
+     secret_url("postgresql://u:p@db:5432/chat")),
+    ("DATABASE_URL", " postgres://db/chat ", "database_url", secret_url("postgres://db/chat")),
     ("DATABASE_URL", "postgresql://postgres:@/postgres?host=/tmp/pg", "database_url",
-     "postgresql://postgres:@/postgres?host=/tmp/pg"),
+     secret_url("postgresql://postgres:@/postgres?host=/tmp/pg")),
     ("HOST", "0.0.0.0", "host", "0.0.0.0"),
     ("HOST", " ::1 ", "host", "::1"),
     ("PORT", "9000", "port", 9000),
@@ -114,6 +115,8 @@ BAD = [
     ({"DATABASE_URL": "mysql://db/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "db.example.com:5432/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql+psycopg://db/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:port/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:70000/chat"}, "DATABASE_URL"),
     ({"MEDIA_AUTO_MIGRATE": "maybe"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "2"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "y"}, "MEDIA_AUTO_MIGRATE"),
@@ -140,10 +143,13 @@ def test_bad_values_name_the_variable(env, name):
     assert name in str(e.value)
 
 
-def test_database_url_error_does_not_echo_the_url():
+@pytest.mark.parametrize("url", ["mysql://admin:s3cret@db/chat",
+                                 "postgresql://admin:s3cret@db:99999/chat",
+                                 "postgresql://admin:s3cret@db:five/chat"])
+def test_database_url_error_does_not_echo_the_url(url):
     # The URL may carry a password; the message names the variable, not its value.
     with pytest.raises(SettingsError) as e:
-        load_settings({"DATABASE_URL": "mysql://admin:s3cret@db/chat"})
+        load_settings({"DATABASE_URL": url})
     assert "DATABASE_URL" in str(e.value)
     assert "s3cret" not in str(e.value)
 

@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 
+from server.secret import RedactingFormatter, redact
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media")
@@ -35,7 +36,7 @@ class SchemaBehind(Exception):
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings.database_url.reveal()
         return
     from server.cli import embedded_pg
     server = embedded_pg.start(settings.data_dir)
@@ -130,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     _sigterm_as_exit()
 
     from server.cli.migrate import apply_migrations, rollback_migrations
@@ -173,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
 def _database_error(e: BaseException) -> int:
     # Unreachable server, wrong credentials, missing database, a migration lock held
     # too long: an operator's problem, told in one line, not a traceback.
-    print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    print(f"database error: {e.__class__.__name__}: {redact(str(e).strip())}",
+          file=sys.stderr)
     return 1
 
 
