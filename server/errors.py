@@ -73,7 +73,7 @@ ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
     """JSON error body, never stored by a cache: the media's one-year lifetime must not
-    stick to an error (RFC 9111 §5.2.2.5; docs/http-serving.md item 13)."""
+    stick to an error (RFC 9111 §5.2.2.5)."""
     resp = web.json_response({"error": code, "message": message}, status=status,
                              headers=headers)
     resp.headers["Cache-Control"] = "no-store"

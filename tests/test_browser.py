@@ -2,7 +2,7 @@
 
 The video is an MP4 whose index (moov) sits at the end, as encoders write it, so the
 browser must read the start, jump to the end for the index, then seek: the requests
-http-serving.md describes for Chromium. Skipped, visibly, where Chromium is not
+docs/http-serving.md describes for Chromium. Skipped, visibly, where Chromium is not
 installed (.ci/run installs it when it can).
 """
 from __future__ import annotations

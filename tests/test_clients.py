@@ -4,7 +4,7 @@ The tools need a real TCP port: the aiohttp test server listens on loopback and 
 tool runs as a subprocess (asyncio.create_subprocess_exec, so the event loop keeps
 serving while it runs). A missing tool skips its test, visibly; nothing here passes
 without the tool having run. Every response the serve route sends is recorded, so a
-test also checks what the tool asked for and what it got (shared/http-serving.md,
+test also checks what the tool asked for and what it got (docs/http-serving.md,
 "What real clients send").
 """
 from __future__ import annotations

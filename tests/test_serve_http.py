@@ -1,6 +1,6 @@
 """GET/HEAD /api/media/serve/{id} through a real server: one short test per header case.
 
-The cases follow shared/http-serving.md; "item N" in a comment is its checklist item.
+The cases follow docs/http-serving.md; "item N" in a comment is its rule N.
 They only read what they uploaded themselves, so they share one server and one database
 (copied from conftest's migrated template) instead of a fresh database each, which
 costs 0.1-0.3 s and would multiply by the ~80 cases here. Chunks are 3 KiB, as in
@@ -34,6 +34,7 @@ from server import appkeys
 from server.http.conditional import http_date
 from server.settings import Settings
 from tests.apps import build_app, start_client
+from tests.byteranges import byteranges, content_range
 from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
@@ -81,8 +82,8 @@ async def client(shared_settings, shared_dsn):
 async def upload(client, data: bytes, *, filename: str = "photo.jpg",
                  content_type: str = "image/jpeg") -> Media:
     message_id = await client.app[appkeys.STORE].create_message()
-    # quote_fields=False sends the file name as raw UTF-8, as browsers do; aiohttp's
-    # default percent-encodes it, which the server stores literally.
+    # quote_fields=False sends the file name as raw UTF-8, as browsers do (aiohttp's
+    # default percent-encoding is covered in test_upload_http.py).
     form = aiohttp.FormData(quote_fields=False)
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
@@ -145,25 +146,6 @@ def assert_not_long_cached(resp) -> None:
     assert "Expires" not in resp.headers
 
 
-def byteranges(resp, body: bytes) -> list[tuple[CIMultiDict, bytes]]:
-    """Split a multipart/byteranges body (RFC 9110 §14.6, RFC 2046 §5.1.1) strictly:
-    dash-boundary first, CRLF before every later delimiter, close-delimiter last."""
-    match = re.fullmatch(r'multipart/byteranges; ?boundary="?([^";]+)"?',
-                         resp.headers["Content-Type"])
-    assert match, resp.headers["Content-Type"]
-    boundary = match[1].encode()
-    pieces = (b"\r\n" + body).split(b"\r\n--" + boundary)
-    assert pieces[0] == b"", "nothing before the first boundary"
-    assert pieces[-1] == b"--\r\n", "ends with the close-delimiter"
-    parts = []
-    for piece in pieces[1:-1]:
-        head, sep, data = piece.partition(b"\r\n\r\n")
-        assert head.startswith(b"\r\n") and sep
-        headers = CIMultiDict(line.split(": ", 1) for line in head[2:].decode().split("\r\n"))
-        parts.append((headers, data))
-    return parts
-
-
 def assert_parts(resp, body: bytes, data: bytes, expected: list[tuple[int, int]],
                  ctype: str = "image/jpeg") -> None:
     """A multipart/byteranges 206 with one part per expected range, in that order."""
@@ -173,12 +155,6 @@ def assert_parts(resp, body: bytes, data: bytes, expected: list[tuple[int, int]]
     parts = byteranges(resp, body)
     got = [(h["Content-Range"], h["Content-Type"], part) for h, part in parts]
     assert got == [(f"bytes {a}-{b}/{len(data)}", ctype, data[a:b + 1]) for a, b in expected]
-
-
-def content_range(value: str, length: int) -> tuple[int, int]:
-    match = re.fullmatch(rf"bytes ([0-9]+)-([0-9]+)/{length}", value)
-    assert match, value
-    return int(match[1]), int(match[2])
 
 
 def assert_bytes_of(resp, body: bytes, data: bytes) -> None:

@@ -4,8 +4,8 @@ Clients escape the plain ``filename="..."`` parameter in two ways, neither of wh
 says so in the header:
 
 - aiohttp's client (and others) percent-encode every byte outside ``A-Za-z0-9_.-~``,
-  so ``relatório.pdf`` arrives as ``relat%C3%B3rio.pdf`` and ``100%.pdf`` as
-  ``100%25.pdf``;
+  as RFC 7578 §4.2 allows, so ``relatório.pdf`` arrives as ``relat%C3%B3rio.pdf`` and
+  ``100%.pdf`` as ``100%25.pdf``;
 - browsers and curl send the name as raw UTF-8 and escape only ``"``, CR and LF as
   ``%22``, ``%0D``, ``%0A`` (the HTML standard's multipart/form-data encoding), leaving
   a literal ``%`` as it is.
@@ -13,8 +13,10 @@ says so in the header:
 So a name is decoded whole only when it is ASCII, every ``%`` in it starts a ``%XX``
 escape, and the bytes decode as UTF-8. Otherwise (raw non-ASCII characters, a ``%``
 that escapes nothing, bytes that are not UTF-8) it was not percent-encoded as a whole,
-and only the three browser escapes are undone: ``100%.pdf`` and ``50%FF.pdf`` stay. ``filename*``
-(RFC 8187, RFC 7578 §4.2) says its encoding and keeps priority over all of this.
+and only the three browser escapes are undone: ``100%.pdf`` and ``50%FF.pdf`` stay.
+
+``filename*`` (RFC 8187) says its own encoding and keeps priority over all of this
+(RFC 7578 §4.2 tells senders not to use it; some do). See docs/http-serving.md.
 """
 from __future__ import annotations
 
