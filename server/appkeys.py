@@ -8,5 +8,6 @@ from server.settings import Settings
 from server.store.media import MediaStore
 
 SETTINGS = web.AppKey("settings", Settings)
+DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)

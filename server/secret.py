@@ -15,6 +15,7 @@ URL forms: replacing every "ab" in a log would garble it and hide nothing.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -33,6 +34,8 @@ _PASSWORD_PARAM = re.compile(r"([?&]password=)([^&#\s]*)", re.IGNORECASE)
 def _remember(value: str) -> None:
     if len(value) >= MIN_REDACTED:
         _remembered.add(value)
+        # As it appears inside a JSON log line (LOG_FORMAT=json).
+        _remembered.add(json.dumps(value, ensure_ascii=False)[1:-1])
 
 
 class Secret:
@@ -102,8 +105,12 @@ def redact(text: str) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """A log formatter that passes the whole record (message, arguments, traceback)
-    through :func:`redact`."""
+    """Wraps a log formatter: whatever it makes of a record (message, arguments,
+    traceback, JSON fields) goes through :func:`redact`."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return redact(self.inner.format(record))

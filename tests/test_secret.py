@@ -87,7 +87,7 @@ def test_log_records_are_redacted_with_their_arguments_and_tracebacks():
     secret_url(dsn)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
+    handler.setFormatter(RedactingFormatter(logging.Formatter("%(levelname)s %(message)s")))
     log = logging.getLogger("tests.secret")
     log.addHandler(handler)
     log.propagate = False
@@ -122,3 +122,13 @@ def test_run_py_never_prints_the_database_password(tmp_path, args):
     assert res.returncode == 1, res.stderr
     assert "database error:" in res.stderr
     assert "Pr0cess-s3cret" not in res.stderr + res.stdout
+
+
+def test_json_log_lines_are_redacted_too():
+    from server.observability.logformat import JsonFormatter
+    secret_url('postgresql://media:J"s0n-s3cret@db/chat')
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1,
+                               'auth failed: password J"s0n-s3cret', (), None)
+    line = RedactingFormatter(JsonFormatter()).format(record)
+    assert "s0n-s3cret" not in line
+    assert '"message": "auth failed: password ***"' in line

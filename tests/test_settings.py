@@ -70,6 +70,9 @@ PARSED = [
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("LOG_FORMAT", "JSON", "log_format", "json"),
+    ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
 ]
 
 
@@ -132,6 +135,10 @@ BAD = [
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
+     "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]
 
 

@@ -22,7 +22,7 @@ import logging
 import signal
 import sys
 
-from server.secret import RedactingFormatter, redact
+from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media")
@@ -70,6 +70,7 @@ def serve(settings: Settings, migrate: bool) -> None:
 
     from server.app import create_app
     from server.cli.migrate import apply_migrations, pending_migrations
+    from server.observability.logformat import AccessLogger
 
     try:
         import uvloop
@@ -88,6 +89,7 @@ def serve(settings: Settings, migrate: bool) -> None:
         web.run_app(app, host=settings.host, port=settings.port,
                     shutdown_timeout=settings.shutdown_timeout,
                     access_log=logging.getLogger("media.access"),
+                    access_log_class=AccessLogger,
                     print=lambda msg: log.info(msg.strip()))
 
 
@@ -131,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
+    from server.observability.logformat import configure
+    configure(settings.log_level, settings.log_format)
     _sigterm_as_exit()
 
     from server.cli.migrate import apply_migrations, rollback_migrations
