@@ -24,6 +24,8 @@ class Settings:
     # None: the embedded PostgreSQL in data_dir. A Secret (its password masked); a str
     # given here is wrapped.
     database_url: Secret | None = None
+    # Streaming replicas for reads of complete media (DATABASE_READ_URL, comma-separated).
+    database_read_urls: tuple[Secret, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -62,6 +64,8 @@ class Settings:
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
             object.__setattr__(self, "database_url", secret_url(self.database_url))
+        object.__setattr__(self, "database_read_urls", tuple(
+            secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -118,6 +122,21 @@ def _database_url(env: Mapping[str, str]) -> Secret | None:
     return secret_url(raw)
 
 
+def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
+    # Never quote a value in an error: each may hold a password.
+    urls = tuple(u.strip() for u in (env.get("DATABASE_READ_URL") or "").split(",")
+                 if u.strip())
+    for u in urls:
+        if not u.startswith(("postgres://", "postgresql://")):
+            raise SettingsError("DATABASE_READ_URL must be postgresql:// URLs, "
+                                "separated by commas")
+        try:
+            urlsplit(u).port
+        except ValueError:
+            raise SettingsError("DATABASE_READ_URL has an invalid port") from None
+    return tuple(secret_url(u) for u in urls)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
     env = os.environ if env is None else env
@@ -146,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
+        database_read_urls=_read_urls(env),
         host=_str(env, "HOST", Settings.host),
         # Not 0: the OS would pick a port and nothing would tell the proxy which.
         port=_int(env, "PORT", Settings.port, lo=1, hi=65535),

@@ -58,8 +58,13 @@ def test_settings_repr_masks_the_database_password():
     settings = load_settings({"DATABASE_URL": "postgresql://media:Tr0ub4dor@db:5432/chat"})
     assert "Tr0ub4dor" not in repr(settings)
     assert "postgresql://media:***@db:5432/chat" in repr(settings)
+    replicas = load_settings({"DATABASE_READ_URL": "postgresql://r:Rep1ica-pw@r1/chat, "
+                                                    "postgresql://r:Rep2ica-pw@r2/chat"})
+    assert "Rep1ica-pw" not in repr(replicas) and "Rep2ica-pw" not in repr(replicas)
+    assert "postgresql://r:***@r2/chat" in repr(replicas)
     # A str given to Settings directly (tests, tools) is wrapped too.
-    assert "Tr0ub4dor" not in repr(Settings(database_url="postgresql://u:Tr0ub4dor@db/c"))
+    assert "Tr0ub4dor" not in repr(Settings(database_url="postgresql://u:Tr0ub4dor@db/c",
+                                            database_read_urls=("postgresql://u:Tr0ub4dor@r/c",)))
 
 
 def test_redact_masks_remembered_secrets_in_any_text():

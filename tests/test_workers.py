@@ -29,7 +29,7 @@ def _workers(pid: int) -> list[psutil.Process]:
         try:
             if any("spawn_main" in part for part in c.cmdline()):
                 found.append(c)
-        except psutil.Error:   # a killed worker not yet reaped (zombie) or gone
+        except psutil.Error:   # a worker just killed and not reaped yet
             pass
     return found
 
