@@ -104,6 +104,7 @@ def test_log_records_are_redacted_with_their_arguments_and_tracebacks():
             log.exception("failed")
     finally:
         log.removeHandler(handler)
+        log.propagate = True
     out = stream.getvalue()
     assert "L0g-s3cret" not in out
     assert "connecting to postgresql://media:***@db/chat" in out
@@ -137,3 +138,23 @@ def test_json_log_lines_are_redacted_too():
     line = RedactingFormatter(JsonFormatter()).format(record)
     assert "s0n-s3cret" not in line
     assert '"message": "auth failed: password ***"' in line
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_process_log_configuration_redacts(capsys, fmt):
+    from server.observability import logformat
+    secret_url("postgresql://media:C0nfig-s3cret@db/chat")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logformat.configure("INFO", fmt)
+        logging.getLogger("tests.secret.process").warning(
+            "cannot reach postgresql://media:C0nfig-s3cret@db/chat")
+        logformat._listener.stop()    # drains the writer thread's queue ...
+        logformat._listener.start()   # ... and leaves it as configure() expects it
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "cannot reach postgresql://media:***@db/chat" in err
+    assert "C0nfig-s3cret" not in err
