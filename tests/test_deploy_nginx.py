@@ -21,7 +21,6 @@ import aiohttp
 import pytest
 
 from server import appkeys
-from server.app import create_app
 from tests.dbutil import bearer
 from tests.media import jpeg_bytes
 from tests.procs import free_port
@@ -78,21 +77,20 @@ class Proxied:
 
 
 @pytest.fixture
-async def proxied(db_dsn, settings, aiohttp_server, tmp_path, admin_key):
+async def proxied(server_for, tmp_path, admin_key):
     """nginx in front of the service in public mode."""
-    async for p in _proxied(db_dsn, dataclasses.replace(settings, public_read=True),
-                            aiohttp_server, tmp_path, admin_key):
+    async for p in _proxied(server_for, tmp_path, admin_key, public_read=True):
         yield p
 
 
 @pytest.fixture
-async def proxied_private(db_dsn, settings, aiohttp_server, tmp_path, admin_key):
+async def proxied_private(server_for, tmp_path, admin_key):
     """nginx in front of the service in the default, signed mode."""
-    async for p in _proxied(db_dsn, settings, aiohttp_server, tmp_path, admin_key):
+    async for p in _proxied(server_for, tmp_path, admin_key):
         yield p
 
 
-async def _proxied(db_dsn, settings, aiohttp_server, tmp_path, admin_key):
+async def _proxied(server_for, tmp_path, admin_key, **changes):
     nginx = nginx_binary()
     seen: list[tuple[str | None, int, int | None]] = []
 
@@ -101,11 +99,10 @@ async def _proxied(db_dsn, settings, aiohttp_server, tmp_path, admin_key):
             seen.append((request.headers.get("Range"), response.status,
                          response.content_length))
 
-    app = create_app(dataclasses.replace(settings, max_upload_bytes=LIMIT), db_dsn,
-                     run_janitor=False)
-    app.on_response_prepare.append(record)
-    upstream = await aiohttp_server(app)
-    message_id = await upstream.app[appkeys.STORE].create_message()
+    client = await server_for(setup=lambda app: app.on_response_prepare.append(record),
+                              max_upload_bytes=LIMIT, **changes)
+    upstream = client.server
+    message_id = await client.app[appkeys.STORE].create_message()
     port = free_port()
     (tmp_path / "site.conf").write_text(site_conf(upstream.port, port, tmp_path / "cache"))
     (tmp_path / "nginx.conf").write_text(main_conf(tmp_path))

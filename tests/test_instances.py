@@ -10,11 +10,9 @@ import uuid
 import pytest
 
 from server import appkeys
-from server.app import create_app
-from server.settings import Settings
 from server.store.invalidation import APPLICATION_NAME
 from server.store.media import MediaStore
-from tests.dbutil import admin, bearer, create_api_key, fetchval
+from tests.dbutil import admin, create_api_key, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import Processes
 from tests.test_process import BigFile, MIB, _new_message, _poll, _post_sync, _stalled_upload
@@ -37,14 +35,11 @@ async def _trusted(client) -> None:
 
 
 @pytest.fixture
-async def two(db_dsn, aiohttp_client, admin_key):
+async def two(server_for):
     """Two instances of the server on one database, both caching metadata for 30 s.
     A writes with an admin key; B reads with the signed URLs A hands out, no key."""
-    settings = Settings(database_url=db_dsn, chunk_bytes=3 * 1024,
-                        metadata_cache_seconds=30)
-    a = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
-                             headers=bearer(admin_key))
-    b = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+    a = await server_for(metadata_cache_seconds=30)
+    b = await server_for(metadata_cache_seconds=30, key=None)
     await _trusted(a)
     await _trusted(b)
     return a, b

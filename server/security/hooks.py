@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 
 from server import appkeys
-from server.errors import TokenWrongMessage, Unauthorized, error_response
+from server.errors import TokenWrongMessage, Unauthorized, render
 from server.security.access import PRINCIPAL
 from server.security.serving import cache_control
 
@@ -46,8 +46,6 @@ def refuse_before_body(request: web.Request) -> web.Response | None:
     middleware then checks the credential properly, once the request is dispatched)."""
     if request.headers.get("Authorization") or request.query.get("token"):
         return None
-    resp = error_response(Unauthorized.status, Unauthorized.code,
-                          Unauthorized.default_message,
-                          headers={"WWW-Authenticate": 'Bearer realm="media-store"'})
-    resp.force_close()
-    return resp
+    error = Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="media-store"'})
+    error.close_connection = True   # the body will not be read
+    return render(error)

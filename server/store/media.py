@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 import pybase64
 
-from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder
 from server.store.replicas import ReadReplicas
@@ -122,7 +122,7 @@ class Upload:
         except asyncpg.ForeignKeyViolationError:
             raise MessageNotFound() from None
         if row is None:  # the janitor took it: the upload sat idle far too long
-            raise MediaNotFound("the upload expired before it completed")
+            raise UploadExpired()
         self._closed = True
         return MediaRecord.from_row(row)
 
@@ -297,7 +297,7 @@ class MediaStore:
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
-            raise MediaNotFound("the upload expired before it completed")
+            raise UploadExpired()
 
     async def reclaim_stale_uploads(self, stale_seconds: float, batch: int = 100) -> int:
         """Delete uploads idle for ``stale_seconds``; returns how many were removed."""
