@@ -4,7 +4,6 @@ generated key shared by instances, public mode, and safe serving of risky types.
 from __future__ import annotations
 
 import asyncio
-
 import dataclasses
 import re
 import time
