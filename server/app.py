@@ -10,6 +10,7 @@ from aiohttp import web
 from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
+from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.media import MediaStore
@@ -50,8 +51,12 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
-    app = web.Application(middlewares=[timing_middleware, error_middleware])
+    # auto_decompress off: an upload with a Content-Encoding is refused (415) before
+    # its body is read, and no body is ever inflated behind the size count.
+    app = web.Application(middlewares=[timing_middleware, error_middleware],
+                          handler_args={"auto_decompress": False})
     app[appkeys.SETTINGS] = settings
+    app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
     app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):

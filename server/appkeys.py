@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.media import MediaStore
@@ -12,3 +13,4 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
+UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)

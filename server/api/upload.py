@@ -29,6 +29,7 @@ from server.errors import (
     MissingFile,
     MissingMessageId,
     PayloadTooLarge,
+    UnsupportedContentEncoding,
     UnsupportedRequestType,
     UploadAborted,
     UploadTimeout,
@@ -37,6 +38,7 @@ from server.errors import (
 from server.http.params import parse_id
 from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
+from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
 from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
@@ -77,9 +79,17 @@ def raw_file_name(request: web.Request) -> str | None:
 
 
 async def upload_media(request: web.Request) -> web.Response:
+    # Both refusals come before a byte of the body is read (server/limits/uploads.py).
+    refuse_content_coding(request.headers)
+    with request.app[appkeys.UPLOAD_SLOTS].take():
+        return await _upload(request)
+
+
+async def _upload(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     store = request.app[appkeys.STORE]
-    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
+    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout,
+                    upload_pace(settings))
     length = request.content_length
     ctype = request.content_type
     try:
@@ -204,6 +214,9 @@ async def expect_continue(request: web.Request):
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return error_response(413, "payload_too_large", PayloadTooLarge.default_message)
+    if has_content_coding(request.headers):
+        refusal = UnsupportedContentEncoding()
+        return error_response(refusal.status, refusal.code, refusal.message)
     if request.version >= aiohttp.HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None

@@ -265,6 +265,20 @@ class MediaStore:
             rows = await Q.list_message_media.fetch(conn, message_id=message_id)
         return [MediaRecord.from_row(r) for r in rows]
 
+    async def list_page(self, message_id: int, limit: int, after: tuple[datetime, int] | None
+                        ) -> tuple[list[MediaRecord], bool]:
+        """Up to ``limit`` complete files of a message, oldest first, strictly after
+        ``after`` = (created_at, id); and whether more follow."""
+        async with self.connection() as conn:
+            if after is None:
+                rows = await Q.list_message_media_first.fetch(
+                    conn, message_id=message_id, page_size=limit + 1)
+            else:
+                rows = await Q.list_message_media_after.fetch(
+                    conn, message_id=message_id, page_size=limit + 1,
+                    after_created_at=after[0], after_id=after[1])
+        return [MediaRecord.from_row(r) for r in rows[:limit]], len(rows) > limit
+
     async def delete(self, media_id: int) -> None:
         self._stats.pop(media_id, None)
         async with self.connection() as conn:

@@ -1,0 +1,7 @@
+"""Limits against abuse: what one client, or one stalled peer, may hold on to.
+
+Each module bounds one resource (README, "Limits and abuse"): uploads.py the upload
+slots, their pace and their coding; sending.py a response's time and memory while the
+client reads slowly; paging.py a listing's size; protocol.py aiohttp's own error pages;
+database.py a statement's wait; memory.py the allocator's habit of keeping freed memory.
+"""
