@@ -67,7 +67,10 @@ async def shared_dsn(pg_server_dsn, template_dsn):
 
 @pytest.fixture(scope="module")
 def shared_settings(shared_dsn) -> Settings:
-    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2)
+    # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
+    # reads (tests/test_limits_serve.py) is raised so these tests see multipart bodies.
+    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
+                    max_range_chunks=64)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

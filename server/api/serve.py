@@ -24,6 +24,7 @@ from server.http.conditional import (
 from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.limits.ranges import SharedReads, too_costly
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
 
     headers = representation_headers(rec, etag, modified)
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
+    if too_costly(ranges, rec.chunk_size, request.app[appkeys.SETTINGS].max_range_chunks):
+        ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         return error_response(416, "range_not_satisfiable",
                               f"the file has {rec.file_size} bytes",
@@ -161,17 +164,14 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     resp = web.StreamResponse(status=206, headers=headers)
     resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
                            + len(tail))
-    first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
+    reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
+    first, stream = await _first_and_rest(reads.read(ranges[0]))
 
     async def body() -> Body:
         for i, (head, r) in enumerate(zip(heads, ranges)):
             yield head
-            if i == 0:
-                async for piece in _chain(first, stream):
-                    yield piece
-            else:
-                async for piece in _chain(b"", store.read(rec, r.start, r.end)):
-                    yield piece
+            async for piece in _chain(first, stream) if i == 0 else _chain(b"", reads.read(r)):
+                yield piece
             yield b"\r\n"
         yield tail
 
