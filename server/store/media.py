@@ -37,6 +37,12 @@ from server.store.sqlfiles import Q
 log = logging.getLogger(__name__)
 
 
+def _consume(task: asyncio.Task) -> None:
+    # An abandoned task's failure is expected; don't let asyncio log it as unretrieved.
+    if not task.cancelled():
+        task.exception()
+
+
 class StorageCorrupt(Exception):
     """A complete file is missing chunks: deleted while being read, or damaged."""
 
@@ -177,10 +183,17 @@ class MediaStore:
         async def ping() -> None:
             async with self.pool.acquire() as conn:
                 await Q.ping.fetchval(conn)
-        try:
-            await asyncio.wait_for(ping(), timeout)
-        except Exception as e:
-            raise ServiceUnavailable() from e
+        # Not wait_for: it waits for the cancelled ping to unwind, and giving a
+        # connection back to the pool can itself hang on a frozen server. Readiness
+        # answers on time; the abandoned ping finishes (or times out) on its own.
+        task = asyncio.ensure_future(ping())
+        task.add_done_callback(_consume)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            raise ServiceUnavailable()
+        if task.exception() is not None:
+            raise ServiceUnavailable() from task.exception()
 
     async def totals(self) -> list[tuple[str, int, int]]:
         """(media_type, complete files, their bytes) for every media type stored."""
