@@ -63,10 +63,9 @@ def _sigterm_as_exit() -> None:
 
 
 def serve(settings: Settings, migrate: bool) -> None:
-    from aiohttp import web
-
     from server.app import create_app
     from server.cli.migrate import apply_migrations, pending_migrations
+    from server.limits.protocol import run_app
 
     try:
         import uvloop
@@ -81,10 +80,11 @@ def serve(settings: Settings, migrate: bool) -> None:
             raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
                                "applied): run `python run.py migrate` first")
         app = create_app(settings, dsn)
-        web.run_app(app, host=settings.host, port=settings.port,
-                    shutdown_timeout=settings.shutdown_timeout,
-                    access_log=logging.getLogger("media.access"),
-                    print=lambda msg: log.info(msg.strip()))
+        # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
+        run_app(app, host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout,
+                access_log=logging.getLogger("media.access"),
+                print=lambda msg: log.info(msg.strip()))
 
 
 async def _with_store(dsn: str, settings: Settings, fn):
