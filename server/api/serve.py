@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.limits.ranges import SharedReads, too_costly
+from server.limits.sending import Sender, SendTimeout
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
@@ -143,11 +144,16 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
                 headers: dict[str, str], ranges: list[ByteRange]) -> web.StreamResponse:
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = sum(r.length for r in ranges)
-    first = b""
-    stream = None
-    if ranges:
-        first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
-    return await _stream(request, resp, _chain(first, stream))
+    if not ranges:
+        return await _stream(request, resp, _chain(b"", None))
+    r = ranges[0]
+    first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+
+    async def send(sender: Sender) -> None:
+        # A stalled client's stream is dropped and reopened where it stopped.
+        await sender.send_stream(_chain(first, stream), r.start, r.end,
+                                 lambda start, end: store.read(rec, start, end))
+    return await _stream(request, resp, stream, send)
 
 
 async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
@@ -191,15 +197,26 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
             await rest.aclose()
 
 
-async def _stream(request: web.Request, resp: web.StreamResponse,
-                  body: Body) -> web.StreamResponse:
+async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | None,
+                  send: Callable[[Sender], Awaitable[None]] | None = None
+                  ) -> web.StreamResponse:
+    """Send the headers, then the body: ``send(sender)`` when given, else every piece
+    of ``body`` (multipart bodies, bounded by MEDIA_MAX_RANGE_CHUNKS)."""
     metrics = request.app[appkeys.METRICS]
+    sender = Sender(request, resp, request.app[appkeys.SETTINGS].send_timeout,
+                    metrics.bytes_served.inc)
     try:
         await resp.prepare(request)
-        async for piece in body:
-            await resp.write(piece)
-            metrics.bytes_served.inc(len(piece))
+        if send is not None:
+            await send(sender)
+        else:
+            async for piece in body:
+                await sender.send_all(piece)
         await resp.write_eof()
+    except SendTimeout:
+        # server/limits/sending.py: the connection is closed already.
+        log.info("send timed out on %s: the client read nothing for %g s", request.path,
+                 sender.timeout)
     except ConnectionError:
         # Item 17: players abandon responses all the time (seeks, scrubbing). A reset
         # is ConnectionResetError; a close seen while waiting to drain is a bare
@@ -211,5 +228,6 @@ async def _stream(request: web.Request, resp: web.StreamResponse,
         if request.transport is not None:
             request.transport.close()
     finally:
-        await body.aclose()
+        if body is not None:
+            await body.aclose()
     return resp

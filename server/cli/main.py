@@ -65,7 +65,10 @@ def _sigterm_as_exit() -> None:
 def serve(settings: Settings, migrate: bool) -> None:
     from server.app import create_app
     from server.cli.migrate import apply_migrations, pending_migrations
+    from server.limits.memory import return_freed_memory
     from server.limits.protocol import run_app
+
+    return_freed_memory()
 
     try:
         import uvloop

@@ -304,24 +304,30 @@ class MediaStore:
             raise ValueError(f"range {start}-{end} outside a file of {rec.file_size} bytes")
         cs = rec.chunk_size
         first, last = start // cs, end // cs
-        batch = self.read_ahead
 
-        def fetch(seq: int) -> asyncio.Task:
+        def fetch(seq: int, batch: int) -> asyncio.Task:
             return asyncio.ensure_future(
                 self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
 
+        # Read-ahead follows the reader (backpressure): the next batch is fetched only
+        # when the last chunk of this one is asked for, i.e. once the socket has taken
+        # the others; and batches grow from one chunk to read_ahead as the reader keeps
+        # up, so a reader that stalls at once has cost one chunk, not two batches.
+        batch = 1
         seq = first
-        ahead: asyncio.Task | None = fetch(first)
+        ahead: asyncio.Task | None = fetch(first, batch)
         try:
             while ahead is not None:
                 rows = await ahead
+                ahead = None
                 nxt = seq + len(rows)
-                ahead = fetch(nxt) if nxt <= last else None
                 rows.reverse()
                 while rows:
-                    # Popped, so each chunk's text is freed once sent: a slow reader
-                    # holds the next batch and one chunk, not two batches.
+                    # Popped, so each chunk's text is freed once sent.
                     row_seq, text = rows.pop()
+                    if not rows and nxt <= last:
+                        batch = min(2 * batch, self.read_ahead)
+                        ahead = fetch(nxt, batch)
                     data = pybase64.b64decode(text)
                     del text
                     lo = start - row_seq * cs if row_seq == first else 0
