@@ -10,6 +10,7 @@ from aiohttp import web
 from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
+from server.limits.memory import memory_trimmer
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.settings import Settings
@@ -71,6 +72,6 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
 
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
+    app.cleanup_ctx.append(workers_ctx(([janitor] if run_janitor else []) + [memory_trimmer]))
     setup_routes(app)
     return app

@@ -148,12 +148,16 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
         return await _stream(request, resp, _chain(b"", None))
     r = ranges[0]
     first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+    # Only the body holds the first piece from here: a stalled client's body is
+    # dropped (server/limits/sending.py), and the piece must go with it.
+    body = _chain(first, stream)
+    del first
 
     async def send(sender: Sender) -> None:
         # A stalled client's stream is dropped and reopened where it stopped.
-        await sender.send_stream(_chain(first, stream), r.start, r.end,
+        await sender.send_stream(body, r.start, r.end,
                                  lambda start, end: store.read(rec, start, end))
-    return await _stream(request, resp, stream, send)
+    return await _stream(request, resp, body, send)
 
 
 async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
@@ -187,7 +191,9 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
 async def _chain(first: bytes, rest: Body | None) -> Body:
     try:
         if first:
-            yield first
+            piece, first = first, b""   # not kept once sent
+            yield piece
+            del piece
         if rest is not None:
             async for piece in rest:
                 yield piece

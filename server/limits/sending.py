@@ -50,6 +50,11 @@ class Sender:
         self.resp = resp
         self.timeout = timeout
         self.on_sent = on_sent
+        if request.transport is not None:
+            # Pause (and so wait in drain) as soon as one slice is queued, not two: a
+            # stalled reader then holds one slice in user space. The kernel's socket
+            # buffer, which does the real buffering, is untouched.
+            request.transport.set_write_buffer_limits(high=SLICE // 2)
 
     async def _write(self, data: bytes) -> None:
         await self.resp.write(data)
