@@ -43,7 +43,7 @@ from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
 
-READ_BYTES = 256 * 1024
+READ_BYTES = 64 * 1024   # per read of the body: a small multiple of aiohttp's own 64 KiB buffer
 MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Content-Length
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
