@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from aiohttp import web
 
@@ -13,9 +14,11 @@ from server.errors import error_middleware
 from server.limits.memory import memory_trimmer
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
+from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
+from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.runner import workers_ctx
 
@@ -54,9 +57,11 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
     # auto_decompress off: an upload with a Content-Encoding is refused (415) before
     # its body is read, and no body is ever inflated behind the size count.
-    app = web.Application(middlewares=[timing_middleware, error_middleware],
+    app = web.Application(middlewares=[request_id_middleware, timing_middleware,
+                                       error_middleware],
                           handler_args={"auto_decompress": False})
     app[appkeys.SETTINGS] = settings
+    app[appkeys.DSN] = dsn
     app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
     app[appkeys.METRICS] = Metrics()
 
@@ -66,12 +71,17 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
-                                     stat_cache_seconds=settings.metadata_cache_seconds)
+                                     stat_cache_seconds=settings.metadata_cache_seconds,
+                                     instance_id=uuid.uuid4())
         yield
         await pool.close()
 
     app.on_response_prepare.append(_server_header)
+    app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(workers_ctx(([janitor] if run_janitor else []) + [memory_trimmer]))
+    # The instance workers keep this instance correct among others; the janitor is
+    # housekeeping (tests leave it off to control when it runs).
+    app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed, memory_trimmer]
+                                       + ([janitor] if run_janitor else [])))
     setup_routes(app)
     return app

@@ -69,6 +69,9 @@ PARSED = [
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("LOG_FORMAT", "JSON", "log_format", "json"),
+    ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
     ("MEDIA_SEND_TIMEOUT_SECONDS", "5", "send_timeout", 5.0),
     ("MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", "0", "upload_min_rate", 0),
     ("MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", "4096", "upload_min_rate", 4096),
@@ -144,6 +147,10 @@ BAD = [
     ({"MEDIA_MAX_RANGE_CHUNKS": "0"}, "MEDIA_MAX_RANGE_CHUNKS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
+     "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]
 
 

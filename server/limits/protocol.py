@@ -22,6 +22,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
 from server.errors import error_response
@@ -80,14 +81,15 @@ class MediaRunner(web.AppRunner):
 
 
 def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
-            access_log: logging.Logger, print: Callable[[str], None]) -> None:
+            access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
+            print: Callable[[str], None]) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
     :class:`MediaRunner`)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runner = MediaRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout,
                          keepalive_timeout=75.0,   # run_app's default
-                         access_log=access_log)
+                         access_log=access_log, access_log_class=access_log_class)
 
     async def serve() -> None:
         try:
