@@ -207,6 +207,13 @@ async def test_slots_free_up_when_uploads_end(srv, dsn):
             await asyncio.sleep(0.1)
         assert status == 503 and headers["retry-after"].isdigit()
         assert json.loads(body)["error"] == "too_many_uploads"
+        # A client that waits for 100 Continue is told before it sends anything.
+        reader, writer = await open_raw(
+            srv, upload_head(message_id, len(data), Expect="100-continue"))
+        status, headers, body = await read_response(reader, 10)
+        writer.close()
+        assert status == 503 and headers["retry-after"] == "5"
+        assert json.loads(body)["error"] == "too_many_uploads"
     finally:
         for t in tricklers:
             t.cancel()
@@ -316,3 +323,16 @@ async def test_a_reader_that_stops_reading_is_cut_after_the_send_timeout(srv, ds
     assert got < len(data)
     status, _, body = await get(srv, media["url"])   # and the server is fine
     assert status == 200 and body == data
+
+
+async def test_expect_continue_uploads_are_refused_before_they_send(srv, dsn):
+    message_id = await new_message(dsn)
+    for extra, status, code in [({"Content_Encoding": "gzip"}, 415,
+                                 "unsupported_content_encoding")]:
+        reader, writer = await open_raw(
+            srv, upload_head(message_id, 5_000_000, Expect="100-continue", **extra))
+        try:
+            got, headers, body = await read_response(reader, 10)
+        finally:
+            writer.close()
+        assert got == status and json.loads(body)["error"] == code

@@ -28,7 +28,9 @@ from server.errors import (
     MessageNotFound,
     MissingFile,
     MissingMessageId,
+    RETRY_AFTER_SECONDS,
     PayloadTooLarge,
+    TooManyUploads,
     UnsupportedContentEncoding,
     UnsupportedRequestType,
     UploadAborted,
@@ -214,9 +216,17 @@ async def expect_continue(request: web.Request):
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return error_response(413, "payload_too_large", PayloadTooLarge.default_message)
+    refusal = None
     if has_content_coding(request.headers):
         refusal = UnsupportedContentEncoding()
-        return error_response(refusal.status, refusal.code, refusal.message)
+    elif request.app[appkeys.UPLOAD_SLOTS].full:
+        refusal = TooManyUploads()
+    if refusal is not None:   # told before the client sends its body
+        resp = error_response(refusal.status, refusal.code, refusal.message,
+                              {"Retry-After": str(RETRY_AFTER_SECONDS)}
+                              if refusal.status == 503 else None)
+        resp.force_close()
+        return resp
     if request.version >= aiohttp.HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None

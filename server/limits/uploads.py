@@ -43,11 +43,15 @@ class UploadSlots:
         self.limit = limit
         self.in_use = 0
 
+    @property
+    def full(self) -> bool:
+        return self.in_use >= self.limit
+
     @contextlib.contextmanager
     def take(self) -> Iterator[None]:
         """Hold a slot for the block, or raise TooManyUploads (503; the error
         middleware adds Retry-After)."""
-        if self.in_use >= self.limit:
+        if self.full:
             raise TooManyUploads()
         self.in_use += 1
         try:
