@@ -71,6 +71,8 @@ PARSED = [
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
     ("LOG_FORMAT", "JSON", "log_format", "json"),
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_WORKERS", "4", "workers", 4),
+    ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
     ("MEDIA_SEND_TIMEOUT_SECONDS", "5", "send_timeout", 5.0),
     ("MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", "0", "upload_min_rate", 0),
@@ -149,6 +151,8 @@ BAD = [
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
     ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
     ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
+    ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]

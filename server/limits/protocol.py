@@ -80,7 +80,8 @@ class MediaRunner(web.AppRunner):
         return server
 
 
-def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
+def run_app(app: web.Application, *, host: str, port: int, reuse_port: bool | None,
+            shutdown_timeout: float,
             access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
             print: Callable[[str], None]) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
@@ -94,7 +95,7 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
     async def serve() -> None:
         try:
             await runner.setup()
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
             await site.start()
             print(f"======== Running on {site.name} ========")
             while True:
