@@ -24,8 +24,15 @@ def procs():
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    return [c for c in psutil.Process(pid).children()
-            if any("spawn_main" in part for part in c.cmdline())]
+    return [c for c in psutil.Process(pid).children() if _is_worker(c)]
+
+
+def _is_worker(p: psutil.Process) -> bool:
+    # A killed worker is a zombie until the supervisor reaps it: not a worker any more.
+    try:
+        return any("spawn_main" in part for part in p.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return False
 
 
 def _metric(text: str, name: str, **labels) -> float:
