@@ -24,15 +24,14 @@ def procs():
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    return [c for c in psutil.Process(pid).children() if _is_worker(c)]
-
-
-def _is_worker(p: psutil.Process) -> bool:
-    # A killed worker is a zombie until the supervisor reaps it: not a worker any more.
-    try:
-        return any("spawn_main" in part for part in p.cmdline())
-    except (psutil.ZombieProcess, psutil.NoSuchProcess):
-        return False
+    found = []
+    for c in psutil.Process(pid).children():
+        try:
+            if any("spawn_main" in part for part in c.cmdline()):
+                found.append(c)
+        except psutil.Error:   # a worker just killed and not reaped yet
+            pass
+    return found
 
 
 def _metric(text: str, name: str, **labels) -> float:
