@@ -22,12 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.media import jpeg_bytes  # noqa: E402
 from tests.procs import Processes, run_cli  # noqa: E402
 
+AUTH = ""   # the Authorization header line, set once a key exists
+
 
 async def upload(port: int, message_id: int, data: bytes) -> int:
     import json
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write((f"POST /api/media/upload-production?message_id={message_id} HTTP/1.1\r\n"
-                  f"Host: b\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n"
+                  f"Host: b\r\n{AUTH}Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n"
                   "Connection: close\r\n\r\n").encode() + data)
     await writer.drain()
     resp = await reader.read()
@@ -43,7 +45,7 @@ async def stalled(port: int, path: str, rcvbuf: int | None):
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\n{AUTH}\r\n".encode())
     await writer.drain()
     return writer
 
@@ -51,7 +53,7 @@ async def stalled(port: int, path: str, rcvbuf: int | None):
 async def small_get(port: int, path: str) -> float:
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\n{AUTH}Connection: close\r\n\r\n".encode())
     await writer.drain()
     await reader.read()
     writer.close()
@@ -64,6 +66,8 @@ async def main(args) -> None:
         data_dir = procs.data_dir()
         env = {"MEDIA_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
         message_id = int(run_cli(["create-message"], env).stdout.strip())
+        global AUTH
+        AUTH = f"Authorization: Bearer {run_cli(['keys', 'create', 'bench'], env).stdout.strip()}\r\n"
         srv = procs.start(env)
         data = jpeg_bytes(args.size_mib * 1024 * 1024)
         media_id = await upload(srv.port, message_id, data)

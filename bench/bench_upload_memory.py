@@ -19,11 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.media import jpeg_bytes  # noqa: E402
 from tests.procs import Processes, run_cli  # noqa: E402
 
+AUTH = ""   # the Authorization header line, set once a key exists
+
 
 async def held_upload(port: int, message_id: int, data: bytes, total: int):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write((f"POST /api/media/upload-production?message_id={message_id} HTTP/1.1\r\n"
-                  f"Host: b\r\nContent-Type: image/jpeg\r\nContent-Length: {total}\r\n\r\n"
+                  f"Host: b\r\n{AUTH}Content-Type: image/jpeg\r\nContent-Length: {total}\r\n\r\n"
                   ).encode())
     for i in range(0, len(data), 65536):
         writer.write(data[i:i + 65536])
@@ -37,6 +39,8 @@ async def main(args) -> None:
         env = {"MEDIA_DATA_DIR": str(procs.data_dir()), "LOG_LEVEL": "WARNING",
                "MEDIA_MAX_CONCURRENT_UPLOADS": str(max(256, args.uploads))}
         message_id = int(run_cli(["create-message"], env).stdout.strip())
+        global AUTH
+        AUTH = f"Authorization: Bearer {run_cli(['keys', 'create', 'bench'], env).stdout.strip()}\r\n"
         srv = procs.start(env)
         await asyncio.sleep(1)
         idle = srv.rss_kib()

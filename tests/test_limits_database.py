@@ -63,11 +63,14 @@ def test_frozen_database_gives_503_on_time_and_recovers(procs):
         res = run_cli(["create-message"], env)
         assert res.returncode == 0, res.stderr
         message_id = int(res.stdout.strip())
+        res = run_cli(["keys", "create", "backend"], env)
+        assert res.returncode == 0, res.stderr
+        auth = {"Authorization": f"Bearer {res.stdout.strip()}"}
         srv = procs.start(env)
         data = jpeg_bytes(50_000, seed=1)
         status, _, body = _request(
             f"{srv.url}/api/media/upload-production?message_id={message_id}",
-            data=data, headers={"Content-Type": "image/jpeg"},
+            data=data, headers={"Content-Type": "image/jpeg", **auth},
             timeout=30)
         assert status == 201, body
         media_id = json.loads(body)["id"]
@@ -89,7 +92,8 @@ def test_frozen_database_gives_503_on_time_and_recovers(procs):
         # A request is bounded by DB_COMMAND_TIMEOUT_SECONDS (or the pool's acquire
         # timeout): a JSON 503 with Retry-After, not a hang or a 500.
         for path in (f"/api/media/{media_id}", f"/api/messages/{message_id}/media"):
-            status, headers, body = _request(srv.url + path, timeout=COMMAND_TIMEOUT * 4)
+            status, headers, body = _request(srv.url + path, headers=auth,
+                                             timeout=COMMAND_TIMEOUT * 4)
             assert status == 503, (path, body)
             assert headers.get("Retry-After", "").isdigit()
             assert json.loads(body)["error"] == "unavailable"
@@ -105,9 +109,10 @@ def test_frozen_database_gives_503_on_time_and_recovers(procs):
             time.sleep(0.2)
         else:
             pytest.fail("/readyz never came back after SIGCONT")
-        status, _, body = _request(f"{srv.url}/api/media/{media_id}", timeout=10)
+        status, _, body = _request(f"{srv.url}/api/media/{media_id}", headers=auth, timeout=10)
         assert status == 200 and json.loads(body)["id"] == media_id
-        status, _, body = _request(f"{srv.url}/api/media/serve/{media_id}", timeout=10)
+        status, _, body = _request(f"{srv.url}/api/media/serve/{media_id}", headers=auth,
+                                   timeout=10)
         assert status == 200 and body == data
         assert "Traceback" not in srv.stderr()
     finally:

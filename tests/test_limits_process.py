@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.dbutil import admin, dsn_for, fetchval
+from tests.dbutil import admin, create_api_key, dsn_for, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server
 
@@ -26,6 +26,7 @@ WINDOW = 2
 SEND_TIMEOUT = 3
 MAX_RANGE_CHUNKS = 4
 CHUNK = 261_120
+KEY = ""   # an admin API key in the module's database, set by the dsn fixture
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,10 @@ def dsn(pg_server_dsn, template_dsn):
     name = f"media_limits_{uuid.uuid4().hex[:12]}"
     template = urlsplit(template_dsn).path.lstrip("/")
     asyncio.run(admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield dsn_for(pg_server_dsn, name)
+    dsn = dsn_for(pg_server_dsn, name)
+    global KEY
+    KEY = asyncio.run(create_api_key(dsn, "admin"))
+    yield dsn
     asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
@@ -72,7 +76,8 @@ async def open_raw(srv: Server, head: str, body: bytes = b""):
 
 def upload_head(message_id: int, length: int, **extra: str) -> str:
     lines = [f"POST {UPLOAD}?message_id={message_id}&filename=a.jpg HTTP/1.1",
-             "Host: t", "Content-Type: image/jpeg", f"Content-Length: {length}"]
+             "Host: t", "Content-Type: image/jpeg", f"Content-Length: {length}",
+             f"Authorization: Bearer {KEY}"]
     lines += [f"{k.replace('_', '-')}: {v}" for k, v in extra.items()]
     return "\r\n".join(lines) + "\r\n\r\n"
 
@@ -101,7 +106,8 @@ async def upload(srv: Server, message_id: int, data: bytes) -> dict:
 
 async def get(srv: Server, path: str, headers: dict[str, str] | None = None,
               timeout: float = 30) -> tuple[int, dict, bytes]:
-    head = f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + "".join(
+    head = (f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+            f"Authorization: Bearer {KEY}\r\n") + "".join(
         f"{k}: {v}\r\n" for k, v in (headers or {}).items()) + "\r\n"
     reader, writer = await open_raw(srv, head)
     try:
@@ -308,7 +314,8 @@ async def test_a_reader_that_stops_reading_is_cut_after_the_send_timeout(srv, ds
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", srv.port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=8192)
-    writer.write(f"GET {media['url']} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    writer.write(f"GET {media['url']} HTTP/1.1\r\nHost: t\r\n"
+                 f"Authorization: Bearer {KEY}\r\n\r\n".encode())
     await reader.readuntil(b"\r\n\r\n")
     await asyncio.sleep(SEND_TIMEOUT + 3)   # read nothing: no progress at all
     got = 0

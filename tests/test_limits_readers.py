@@ -33,11 +33,11 @@ def procs():
         p.cleanup()
 
 
-async def _upload(srv: Server, message_id: int, data: bytes) -> str:
+async def _upload(srv: Server, message_id: int, data: bytes, key: str) -> str:
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write((f"POST /api/media/upload-production?message_id={message_id} HTTP/1.1\r\n"
                   f"Host: t\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n"
-                  "Connection: close\r\n\r\n").encode() + data)
+                  f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n").encode() + data)
     await writer.drain()
     resp = await asyncio.wait_for(reader.read(), 120)
     writer.close()
@@ -45,13 +45,18 @@ async def _upload(srv: Server, message_id: int, data: bytes) -> str:
     return json.loads(resp.partition(b"\r\n\r\n")[2])["url"]
 
 
-async def _stalled_reader(port: int, path: str) -> socket.socket:
+async def _stalled_reader(port: int, path: str, key: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    sock.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    sock.send(f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\r\n"
+              .encode())
     return sock
+
+
+def _get_status(srv: Server, path: str) -> int:
+    return srv.get(path, timeout=30)[0]
 
 
 async def _settled_rss(srv: Server, timeout: float) -> int:
@@ -76,15 +81,16 @@ async def test_stalled_readers_cost_a_bounded_amount_given_back_when_they_go(pro
            # Long enough that the readers are still there when measured.
            "MEDIA_SEND_TIMEOUT_SECONDS": "300"}
     message_id = int(run_cli(["create-message"], env).stdout.strip())
+    key = run_cli(["keys", "create", "backend"], env).stdout.strip()
     srv = procs.start(env)
-    path = await _upload(srv, message_id, jpeg_bytes(64 * MIB))
+    path = await _upload(srv, message_id, jpeg_bytes(64 * MIB), key)
     idle = await _settled_rss(srv, 30)
 
-    socks = [await _stalled_reader(srv.port, path) for _ in range(READERS)]
+    socks = [await _stalled_reader(srv.port, path, key) for _ in range(READERS)]
     try:
         stalled = await _settled_rss(srv, 90)
         # A normal request is still served while they hang on.
-        status, _ = await asyncio.to_thread(srv.get, path.replace("/serve", ""), 30)
+        status = await asyncio.to_thread(_get_status, srv, "/readyz")
         assert status == 200
     finally:
         for s in socks:
