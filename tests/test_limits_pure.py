@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 from server.errors import InvalidCursor, InvalidLimit, TooManyUploads, UploadTooSlow
 from server.http.ranges import ByteRange
 from server.limits import paging
-from server.limits.protocol import parser_error_response
+from server.limits.protocol import parser_error_answer
 from server.limits.ranges import chunk_reads, too_costly
 from server.limits.uploads import Pace, UploadSlots, has_content_coding
 
@@ -164,10 +164,10 @@ def test_page_body_shape():
     assert body["items"] == [{"id": 7}] and paging.decode_cursor(body["next_cursor"]) == pos
 
 
-@pytest.mark.parametrize("status,code", [(400, "bad_request"), (413, "payload_too_large"),
-                                         (431, "headers_too_large"), (500, "internal_error")])
-def test_parser_error_response(status, code):
-    resp = parser_error_response(status)
+@pytest.mark.parametrize("status,code", [(400, "bad_request"), (413, "bad_request"),
+                                         (431, "bad_request"), (500, "internal_error")])
+def test_parser_error_answer(status, code):
+    resp = parser_error_answer(status)
     assert resp.status == status
     assert resp.headers["Server"] == "media-store"
     assert resp.headers["Cache-Control"] == "no-store"

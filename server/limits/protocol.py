@@ -19,29 +19,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
-from server.errors import error_response
+from server.errors import BadRequest, MediaError, render
 
 log = logging.getLogger("media.protocol")
 
 SERVER_NAME = "media-store"
-_CODES = {400: "bad_request", 413: "payload_too_large", 431: "headers_too_large"}
 
 
-def parser_error_response(status: int) -> web.Response:
+def parser_error_answer(status: int) -> web.Response:
     """The answer to a request aiohttp could not parse: nothing of it is echoed."""
-    try:
-        text = HTTPStatus(status).phrase.lower()
-    except ValueError:
-        text = "error"
-    code = _CODES.get(status, "bad_request" if status < 500 else "internal_error")
-    resp = error_response(status, code, f"malformed request ({text})" if status < 500
-                          else "internal error")
+    error = BadRequest("malformed request") if status < 500 else MediaError()
+    error.status = status   # aiohttp's status stands (400 mostly; 5xx for its faults)
+    resp = render(error)
     resp.headers["Server"] = SERVER_NAME
     resp.force_close()
     return resp
@@ -61,7 +55,7 @@ class MediaRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             # Part of a response went out already: the connection is beyond repair.
             raise ConnectionError("response already started; cannot send an error")
-        return parser_error_response(status)
+        return parser_error_answer(status)
 
 
 class MediaServer(web.Server):
