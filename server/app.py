@@ -11,6 +11,8 @@ from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
+from server.processing.pipeline import Processing
+from server.processing.policy import Policy
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
@@ -64,7 +66,13 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         yield
         await pool.close()
 
+    async def processing(app: web.Application):
+        app[appkeys.PROCESSING] = Processing(Policy.from_settings(settings))
+        yield
+        app[appkeys.PROCESSING].close()
+
     app.on_response_prepare.append(_server_header)
+    app.cleanup_ctx.append(processing)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
     setup_routes(app)

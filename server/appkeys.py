@@ -5,6 +5,7 @@ import asyncpg
 from aiohttp import web
 
 from server.metrics import Metrics
+from server.processing.pipeline import Processing
 from server.settings import Settings
 from server.store.media import MediaStore
 
@@ -12,3 +13,4 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
+PROCESSING = web.AppKey("processing", Processing)

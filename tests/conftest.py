@@ -22,6 +22,7 @@ from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.dbutil import admin, dsn_for
+from tests.media import BYTES_KEPT
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
 
@@ -64,7 +65,12 @@ async def db_dsn(pg_server_dsn, template_dsn):
 
 @pytest.fixture
 def settings(db_dsn) -> Settings:
-    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2)
+    # Storage and serving tests check that the bytes sent come back unchanged, with
+    # padded JPEGs as stand-ins for files of exact sizes: image compression and metadata
+    # stripping (which would rewrite them) are off here; the processing tests
+    # (tests/test_processing_*.py) turn them on.
+    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2,
+                    **BYTES_KEPT)
 
 
 @pytest.fixture
@@ -88,3 +94,14 @@ async def client(db_dsn, settings, aiohttp_client):
 @pytest.fixture
 async def message_id(store) -> int:
     return await store.create_message()
+
+
+@pytest.fixture
+def processing_settings(db_dsn) -> Settings:
+    """The processing defaults (compression, metadata stripping) as deployed."""
+    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2)
+
+
+@pytest.fixture
+async def processing_client(db_dsn, processing_settings, aiohttp_client):
+    return await aiohttp_client(create_app(processing_settings, db_dsn, run_janitor=False))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.media import BYTES_KEPT_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 RUN_PY = REPO / "run.py"
 
@@ -32,7 +34,11 @@ SETTINGS_VARS = ("DATABASE_URL", "HOST", "PORT", "MEDIA_DATA_DIR", "MEDIA_MAX_UP
                  "MEDIA_AUTO_MIGRATE", "MEDIA_UPLOAD_STALE_SECONDS",
                  "MEDIA_JANITOR_INTERVAL_SECONDS", "MEDIA_READ_AHEAD_CHUNKS",
                  "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS", "MEDIA_METADATA_CACHE_SECONDS",
-                 "MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "LOG_LEVEL")
+                 "MEDIA_SHUTDOWN_TIMEOUT_SECONDS", "LOG_LEVEL", "MEDIA_PROCESSING",
+                 "MEDIA_ALLOWED_TYPES", "MEDIA_MAX_IMAGE_BYTES", "MEDIA_MAX_VIDEO_BYTES",
+                 "MEDIA_MAX_AUDIO_BYTES", "MEDIA_MAX_DOCUMENT_BYTES", "MEDIA_IMAGE_COMPRESS",
+                 "MEDIA_IMAGE_QUALITY", "MEDIA_IMAGE_MAX_EDGE", "MEDIA_KEEP_IMAGE_METADATA",
+                 "MEDIA_MAX_IMAGE_PIXELS", "MEDIA_PROCESS_CONCURRENCY")
 
 
 def free_port() -> int:
@@ -43,6 +49,9 @@ def free_port() -> int:
 
 def clean_env(overrides: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    # These tests send padded JPEGs and expect them back byte for byte: images are
+    # validated but not rewritten unless a test says otherwise (as conftest's settings).
+    env.update(BYTES_KEPT_ENV)
     env.update(overrides)
     return env
 

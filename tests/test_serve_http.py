@@ -35,7 +35,7 @@ from server.app import create_app
 from server.http.conditional import http_date
 from server.settings import Settings
 from tests.dbutil import admin, dsn_for
-from tests.media import jpeg_bytes, png_bytes
+from tests.media import BYTES_KEPT, jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -67,7 +67,8 @@ async def shared_dsn(pg_server_dsn, template_dsn):
 
 @pytest.fixture(scope="module")
 def shared_settings(shared_dsn) -> Settings:
-    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2)
+    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
+                    **BYTES_KEPT)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

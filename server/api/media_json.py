@@ -12,6 +12,10 @@ def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 
 
+def variant_path(media_id: int, name: str) -> str:
+    return f"{serve_path(media_id)}?variant={name}"
+
+
 def media_json(rec: MediaRecord) -> dict:
     return {
         "id": rec.id,
@@ -24,6 +28,7 @@ def media_json(rec: MediaRecord) -> dict:
         "is_compressed": rec.is_compressed,
         "compression_quality": rec.compression_quality,
         "duration": rec.duration,
+        "duration_exact": rec.duration_exact,
         "dimensions": rec.dimensions,
         "zapi_sent": rec.zapi_sent,
         "zapi_message_id": rec.zapi_message_id,
@@ -31,4 +36,7 @@ def media_json(rec: MediaRecord) -> dict:
         "created_at": rec.created_at.isoformat(),
         "updated_at": rec.updated_at.isoformat(),
         "url": serve_path(rec.id),
+        **({"waveform": rec.waveform} if rec.waveform is not None else {}),
+        "variants": {name: {"url": variant_path(rec.id, name), **v}
+                     for name, v in sorted((rec.variants or {}).items())},
     }

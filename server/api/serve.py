@@ -24,6 +24,7 @@ from server.http.conditional import (
 from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.processing.variants import stat_variant
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if media_id is None:
         raise MediaNotFound()
     store = request.app[appkeys.STORE]
-    rec = await store.stat_for_serving(media_id)
+    variant = request.query.get("variant")
+    rec = await (store.stat_for_serving(media_id) if variant is None
+                 else stat_variant(store, media_id, variant))
     etag = entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
     h = request.headers

@@ -37,6 +37,8 @@ from server.errors import (
 from server.http.params import parse_id
 from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
+from server.processing.policy import options_from
+from server.processing.pipeline import Job
 from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,8 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits) -> Media
                                   or request.headers.get("X-Message-Id"))
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
-                           raw_file_name(request), limits)
+                           raw_file_name(request), limits, request.app[appkeys.PROCESSING],
+                           options_from(request.query))
     return await _finish(upload, message_id)
 
 
@@ -122,7 +125,8 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
     except (ValueError, AssertionError):
         raise BadRequest("malformed multipart body") from None
     message_id: int | None = None
-    upload: Upload | None = None
+    upload: Upload | Job | None = None
+    options = options_from(request.query)
     try:
         for _ in range(MAX_PARTS):
             part = await _next_part(reader, limits)
@@ -134,13 +138,16 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
                 if upload is not None:
                     raise BadRequest("one file per request")
                 upload = await receive(store, _chunk_reader(part, READ_BYTES),
-                                       part.filename, limits)
+                                       part.filename, limits,
+                                       request.app[appkeys.PROCESSING], options)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part, limits))
                 if upload is None:
                     await _check_message(store, message_id)
-            else:
-                await _small_field(part, limits)   # unknown small fields are ignored
+            else:   # compress / quality apply until the file is finished; others ignored
+                options = options.with_field(part.name, await _small_field(part, limits))
+                if isinstance(upload, Job):
+                    upload.options = options
         else:
             raise BadRequest(f"more than {MAX_PARTS} form fields")
     except BaseException:
@@ -156,7 +163,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
     return await _finish(upload, message_id)
 
 
-async def _finish(upload: Upload, message_id: int) -> MediaRecord:
+async def _finish(upload: Upload | Job, message_id: int) -> MediaRecord:
     try:
         return await upload.finish(message_id)
     except BaseException:

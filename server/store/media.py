@@ -61,6 +61,13 @@ class MediaRecord:
     chunk_size: int
     chunk_count: int
     sha256: bytes
+    # Added by media processing (migration 0005): the exact duration beside the whole
+    # seconds, a voice note's waveform, the variants by name ({} when none).
+    duration_exact: float | None = None
+    waveform: list[int] | None = None
+    variants: dict | None = None
+    # Set when this record describes a variant of the media (served from its own chunks).
+    variant: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
@@ -281,7 +288,7 @@ class MediaStore:
 
         def fetch(seq: int) -> asyncio.Task:
             return asyncio.ensure_future(
-                self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
+                self._read_chunks(rec, seq, min(last, seq + batch - 1)))
 
         seq = first
         ahead: asyncio.Task | None = fetch(first)
@@ -306,11 +313,15 @@ class MediaStore:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _read_chunks(self, media_id: int, first: int, last: int) -> list[tuple[int, str]]:
+    async def _read_chunks(self, rec: MediaRecord, first: int, last: int) -> list[tuple[int, str]]:
         async with self.connection() as conn:
-            rows = await Q.read_chunks.fetch(conn, media_id=media_id, first_seq=first,
-                                             last_seq=last)
+            if rec.variant is None:
+                rows = await Q.read_chunks.fetch(conn, media_id=rec.id, first_seq=first,
+                                                 last_seq=last)
+            else:   # a variant's chunks: same layout, own table
+                rows = await Q.read_variant_chunks.fetch(
+                    conn, media_id=rec.id, name=rec.variant, first_seq=first, last_seq=last)
         got = [(r["seq"], r["data"]) for r in rows]
         if [s for s, _ in got] != list(range(first, last + 1)):
-            raise StorageCorrupt(f"media {media_id}: chunks {first}-{last} incomplete")
+            raise StorageCorrupt(f"media {rec.id}: chunks {first}-{last} incomplete")
         return got
