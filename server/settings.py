@@ -46,6 +46,10 @@ class Settings:
     # upload cut this way is aborted and removed). Below Docker's 10 s grace period, so
     # a stalled client cannot turn a clean stop into a SIGKILL.
     shutdown_timeout: float = 8.0
+    # Instances beat this often; one silent for instance_dead_seconds is taken for dead
+    # and its half-received uploads are reclaimed by the others.
+    heartbeat_seconds: float = 15.0
+    instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
     # Media processing (server/processing): what is done to uploads.
     processing: bool = True
@@ -62,6 +66,7 @@ class Settings:
     # a few hundred bytes may claim 50000x50000 pixels.
     max_image_pixels: int = 100_000_000
     process_concurrency: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    log_format: str = "text"               # text (terminals) | json (one object per line)
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -141,6 +146,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = _str(env, "LOG_LEVEL", Settings.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    heartbeat = _float(env, "MEDIA_HEARTBEAT_SECONDS", Settings.heartbeat_seconds,
+                       lo=0.1, hi=3600)
+    dead = _float(env, "MEDIA_INSTANCE_DEAD_SECONDS", Settings.instance_dead_seconds,
+                  lo=1, hi=86400)
+    if dead < 2 * heartbeat:
+        raise SettingsError(f"MEDIA_INSTANCE_DEAD_SECONDS ({dead}) must be at least twice "
+                            f"MEDIA_HEARTBEAT_SECONDS ({heartbeat}): one late beat is not death")
+    log_format = _str(env, "LOG_FORMAT", Settings.log_format).lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
     data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
@@ -168,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
+        heartbeat_seconds=heartbeat,
+        instance_dead_seconds=dead,
         log_level=level,
         processing=_bool(env, "MEDIA_PROCESSING", Settings.processing),
         allowed_types=_allowed_types(env),
@@ -189,4 +206,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                               lo=1, hi=2**40),
         process_concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY", os.cpu_count() or 1,
                                  lo=1, hi=256),
+        log_format=log_format,
     )

@@ -82,6 +82,9 @@ PARSED = [
     ("MEDIA_KEEP_IMAGE_METADATA", "true", "keep_image_metadata", True),
     ("MEDIA_MAX_IMAGE_PIXELS", "40000000", "max_image_pixels", 40_000_000),
     ("MEDIA_PROCESS_CONCURRENCY", "3", "process_concurrency", 3),
+    ("LOG_FORMAT", "JSON", "log_format", "json"),
+    ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
 ]
 
 
@@ -156,6 +159,10 @@ BAD = [
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
+     "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]
 
 

@@ -43,10 +43,12 @@ class AVFacts:
     preview: Rendition | None
 
 
-def probe_media(path: str, media_type: str, deadline: float) -> AVFacts:
-    """The facts of one audio or video file; raises InvalidMedia / MediaTooComplex."""
+def probe_media(path: str, media_type: str, deadline: float,
+                max_pixels: int = 100_000_000) -> AVFacts:
+    """The facts of one audio or video file; raises InvalidMedia / MediaTooComplex
+    (also for a video whose frames would be larger than ``max_pixels``)."""
     try:
-        return _probe(path, media_type, deadline)
+        return _probe(path, media_type, deadline, max_pixels)
     except MediaError:
         raise
     except Exception as e:   # av.error.*, and whatever else hostile input provokes
@@ -63,7 +65,7 @@ def _is_cover_art(stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
-def _probe(path: str, media_type: str, deadline: float) -> AVFacts:
+def _probe(path: str, media_type: str, deadline: float, max_pixels: int) -> AVFacts:
     with av.open(path, metadata_errors="ignore") as c:
         videos = [s for s in c.streams.video if not _is_cover_art(s)]
         audios = list(c.streams.audio)
@@ -71,6 +73,10 @@ def _probe(path: str, media_type: str, deadline: float) -> AVFacts:
             raise InvalidMedia("no audio or video in the file")
         video = videos[0] if videos else None
         audio = audios[0] if audios else None
+        if video is not None:
+            w, h = video.codec_context.width or 0, video.codec_context.height or 0
+            if w * h > max_pixels:   # before a frame of that size is ever allocated
+                raise MediaTooComplex(f"{w}x{h} video frames are larger than allowed")
         header = c.duration / av.time_base if c.duration and c.duration > 0 else None
         wave = _Waveform() if media_type == "audio" and audio is not None else None
         frame_img, rotation, frames_seen, last_frame = None, 0, 0, None

@@ -190,7 +190,8 @@ class Job:
                              compression_quality=res.quality)
                 found.append(_preview(res.preview))
             elif kind.media_type in ("video", "audio"):
-                av_facts = await run(probe_media, path, kind.media_type, self._deadline())
+                av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
+                                     self.processing.policy.max_pixels)
                 exact = av_facts.duration
                 facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
                              duration=whole_seconds(exact) if exact is not None else None,
