@@ -164,48 +164,18 @@ class Job:
         return time.monotonic() + BASE_SECONDS + self.size / BYTES_PER_SECOND
 
     async def _process_and_store(self) -> None:
-        kind, path = self.kind, self._spool_path
-        run = self.processing.run
         facts: dict = dict(dimensions=None, duration=None, duration_exact=None,
                            is_compressed=False, compression_quality=None, waveform=None)
         found: list[variants.VariantSource] = []
-        m4a_path = None
+        m4a_path = self._spool_path + ".m4a"
         try:
-            if kind.media_type == "image":
-                res = await run(process_image, path, kind.mime_type, self.size,
-                                image_plan(self.processing.policy, self.options))
-                stored = res.stored
-                if stored is not None and self._upload is not None:
-                    await self._upload.abort()   # streamed, then rewritten after all
-                    self._upload = None
-                if stored is not None:
-                    self._upload = await self._begin(stored.mime_type,
-                                                     stored.extension or kind.extension)
-                    await self._upload.write(stored.data)
-                elif self._upload is None:
-                    self._upload = await self._begin(kind.mime_type, kind.extension)
-                    async for piece in variants.from_file(path):
-                        await self._upload.write(piece)
-                facts.update(dimensions=res.dimensions, is_compressed=res.is_compressed,
-                             compression_quality=res.quality)
-                found.append(_preview(res.preview))
-            elif kind.media_type in ("video", "audio"):
-                av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
-                                     self.processing.policy.max_pixels)
-                exact = av_facts.duration
-                facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
-                             duration=whole_seconds(exact) if exact is not None else None,
-                             waveform=av_facts.waveform)
-                if av_facts.preview is not None:
-                    found.append(_preview(av_facts.preview))
-                if (kind.media_type == "audio" and av_facts.audio_codec is not None
-                        and av_facts.audio_codec not in PLAYABLE_AUDIO):
-                    m4a_path = path + ".m4a"
-                    await run(transcode_m4a, path, m4a_path, self._deadline())
-                    found.append(variants.VariantSource(
-                        "m4a", "audio/mp4", None, variants.from_file(m4a_path)))
+            if self.kind.media_type == "image":
+                await self._image(facts, found)
+            elif self.kind.media_type in ("video", "audio"):
+                await self._audio_video(facts, found, m4a_path)
             else:
-                await run(validate_document, path, kind.mime_type)
+                await self.processing.run(validate_document, self._spool_path,
+                                          self.kind.mime_type)
             assert self._upload is not None
             await self._upload.flush()
             async with self.store.connection() as conn:
@@ -213,9 +183,43 @@ class Job:
             for v in found:
                 await variants.store_variant(self.store, self._upload.media_id, v)
         finally:
-            if m4a_path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(m4a_path)
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, m4a_path)
+
+    async def _image(self, facts: dict, found: list) -> None:
+        kind, path = self.kind, self._spool_path
+        res = await self.processing.run(process_image, path, kind.mime_type, self.size,
+                                        image_plan(self.processing.policy, self.options))
+        stored = res.stored
+        if stored is not None and self._upload is not None:
+            await self._upload.abort()   # streamed, then rewritten after all
+            self._upload = None
+        if stored is not None:
+            self._upload = await self._begin(stored.mime_type, stored.extension or kind.extension)
+            await self._upload.write(stored.data)
+        elif self._upload is None:
+            self._upload = await self._begin(kind.mime_type, kind.extension)
+            async for piece in variants.from_file(path):
+                await self._upload.write(piece)
+        facts.update(dimensions=res.dimensions, is_compressed=res.is_compressed,
+                     compression_quality=res.quality)
+        found.append(_preview(res.preview))
+
+    async def _audio_video(self, facts: dict, found: list, m4a_path: str) -> None:
+        kind, path, run = self.kind, self._spool_path, self.processing.run
+        av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
+                             self.processing.policy.max_pixels)
+        exact = av_facts.duration
+        facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
+                     duration=whole_seconds(exact) if exact is not None else None,
+                     waveform=av_facts.waveform)
+        if av_facts.preview is not None:
+            found.append(_preview(av_facts.preview))
+        if (kind.media_type == "audio" and av_facts.audio_codec is not None
+                and av_facts.audio_codec not in PLAYABLE_AUDIO):
+            await run(transcode_m4a, path, m4a_path, self._deadline())
+            found.append(variants.VariantSource("m4a", "audio/mp4", None,
+                                                variants.from_file(m4a_path)))
 
 
 def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
