@@ -20,7 +20,7 @@ import io
 import logging
 
 import pi_heif
-from PIL import Image, ImageOps
+from PIL import Image
 
 from server.errors import InvalidMedia, MediaError, MediaTooComplex
 from server.processing import metadata
@@ -98,20 +98,22 @@ def _process(path: str, mime: str, size: int, plan: ImagePlan) -> ImageResult:
         if recompress and im.format == "JPEG":
             im.draft("RGB", _draft_size(w, h, plan.max_edge))   # decode at 1/2, 1/4...
         im.load()
-        shown = ImageOps.exif_transpose(im) if orientation not in (0, 1) else im
-        preview = _preview(shown)
+        # Small images are made first and turned upright after: a 12 MP photo is never
+        # copied or rotated at full size.
+        preview = _preview(im, orientation)
         stored = None
         quality = None
         if recompress:
             quality = plan.quality if plan.compress else CONVERT_QUALITY
-            candidate = _encode(shown, mime, quality, plan.max_edge, im.info.get("icc_profile"))
+            candidate = _encode(im, orientation, mime, quality, plan.max_edge,
+                                im.info.get("icc_profile"))
             if convert or len(candidate.data) <= MEANINGFULLY_SMALLER * size:
                 stored = candidate
         if stored is not None:
             lossy = stored.mime_type != "image/png"
             return ImageResult(stored, stored.dimensions, True, quality if lossy else None,
                                preview)
-        dims = {"width": shown.width, "height": shown.height}
+        dims = {"width": w, "height": h} if orientation < 5 else {"width": h, "height": w}
     if not plan.keep_metadata:
         stripped = _strip(original, mime, orientation)
         if stripped != original:
@@ -132,7 +134,19 @@ def _draft_size(w: int, h: int, edge: int) -> tuple[int, int]:
     return max(1, int(w * scale)), max(1, int(h * scale))
 
 
-def _encode(im: Image.Image, mime: str, quality: int, edge: int,
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps does).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def _upright(img: Image.Image, orientation: int) -> Image.Image:
+    method = _UPRIGHT.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
+def _encode(im: Image.Image, orientation: int, mime: str, quality: int, edge: int,
             icc: bytes | None) -> Rendition:
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if mime == "image/webp":
@@ -143,8 +157,12 @@ def _encode(im: Image.Image, mime: str, quality: int, edge: int,
         fmt = "JPEG"
     img = im
     if max(img.size) > edge:
-        img = img.copy()
-        img.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        scale = edge / max(img.size)
+        target = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        if img.mode == "P":
+            img = img.convert("RGBA" if has_alpha else "RGB")
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    img = _upright(img, orientation)
     if fmt == "JPEG" and img.mode not in ("RGB", "L"):
         img = _flatten(img)
     elif fmt != "JPEG" and img.mode not in ("RGB", "RGBA", "L", "LA"):
@@ -154,7 +172,8 @@ def _encode(im: Image.Image, mime: str, quality: int, edge: int,
     buf = io.BytesIO()
     params: dict = {"icc_profile": icc} if icc else {}
     if fmt == "JPEG":
-        img.save(buf, "JPEG", quality=quality, optimize=True, progressive=True, **params)
+        # Progressive JPEG: smaller, with optimised Huffman tables, and drawn early.
+        img.save(buf, "JPEG", quality=quality, progressive=True, **params)
     elif fmt == "WEBP":
         img.save(buf, "WEBP", quality=quality, method=4, **params)
     else:
@@ -172,11 +191,16 @@ def _flatten(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _preview(im: Image.Image) -> Rendition:
+def _preview(im: Image.Image, orientation: int) -> Rendition:
     """Longest edge PREVIEW_EDGE: JPEG, or WebP where transparency must survive."""
-    img = im.copy()
-    img.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return encode_preview(img)
+    img = im
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB")
+    factor = max(1, max(img.size) // (2 * PREVIEW_EDGE))
+    # reduce() makes a small new image directly (box averaging); the rest is LANCZOS.
+    img = img.reduce(factor) if factor > 1 else img.copy()
+    img.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.LANCZOS)
+    return encode_preview(_upright(img, orientation))
 
 
 def encode_preview(img: Image.Image) -> Rendition:
