@@ -277,3 +277,15 @@ async def test_text_with_a_nul_after_the_first_bytes_is_refused(processing_clien
     data = b"a" * 20_000 + b"\0" + b"b" * 100
     resp = await post(processing_client, message_id, data, name="x.txt")
     await assert_refused(resp, pool, 422, "invalid_media", "text")
+
+
+async def test_variant_and_media_never_share_cached_chunks(processing_client, message_id):
+    # Small reads go through the in-memory chunk cache (MEDIA_CACHE_BYTES): the preview's
+    # first chunk must not be answered with the media's, nor the other way round.
+    body = await created(await post(processing_client, message_id, exif_photo(600, 400)))
+    media = await fetch(processing_client, body["url"])
+    preview_url = body["variants"]["preview"]["url"]
+    preview = await fetch(processing_client, preview_url)
+    for url, whole in ((body["url"], media), (preview_url, preview)) * 2:
+        part = await processing_client.get(url, headers={"Range": "bytes=0-99"})
+        assert part.status == 206 and await part.read() == whole[:100]
