@@ -115,11 +115,8 @@ async def test_truncated_webm_is_refused(processing_client, pool, message_id):
     await assert_refused(resp, pool, 422, "invalid_media", "truncated")
 
 
-async def test_video_frames_over_the_pixel_cap_are_refused(db_dsn, aiohttp_client, pool,
+async def test_video_frames_over_the_pixel_cap_are_refused(processing_client_with, pool,
                                                            message_id):
-    from server.app import create_app
-    from server.settings import Settings
-    settings = Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_image_pixels=1000)
-    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+    client = await processing_client_with(max_image_pixels=1000)
     resp = await post(client, message_id, av_sample("mp4", video="libx264"), name="v.mp4")
     await assert_refused(resp, pool, 422, "media_too_complex", "64x48")

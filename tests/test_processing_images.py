@@ -106,12 +106,8 @@ async def test_compress_false_keeps_pixels_but_not_location(processing_client, m
 
 
 async def test_keep_metadata_and_no_compression_stores_the_bytes_as_sent(
-        db_dsn, aiohttp_client, message_id):
-    from server.app import create_app
-    from server.settings import Settings
-    settings = Settings(database_url=db_dsn, chunk_bytes=3 * 1024,
-                        image_compress=False, keep_image_metadata=True)
-    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+        processing_client_with, message_id):
+    client = await processing_client_with(image_compress=False, keep_image_metadata=True)
     sent = exif_photo()
     body = await created(await post(client, message_id, sent))
     assert await fetch(client, body["url"]) == sent
@@ -170,11 +166,16 @@ async def test_png_with_alpha_stays_png(processing_client, message_id):
     assert _image(await fetch(processing_client, body["url"])).mode == "RGBA"
 
 
-async def test_preview_variant(processing_client, pool, message_id):
+async def test_preview_variant(processing_client, pool, message_id, aiohttp_client):
     body = await created(await post(processing_client, message_id,
                                     exif_photo(1200, 800, orientation=6)))
     preview = body["variants"]["preview"]
-    assert preview["url"] == f"/api/media/serve/{body['id']}?variant=preview"
+    # A signed URL whose signature covers the variant it names.
+    assert preview["url"].startswith(f"/api/media/serve/{body['id']}?variant=preview&exp=")
+    anon = await aiohttp_client(processing_client.server)     # no API key: the link alone
+    assert (await anon.get(preview["url"])).status == 200
+    forged = preview["url"].replace("variant=preview", "variant=m4a")
+    assert (await anon.get(forged)).status == 403
     assert preview["mime_type"] == "image/jpeg"
     assert preview["dimensions"] == {"width": 213, "height": 320}
     resp = await processing_client.get(preview["url"])
@@ -205,7 +206,7 @@ async def test_preview_variant(processing_client, pool, message_id):
 @pytest.mark.parametrize("variant", ["m4a", "nope", "", "preview%00"])
 async def test_unknown_or_absent_variant_is_404(processing_client, message_id, variant):
     body = await created(await post(processing_client, message_id, photo_bytes(40, 30)))
-    resp = await processing_client.get(f"{body['url']}?variant={variant}")
+    resp = await processing_client.get(f"/api/media/serve/{body['id']}?variant={variant}")
     assert resp.status == 404
     assert (await resp.json())["error"] == "media_not_found"
 

@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from server.app import create_app
-from server.settings import Settings
 from tests.media import (
     animated_gif,
     av_sample,
@@ -24,36 +22,27 @@ from tests.media import (
 from tests.test_processing_images import assert_refused, count, created, fetch, post
 
 
-async def make_client(aiohttp_client, db_dsn, **overrides):
-    settings = Settings(database_url=db_dsn, chunk_bytes=3 * 1024,
-                        max_upload_bytes=64 * 1024**2, **overrides)
-    return await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
-
-
 def spool_files() -> set[str]:
     return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("media-spool-")}
 
 
-async def test_per_type_limit_is_413_while_streaming(db_dsn, aiohttp_client, pool,
-                                                     message_id):
-    client = await make_client(aiohttp_client, db_dsn, max_image_bytes=20_000)
+async def test_per_type_limit_is_413_while_streaming(processing_client_with, pool, message_id):
+    client = await processing_client_with(max_image_bytes=20_000)
     resp = await post(client, message_id, jpeg_bytes(200_000), name="big.jpg")
     await assert_refused(resp, pool, 413, "payload_too_large", "image", "20000")
     # ... while other kinds keep their own limit.
     await created(await post(client, message_id, b"x,y\n" * 10_000, name="t.csv"))
 
 
-async def test_allowed_types_setting(db_dsn, aiohttp_client, pool, message_id):
-    client = await make_client(aiohttp_client, db_dsn,
-                               allowed_types=frozenset({"image/jpeg"}))
+async def test_allowed_types_setting(processing_client_with, pool, message_id):
+    client = await processing_client_with(allowed_types=frozenset({"image/jpeg"}))
     resp = await post(client, message_id, png_bytes(), name="a.png")
     await assert_refused(resp, pool, 415, "unsupported_media_type", "image/png")
     await created(await post(client, message_id, photo_bytes(40, 30)))
 
 
-async def test_processing_off_stores_as_sent_without_checks(db_dsn, aiohttp_client,
-                                                            message_id):
-    client = await make_client(aiohttp_client, db_dsn, processing=False)
+async def test_processing_off_stores_as_sent_without_checks(processing_client_with, message_id):
+    client = await processing_client_with(processing=False)
     fake = jpeg_bytes(100)     # a JPEG signature and noise: no image at all
     body = await created(await post(client, message_id, fake))
     assert await fetch(client, body["url"]) == fake

@@ -14,6 +14,7 @@ from server import appkeys
 from server.app import create_app
 from server.cli.migrate import apply_migrations
 from server.settings import Settings
+from tests.dbutil import bearer, create_api_key
 from tests.media import BYTES_KEPT, jpeg_bytes
 from tests.pgcluster import Cluster, machine_bindir
 
@@ -61,11 +62,15 @@ async def _caught_up(primary, standby) -> None:
 
 
 async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(cluster, aiohttp_client):
+    # (The key is made on the primary: a key is always checked there, so a revoked
+    # one stops at once even while replicas lag.)
     primary, standby = cluster
     settings = Settings(database_url=primary.dsn, database_read_urls=(standby.dsn,),
                         chunk_bytes=3 * 1024, metadata_cache_seconds=0, cache_bytes=0,
                         **BYTES_KEPT)   # the padded JPEG comes back as sent
-    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False))
+    key = await create_api_key(primary.dsn, "admin")
+    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
+                                  headers=bearer(key))
     store = client.app[appkeys.STORE]
     message_id = await store.create_message()
 
@@ -126,7 +131,9 @@ async def test_variants_are_read_from_the_replica_too(cluster, aiohttp_client):
     primary, standby = cluster
     settings = Settings(database_url=primary.dsn, database_read_urls=(standby.dsn,),
                         chunk_bytes=3 * 1024, metadata_cache_seconds=0, cache_bytes=0)
-    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False))
+    key = await create_api_key(primary.dsn, "admin")
+    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
+                                  headers=bearer(key))
     message_id = await client.app[appkeys.STORE].create_message()
     resp = await client.post(
         f"/api/media/upload-production?message_id={message_id}&filename=p.jpg",

@@ -1,6 +1,7 @@
 """How media metadata looks on the wire."""
 from __future__ import annotations
 
+from server.security.signing import UrlSigner
 from server.store.media import MediaRecord
 
 
@@ -12,11 +13,9 @@ def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 
 
-def variant_path(media_id: int, name: str) -> str:
-    return f"{serve_path(media_id)}?variant={name}"
-
-
-def media_json(rec: MediaRecord) -> dict:
+def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
+    """The JSON of a media record; ``urls`` is ``request.app[security.SIGNER]``, which
+    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ)."""
     return {
         "id": rec.id,
         "message_id": rec.message_id,
@@ -35,8 +34,8 @@ def media_json(rec: MediaRecord) -> dict:
         "sha256": rec.sha256.hex(),
         "created_at": rec.created_at.isoformat(),
         "updated_at": rec.updated_at.isoformat(),
-        "url": serve_path(rec.id),
+        "url": urls.media_url(rec.id),
         **({"waveform": rec.waveform} if rec.waveform is not None else {}),
-        "variants": {name: {"url": variant_path(rec.id, name), **v}
+        "variants": {name: {"url": urls.media_url(rec.id, name), **v}
                      for name, v in sorted((rec.variants or {}).items())},
     }
