@@ -33,7 +33,8 @@ UPDATE media_files
 RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
           is_compressed, compression_quality, duration, dimensions, zapi_sent,
           zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-          duration_exact, waveform, media_variant_list(id) AS variants;
+          duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant;
 
 -- name: delete_upload
 -- Reclaims an aborted upload at once (its chunks go with it by cascade).
@@ -56,7 +57,8 @@ RETURNING id;
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-       duration_exact, waveform, media_variant_list(id) AS variants
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 
@@ -65,7 +67,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-       duration_exact, waveform, media_variant_list(id) AS variants
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE file_name = :file_name AND upload_state = 'complete';
 
@@ -74,7 +77,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-       duration_exact, waveform, media_variant_list(id) AS variants
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE message_id = :message_id AND upload_state = 'complete'
  ORDER BY created_at, id;

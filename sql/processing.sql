@@ -33,11 +33,13 @@ VALUES (:media_id, :name, :mime_type, :file_size, :dimensions, :sha256, :chunk_s
         :chunk_count);
 
 -- name: get_variant
--- One variant of a complete media, with what serving needs from the media itself.
+-- One variant of a complete media, with what serving needs from the media itself
+-- (shaped like a media record: the same columns in the same order).
 SELECT f.id, f.message_id, f.file_name, f.original_name, v.mime_type, v.file_size,
        f.media_type, f.is_compressed, f.compression_quality, f.duration, v.dimensions,
        f.zapi_sent, f.zapi_message_id, v.created_at, f.updated_at, v.chunk_size,
-       v.chunk_count, v.sha256, v.name AS variant
+       v.chunk_count, v.sha256, f.duration_exact, f.waveform, '{}'::jsonb AS variants,
+       v.name::varchar AS variant
   FROM media_variants v
   JOIN media_files f ON f.id = v.media_id
  WHERE v.media_id = :id AND v.name = :name AND f.upload_state = 'complete';
