@@ -15,6 +15,8 @@ from server.limits.memory import memory_trimmer
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
+from server.processing.pipeline import Processing
+from server.processing.policy import Policy
 from server.security.middleware import access_middleware
 from server.security.setup import setup_security
 from server.settings import Settings
@@ -102,9 +104,15 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
             await replicas.close()
         await pool.close()
 
+    async def processing(app: web.Application):
+        app[appkeys.PROCESSING] = Processing(Policy.from_settings(settings))
+        yield
+        app[appkeys.PROCESSING].close()
+
     app.on_response_prepare.append(_server_header)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(_first_byte)
+    app.cleanup_ctx.append(processing)
     app.cleanup_ctx.append(database)
     setup_security(app)   # needs the store: after the database context
     # The instance workers keep this instance correct among others; the janitor is

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
+from server.processing.pipeline import Processing
 from server.settings import Settings
 from server.store.media import MediaStore
 
@@ -13,3 +14,4 @@ DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
 UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)
+PROCESSING = web.AppKey("processing", Processing)

@@ -68,6 +68,12 @@ UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
                        close=True)
 UploadAborted = _error("UploadAborted", 400, "upload_aborted",
                        "the upload was interrupted or its body could not be read", close=True)
+# Media processing: the bytes are not what their type says, or would cost too much to
+# decode (server/processing).
+InvalidMedia = _error("InvalidMedia", 422, "invalid_media",
+                      "the file is damaged, truncated or not what its type says")
+MediaTooComplex = _error("MediaTooComplex", 422, "media_too_complex",
+                         "the file would decode to more than the server allows")
 # Access control (server/security). 401: no usable credential (the response carries
 # WWW-Authenticate); 403: a credential that does not allow this.
 Unauthorized = _error("Unauthorized", 401, "unauthorized",

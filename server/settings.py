@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 from server.secret import Secret, secret_url
 
+# The media types the service can recognise; MEDIA_ALLOWED_TYPES picks among them.
+from server.processing.detect import DEFAULT_ALLOWED, KNOWN
+
 
 class SettingsError(ValueError):
     """A configuration variable has a value the service cannot use."""
@@ -76,6 +79,21 @@ class Settings:
     heartbeat_seconds: float = 15.0
     instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
+    # Media processing (server/processing): what is done to uploads.
+    processing: bool = True
+    allowed_types: frozenset[str] = DEFAULT_ALLOWED
+    max_image_bytes: int = 64 * 1024**2
+    max_video_bytes: int = 2 * 1024**3
+    max_audio_bytes: int = 512 * 1024**2
+    max_document_bytes: int = 2 * 1024**3
+    image_compress: bool = True
+    image_quality: int = 82
+    image_max_edge: int = 2560
+    keep_image_metadata: bool = False
+    # Decoded pixels allowed per image (all frames of an animation together): a file of
+    # a few hundred bytes may claim 50000x50000 pixels.
+    max_image_pixels: int = 100_000_000
+    process_concurrency: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     log_format: str = "text"               # text (terminals) | json (one object per line)
     # Access control (server/security). Signed media URLs live this long; their expiry
     # is rounded up to a tenth of it so the same file keeps the same URL for a while.
@@ -194,6 +212,19 @@ def _database_url(env: Mapping[str, str]) -> Secret | None:
     return secret_url(raw)
 
 
+def _allowed_types(env: Mapping[str, str]) -> frozenset[str]:
+    raw = (env.get("MEDIA_ALLOWED_TYPES") or "").strip()
+    if not raw:   # unset or blank: the default list
+        return DEFAULT_ALLOWED
+    types = frozenset(t.strip().lower() for t in raw.split(",") if t.strip())
+    unknown = sorted(types - KNOWN.keys())
+    if unknown or not types:
+        raise SettingsError(
+            f"MEDIA_ALLOWED_TYPES: {', '.join(unknown) or 'empty'} not recognised; "
+            f"known types: {', '.join(sorted(KNOWN))}")
+    return types
+
+
 def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
     # Never quote a value in an error: each may hold a password.
     urls = tuple(u.strip() for u in (env.get("DATABASE_READ_URL") or "").split(",")
@@ -267,6 +298,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=heartbeat,
         instance_dead_seconds=dead,
         log_level=level,
+        processing=_bool(env, "MEDIA_PROCESSING", Settings.processing),
+        allowed_types=_allowed_types(env),
+        max_image_bytes=_int(env, "MEDIA_MAX_IMAGE_BYTES", Settings.max_image_bytes,
+                             lo=1, hi=2**62),
+        max_video_bytes=_int(env, "MEDIA_MAX_VIDEO_BYTES", Settings.max_video_bytes,
+                             lo=1, hi=2**62),
+        max_audio_bytes=_int(env, "MEDIA_MAX_AUDIO_BYTES", Settings.max_audio_bytes,
+                             lo=1, hi=2**62),
+        max_document_bytes=_int(env, "MEDIA_MAX_DOCUMENT_BYTES", Settings.max_document_bytes,
+                                lo=1, hi=2**62),
+        image_compress=_bool(env, "MEDIA_IMAGE_COMPRESS", Settings.image_compress),
+        image_quality=_int(env, "MEDIA_IMAGE_QUALITY", Settings.image_quality, lo=1, hi=100),
+        image_max_edge=_int(env, "MEDIA_IMAGE_MAX_EDGE", Settings.image_max_edge,
+                            lo=16, hi=65_535),
+        keep_image_metadata=_bool(env, "MEDIA_KEEP_IMAGE_METADATA",
+                                  Settings.keep_image_metadata),
+        max_image_pixels=_int(env, "MEDIA_MAX_IMAGE_PIXELS", Settings.max_image_pixels,
+                              lo=1, hi=2**40),
+        process_concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY", os.cpu_count() or 1,
+                                 lo=1, hi=256),
         log_format=log_format,
         url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", Settings.url_ttl_seconds,
                              lo=10, hi=365 * 86400),

@@ -32,7 +32,9 @@ UPDATE media_files
  WHERE id = :id AND upload_state = 'uploading'
 RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
           is_compressed, compression_quality, duration, dimensions, zapi_sent,
-          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256;
+          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+          duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant;
 
 -- name: delete_upload
 -- Reclaims an aborted upload at once (its chunks go with it by cascade).
@@ -54,7 +56,9 @@ RETURNING id;
 -- One complete file's metadata.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 
@@ -62,7 +66,9 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- Legacy /uploads/media/{name} URLs name the file, not the id.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE file_name = :file_name AND upload_state = 'complete';
 
@@ -70,7 +76,9 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- A message's media, oldest first (served by media_files_message_idx).
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE message_id = :message_id AND upload_state = 'complete'
  ORDER BY created_at, id;

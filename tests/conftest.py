@@ -23,6 +23,7 @@ from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.apps import build_app, start_client
 from tests.dbutil import admin, create_api_key, dsn_for
+from tests.media import BYTES_KEPT
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
 
@@ -65,7 +66,12 @@ async def db_dsn(pg_server_dsn, template_dsn):
 
 @pytest.fixture
 def settings(db_dsn) -> Settings:
-    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2)
+    # Storage and serving tests check that the bytes sent come back unchanged, with
+    # padded JPEGs as stand-ins for files of exact sizes: image compression and metadata
+    # stripping (which would rewrite them) are off here; the processing tests
+    # (tests/test_processing_*.py) turn them on.
+    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2,
+                    **BYTES_KEPT)
 
 
 @pytest.fixture
@@ -148,3 +154,18 @@ async def client_as(client, aiohttp_client, key_for):
 @pytest.fixture
 async def message_id(store) -> int:
     return await store.create_message()
+
+
+@pytest.fixture
+async def processing_client_with(server_for):
+    """``await processing_client_with(**setting_changes)``: a server with the processing
+    defaults as deployed (compression and metadata stripping on), and the admin key."""
+    async def start(**changes):
+        return await server_for(**{"image_compress": True, "keep_image_metadata": False,
+                                   **changes})
+    return start
+
+
+@pytest.fixture
+async def processing_client(processing_client_with):
+    return await processing_client_with()

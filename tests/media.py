@@ -8,6 +8,11 @@ from PIL import Image
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
+# Settings under which an image is stored byte for byte as sent (validated, not
+# rewritten): what tests of storage and serving use, with padded JPEGs.
+BYTES_KEPT = {"image_compress": False, "keep_image_metadata": True}
+BYTES_KEPT_ENV = {"MEDIA_IMAGE_COMPRESS": "false", "MEDIA_KEEP_IMAGE_METADATA": "true"}
+
 
 def jpeg_bytes(size: int | None = None, *, seed: int = 1) -> bytes:
     """A real JPEG; with ``size``, padded with random bytes (decoders ignore trailing
@@ -52,3 +57,164 @@ def noise_mp4(codec: str, *, width: int, height: int, fps: int, frames: int,
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return buf.getvalue()
+
+
+# -- photos with metadata -------------------------------------------------------------
+
+GPS_IFD = 0x8825
+
+
+def exif_photo(width: int = 120, height: int = 80, *, orientation: int = 6,
+               gps: bool = True, quality: int = 95, noise: bool = True) -> bytes:
+    """A JPEG as a phone writes it: stored sideways with an EXIF orientation, a camera
+    make, a comment, and (``gps``) a location."""
+    img = _photo(width, height, noise)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PhoneMaker"
+    if gps:
+        exif[GPS_IFD] = {1: "S", 2: (23.0, 32.0, 51.0), 3: "W", 4: (46.0, 38.0, 10.0)}
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, exif=exif.tobytes(), comment=b"secret comment")
+    return buf.getvalue()
+
+
+def _photo(width: int, height: int, noise: bool) -> Image.Image:
+    """Left half red, right half blue (so orientation can be checked), plus noise so
+    the JPEG has photo-like weight."""
+    img = Image.new("RGB", (width, height), (220, 30, 30))
+    img.paste((30, 30, 220), (width // 2, 0, width, height))
+    if noise:
+        grain = Image.frombytes("L", (width, height), os.urandom(width * height))
+        img = Image.blend(img, Image.merge("RGB", (grain, grain, grain)), 0.25)
+    return img
+
+
+def photo_bytes(width: int, height: int, *, fmt: str = "JPEG", quality: int = 95,
+                **params) -> bytes:
+    buf = io.BytesIO()
+    img = _photo(width, height, True)
+    if fmt in ("PNG", "WEBP", "GIF") and params.pop("alpha", False):
+        img = img.convert("RGBA")
+    if fmt == "JPEG" or fmt == "WEBP":
+        params["quality"] = quality
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def heic_bytes(width: int = 96, height: int = 64) -> bytes:
+    """An iPhone-style HEIC, encoded with pillow-heif (a test extra: the server's
+    pi-heif only decodes), without registering it as Pillow's HEIF plugin."""
+    import pillow_heif
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(_photo(width, height, True)).save(buf, quality=90)
+    return buf.getvalue()
+
+
+def animated_gif(frames: int = 3, size: int = 32) -> bytes:
+    # Consecutive frames must differ, or Pillow merges them into one.
+    imgs = [Image.new("RGB", (size, size), (i % 256, (i // 256) * 16 % 256, 90))
+            for i in range(frames)]
+    buf = io.BytesIO()
+    imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=100, loop=0,
+                 comment=b"made by a test")
+    return buf.getvalue()
+
+
+def png_bomb(side: int = 50_000) -> bytes:
+    """A PNG of a few hundred bytes whose header claims side x side pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+# -- audio and video ------------------------------------------------------------------
+
+def _tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> bytes:
+    import array
+    import math
+    n = int(seconds * rate)
+    out = array.array("h")
+    for i in range(n):
+        # loudness rises over time, so a waveform has a shape to check
+        v = int(12000 * (0.2 + 0.8 * i / max(1, n)) * math.sin(2 * math.pi * freq * i / rate))
+        out.extend([v] * channels)
+    return out.tobytes()
+
+
+def av_sample(fmt: str, *, seconds: float = 2.0, video: str | None = None,
+              audio: str | None = None, width: int = 64, height: int = 48, fps: int = 10,
+              rotation: int | None = None, sample_rate: int = 48000,
+              faststart: bool = False) -> bytes:
+    """A real media file encoded by PyAV: ``video`` and/or ``audio`` codec names in
+    container ``fmt`` ('mp4', 'webm', 'ogg', 'mp3', 'ipod'), ``seconds`` long."""
+    import pytest
+    av = pytest.importorskip("av")
+    import tempfile
+    # faststart rewrites the file to move the index first: it needs a real file.
+    tmp = tempfile.NamedTemporaryFile(suffix="." + fmt) if faststart else None
+    buf = tmp.name if tmp is not None else io.BytesIO()
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(buf, "w", format=fmt, options=options) as c:
+        vs = as_ = None
+        if video:
+            vs = c.add_stream(video, rate=fps)
+            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+            if rotation is not None:
+                vs.set_display_rotation(rotation)
+        if audio:
+            as_ = c.add_stream(audio, rate=sample_rate, layout="mono")
+        if vs is not None:
+            for i in range(int(seconds * fps)):
+                img = Image.new("RGB", (width, height), (0, 0, 0) if i == 0 else
+                                (40 + (i * 7) % 200, 120, 200))
+                frame = av.VideoFrame.from_image(img)
+                frame.pts = i
+                c.mux(vs.encode(frame))
+            c.mux(vs.encode())
+        if as_ is not None:
+            pcm = _tone(seconds, sample_rate)
+            step = 1024
+            total = len(pcm) // 2
+            resampler = av.AudioResampler(format=as_.codec_context.format.name,
+                                          layout="mono", rate=sample_rate)
+            for start in range(0, total, step):
+                n = min(step, total - start)
+                frame = av.AudioFrame(format="s16", layout="mono", samples=n)
+                frame.planes[0].update(pcm[start * 2:(start + n) * 2])
+                frame.sample_rate = sample_rate
+                frame.pts = start
+                for r in resampler.resample(frame):
+                    c.mux(as_.encode(r))
+            c.mux(as_.encode())
+    if tmp is not None:
+        with tmp:
+            return open(tmp.name, "rb").read()
+    return buf.getvalue()
+
+
+def with_cover_art(mp3: bytes) -> bytes:
+    """The MP3 again, with an album cover (an attached-picture video stream) added."""
+    import av
+    out = io.BytesIO()
+    with av.open(io.BytesIO(mp3)) as inp, av.open(out, "w", format="mp3") as o:
+        a = o.add_stream_from_template(inp.streams.audio[0])
+        v = o.add_stream("mjpeg", rate=1)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuvj420p"
+        v.disposition = av.stream.Disposition.attached_pic
+        for p in v.encode(av.VideoFrame.from_image(Image.new("RGB", (32, 32), (200, 0, 0)))):
+            o.mux(p)
+        for p in v.encode():
+            o.mux(p)
+        for p in inp.demux(inp.streams.audio[0]):
+            if p.dts is not None:
+                p.stream = a
+                o.mux(p)
+    return out.getvalue()

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.media import BYTES_KEPT_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 RUN_PY = REPO / "run.py"
 
@@ -39,7 +41,11 @@ SETTINGS_VARS = ("DATABASE_URL", "DATABASE_READ_URL", "HOST", "PORT", "MEDIA_DAT
                  "MEDIA_TRUSTED_PROXIES", "MEDIA_METRICS_ALLOW",
                  "MEDIA_SEND_TIMEOUT_SECONDS", "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND",
                  "MEDIA_UPLOAD_RATE_WINDOW_SECONDS", "MEDIA_MAX_CONCURRENT_UPLOADS",
-                 "DB_COMMAND_TIMEOUT_SECONDS", "MEDIA_MAX_RANGE_CHUNKS")
+                 "DB_COMMAND_TIMEOUT_SECONDS", "MEDIA_MAX_RANGE_CHUNKS", "MEDIA_PROCESSING",
+                 "MEDIA_ALLOWED_TYPES", "MEDIA_MAX_IMAGE_BYTES", "MEDIA_MAX_VIDEO_BYTES",
+                 "MEDIA_MAX_AUDIO_BYTES", "MEDIA_MAX_DOCUMENT_BYTES", "MEDIA_IMAGE_COMPRESS",
+                 "MEDIA_IMAGE_QUALITY", "MEDIA_IMAGE_MAX_EDGE", "MEDIA_KEEP_IMAGE_METADATA",
+                 "MEDIA_MAX_IMAGE_PIXELS", "MEDIA_PROCESS_CONCURRENCY")
 
 
 def free_port() -> int:
@@ -50,6 +56,9 @@ def free_port() -> int:
 
 def clean_env(overrides: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
+    # These tests send padded JPEGs and expect them back byte for byte: images are
+    # validated but not rewritten unless a test says otherwise (as conftest's settings).
+    env.update(BYTES_KEPT_ENV)
     env.update(overrides)
     return env
 

@@ -53,7 +53,7 @@ async def test_failed_actions_leave_failure_rows(client, pool, message_id):
                              headers={"Content-Type": "image/png"})
     assert resp.status == 404
     resp = await client.post(UPLOAD, params={"message_id": str(message_id)},
-                             data=b"not a media file at all",
+                             data=b"\0not a media file at all",
                              headers={"Content-Type": "image/png"})
     assert resp.status == 415
     assert (await client.delete("/api/media/999")).status == 404

@@ -14,9 +14,9 @@ from server.store.sqlfiles import Q
 FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 # Statements whose rows become a MediaRecord (store/media.py: MediaRecord.from_row).
 RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
-                     "list_message_media"}
-# Storage details that stay out of the API.
-NOT_IN_JSON = {"chunk_size", "chunk_count"}
+                     "list_message_media", "get_variant"}
+# Storage details that stay out of the API (``variant``: which variant a record serves).
+NOT_IN_JSON = {"chunk_size", "chunk_count", "variant"}
 
 
 async def test_record_statements_return_exactly_the_record_fields(pool):
@@ -39,7 +39,8 @@ async def test_record_statements_return_exactly_the_record_fields(pool):
 def test_json_shape_is_the_record_less_storage_details_plus_url():
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     values = {f: None for f in FIELDS} | {"id": 7, "sha256": b"\x00" * 32,
-                                          "created_at": now, "updated_at": now}
+                                          "created_at": now, "updated_at": now,
+                                          "waveform": [0] * 64}   # only sent when known
     body = media_json(MediaRecord(**values), UrlSigner([b"k" * 32], 3600, public=True))
     assert set(body) == (set(FIELDS) - NOT_IN_JSON) | {"url"}
     assert body["url"] == "/api/media/serve/7"

@@ -40,7 +40,7 @@ from server.settings import Settings
 from tests.apps import build_app, start_client
 from tests.byteranges import byteranges, content_range
 from tests.dbutil import admin, create_api_key, dsn_for
-from tests.media import jpeg_bytes, png_bytes
+from tests.media import BYTES_KEPT, jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -77,7 +77,8 @@ def shared_settings(shared_dsn, request) -> Settings:
     # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
     # reads (tests/test_limits_process.py) is raised so these tests see multipart bodies.
     return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
-                    cache_bytes=request.param, public_read=True, max_range_chunks=64)
+                    cache_bytes=request.param, public_read=True, max_range_chunks=64,
+                    **BYTES_KEPT)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

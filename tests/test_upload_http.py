@@ -114,7 +114,9 @@ async def test_raw_body_with_headers_and_chunked_encoding(client, message_id):
     assert await (await client.get(body["url"])).read() == data
 
 
-@pytest.mark.parametrize("size", [3, 4, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK])
+# The smallest sizes a real (validated) JPEG can have: the sample itself, and one more.
+@pytest.mark.parametrize("size", [len(jpeg_bytes()), len(jpeg_bytes()) + 1, CHUNK - 1, CHUNK,
+                                  CHUNK + 1, 3 * CHUNK])
 async def test_boundary_sizes_round_trip(client, message_id, size):
     data = jpeg_bytes(size)
     resp = await client.post(f"{URL}?message_id={message_id}", data=data,
@@ -127,7 +129,8 @@ async def test_boundary_sizes_round_trip(client, message_id, size):
 
 @pytest.mark.parametrize("size", [1, 2])
 async def test_too_small_to_be_any_allowed_type(client, pool, message_id, size):
-    resp = await client.post(f"{URL}?message_id={message_id}", data=os.urandom(size),
+    # Not UTF-8 either, so not a text file.
+    resp = await client.post(f"{URL}?message_id={message_id}", data=b"\xff" * size,
                              headers={"Content-Type": "image/jpeg"})
     await assert_error(resp, 415, "unsupported_media_type")
     await assert_nothing_stored(pool)
@@ -552,9 +555,9 @@ ODD = [
      b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n"
      b'Content-Disposition: form-data; name="file"\r\n\r\n--c\r\n\r\nx\r\n--c--\r\n--b--\r\n', 400),
     ("base64 part is not decoded", MP,
-     FILE_PART + b"Content-Transfer-Encoding: base64\r\n\r\n!!!!\r\n--b--\r\n", 415),
+     FILE_PART + b"Content-Transfer-Encoding: base64\r\n\r\n\0!!!!\r\n--b--\r\n", 415),
     ("gzip part is not decoded", MP,
-     FILE_PART + b"Content-Encoding: gzip\r\n\r\nnotgzip\r\n--b--\r\n", 415),
+     FILE_PART + b"Content-Encoding: gzip\r\n\r\n\0notgzip\r\n--b--\r\n", 415),
     ("raw body that is not the gzip it claims", {**RAW, "Content-Encoding": "gzip"},
      b"notgzip", 415),   # any coding is refused before the body is read
     ("raw message id with junk", {**RAW, "X-Message-Id": "{message_id}; drop"}, png_bytes(),

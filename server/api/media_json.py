@@ -27,6 +27,7 @@ def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
         "is_compressed": rec.is_compressed,
         "compression_quality": rec.compression_quality,
         "duration": rec.duration,
+        "duration_exact": rec.duration_exact,
         "dimensions": rec.dimensions,
         "zapi_sent": rec.zapi_sent,
         "zapi_message_id": rec.zapi_message_id,
@@ -34,4 +35,7 @@ def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
         "created_at": rec.created_at.isoformat(),
         "updated_at": rec.updated_at.isoformat(),
         "url": urls.media_url(rec.id),
+        **({"waveform": rec.waveform} if rec.waveform is not None else {}),
+        "variants": {name: {"url": urls.media_url(rec.id, name), **v}
+                     for name, v in sorted((rec.variants or {}).items())},
     }

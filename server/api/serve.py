@@ -28,6 +28,7 @@ from server.limits.ranges import SharedReads, too_costly
 from server.limits.sending import Sender, SendTimeout
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
+from server.processing.variants import stat_variant
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if media_id is None:
         raise MediaNotFound()
     store = request.app[appkeys.STORE]
-    rec = await store.stat_for_serving(media_id)
+    variant = request.query.get("variant")
+    rec = await (store.stat_for_serving(media_id) if variant is None
+                 else stat_variant(store, media_id, variant))
     etag = entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
     cache = media_cache_control(request)

@@ -46,6 +46,8 @@ from server.http.params import parse_id
 from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
+from server.processing.pipeline import Job
+from server.processing.policy import options_from
 from server.security import SIGNER
 from server.security.audit import Audit, audited
 from server.security.hooks import check_upload_message, refuse_before_body, upload_limit
@@ -130,7 +132,8 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits,
     _bind_message(request, audit, message_id)
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
-                           raw_file_name(request), limits)
+                           raw_file_name(request), limits, request.app[appkeys.PROCESSING],
+                           options_from(request.query))
     return await _finish(upload, message_id, audit)
 
 
@@ -146,7 +149,8 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
     except (ValueError, AssertionError):
         raise BadRequest("malformed multipart body") from None
     message_id: int | None = None
-    upload: Upload | None = None
+    upload: Upload | Job | None = None
+    options = options_from(request.query)
     try:
         for _ in range(MAX_PARTS):
             part = await _next_part(reader, limits)
@@ -158,14 +162,17 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
                 if upload is not None:
                     raise BadRequest("one file per request")
                 name = header_filename(part.headers.get("Content-Disposition"))
-                upload = await receive(store, _chunk_reader(part, READ_BYTES), name, limits)
+                upload = await receive(store, _chunk_reader(part, READ_BYTES), name, limits,
+                                       request.app[appkeys.PROCESSING], options)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part, limits))
                 _bind_message(request, audit, message_id)
                 if upload is None:
                     await _check_message(store, message_id)
-            else:
-                await _small_field(part, limits)   # unknown small fields are ignored
+            else:   # compress / quality apply until the file is finished; others ignored
+                options = options.with_field(part.name, await _small_field(part, limits))
+                if isinstance(upload, Job):
+                    upload.options = options
         else:
             raise BadRequest(f"more than {MAX_PARTS} form fields")
     except BaseException:
@@ -181,7 +188,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
     return await _finish(upload, message_id, audit)
 
 
-async def _finish(upload: Upload, message_id: int, audit: Audit) -> MediaRecord:
+async def _finish(upload: Upload | Job, message_id: int, audit: Audit) -> MediaRecord:
     try:
         return await upload.finish(message_id, audit=audit)
     except BaseException:

@@ -22,6 +22,8 @@ from server.errors import (
 from server.http.disposition import sanitize_filename
 from server.limits.uploads import Pace
 from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.processing.pipeline import Job, Processing
+from server.processing.policy import Options
 from server.store.media import MediaStore, Upload
 
 Reader = Callable[[], Awaitable[bytes]]
@@ -54,21 +56,31 @@ async def within(limits: Limits, awaitable: Awaitable):
 
 
 async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
-                  limits: Limits) -> Upload:
+                  limits: Limits, processing: Processing | None = None,
+                  options: Options | None = None) -> Upload | Job:
     """Stream one file from ``read`` into a new, still invisible upload.
 
     The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
-    here the upload is already aborted and nothing is left behind.
+    here the upload is already aborted and nothing is left behind. With ``processing``,
+    the type policy and limits are MEDIA_ALLOWED_TYPES and MEDIA_MAX_<TYPE>_BYTES, and
+    ``finish`` first processes the file (server/processing); ``options`` may still be
+    changed on the returned job until then (form fields after the file).
     """
     limit = limits.max_bytes
 
     def read() -> Awaitable[bytes]:
         return within(limits, read_piece())
 
-    upload: Upload | None = None
+    upload: Upload | Job | None = None
+    media_type: str | None = None   # known once detected, for the 413's message
     try:
         buf = bytearray()
-        while len(buf) < SNIFF_BYTES and (piece := await read()):
+        eof = False
+        while len(buf) < SNIFF_BYTES:
+            piece = await read()
+            if not piece:
+                eof = True
+                break
             buf += piece
             if len(buf) > limit:
                 raise PayloadTooLarge()
@@ -76,21 +88,36 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
             raise EmptyFile()
         head = bytes(buf)
         del buf
-        kind = sniff(head)
-        if kind is None:
-            raise UnsupportedMediaType()
-        file_name = f"{uuid.uuid4().hex}.{kind.extension}"
-        upload = await store.begin_upload(
-            file_name=file_name, original_name=sanitize_filename(client_name or file_name),
-            mime_type=kind.mime_type, media_type=kind.media_type)
+        if processing is not None:
+            found = processing.admit(head, complete=eof)
+            limit, media_type = processing.limit(found, limit), found.media_type
+            if len(head) > limit:
+                raise _too_large(media_type, limit)
+            upload = await processing.start(
+                store, found, sanitize_filename(client_name) if client_name else None,
+                options)
+        else:
+            kind = sniff(head)
+            if kind is None:
+                raise UnsupportedMediaType()
+            file_name = f"{uuid.uuid4().hex}.{kind.extension}"
+            upload = await store.begin_upload(
+                file_name=file_name, original_name=sanitize_filename(client_name or file_name),
+                mime_type=kind.mime_type, media_type=kind.media_type)
         await upload.write(head)
         del head
         while piece := await read():
             if upload.size + len(piece) > limit:
-                raise PayloadTooLarge()
+                raise _too_large(media_type, limit)
             await upload.write(piece)
         return upload
     except BaseException:
         if upload is not None:
             await upload.abort()
         raise
+
+
+def _too_large(media_type: str | None, limit: int) -> PayloadTooLarge:
+    if media_type is None:
+        return PayloadTooLarge()
+    return PayloadTooLarge(f"{media_type} files are limited to {limit} bytes")

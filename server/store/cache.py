@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 
-Key = tuple[int, int]   # (media_id, seq)
+Key = tuple[int, "int | str"]   # (media_id, seq), or (media_id, "variant:seq")
 
 
 class ChunkCache:

@@ -89,6 +89,13 @@ class MediaRecord:
     chunk_size: int
     chunk_count: int
     sha256: bytes
+    # Added by media processing (migration 0005): the exact duration beside the whole
+    # seconds, a voice note's waveform, the variants by name ({} when none).
+    duration_exact: float | None = None
+    waveform: list[int] | None = None
+    variants: dict | None = None
+    # Set when this record describes a variant of the media (served from its own chunks).
+    variant: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
@@ -446,13 +453,16 @@ class MediaStore:
     async def _cached_chunk(self, rec: MediaRecord, seq: int) -> bytes:
         cache = self._chunks
         assert cache is not None
-        data = cache.get((rec.id, seq))
+        # A variant's chunks are cached under its media (so dropping the media drops
+        # them too) but apart from the media's own.
+        key = (rec.id, seq if rec.variant is None else f"{rec.variant}:{seq}")
+        data = cache.get(key)
         if data is None:
             generation = self._generation
-            [(_, text)] = await self._read_chunks(rec.id, seq, seq)
+            [(_, text)] = await self._read_chunks(rec, seq, seq)
             data = pybase64.b64decode(text)
             if generation == self._generation and self._stat_trusted:
-                cache.put((rec.id, seq), data)
+                cache.put(key, data)
         return data
 
     async def _read_range(self, rec: MediaRecord, start: int,
@@ -462,7 +472,7 @@ class MediaStore:
 
         def fetch(seq: int, batch: int) -> asyncio.Task:
             return asyncio.ensure_future(
-                self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
+                self._read_chunks(rec, seq, min(last, seq + batch - 1)))
 
         # Read-ahead follows the reader (backpressure): the next batch is fetched only
         # when the last chunk of this one is asked for, i.e. once the socket has taken
@@ -494,11 +504,14 @@ class MediaStore:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _read_chunks(self, media_id: int, first: int, last: int) -> list[tuple[int, str]]:
+    async def _read_chunks(self, rec: MediaRecord, first: int, last: int) -> list[tuple[int, str]]:
         want = list(range(first, last + 1))
 
         def fetch(conn: asyncpg.Connection):
-            return Q.read_chunks.fetch(conn, media_id=media_id, first_seq=first, last_seq=last)
+            if rec.variant is not None:   # a variant's chunks: same layout, own table
+                return Q.read_variant_chunks.fetch(conn, media_id=rec.id, name=rec.variant,
+                                                   first_seq=first, last_seq=last)
+            return Q.read_chunks.fetch(conn, media_id=rec.id, first_seq=first, last_seq=last)
 
         if self.replicas is not None:
             rows = await self.replicas.fetch(fetch)
@@ -508,5 +521,5 @@ class MediaStore:
             rows = await fetch(conn)
         got = [(r["seq"], r["data"]) for r in rows]
         if [s for s, _ in got] != want:
-            raise StorageCorrupt(f"media {media_id}: chunks {first}-{last} incomplete")
+            raise StorageCorrupt(f"media {rec.id}: chunks {first}-{last} incomplete")
         return got

@@ -1,0 +1,1 @@
+"""Media processing: what is done to every received file (see pipeline.py)."""

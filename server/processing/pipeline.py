@@ -1,0 +1,237 @@
+"""The processing pipeline every received file goes through (upload today; URL import,
+legacy files and tus later, all via ingest.receive).
+
+While the bytes stream in they are spooled to a temporary file (probing needs the whole
+file: an MP4's index can sit at its end), and, for types whose bytes are kept as sent
+(video, audio, documents), written to the store at the same time. When the request is
+complete, ``Job.finish`` does the CPU work in a bounded thread pool, then stores what
+was decided: the re-encoded or stripped image, the facts (dimensions, duration,
+waveform, compression), the variants, and makes the media visible. Any failure, at
+any point, removes the spool and everything stored.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import aiofiles
+
+from server.errors import UnsupportedMediaType
+from server.processing import variants
+from server.processing.audio_video import (
+    PLAYABLE_AUDIO,
+    probe_media,
+    transcode_m4a,
+    whole_seconds,
+)
+from server.processing.detect import Detected, identify
+from server.processing.documents import validate_document
+from server.processing.images import MUST_CONVERT, process_image
+from server.processing.policy import ImagePlan, Options, Policy, image_plan
+from server.store.media import MediaRecord, MediaStore, Upload
+from server.store.sqlfiles import Q
+
+log = logging.getLogger(__name__)
+
+# Time one file may take in the pool: a base, plus a second per 10 MiB (a 2 GiB video
+# demuxed end to end). Beyond it, 422 media_too_complex.
+BASE_SECONDS = 60.0
+BYTES_PER_SECOND = 10 * 1024 * 1024
+READ_BYTES = 256 * 1024
+
+
+class Processing:
+    """Holds the policy and the pool the CPU work runs in (MEDIA_PROCESS_CONCURRENCY
+    threads: Pillow and FFmpeg release the GIL while they decode and encode)."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self._pool = ThreadPoolExecutor(max_workers=policy.concurrency,
+                                        thread_name_prefix="media-process")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args))
+
+    def admit(self, head: bytes, *, complete: bool) -> Detected:
+        """The detected type if the allow-list has it; 415 naming it otherwise."""
+        found = identify(head, complete=complete)
+        if found.media_type is None or found.mime_type not in self.policy.allowed:
+            raise UnsupportedMediaType(f"files of type {found.mime_type} are not accepted")
+        return found
+
+    def limit(self, kind: Detected, overall: int) -> int:
+        return min(overall, self.policy.max_bytes[kind.media_type])
+
+    async def start(self, store: MediaStore, kind: Detected, client_name: str | None,
+                    options: Options | None) -> "Job":
+        job = Job(self, store, kind, client_name, options or Options())
+        await job.open()
+        return job
+
+
+class Job:
+    """One file on its way in: ``write`` the bytes, then ``finish`` or ``abort``.
+    Presents the same surface as store.Upload, so callers treat both alike."""
+
+    def __init__(self, processing: Processing, store: MediaStore, kind: Detected,
+                 client_name: str | None, options: Options):
+        self.processing = processing
+        self.store = store
+        self.kind = kind
+        self.client_name = client_name
+        self.options = options
+        self.size = 0
+        self._spool_path: str | None = None
+        self._spool = None
+        self._upload: Upload | None = None
+        self._process = processing.policy.enabled
+        # Images that may be replaced by their re-encoding reach the store only once
+        # decided; everything else is stored while it streams in (and, should a form
+        # field after the file ask for compression after all, replaced at the end).
+        self._direct = not self._process or not may_rewrite(
+            kind, image_plan(processing.policy, options))
+
+    async def open(self) -> None:
+        if self._process:
+            fd, self._spool_path = tempfile.mkstemp(prefix="media-spool-")
+            os.close(fd)
+            self._spool = await aiofiles.open(self._spool_path, "wb")
+        if self._direct:
+            self._upload = await self._begin(self.kind.mime_type, self.kind.extension)
+
+    async def _begin(self, mime: str, ext: str) -> Upload:
+        file_name = f"{uuid.uuid4().hex}.{ext}"
+        name = self.client_name or file_name
+        if ext != self.kind.extension:   # HEIC stored as JPEG: say so in the name too
+            name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{ext}"
+        return await self.store.begin_upload(
+            file_name=file_name, original_name=name, mime_type=mime,
+            media_type=self.kind.media_type)
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._spool is not None:
+            await self._spool.write(data)
+        if self._upload is not None:
+            await self._upload.write(data)
+
+    async def finish(self, message_id: int, audit=None) -> MediaRecord:
+        """Process, store the outcome, make it visible (``audit`` as for Upload.finish);
+        on failure nothing remains."""
+        try:
+            if self._spool is not None:
+                await self._spool.close()
+                self._spool = None
+                await self._process_and_store()
+            assert self._upload is not None
+            return await self._upload.finish(message_id, audit=audit)
+        except BaseException:
+            await self.abort()
+            raise
+        finally:
+            await self._remove_spool()
+
+    async def abort(self) -> None:
+        try:
+            if self._upload is not None:
+                await self._upload.abort()
+        finally:
+            await self._remove_spool()
+
+    async def _remove_spool(self) -> None:
+        if self._spool is not None:
+            with contextlib.suppress(Exception):
+                await self._spool.close()
+            self._spool = None
+        if self._spool_path is not None:
+            path, self._spool_path = self._spool_path, None
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.shield(asyncio.to_thread(os.unlink, path))
+
+    # -- the work -----------------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return time.monotonic() + BASE_SECONDS + self.size / BYTES_PER_SECOND
+
+    async def _process_and_store(self) -> None:
+        facts: dict = dict(dimensions=None, duration=None, duration_exact=None,
+                           is_compressed=False, compression_quality=None, waveform=None)
+        found: list[variants.VariantSource] = []
+        m4a_path = self._spool_path + ".m4a"
+        try:
+            if self.kind.media_type == "image":
+                await self._image(facts, found)
+            elif self.kind.media_type in ("video", "audio"):
+                await self._audio_video(facts, found, m4a_path)
+            else:
+                await self.processing.run(validate_document, self._spool_path,
+                                          self.kind.mime_type)
+            assert self._upload is not None
+            await self._upload.flush()
+            async with self.store.connection() as conn:
+                await Q.set_media_facts.execute(conn, id=self._upload.media_id, **facts)
+            for v in found:
+                await variants.store_variant(self.store, self._upload.media_id, v)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, m4a_path)
+
+    async def _image(self, facts: dict, found: list) -> None:
+        kind, path = self.kind, self._spool_path
+        res = await self.processing.run(process_image, path, kind.mime_type, self.size,
+                                        image_plan(self.processing.policy, self.options))
+        stored = res.stored
+        if stored is not None and self._upload is not None:
+            await self._upload.abort()   # streamed, then rewritten after all
+            self._upload = None
+        if stored is not None:
+            self._upload = await self._begin(stored.mime_type, stored.extension or kind.extension)
+            await self._upload.write(stored.data)
+        elif self._upload is None:
+            self._upload = await self._begin(kind.mime_type, kind.extension)
+            async for piece in variants.from_file(path):
+                await self._upload.write(piece)
+        facts.update(dimensions=res.dimensions, is_compressed=res.is_compressed,
+                     compression_quality=res.quality)
+        found.append(_preview(res.preview))
+
+    async def _audio_video(self, facts: dict, found: list, m4a_path: str) -> None:
+        kind, path, run = self.kind, self._spool_path, self.processing.run
+        av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
+                             self.processing.policy.max_pixels)
+        exact = av_facts.duration
+        facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
+                     duration=whole_seconds(exact) if exact is not None else None,
+                     waveform=av_facts.waveform)
+        if av_facts.preview is not None:
+            found.append(_preview(av_facts.preview))
+        if (kind.media_type == "audio" and av_facts.audio_codec is not None
+                and av_facts.audio_codec not in PLAYABLE_AUDIO):
+            await run(transcode_m4a, path, m4a_path, self._deadline())
+            found.append(variants.VariantSource("m4a", "audio/mp4", None,
+                                                variants.from_file(m4a_path)))
+
+
+def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
+    """Whether processing might store other bytes than those received."""
+    return kind.media_type == "image" and (
+        plan.compress or not plan.keep_metadata or kind.mime_type in MUST_CONVERT)
+
+
+def _preview(r) -> variants.VariantSource:
+    return variants.VariantSource("preview", r.mime_type, r.dimensions,
+                                  variants.from_bytes(r.data))
+
+
+__all__ = ["Processing", "Job"]

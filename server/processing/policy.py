@@ -1,0 +1,97 @@
+"""What processing does to uploads, from the settings and per upload.
+
+Pure values and functions: the policy built once from the settings, and the options a
+client may give per upload (``compress=false`` for a photo sent "as a document",
+``quality=N``), as query parameters or form fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from server.errors import BadRequest
+from server.settings import Settings
+
+MEDIA_TYPES = ("image", "video", "audio", "document")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    enabled: bool
+    allowed: frozenset[str]
+    max_bytes: Mapping[str, int]        # per media_type, already capped by the overall limit
+    compress: bool
+    quality: int
+    max_edge: int
+    keep_metadata: bool
+    max_pixels: int
+    concurrency: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Policy":
+        per_type = {"image": s.max_image_bytes, "video": s.max_video_bytes,
+                    "audio": s.max_audio_bytes, "document": s.max_document_bytes}
+        return cls(enabled=s.processing, allowed=s.allowed_types,
+                   max_bytes={t: min(v, s.max_upload_bytes) for t, v in per_type.items()},
+                   compress=s.image_compress, quality=s.image_quality,
+                   max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
+                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """One upload's wishes; None leaves the server's setting in force."""
+    compress: bool | None = None
+    quality: int | None = None
+
+    def with_field(self, name: str | None, value: str) -> "Options":
+        """These options updated by a query parameter or form field (others ignored)."""
+        if name == "compress":
+            return dataclasses.replace(self, compress=parse_flag(name, value))
+        if name == "quality":
+            return dataclasses.replace(self, quality=parse_quality(value))
+        return self
+
+
+def options_from(params: Mapping[str, str]) -> Options:
+    opts = Options()
+    for name in ("compress", "quality"):
+        if name in params:
+            opts = opts.with_field(name, params[name])
+    return opts
+
+
+def parse_flag(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"{name} must be true or false")
+
+
+def parse_quality(value: str) -> int:
+    v = value.strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 3 and 1 <= int(v) <= 100):
+        raise BadRequest("quality must be an integer from 1 to 100")
+    return int(v)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePlan:
+    """What to do with one image: compress it, at which quality, and how large."""
+    compress: bool
+    quality: int
+    max_edge: int
+    keep_metadata: bool
+    max_pixels: int
+
+
+def image_plan(policy: Policy, options: Options) -> ImagePlan:
+    return ImagePlan(
+        # quality=N alone asks for compression even where the server default is off.
+        compress=(options.compress if options.compress is not None
+                  else options.quality is not None or policy.compress),
+        quality=policy.quality if options.quality is None else options.quality,
+        max_edge=policy.max_edge, keep_metadata=policy.keep_metadata,
+        max_pixels=policy.max_pixels)

@@ -1,0 +1,73 @@
+"""Variants: files derived from a media (its preview, a playable m4a), stored exactly as
+media are (base64 in fixed-size chunks, ChunkEncoder), in media_variants and
+media_variant_chunks. They are written while the media is still uploading and so
+appear with it; they are read through MediaStore.read like the media itself (a record
+whose ``variant`` is set reads the variant's chunks)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+from server.errors import MediaNotFound
+from server.store.chunking import ChunkEncoder
+from server.store.media import MediaRecord, MediaStore
+from server.store.sqlfiles import Q
+
+NAMES = ("preview", "m4a")
+READ_BYTES = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSource:
+    name: str
+    mime_type: str
+    dimensions: dict | None
+    pieces: AsyncIterator[bytes]    # the bytes, in pieces of any size
+
+
+async def store_variant(store: MediaStore, media_id: int, v: VariantSource) -> None:
+    """Write a variant's chunks, then its row (so a row always has all its chunks)."""
+    enc = ChunkEncoder(store.chunk_size)
+
+    async def put(chunks) -> None:
+        for c in chunks:
+            async with store.connection() as conn:
+                await Q.append_variant_chunk.execute(conn, media_id=media_id, name=v.name,
+                                                     seq=c.seq, data=c.text)
+
+    async for piece in v.pieces:
+        await put(enc.feed(piece))
+    await put(enc.finish())
+    async with store.connection() as conn:
+        await Q.insert_variant.execute(
+            conn, media_id=media_id, name=v.name, mime_type=v.mime_type,
+            file_size=enc.total, dimensions=v.dimensions, sha256=enc.sha256(),
+            chunk_size=store.chunk_size, chunk_count=enc.chunks)
+
+
+async def stat_variant(store: MediaStore, media_id: int, name: str) -> MediaRecord:
+    """A servable record for one variant of a complete media; MediaNotFound otherwise
+    (also for a name that is not a variant at all)."""
+    if name not in NAMES:
+        raise MediaNotFound(f"no variant named {name[:40]!r}")
+    async with store.connection() as conn:
+        row = await Q.get_variant.fetchrow(conn, id=media_id, name=name)
+    if row is None:
+        raise MediaNotFound(f"this media has no {name} variant")
+    rec = MediaRecord.from_row(row)
+    stem = rec.original_name.rsplit(".", 1)[0] or "media"
+    ext = {"image/jpeg": "jpg", "image/webp": "webp", "audio/mp4": "m4a"}.get(
+        rec.mime_type, "bin")
+    return dataclasses.replace(rec, original_name=f"{stem}.{name}.{ext}"
+                               if name == "preview" else f"{stem}.{ext}")
+
+
+async def from_bytes(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def from_file(path: str) -> AsyncIterator[bytes]:
+    import aiofiles
+    async with aiofiles.open(path, "rb") as f:
+        while piece := await f.read(READ_BYTES):
+            yield piece
