@@ -3,7 +3,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 from urllib.parse import quote

@@ -32,7 +32,6 @@ from server.errors import (
     MessageNotFound,
     MissingFile,
     MissingMessageId,
-    RETRY_AFTER_SECONDS,
     PayloadTooLarge,
     TooManyUploads,
     UnsupportedContentEncoding,

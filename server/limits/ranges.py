@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-import pybase64
 
 from server.http.ranges import ByteRange
 from server.store.media import MediaRecord, MediaStore
