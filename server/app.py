@@ -11,6 +11,7 @@ from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
+from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
@@ -50,7 +51,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
-    app = web.Application(middlewares=[timing_middleware, error_middleware])
+    app = web.Application(middlewares=[request_id_middleware, timing_middleware,
+                                       error_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
 
@@ -65,6 +67,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         await pool.close()
 
     app.on_response_prepare.append(_server_header)
+    app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
     setup_routes(app)

@@ -45,6 +45,7 @@ class Settings:
     # a stalled client cannot turn a clean stop into a SIGKILL.
     shutdown_timeout: float = 8.0
     log_level: str = "INFO"
+    log_format: str = "text"               # text (terminals) | json (one object per line)
 
     # Z-API (server/zapi/). The instance id and token sit in Z-API's URL path and, with
     # the client token and the webhook secret, are credentials: kept out of repr() so
@@ -234,6 +235,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = _str(env, "LOG_LEVEL", Settings.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = _str(env, "LOG_FORMAT", Settings.log_format).lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
     data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
@@ -262,6 +266,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
         log_level=level,
+        log_format=log_format,
         **_zapi(env),
         **_media_import(env),
     )

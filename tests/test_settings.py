@@ -89,6 +89,7 @@ PARSED = [
     ("MEDIA_IMPORT_ALLOW_PRIVATE", "1", "media_import_allow_private", True),
     ("MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS", "2.5", "media_import_connect_timeout", 2.5),
     ("MEDIA_IMPORT_TIMEOUT_SECONDS", "60", "media_import_timeout", 60.0),
+    ("LOG_FORMAT", "JSON", "log_format", "json"),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -202,6 +203,7 @@ BAD = [
     ({"MEDIA_IMPORT_HOSTS": "http://x.com/"}, "MEDIA_IMPORT_HOSTS"),
     ({"MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS": "0"}, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS"),
     ({"MEDIA_IMPORT_TIMEOUT_SECONDS": "x"}, "MEDIA_IMPORT_TIMEOUT_SECONDS"),
+    ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
 ]
 
 
