@@ -16,6 +16,7 @@ from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from server.workers.janitor import janitor
+from server.workers.outbox import outbox_worker, zapi_ctx
 from server.workers.runner import workers_ctx
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.on_response_prepare.append(_server_header)
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
+    app.cleanup_ctx.append(zapi_ctx)
+    workers = [janitor] if run_janitor else []
+    if settings.zapi_enabled:
+        workers.append(outbox_worker)
+    app.cleanup_ctx.append(workers_ctx(workers))
     setup_routes(app)
     return app

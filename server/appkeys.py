@@ -7,8 +7,10 @@ from aiohttp import web
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.media import MediaStore
+from server.zapi.outbox import Outbox
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
+OUTBOX = web.AppKey("outbox", Outbox)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import health, import_url, media, serve, upload
+from server.api import deliveries, health, import_url, media, serve, upload
+from server.zapi import webhook
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,6 +15,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/media/serve/{mediaId}", serve.serve_media)  # GET and HEAD
     r.add_get("/api/media/{mediaId}", media.get_media)
     r.add_delete("/api/media/{mediaId}", media.delete_media)
+    r.add_post("/api/media/{mediaId}/send", deliveries.send_media)
+    r.add_get("/api/media/{mediaId}/deliveries", deliveries.list_media_deliveries)
+    r.add_get("/api/deliveries/{deliveryId}", deliveries.get_delivery)
+    r.add_post("/api/zapi/webhook/{secret}", webhook.zapi_webhook)
     r.add_get("/api/messages/{messageId}/media", media.list_message_media)
     r.add_get("/uploads/media/{name}", media.legacy_redirect)
     r.add_get("/healthz", health.healthz)
