@@ -279,3 +279,83 @@ async def test_credentials_never_logged(make_client, fake, message_id, caplog):
     assert "media_zapi_send_attempts_total" in metrics
     for secret in (fake_zapi.INSTANCE, fake_zapi.TOKEN, fake_zapi.CLIENT_TOKEN):
         assert secret not in text and secret not in deliveries and secret not in metrics
+
+
+# -- a send asked for with the upload ----------------------------------------------------
+
+async def count_media(client_app_pool_dsn):
+    from tests.dbutil import fetchval
+    return await fetchval(client_app_pool_dsn, "SELECT count(*) FROM media_files")
+
+
+async def test_multipart_upload_with_send_to(make_client, fake, message_id):
+    import aiohttp
+    client = await make_client()
+    data, _, _ = media_samples()["image"]
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("message_id", str(message_id))
+    form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
+    form.add_field("send_to", "5511999999999")
+    form.add_field("caption", "from the form")
+    resp = await client.post("/api/media/upload-production", data=form)
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["delivery"]["state"] == "queued"
+    delivery = await wait_delivery(client, body["delivery"]["delivery_id"])
+    assert delivery["state"] == "sent" and delivery["media_id"] == body["id"]
+    [got] = fake.received
+    assert got.body["caption"] == "from the form" and got.media_bytes()[1] == data
+
+
+async def test_raw_upload_with_send_to(make_client, fake, message_id):
+    client = await make_client()
+    data, ctype, _ = media_samples()["document"]
+    resp = await client.post(
+        f"/api/media/upload-production?message_id={message_id}&filename=r.pdf"
+        "&send_to=120363019502650977-group&caption=doc", data=data,
+        headers={"Content-Type": ctype})
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    await wait_delivery(client, body["delivery"]["delivery_id"])
+    [got] = fake.received
+    assert got.endpoint == "send-document/pdf" and got.body["fileName"] == "r.pdf"
+    assert got.body["phone"] == "120363019502650977-group"
+
+
+async def test_upload_without_send_to_has_no_delivery(make_client, fake, message_id):
+    client = await make_client()
+    media, _ = await photo(client, message_id)
+    assert "delivery" not in media
+    await asyncio.sleep(0.2)
+    assert fake.received == []
+
+
+@pytest.mark.parametrize("form_first", [True, False])
+async def test_upload_with_bad_send_to_keeps_nothing(make_client, fake, message_id, db_dsn,
+                                                     form_first):
+    import aiohttp
+    client = await make_client()
+    data, _, _ = media_samples()["image"]
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("message_id", str(message_id))
+    if form_first:
+        form.add_field("send_to", "+55 11 9999")
+    form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
+    if not form_first:
+        form.add_field("send_to", "+55 11 9999")
+    resp = await client.post("/api/media/upload-production", data=form)
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_phone"
+    raw = await client.post(f"/api/media/upload-production?message_id={message_id}"
+                            "&send_to=nope", data=data, headers={"Content-Type": "image/jpeg"})
+    assert raw.status == 400
+    assert await count_media(db_dsn) == 0
+    assert fake.received == []
+
+
+async def test_upload_with_send_to_while_sending_is_off(client, message_id, db_dsn):
+    data, ctype, _ = media_samples()["image"]
+    resp = await client.post(f"/api/media/upload-production?message_id={message_id}"
+                             "&send_to=5511999999999", data=data,
+                             headers={"Content-Type": ctype})
+    assert resp.status == 503 and (await resp.json())["error"] == "zapi_disabled"
+    assert await count_media(db_dsn) == 0

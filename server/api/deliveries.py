@@ -59,6 +59,16 @@ def check_send_request(settings, phone: object, caption: object,
             optional_str(data, "reply_to", 255))
 
 
+def check_upload_send(settings, fields: dict[str, str]) -> tuple[str, str | None] | None:
+    """An upload's ``send_to``/``caption``: None without send_to, else (phone, caption);
+    raises like the send route (503 when sending is off, 400 for a bad phone)."""
+    if fields.get("send_to") is None:
+        return None
+    phone, caption, _ = check_send_request(settings, fields["send_to"],
+                                           fields.get("caption") or None)
+    return phone, caption
+
+
 async def enqueue_send(app: web.Application, media_id: int, phone: str,
                        caption: str | None, reply_to: str | None) -> dict[str, Any]:
     """Commit a delivery (the upload route's send_to uses this too)."""

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from server import appkeys
+from server.api.deliveries import check_upload_send, enqueue_send
 from server.api.media_json import media_json, media_path
 from server.errors import (
     BadRequest,
@@ -45,6 +46,7 @@ READ_BYTES = 256 * 1024
 MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Content-Length
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
+SEND_FIELDS = ("send_to", "caption")
 
 # The client vanished or sent a broken body: nothing to store, nobody to blame but the
 # network, so no stack trace.
@@ -82,14 +84,19 @@ async def upload_media(request: web.Request) -> web.Response:
     limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
     length = request.content_length
     ctype = request.content_type
+    # A send to WhatsApp asked for with the upload (send_to, caption): checked before
+    # the file is kept, queued once it is (server/api/deliveries.py).
+    send: dict[str, str] = {}
     try:
         if ctype == "multipart/form-data":
             if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
                 raise PayloadTooLarge()
-            rec = await _multipart(request, store, limits)
+            rec = await _multipart(request, store, limits, send)
         elif is_raw_upload_type(ctype):
             if length is not None and length > settings.max_upload_bytes:
                 raise PayloadTooLarge()
+            send.update((k, v) for k, v in request.query.items() if k in SEND_FIELDS)
+            check_upload_send(settings, send)
             rec = await _raw(request, store, limits)
         else:
             raise UnsupportedRequestType()
@@ -103,8 +110,10 @@ async def upload_media(request: web.Request) -> web.Response:
         log.info("upload interrupted: %s", e.__class__.__name__)
         raise UploadAborted() from None
     request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
-    return web.json_response(media_json(rec), status=201,
-                             headers={"Location": media_path(rec.id)})
+    body = media_json(rec)
+    if checked := check_upload_send(settings, send):
+        body["delivery"] = await enqueue_send(request.app, rec.id, *checked, None)
+    return web.json_response(body, status=201, headers={"Location": media_path(rec.id)})
 
 
 async def _raw(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
@@ -116,7 +125,8 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits) -> Media
     return await _finish(upload, message_id)
 
 
-async def _multipart(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
+async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
+                     send: dict[str, str]) -> MediaRecord:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
@@ -139,6 +149,8 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
                 message_id = parse_message_id(await _small_field(part, limits))
                 if upload is None:
                     await _check_message(store, message_id)
+            elif part.name in SEND_FIELDS:
+                send[part.name] = (await _small_field(part, limits)).strip()
             else:
                 await _small_field(part, limits)   # unknown small fields are ignored
         else:
@@ -152,6 +164,11 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
     if message_id is None:
         await upload.abort()
         raise MissingMessageId()
+    try:
+        check_upload_send(request.app[appkeys.SETTINGS], send)
+    except BaseException:
+        await upload.abort()
+        raise
     # When the file came first, its message is checked here, by the foreign key.
     return await _finish(upload, message_id)
 
