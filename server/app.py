@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from server.observability.requestid import add_request_id_header, request_id_mid
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
+from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.outbox import outbox_worker, zapi_ctx
 from server.workers.runner import workers_ctx
@@ -55,6 +57,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app = web.Application(middlewares=[request_id_middleware, timing_middleware,
                                        error_middleware])
     app[appkeys.SETTINGS] = settings
+    app[appkeys.DSN] = dsn
     app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):
@@ -63,7 +66,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
-                                     stat_cache_seconds=settings.metadata_cache_seconds)
+                                     stat_cache_seconds=settings.metadata_cache_seconds,
+                                     instance_id=uuid.uuid4())
         yield
         await pool.close()
 
@@ -71,7 +75,9 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(zapi_ctx)
-    workers = [janitor] if run_janitor else []
+    # The instance workers keep this instance correct among others; the janitor is
+    # housekeeping (tests leave it off to control when it runs).
+    workers = [heartbeat, deletion_feed] + ([janitor] if run_janitor else [])
     if settings.zapi_enabled:
         workers.append(outbox_worker)
     app.cleanup_ctx.append(workers_ctx(workers))

@@ -10,6 +10,7 @@ from server.store.media import MediaStore
 from server.zapi.outbox import Outbox
 
 SETTINGS = web.AppKey("settings", Settings)
+DSN = web.AppKey("dsn", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)

@@ -90,6 +90,8 @@ PARSED = [
     ("MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS", "2.5", "media_import_connect_timeout", 2.5),
     ("MEDIA_IMPORT_TIMEOUT_SECONDS", "60", "media_import_timeout", 60.0),
     ("LOG_FORMAT", "JSON", "log_format", "json"),
+    ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -204,6 +206,9 @@ BAD = [
     ({"MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS": "0"}, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS"),
     ({"MEDIA_IMPORT_TIMEOUT_SECONDS": "x"}, "MEDIA_IMPORT_TIMEOUT_SECONDS"),
     ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
+     "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]
 
 
