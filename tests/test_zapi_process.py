@@ -16,6 +16,7 @@ from tests.procs import Processes
 from tests.zapi_util import FINAL, media_samples
 
 PHONE = "5511999999999"
+WEBHOOK_SECRET = "hook-Secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -127,16 +128,26 @@ async def test_killed_mid_queue_then_restarted_loses_and_duplicates_nothing(
 @pytest.mark.slow
 async def test_two_servers_on_one_outbox_never_send_a_row_twice(db_dsn, fake, procs):
     fake.delay = 0.05
-    env = server_env(db_dsn, fake, ZAPI_MAX_CONCURRENCY="3")
+    env = server_env(db_dsn, fake, ZAPI_MAX_CONCURRENCY="3",
+                     ZAPI_WEBHOOK_SECRET=WEBHOOK_SECRET)
     a, b = await start(procs, env), await start(procs, env)
     message_id = await new_message(db_dsn)
     async with aiohttp.ClientSession() as http:
         ids = await queue_sends(http, a.url, message_id, 20, tag="a")
         ids |= await queue_sends(http, b.url, message_id, 20, tag="b")
         final = await settle(http, b.url, ids)
+        async with http.post(f"{a.url}/api/zapi/webhook/{WEBHOOK_SECRET}", json={
+                "type": "MessageStatusCallback", "status": "READ", "momment": 1,
+                "ids": [final["a0"]["zapi_message_id"]]}) as r:
+            assert r.status == 200 and (await r.json())["updated"] == 1
     assert all(d["state"] == "sent" for d in final.values())
     captions = [r.body["caption"] for r in fake.received]
     assert sorted(captions) == sorted(ids)                     # each exactly once
     assert fake.max_in_flight <= 3
     # Both servers did some of the work (each logs its own outcomes).
     assert "-> sent" in a.stderr() and "-> sent" in b.stderr()
+    # The logs name the webhook's route, never its secret, nor Z-API's credentials.
+    assert "/api/zapi/webhook/{secret}" in a.stderr()
+    for secret in (WEBHOOK_SECRET, fake_zapi.INSTANCE, fake_zapi.TOKEN,
+                   fake_zapi.CLIENT_TOKEN):
+        assert secret not in a.stderr() + a.stdout() + b.stderr() + b.stdout()

@@ -65,6 +65,15 @@ def _route(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _safe_path(request: web.BaseRequest) -> str:
+    # A secret in the path (the Z-API webhook's, its only authentication) is a
+    # credential: such requests are logged by their route template instead.
+    info = getattr(request, "match_info", None)
+    if info is not None and "secret" in info:
+        return _route(request)
+    return request.path
+
+
 class AccessLogger(AbstractAccessLogger):
     """The access log, built from a handful of fields instead of aiohttp's format-string
     interpreter; in JSON mode the fields go out as they are."""
@@ -75,7 +84,7 @@ class AccessLogger(AbstractAccessLogger):
             return
         fields = {
             "method": request.method,
-            "path": request.path,
+            "path": _safe_path(request),
             "route": _route(request),
             "status": response.status,
             "bytes": response.body_length,
@@ -88,7 +97,7 @@ class AccessLogger(AbstractAccessLogger):
             fields["key_name"] = key_name
         # The path without its query: signatures and upload tokens travel there.
         self.logger.info("%s %s %s %d %dB %.1fms rid=%s", request.remote, request.method,
-                         request.path, response.status, response.body_length,
+                         fields["path"], response.status, response.body_length,
                          duration * 1000, fields["request_id"], extra=fields)
 
     @property
