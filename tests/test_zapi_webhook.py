@@ -2,6 +2,9 @@
 changes, after a real send through the fake Z-API."""
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from server.app import create_app
@@ -155,3 +158,22 @@ def test_interpret(event, expected):
         assert isinstance(got, StatusChanged) and got.ids == (expected,)
     else:
         assert got == expected
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(zclient, sent):
+    event = json.dumps(status_event([sent["zapi_message_id"]], "READ")).encode()
+
+    async def pieces():
+        for i in range(0, len(event), 7):
+            yield event[i:i + 7]
+            await asyncio.sleep(0.01)
+
+    resp = await zclient.post(HOOK, data=pieces(), headers={"Content-Type": "application/json"})
+    assert resp.status == 200 and (await resp.json())["updated"] == 1
+    assert (await state(zclient, sent["id"]))["whatsapp_status"] == "READ"
+
+
+async def test_oversized_body_is_413(zclient):
+    resp = await zclient.post(HOOK, data=b"[" + b"1," * 600_000 + b"1]",
+                              headers={"Content-Type": "application/json"})
+    assert resp.status == 413

@@ -11,13 +11,22 @@ from server.http.params import parse_id
 MAX_JSON_BYTES = 64 * 1024
 
 
+async def read_bounded(request: web.Request, max_bytes: int) -> bytes:
+    """The whole body, or 413 as soon as it exceeds ``max_bytes`` (never read further)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge("the request body is too large")
+    body = bytearray()
+    # read(n) returns what has arrived, not n bytes: loop to the end of the body.
+    while piece := await request.content.read(max_bytes + 1 - len(body)):
+        body += piece
+        if len(body) > max_bytes:
+            raise PayloadTooLarge("the request body is too large")
+    return bytes(body)
+
+
 async def read_json_object(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> dict:
     """The body as a JSON object, or a 400 (not JSON, not an object) / 413 (too big)."""
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise PayloadTooLarge("the JSON body is too large")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise PayloadTooLarge("the JSON body is too large")
+    body = await read_bounded(request, max_bytes)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -40,7 +40,7 @@ from typing import Any
 
 import asyncpg
 
-from server.errors import DeliveryNotFound, MediaNotFound
+from server.errors import DeliveryNotFound, MediaNotFound, ServiceUnavailable
 from server.settings import Settings
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 900.0          # 15 min: beyond this a retry is as good as a new send
 POLL_SECONDS = 1.0           # how often an idle worker looks for due rows
 SHUTDOWN_GRACE = 5.0         # requests in flight at shutdown get this long to finish
+RECORD_TRIES = 5             # writing an outcome, one second apart (within the lease)
 
 
 def backoff(attempt: int, base: float, rand: float) -> float:
@@ -195,7 +196,7 @@ class Outbox:
                 # request (Content-Length unmet) and cannot have queued it.
                 outcome = Outcome("retry", "reading the media failed: "
                                   f"{broken[0].__class__.__name__}")
-            await self._record(row, outcome)
+            await self._record_surely(row, outcome)
         except asyncio.CancelledError:
             await asyncio.shield(self._interrupted(row, posted))
             raise
@@ -270,6 +271,20 @@ class Outbox:
                  f" ({outcome.http_status})" if outcome.http_status else "")
         if self.on_outcome is not None:
             self.on_outcome(row["id"], kind)
+
+    async def _record_surely(self, row: dict[str, Any], outcome: Outcome) -> None:
+        # Z-API's answer is the one thing that cannot be asked for again: a database
+        # hiccup must not turn a known 'sent' into an expired claim ('unknown').
+        for attempt in range(RECORD_TRIES):
+            try:
+                await self._record(row, outcome)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    ServiceUnavailable):
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("delivery %s: recording the outcome failed; retrying", row["id"])
+                await asyncio.sleep(1.0)
 
     async def _interrupted(self, row: dict[str, Any], posted: bool) -> None:
         """A send cut by shutdown: not yet posted -> queued again now; posted -> the

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from server import appkeys
-from server.errors import BadRequest, PayloadTooLarge
+from server.api.jsonbody import read_bounded
+from server.errors import BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,7 @@ async def zapi_webhook(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     if not secret_matches(request.match_info["secret"], settings.zapi_webhook_secret):
         raise web.HTTPNotFound()
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise PayloadTooLarge("webhook body too large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge("webhook body too large")
+    raw = await read_bounded(request, MAX_BODY)
     try:
         event = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
