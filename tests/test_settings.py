@@ -91,6 +91,8 @@ PARSED = [
     ("MEDIA_IMPORT_TIMEOUT_SECONDS", "60", "media_import_timeout", 60.0),
     ("LOG_FORMAT", "JSON", "log_format", "json"),
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
+    ("MEDIA_WORKERS", "4", "workers", 4),
+    ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
 ]
 
@@ -207,6 +209,8 @@ BAD = [
     ({"MEDIA_IMPORT_TIMEOUT_SECONDS": "x"}, "MEDIA_IMPORT_TIMEOUT_SECONDS"),
     ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
     ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
+    ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
+    ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
 ]

@@ -110,6 +110,7 @@ async def upload_media(request: web.Request) -> web.Response:
         log.info("upload interrupted: %s", e.__class__.__name__)
         raise UploadAborted() from None
     request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
+    request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
     body = media_json(rec)
     if checked := check_upload_send(settings, send):
         body["delivery"] = await enqueue_send(request.app, rec.id, *checked, None)
