@@ -22,6 +22,8 @@ async def import_media_url(request: web.Request) -> web.Response:
     if not await store.message_exists(message_id):
         raise MessageNotFound()   # before fetching anything
     rec = await import_url(store, request.app[appkeys.SETTINGS], url, message_id, file_name)
-    request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
+    metrics = request.app[appkeys.METRICS]
+    metrics.uploads.labels(rec.media_type).inc()
+    metrics.bytes_received.inc(rec.file_size)
     return web.json_response(media_json(rec), status=201,
                              headers={"Location": media_path(rec.id)})
