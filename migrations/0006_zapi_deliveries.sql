@@ -19,6 +19,10 @@ CREATE TABLE zapi_deliveries (
     -- so a worker whose lease was recovered cannot overwrite a later claim's outcome.
     claim_token        UUID,
     lease_until        TIMESTAMPTZ,
+    -- The server instance holding the claim (media_instances.id, no foreign key: those
+    -- rows are pruned). Once it stops beating, its claims are recovered without
+    -- waiting for the lease.
+    claimed_by         UUID,
     -- Set just before the request is written: a lease that expires without it proves
     -- the request never left, and the row can be queued again safely.
     posted_at          TIMESTAMPTZ,

@@ -50,6 +50,7 @@ WITH busy AS (
 )
 UPDATE zapi_deliveries d
    SET state = 'sending', attempts = d.attempts + 1, claim_token = gen_random_uuid(),
+       claimed_by = :instance_id,
        lease_until = now() + make_interval(secs => :lease_seconds), posted_at = NULL,
        updated_at = now()
   FROM due
@@ -57,9 +58,11 @@ UPDATE zapi_deliveries d
 RETURNING d.id, d.media_id, d.phone, d.caption, d.reply_to, d.attempts, d.claim_token;
 
 -- name: recover_expired_claims
--- Claims whose lease ran out belong to an instance that died (or stalled past its
--- lease). Never posted: queued again, nothing was sent. Posted: the request may have
--- reached Z-API, so 'unknown', or queued again when :retry_unknown.
+-- Claims whose lease ran out, or whose instance stopped beating in media_instances
+-- for :dead_seconds (and that are that old, so an instance that claimed before its
+-- first beat is not taken for dead), belong to an instance that died or stalled.
+-- Never posted: queued again, nothing was sent. Posted: the request may have reached
+-- Z-API, so 'unknown', or queued again when :retry_unknown.
 UPDATE zapi_deliveries
    SET state = CASE WHEN posted_at IS NULL OR :retry_unknown THEN 'queued'
                     ELSE 'unknown' END,
@@ -67,10 +70,19 @@ UPDATE zapi_deliveries
                          THEN 'claim expired before the request was made; queued again'
                          ELSE 'claim expired after the request was made: the outcome is '
                               'unknown' END,
+       claimed_by = NULL,
        lease_until = NULL,
        updated_at = now()
  WHERE id IN (SELECT id FROM zapi_deliveries
-               WHERE state = 'sending' AND lease_until < now()
+               WHERE state = 'sending'
+                 AND (lease_until < now()
+                      OR (claimed_by IS NOT NULL
+                          AND updated_at < now() - make_interval(secs => :dead_seconds)
+                          AND NOT EXISTS (
+                              SELECT 1 FROM media_instances i
+                               WHERE i.id = claimed_by
+                                 AND i.last_seen > now()
+                                                   - make_interval(secs => :dead_seconds))))
                  FOR UPDATE SKIP LOCKED)
 RETURNING id, state;
 

@@ -139,11 +139,12 @@ def outbox(store):
     return Outbox(store, Settings(), None)
 
 
-async def claim(pool, n=10, lease=60.0):
+async def claim(pool, n=10, lease=60.0, instance=None):
     async with pool.acquire() as conn:
         async with conn.transaction():
             await Q.outbox_claim_lock.fetchval(conn)
-            return await Q.claim_deliveries.fetch(conn, max_in_flight=n, lease_seconds=lease)
+            return await Q.claim_deliveries.fetch(conn, max_in_flight=n, lease_seconds=lease,
+                                                  instance_id=instance)
 
 
 async def expire_leases(pool):
@@ -153,10 +154,11 @@ async def expire_leases(pool):
                            "WHERE state = 'sending'")
 
 
-async def recover(pool, retry_unknown=False):
+async def recover(pool, retry_unknown=False, dead=60.0):
     async with pool.acquire() as conn:
         return {r["id"]: r["state"] for r in
-                await Q.recover_expired_claims.fetch(conn, retry_unknown=retry_unknown)}
+                await Q.recover_expired_claims.fetch(conn, retry_unknown=retry_unknown,
+                                                     dead_seconds=dead)}
 
 
 async def test_claim_respects_the_in_flight_cap_and_never_hands_out_twice(pool, outbox,
@@ -236,3 +238,31 @@ async def test_deleting_the_media_removes_its_deliveries(pool, store, outbox, me
         assert await conn.fetchval("SELECT count(*) FROM zapi_deliveries") == 0
     with pytest.raises(Exception):
         await outbox.get(d["id"])
+
+
+async def test_claims_of_an_instance_that_stopped_beating_are_recovered_early(pool, outbox,
+                                                                            media_id):
+    import uuid
+    alive, dead = uuid.uuid4(), uuid.uuid4()
+    d1 = await outbox.enqueue(media_id, "5511999999999", None, None)
+    d2 = await outbox.enqueue(media_id, "5511999999999", None, None)
+    [c1] = await claim(pool, n=1, instance=alive)
+    [c2] = await claim(pool, n=2, instance=dead)
+    async with pool.acquire() as conn:
+        await Q.mark_posted.fetchval(conn, id=d2["id"], claim_token=c2["claim_token"])
+        # Test-only: the live instance beats; the dead one's last beat is long gone;
+        # both claims are older than the dead time, their leases still running.
+        await conn.execute("INSERT INTO media_instances (id, hostname, pid, last_seen) "
+                           "VALUES ($1, 'a', 1, now()), ($2, 'b', 2, now() - interval '1 h')",
+                           alive, dead)
+        await conn.execute("UPDATE zapi_deliveries SET updated_at = now() - interval '10 s'")
+    assert await recover(pool, dead=5.0) == {d2["id"]: "unknown"}
+    assert (await outbox.get(d1["id"]))["state"] == "sending"
+
+
+async def test_a_fresh_claim_is_not_taken_for_dead_before_its_first_beat(pool, outbox,
+                                                                         media_id):
+    import uuid
+    await outbox.enqueue(media_id, "5511999999999", None, None)
+    await claim(pool, instance=uuid.uuid4())     # no media_instances row yet
+    assert await recover(pool, dead=5.0) == {}

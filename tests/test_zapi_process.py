@@ -94,7 +94,9 @@ async def new_message(db_dsn: str) -> int:
 async def test_killed_mid_queue_then_restarted_loses_and_duplicates_nothing(
         db_dsn, fake, procs):
     fake.delay = 0.3            # each send takes a while, so the kill lands mid-queue
-    env = server_env(db_dsn, fake)
+    # A lease far longer than the settle timeout below: the dead server's claim can only
+    # be recovered through its stopped heartbeat.
+    env = server_env(db_dsn, fake, ZAPI_LEASE_SECONDS="300", MEDIA_INSTANCE_DEAD_SECONDS="2")
     victim = await start(procs, env)
     message_id = await new_message(db_dsn)
     async with aiohttp.ClientSession() as http:
@@ -107,7 +109,7 @@ async def test_killed_mid_queue_then_restarted_loses_and_duplicates_nothing(
         assert seen_at_kill < 12, "the queue was done before the kill"
 
         survivor = await start(procs, env)
-        final = await settle(http, survivor.url, ids)
+        final = await settle(http, survivor.url, ids, timeout=45)
 
     per_caption = collections.Counter(r.body["caption"] for r in fake.received)
     assert max(per_caption.values()) == 1, per_caption          # nothing posted twice

@@ -20,8 +20,9 @@ The contract, and why each part is there:
   idempotency key, so 'unknown' is not posted again unless ZAPI_RETRY_UNKNOWN.
 - A 429 queues the row again without spending an attempt and pauses this instance's
   claiming for Retry-After (or the backoff).
-- A crashed instance's claims are recovered by any instance once their lease expires:
-  without ``posted_at`` the request provably never left and the row is queued again;
+- A crashed instance's claims are recovered by any instance once their lease expires,
+  or sooner, once the instance has stopped beating in media_instances for
+  MEDIA_INSTANCE_DEAD_SECONDS (server/workers/instances.py): without ``posted_at`` the request provably never left and the row is queued again;
   with it the request may have gone out, so the row becomes 'unknown' (or queued,
   with ZAPI_RETRY_UNKNOWN). The gap between committing ``posted_at`` and the request
   leaving errs on the side of 'unknown', never of a duplicate.
@@ -141,7 +142,8 @@ class Outbox:
         Returns how many rows were claimed."""
         async with self.store.connection() as conn:
             for row in await Q.recover_expired_claims.fetch(
-                    conn, retry_unknown=self.settings.zapi_retry_unknown):
+                    conn, retry_unknown=self.settings.zapi_retry_unknown,
+                    dead_seconds=float(self.settings.instance_dead_seconds)):
                 log.warning("delivery %s: claim expired, now %s", row["id"], row["state"])
         loop = asyncio.get_running_loop()
         if loop.time() < self._paused_until:
@@ -151,6 +153,7 @@ class Outbox:
                 await Q.outbox_claim_lock.fetchval(conn)
                 claimed = await Q.claim_deliveries.fetch(
                     conn, max_in_flight=self.settings.zapi_max_concurrency,
+                    instance_id=self.store.instance_id,
                     lease_seconds=float(self.settings.zapi_lease_seconds))
         for row in claimed:
             task = asyncio.create_task(self._send(dict(row)), name=f"zapi:{row['id']}")
