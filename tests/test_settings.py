@@ -92,6 +92,8 @@ PARSED = [
     ("LOG_FORMAT", "JSON", "log_format", "json"),
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
     ("MEDIA_WORKERS", "4", "workers", 4),
+    ("DATABASE_READ_URL", "postgresql://r1/chat, postgresql://r2/chat", "database_read_urls",
+     ("postgresql://r1/chat", "postgresql://r2/chat")),
     ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
 ]
@@ -210,6 +212,8 @@ BAD = [
     ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
     ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
     ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
+    ({"DATABASE_URL": "postgresql://db/a", "DATABASE_READ_URL": "mysql://r/a"},
+     "DATABASE_READ_URL"),
     ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
