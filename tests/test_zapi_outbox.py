@@ -240,8 +240,8 @@ async def test_deleting_the_media_removes_its_deliveries(pool, store, outbox, me
         await outbox.get(d["id"])
 
 
-async def test_claims_of_an_instance_that_stopped_beating_are_recovered_early(pool, outbox,
-                                                                            media_id):
+async def test_claims_of_an_instance_that_stopped_beating_are_recovered_early(
+        pool, outbox, media_id):
     import uuid
     alive, dead = uuid.uuid4(), uuid.uuid4()
     d1 = await outbox.enqueue(media_id, "5511999999999", None, None)
@@ -260,8 +260,8 @@ async def test_claims_of_an_instance_that_stopped_beating_are_recovered_early(po
     assert (await outbox.get(d1["id"]))["state"] == "sending"
 
 
-async def test_a_fresh_claim_is_not_taken_for_dead_before_its_first_beat(pool, outbox,
-                                                                         media_id):
+async def test_a_fresh_claim_is_not_taken_for_dead_before_its_first_beat(
+        pool, outbox, media_id):
     import uuid
     await outbox.enqueue(media_id, "5511999999999", None, None)
     await claim(pool, instance=uuid.uuid4())     # no media_instances row yet

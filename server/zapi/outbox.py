@@ -22,9 +22,9 @@ The contract, and why each part is there:
   claiming for Retry-After (or the backoff).
 - A crashed instance's claims are recovered by any instance once their lease expires,
   or sooner, once the instance has stopped beating in media_instances for
-  MEDIA_INSTANCE_DEAD_SECONDS (server/workers/instances.py): without ``posted_at`` the request provably never left and the row is queued again;
-  with it the request may have gone out, so the row becomes 'unknown' (or queued,
-  with ZAPI_RETRY_UNKNOWN). The gap between committing ``posted_at`` and the request
+  MEDIA_INSTANCE_DEAD_SECONDS (server/workers/instances.py). Without ``posted_at``
+  the request provably never left and the row is queued again; with it the request
+  may have gone out, so the row becomes 'unknown' (or queued, with ZAPI_RETRY_UNKNOWN). The gap between committing ``posted_at`` and the request
   leaving errs on the side of 'unknown', never of a duplicate.
 - On a clean shutdown, claims not yet posted are released at once and requests in
   flight get a short grace; a request cut by the shutdown makes its row 'unknown'.
