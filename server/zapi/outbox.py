@@ -24,8 +24,9 @@ The contract, and why each part is there:
   or sooner, once the instance has stopped beating in media_instances for
   MEDIA_INSTANCE_DEAD_SECONDS (server/workers/instances.py). Without ``posted_at``
   the request provably never left and the row is queued again; with it the request
-  may have gone out, so the row becomes 'unknown' (or queued, with ZAPI_RETRY_UNKNOWN). The gap between committing ``posted_at`` and the request
-  leaving errs on the side of 'unknown', never of a duplicate.
+  may have gone out, so the row becomes 'unknown' (or queued, with ZAPI_RETRY_UNKNOWN).
+  The gap between committing ``posted_at`` and the request leaving errs on the side
+  of 'unknown', never of a duplicate.
 - On a clean shutdown, claims not yet posted are released at once and requests in
   flight get a short grace; a request cut by the shutdown makes its row 'unknown'.
 """
