@@ -13,6 +13,8 @@ from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
+from server.security.middleware import access_middleware
+from server.security.setup import setup_security
 from server.settings import Settings
 from server.store.cache import ChunkCache
 from server.store.media import MediaStore
@@ -70,7 +72,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
     app = web.Application(middlewares=[request_id_middleware, timing_middleware,
-                                       error_middleware])
+                                       error_middleware, access_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.DSN] = dsn
     app[appkeys.METRICS] = Metrics()
@@ -79,10 +81,9 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         pool = await create_pool(dsn, settings)
         # Replica pools connect lazily (min 0): a replica down at start-up is skipped,
         # not a reason to refuse to start.
-        replicas = ReadReplicas([await create_pool(url, settings, min_size=0)
+        replicas = ReadReplicas([await create_pool(url.reveal(), settings, min_size=0)
                                  for url in settings.database_read_urls]) \
             if settings.database_read_urls else None
-        app[appkeys.POOL] = pool
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
@@ -100,6 +101,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(_first_byte)
     app.cleanup_ctx.append(database)
+    setup_security(app)   # needs the store: after the database context
     app.cleanup_ctx.append(zapi_ctx)
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).

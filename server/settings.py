@@ -1,26 +1,48 @@
 """Settings: read from the environment once, validated, then passed around as one object.
 
 A bad value stops start-up with a message that names the variable, so a typo in a
-deployment never turns into a half-working server.
+deployment never turns into a half-working server. Secret values are held as
+server.secret.Secret (masked in repr, logs and errors) and never echoed in a message.
 """
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from server.secret import Secret, secret_url
 
 
 class SettingsError(ValueError):
     """A configuration variable has a value the service cannot use."""
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SecretKeys(tuple):
+    """The URL-signing keys: a tuple of bytes that never shows its contents in a repr
+    (settings get logged and printed in tracebacks)."""
+
+    def __repr__(self) -> str:
+        return f"SecretKeys(<{len(self)} hidden>)"
+
+
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                                 ipaddress.ip_network("::1/128"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None       # None: the embedded PostgreSQL in data_dir
+    # None: the embedded PostgreSQL in data_dir. A Secret (its password masked); a str
+    # given here is wrapped.
+    database_url: Secret | None = None
     # Streaming replicas for reads of complete media (DATABASE_READ_URL, comma-separated).
-    database_read_urls: tuple[str, ...] = ()
+    database_read_urls: tuple[Secret, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -55,6 +77,23 @@ class Settings:
     instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
     log_format: str = "text"               # text (terminals) | json (one object per line)
+    # Access control (server/security). Signed media URLs live this long; their expiry
+    # is rounded up to a tenth of it so the same file keeps the same URL for a while.
+    url_ttl_seconds: int = 86400
+    # Empty: one key is generated once and kept in the database. The first signs, all
+    # verify, so a key can be rotated without breaking the links already handed out.
+    signing_keys: SecretKeys = SecretKeys()
+    public_read: bool = False
+    cors_origins: tuple[str, ...] = ()
+    audit_reads: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+    metrics_allow: tuple[Network, ...] = LOOPBACK
+
+    def __post_init__(self) -> None:
+        if isinstance(self.database_url, str):
+            object.__setattr__(self, "database_url", secret_url(self.database_url))
+        object.__setattr__(self, "database_read_urls", tuple(
+            secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
 
     # Z-API (server/zapi/). The instance id and token sit in Z-API's URL path and, with
     # the client token and the webhook secret, are credentials: kept out of repr() so
@@ -130,13 +169,54 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _database_url(env: Mapping[str, str]) -> str | None:
+def _networks(env: Mapping[str, str], name: str, default: tuple[Network, ...]
+              ) -> tuple[Network, ...]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False)
+                     for p in raw.split(",") if p.strip())
+    except ValueError as e:
+        raise SettingsError(f"{name} must be comma-separated addresses or CIDRs: {e}") from None
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = (env.get("MEDIA_CORS_ORIGINS") or "").strip()
+    found = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in found:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SettingsError(f"MEDIA_CORS_ORIGINS: {origin!r} is not an origin "
+                                "(scheme://host[:port], or *)")
+    return found
+
+
+def _signing_keys(env: Mapping[str, str]) -> SecretKeys:
+    raw = (env.get("MEDIA_SIGNING_KEYS") or "").strip()
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for i, key in enumerate(keys, 1):
+        # Never echo a key back, not even a bad one: error messages get logged.
+        if len(key) < 32 or not key.isascii() or not key.isprintable():
+            raise SettingsError(f"MEDIA_SIGNING_KEYS: key #{i} must be at least 32 "
+                                "printable ASCII characters")
+    return SecretKeys(k.encode() for k in keys)
+
+
+def _database_url(env: Mapping[str, str]) -> Secret | None:
+    # Never quote the value in an error: it holds a password.
     raw = (env.get("DATABASE_URL") or "").strip()
     if not raw:
         return None
     if not raw.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL must start with postgresql:// or postgres://")
-    return raw
+    try:
+        urlsplit(raw).port   # raises on a port that is not a number in range
+    except ValueError:
+        raise SettingsError("DATABASE_URL has an invalid port") from None
+    return secret_url(raw)
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -229,14 +309,19 @@ def _media_import(env: Mapping[str, str]) -> dict:
     )
 
 
-def _read_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
+    # Never quote a value in an error: each may hold a password.
     urls = tuple(u.strip() for u in (env.get("DATABASE_READ_URL") or "").split(",")
                  if u.strip())
     for u in urls:
         if not u.startswith(("postgres://", "postgresql://")):
             raise SettingsError("DATABASE_READ_URL must be postgresql:// URLs, "
                                 "separated by commas")
-    return urls
+        try:
+            urlsplit(u).port
+        except ValueError:
+            raise SettingsError("DATABASE_READ_URL has an invalid port") from None
+    return tuple(secret_url(u) for u in urls)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -298,6 +383,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_dead_seconds=dead,
         log_level=level,
         log_format=log_format,
+        url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", Settings.url_ttl_seconds,
+                             lo=10, hi=365 * 86400),
+        signing_keys=_signing_keys(env),
+        public_read=_bool(env, "MEDIA_PUBLIC_READ", Settings.public_read),
+        cors_origins=_origins(env),
+        audit_reads=_bool(env, "MEDIA_AUDIT_READS", Settings.audit_reads),
+        trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
+        metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
         **_zapi(env),
         **_media_import(env),
     )

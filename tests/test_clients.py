@@ -4,7 +4,7 @@ The tools need a real TCP port: the aiohttp test server listens on loopback and 
 tool runs as a subprocess (asyncio.create_subprocess_exec, so the event loop keeps
 serving while it runs). A missing tool skips its test, visibly; nothing here passes
 without the tool having run. Every response the serve route sends is recorded, so a
-test also checks what the tool asked for and what it got (shared/http-serving.md,
+test also checks what the tool asked for and what it got (docs/http-serving.md,
 "What real clients send").
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 
 from server import appkeys
-from server.app import create_app
 from tests.media import jpeg_bytes, noise_mp4
 
 SIZE = 50_000
@@ -37,9 +36,9 @@ class Recorded(NamedTuple):
 
 
 @pytest.fixture
-async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
-    """The service, with every serve response noted as its headers go out. (db_dsn
-    first: set up first, it is dropped only after the app has closed its pool.)"""
+async def recorded(server_for) -> Recorded:
+    """The service, with every serve response noted as its headers go out. The test
+    client uploads with an admin key; the tools read the signed URL, with no key."""
     seen: list[Seen] = []
 
     async def record(request, response):
@@ -47,20 +46,21 @@ async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
             seen.append(Seen(request.method, request.headers.get("Range"),
                              request.headers.get("If-Range"), response.status))
 
-    app = create_app(settings, db_dsn, run_janitor=False)
-    app.on_response_prepare.append(record)
-    return Recorded(await aiohttp_client(app), seen)
+    client = await server_for(setup=lambda app: app.on_response_prepare.append(record))
+    return Recorded(client, seen)
 
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:
-    """Upload ``data``; the absolute loopback URL it is served at."""
+    """Upload ``data``; the absolute loopback URL it is served at (signed)."""
     message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
     resp = await client.post("/api/media/upload-production", data=form)
     assert resp.status == 201, await resp.text()
-    return str(client.make_url((await resp.json())["url"]))
+    url = (await resp.json())["url"]
+    assert "&sig=" in url
+    return str(client.make_url(url))
 
 
 def tool(name: str) -> str:

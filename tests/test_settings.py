@@ -3,11 +3,13 @@ through load_settings and through run.py (a quick non-zero exit, no traceback)."
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 import pytest
 
-from server.settings import Settings, SettingsError, load_settings
+from server.secret import secret_url
+from server.settings import SecretKeys, Settings, SettingsError, load_settings
 from tests.procs import SETTINGS_VARS, run_cli
 
 
@@ -31,10 +33,10 @@ def test_blank_values_mean_the_default():
 PARSED = [
     # (variable, raw value, Settings field, expected value)
     ("DATABASE_URL", "postgresql://u:p@db:5432/chat", "database_url",
-     "postgresql://u:p@db:5432/chat"),
-    ("DATABASE_URL", " postgres://db/chat ", "database_url", "postgres://db/chat"),
+     secret_url("postgresql://u:p@db:5432/chat")),
+    ("DATABASE_URL", " postgres://db/chat ", "database_url", secret_url("postgres://db/chat")),
     ("DATABASE_URL", "postgresql://postgres:@/postgres?host=/tmp/pg", "database_url",
-     "postgresql://postgres:@/postgres?host=/tmp/pg"),
+     secret_url("postgresql://postgres:@/postgres?host=/tmp/pg")),
     ("HOST", "0.0.0.0", "host", "0.0.0.0"),
     ("HOST", " ::1 ", "host", "::1"),
     ("PORT", "9000", "port", 9000),
@@ -93,9 +95,22 @@ PARSED = [
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
     ("MEDIA_WORKERS", "4", "workers", 4),
     ("DATABASE_READ_URL", "postgresql://r1/chat, postgresql://r2/chat", "database_read_urls",
-     ("postgresql://r1/chat", "postgresql://r2/chat")),
+     (secret_url("postgresql://r1/chat"), secret_url("postgresql://r2/chat"))),
     ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
+    ("MEDIA_URL_TTL_SECONDS", "3600", "url_ttl_seconds", 3600),
+    ("MEDIA_SIGNING_KEYS", "a" * 32, "signing_keys", SecretKeys([b"a" * 32])),
+    ("MEDIA_SIGNING_KEYS", f" {'n' * 40} , {'o' * 32} ", "signing_keys",
+     SecretKeys([b"n" * 40, b"o" * 32])),
+    ("MEDIA_PUBLIC_READ", "true", "public_read", True),
+    ("MEDIA_CORS_ORIGINS", "https://chat.example.com, http://localhost:3000/",
+     "cors_origins", ("https://chat.example.com", "http://localhost:3000")),
+    ("MEDIA_CORS_ORIGINS", "*", "cors_origins", ("*",)),
+    ("MEDIA_AUDIT_READS", "yes", "audit_reads", True),
+    ("MEDIA_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "trusted_proxies",
+     (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))),
+    ("MEDIA_METRICS_ALLOW", "192.168.1.0/24,::1", "metrics_allow",
+     (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("::1/128"))),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -170,6 +185,8 @@ BAD = [
     ({"DATABASE_URL": "mysql://db/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "db.example.com:5432/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql+psycopg://db/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:port/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:70000/chat"}, "DATABASE_URL"),
     ({"MEDIA_AUTO_MIGRATE": "maybe"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "2"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "y"}, "MEDIA_AUTO_MIGRATE"),
@@ -214,9 +231,22 @@ BAD = [
     ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
     ({"DATABASE_URL": "postgresql://db/a", "DATABASE_READ_URL": "mysql://r/a"},
      "DATABASE_READ_URL"),
+    ({"DATABASE_READ_URL": "postgresql://u:pw@r:port/a"}, "DATABASE_READ_URL"),
     ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
+    ({"MEDIA_URL_TTL_SECONDS": "0"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_URL_TTL_SECONDS": "1d"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_SIGNING_KEYS": "short"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "a" * 32 + ",tooshort"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "é" * 40}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_PUBLIC_READ": "sometimes"}, "MEDIA_PUBLIC_READ"),
+    ({"MEDIA_CORS_ORIGINS": "chat.example.com"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_CORS_ORIGINS": "https://chat.example.com/app"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_AUDIT_READS": "2"}, "MEDIA_AUDIT_READS"),
+    ({"MEDIA_TRUSTED_PROXIES": "10.0.0.0/33"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_TRUSTED_PROXIES": "proxy.local"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_METRICS_ALLOW": "everyone"}, "MEDIA_METRICS_ALLOW"),
 ]
 
 
@@ -228,12 +258,25 @@ def test_bad_values_name_the_variable(env, name):
     assert name in str(e.value)
 
 
-def test_database_url_error_does_not_echo_the_url():
+@pytest.mark.parametrize("url", ["mysql://admin:s3cret@db/chat",
+                                 "postgresql://admin:s3cret@db:99999/chat",
+                                 "postgresql://admin:s3cret@db:five/chat"])
+def test_database_url_error_does_not_echo_the_url(url):
     # The URL may carry a password; the message names the variable, not its value.
     with pytest.raises(SettingsError) as e:
-        load_settings({"DATABASE_URL": "mysql://admin:s3cret@db/chat"})
+        load_settings({"DATABASE_URL": url})
     assert "DATABASE_URL" in str(e.value)
     assert "s3cret" not in str(e.value)
+
+
+def test_signing_keys_never_show_in_a_repr_or_an_error():
+    secret = "do-not-print-me-" + "x" * 20
+    s = load_settings({"MEDIA_SIGNING_KEYS": secret})
+    assert secret not in repr(s) and secret not in str(s)
+    assert "SecretKeys(<1 hidden>)" in repr(s)
+    with pytest.raises(SettingsError) as e:
+        load_settings({"MEDIA_SIGNING_KEYS": secret + ",short-secret"})
+    assert "short-secret" not in str(e.value)
 
 
 def test_settings_error_is_a_value_error():

@@ -4,9 +4,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import appkeys
-from server.api.media_json import media_json, serve_path
+from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
+from server.security import SIGNER
+from server.security.audit import audited
 
 
 def _media_id(request: web.Request) -> int:
@@ -18,7 +20,7 @@ def _media_id(request: web.Request) -> int:
 
 async def get_media(request: web.Request) -> web.Response:
     rec = await request.app[appkeys.STORE].stat(_media_id(request))
-    return web.json_response(media_json(rec))
+    return web.json_response(media_json(rec, request.app[SIGNER]))
 
 
 async def list_message_media(request: web.Request) -> web.Response:
@@ -27,16 +29,23 @@ async def list_message_media(request: web.Request) -> web.Response:
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
     records = await store.list_for_message(message_id)
+    urls = request.app[SIGNER]
     return web.json_response({"message_id": message_id,
-                              "media": [media_json(r) for r in records]})
+                              "media": [media_json(r, urls) for r in records]})
 
 
 async def delete_media(request: web.Request) -> web.Response:
-    await request.app[appkeys.STORE].delete(_media_id(request))
+    media_id = _media_id(request)
+    async with audited(request, "delete", media_id=media_id) as audit:
+        await request.app[appkeys.STORE].delete(media_id, audit=audit)
     return web.Response(status=204)
 
 
 async def legacy_redirect(request: web.Request) -> web.Response:
     """/uploads/media/{name}: the old local-folder URLs, sent on to the stored file."""
     rec = await request.app[appkeys.STORE].stat_by_file_name(request.match_info["name"])
-    raise web.HTTPMovedPermanently(serve_path(rec.id))
+    urls = request.app[SIGNER]
+    if urls.public:
+        raise web.HTTPMovedPermanently(urls.media_url(rec.id))
+    # A signed URL expires: the redirect to it must not be cached as permanent.
+    raise web.HTTPFound(urls.media_url(rec.id), headers={"Cache-Control": "no-store"})

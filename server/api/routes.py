@@ -1,26 +1,35 @@
-"""The HTTP surface, in one table."""
+"""The HTTP surface, in one table, each route with the access it needs.
+
+Scopes (server/security/access.py): OPEN (anyone), ADDRESS (MEDIA_METRICS_ALLOW),
+READ < WRITE < ADMIN (API keys). A route added without ``add`` needs ADMIN.
+"""
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import deliveries, health, import_url, media, serve, upload
+from server.api import access, deliveries, health, import_url, media, serve, upload
+from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
 from server.zapi import webhook
 
 
 def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/media/upload-production", upload.upload_media,
-               expect_handler=upload.expect_continue)
-    r.add_post("/api/media/import-url", import_url.import_media_url)
-    r.add_get("/api/media/serve/{mediaId}", serve.serve_media)  # GET and HEAD
-    r.add_get("/api/media/{mediaId}", media.get_media)
-    r.add_delete("/api/media/{mediaId}", media.delete_media)
-    r.add_post("/api/media/{mediaId}/send", deliveries.send_media)
-    r.add_get("/api/media/{mediaId}/deliveries", deliveries.list_media_deliveries)
-    r.add_get("/api/deliveries/{deliveryId}", deliveries.get_delivery)
-    r.add_post("/api/zapi/webhook/{secret}", webhook.zapi_webhook)
-    r.add_get("/api/messages/{messageId}/media", media.list_message_media)
-    r.add_get("/uploads/media/{name}", media.legacy_redirect)
-    r.add_get("/healthz", health.healthz)
-    r.add_get("/readyz", health.readyz)
-    r.add_get("/metrics", health.metrics)
+    add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
+        upload_token=True, cors=True, expect_handler=upload.expect_continue)
+    add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
+    add(app, "POST", "/api/media/import-url", import_url.import_media_url, scope=WRITE)
+    add(app, "GET", "/api/media/serve/{mediaId}", serve.serve_media, scope=READ,
+        signed_url=True, cors=True)   # GET and HEAD
+    add(app, "GET", "/api/media/{mediaId}", media.get_media, scope=READ)
+    add(app, "DELETE", "/api/media/{mediaId}", media.delete_media, scope=WRITE)
+    add(app, "GET", "/api/messages/{messageId}/media", media.list_message_media, scope=READ)
+    add(app, "POST", "/api/media/{mediaId}/send", deliveries.send_media, scope=WRITE)
+    add(app, "GET", "/api/media/{mediaId}/deliveries", deliveries.list_media_deliveries,
+        scope=READ)
+    add(app, "GET", "/api/deliveries/{deliveryId}", deliveries.get_delivery, scope=READ)
+    # Z-API sends no credential: the secret in the path is the webhook's authentication.
+    add(app, "POST", "/api/zapi/webhook/{secret}", webhook.zapi_webhook, scope=OPEN)
+    add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
+    add(app, "GET", "/uploads/media/{name}", media.legacy_redirect, scope=READ)
+    add(app, "GET", "/healthz", health.healthz, scope=OPEN)
+    add(app, "GET", "/readyz", health.readyz, scope=OPEN)
+    add(app, "GET", "/metrics", health.metrics, scope=ADDRESS)

@@ -1,11 +1,16 @@
 """The command line: serve and the admin commands.
 
-    python run.py              serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
-    python run.py serve --no-migrate
-    python run.py migrate      apply pending migrations and exit
-    python run.py rollback N   roll back the last N migrations
-    python run.py reclaim      delete abandoned uploads now (what the janitor does)
-    python run.py create-message   insert a message to attach media to; prints its id
+Installed, the console script ``media-store``; from a checkout, ``python run.py``:
+
+    media-store                serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
+    media-store serve --no-migrate
+    media-store migrate        apply pending migrations and exit
+    media-store rollback N     roll back the last N migrations
+    media-store reclaim        delete abandoned uploads now (what the janitor does)
+    media-store create-message insert a message to attach media to; prints its id
+    media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
+    media-store keys create NAME [--scope read|write|admin]   prints the new API key
+    media-store keys list | keys revoke NAME
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
 started here and stopped on exit, SIGINT or SIGTERM.
@@ -20,6 +25,7 @@ import logging
 import signal
 import sys
 
+from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media")
@@ -33,7 +39,7 @@ class SchemaBehind(Exception):
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings.database_url.reveal()
         return
     from server.cli import embedded_pg
     server = embedded_pg.start(settings.data_dir)
@@ -72,7 +78,8 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
         elif pending := pending_migrations(dsn):
             # Serving a schema older than the code turns every request into a 500.
             raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
-                               "applied): run `python run.py migrate` first")
+                               "applied): run `media-store migrate` (or `python run.py "
+                               "migrate`) first")
         if workers > 1:
             return serve_workers(settings, dsn, workers)
         run_server(settings, dsn)
@@ -117,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
                    help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
+    p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
+    p_create.add_argument("name")
+    p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
+    keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
+    keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
     args = parser.parse_args(argv)
 
     try:
@@ -153,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
+            elif command == "keys":
+                from server.cli.keys import keys_command
+                if settings.auto_migrate:
+                    apply_migrations(dsn)
+                return keys_command(dsn, args)
     except KeyboardInterrupt:
         return 130
     except SchemaBehind as e:
@@ -172,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 def _database_error(e: BaseException) -> int:
     # Unreachable server, wrong credentials, missing database, a migration lock held
     # too long: an operator's problem, told in one line, not a traceback.
-    print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    print(f"database error: {e.__class__.__name__}: {redact(str(e).strip())}",
+          file=sys.stderr)
     return 1
 
 

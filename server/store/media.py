@@ -14,6 +14,10 @@ The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
   is written out.
 - Failures a client can cause come out as errors.MediaError subclasses (an unknown
   message becomes MessageNotFound here, not further up).
+- ``Upload.finish`` and ``delete`` take an optional ``audit``: anything with
+  ``async write(conn, **fields)`` (security.audit.Audit). It is written on the same
+  connection, in the same transaction as the change, with the media and message ids:
+  the change and its audit row commit together or not at all.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from typing import Any
 import asyncpg
 import pybase64
 
-from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder
 from server.store.replicas import ReadReplicas
@@ -101,21 +105,24 @@ class Upload:
         """Wait until every full chunk written so far is stored."""
         await self._drain()
 
-    async def finish(self, message_id: int) -> MediaRecord:
-        """Store the last chunk and make the file visible; returns its metadata."""
+    async def finish(self, message_id: int, audit=None) -> MediaRecord:
+        """Store the last chunk and make the file visible; returns its metadata.
+        ``audit`` is written in the same transaction (see the contract above)."""
         for chunk in self._enc.finish():
             await self._store_chunk(chunk)
         await self._drain()
         try:
-            async with self.store.connection() as conn:
+            async with self.store.connection() as conn, conn.transaction():
                 row = await Q.finalize_upload.fetchrow(
                     conn, id=self.media_id, message_id=message_id,
                     file_size=self._enc.total, chunk_count=self._enc.chunks,
                     sha256=self._enc.sha256())
+                if row is not None and audit is not None:
+                    await audit.write(conn, media_id=self.media_id, message_id=message_id)
         except asyncpg.ForeignKeyViolationError:
             raise MessageNotFound() from None
         if row is None:  # the janitor took it: the upload sat idle far too long
-            raise MediaNotFound("the upload expired before it completed")
+            raise UploadExpired()
         self._closed = True
         return MediaRecord.from_row(row)
 
@@ -290,7 +297,7 @@ class MediaStore:
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
-            raise MediaNotFound("the upload expired before it completed")
+            raise UploadExpired()
 
     async def reclaim_stale_uploads(self, stale_seconds: float, batch: int = 100) -> int:
         """Delete uploads idle for ``stale_seconds``; returns how many were removed."""
@@ -363,11 +370,20 @@ class MediaStore:
             rows = await Q.list_message_media.fetch(conn, message_id=message_id)
         return [MediaRecord.from_row(r) for r in rows]
 
-    async def delete(self, media_id: int) -> None:
+    async def delete(self, media_id: int, audit=None) -> None:
+        """Remove a complete file; ``audit`` is written in the same transaction."""
         self.forget(media_id)
-        async with self.connection() as conn:
-            if await Q.delete_media.fetchval(conn, id=media_id) is None:
+        async with self.connection() as conn, conn.transaction():
+            message_id = await Q.delete_media.fetchval(conn, id=media_id)
+            if message_id is None:
                 raise MediaNotFound()
+            if audit is not None:
+                await audit.write(conn, media_id=media_id, message_id=message_id)
+
+    async def write_audit(self, audit) -> None:
+        """Write an audit entry that goes with no change of the store's (a token issued)."""
+        async with self.connection() as conn:
+            await audit.write(conn)
 
     async def read(self, rec: MediaRecord, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """Yield the bytes ``start..end`` (inclusive) of a complete file, in pieces."""
