@@ -4,14 +4,12 @@ origin saw nothing; the wider address table is tests/test_addresses.py."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import socket
 
 import pytest
 from aiohttp import web
 
-from server.app import create_app
 from server.ingest.url import PinnedResolver
 from tests.media import jpeg_bytes
 
@@ -63,15 +61,15 @@ async def origin(aiohttp_server):
     return o
 
 
-def make_client(aiohttp_client, settings, db_dsn, **changes):
-    s = dataclasses.replace(settings, **changes)
-    return aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+@pytest.fixture
+def make_client(server_for):
+    return server_for
 
 
 @pytest.fixture
-async def open_client(db_dsn, aiohttp_client, settings):
+async def open_client(make_client):
     """Loopback allowed, as tests and private networks need."""
-    return await make_client(aiohttp_client, settings, db_dsn, media_import_allow_http=True,
+    return await make_client(media_import_allow_http=True,
                              media_import_allow_private=True, media_import_timeout=3.0)
 
 
@@ -128,9 +126,9 @@ async def test_three_redirects_followed(open_client, origin, message_id):
     "http://0x7f000001:{port}/photo.jpg", "http://0177.0.0.1:{port}/photo.jpg",
     "http://[::ffff:127.0.0.1]:{port}/photo.jpg", "http://LOCALHOST:{port}/photo.jpg",
 ])
-async def test_loopback_refused(db_dsn, aiohttp_client, settings, origin, message_id, pool,
+async def test_loopback_refused(make_client, origin, message_id, pool,
                                 target):
-    client = await make_client(aiohttp_client, settings, db_dsn,
+    client = await make_client(
                                media_import_allow_http=True)
     msg = await expect(await post(client, message_id, target.format(port=origin.port)),
                        400, "url_not_allowed")
@@ -167,9 +165,9 @@ async def test_redirect_to_loopback_refused(open_client, origin, message_id, poo
     assert await count_media(pool) == 0
 
 
-async def test_redirect_rechecks_host_allow_list(db_dsn, aiohttp_client, settings, origin,
+async def test_redirect_rechecks_host_allow_list(make_client, origin,
                                                  message_id):
-    client = await make_client(aiohttp_client, settings, db_dsn, media_import_allow_http=True,
+    client = await make_client(media_import_allow_http=True,
                                media_import_allow_private=True,
                                media_import_hosts=("localhost",))
     hop = f"http://127.0.0.1:{origin.port}/photo.jpg"
@@ -196,9 +194,9 @@ async def test_too_many_redirects(open_client, origin, message_id, pool):
 
 # -- the origin misbehaves ------------------------------------------------------------
 
-async def test_size_limit_while_streaming(db_dsn, aiohttp_client, settings, origin, message_id,
+async def test_size_limit_while_streaming(make_client, origin, message_id,
                                           pool):
-    client = await make_client(aiohttp_client, settings, db_dsn, media_import_allow_http=True,
+    client = await make_client(media_import_allow_http=True,
                                media_import_allow_private=True,
                                max_upload_bytes=len(PHOTO) + 10_000)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/big"),
@@ -206,17 +204,17 @@ async def test_size_limit_while_streaming(db_dsn, aiohttp_client, settings, orig
     assert await count_media(pool) == 0
 
 
-async def test_size_limit_from_content_length(db_dsn, aiohttp_client, settings, origin,
+async def test_size_limit_from_content_length(make_client, origin,
                                               message_id, pool):
-    client = await make_client(aiohttp_client, settings, db_dsn, media_import_allow_http=True,
+    client = await make_client(media_import_allow_http=True,
                                media_import_allow_private=True, max_upload_bytes=1000)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/photo.jpg"),
                  413, "payload_too_large")
     assert await count_media(pool) == 0
 
 
-async def test_total_timeout(db_dsn, aiohttp_client, settings, origin, message_id):
-    client = await make_client(aiohttp_client, settings, db_dsn, media_import_allow_http=True,
+async def test_total_timeout(make_client, origin, message_id):
+    client = await make_client(media_import_allow_http=True,
                                media_import_allow_private=True, media_import_timeout=1.0)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/slow"),
                  504, "import_timeout")

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests import fake_zapi
-from tests.dbutil import fetchval
+from tests.dbutil import bearer, create_api_key, fetchval
 from tests.fake_zapi import FakeZapi
 from tests.procs import Processes
 from tests.zapi_util import FINAL, media_samples
@@ -99,7 +99,7 @@ async def test_killed_mid_queue_then_restarted_loses_and_duplicates_nothing(
     env = server_env(db_dsn, fake, ZAPI_LEASE_SECONDS="300", MEDIA_INSTANCE_DEAD_SECONDS="2")
     victim = await start(procs, env)
     message_id = await new_message(db_dsn)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(await create_api_key(db_dsn))) as http:
         ids = await queue_sends(http, victim.url, message_id, 12)
         while len(fake.received) < 4:
             await asyncio.sleep(0.02)
@@ -138,7 +138,7 @@ async def test_two_servers_on_one_outbox_never_send_a_row_twice(db_dsn, fake, pr
                      ZAPI_WEBHOOK_SECRET=WEBHOOK_SECRET)
     a, b = await start(procs, env), await start(procs, env)
     message_id = await new_message(db_dsn)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(await create_api_key(db_dsn))) as http:
         ids = await queue_sends(http, a.url, message_id, 20, tag="a")
         ids |= await queue_sends(http, b.url, message_id, 20, tag="b")
         final = await settle(http, b.url, ids)
@@ -173,7 +173,7 @@ async def test_sending_a_large_file_streams_it(db_dsn, fake, procs):
     srv = await start(procs, server_env(db_dsn, fake, ZAPI_TIMEOUT_SECONDS="60",
                                         ZAPI_LEASE_SECONDS="90"))
     message_id = await new_message(db_dsn)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=bearer(await create_api_key(db_dsn))) as http:
         async with http.post(f"{srv.url}/api/media/upload-production?message_id="
                              f"{message_id}", data=data,
                              headers={"Content-Type": "video/mp4"}) as r:

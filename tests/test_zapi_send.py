@@ -8,10 +8,9 @@ import logging
 
 import pytest
 
-from server.app import create_app
 from tests import fake_zapi
 from tests.fake_zapi import FakeZapi
-from tests.zapi_util import media_samples, upload, wait_delivery, zapi_settings
+from tests.zapi_util import media_samples, upload, wait_delivery, zapi_changes
 
 
 @pytest.fixture
@@ -22,10 +21,9 @@ async def fake(aiohttp_server):
 
 
 @pytest.fixture
-def make_client(db_dsn, aiohttp_client, settings, fake):
+def make_client(server_for, fake):
     async def make(**changes):
-        s = zapi_settings(settings, fake.server.port, **changes)
-        return await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+        return await server_for(**zapi_changes(fake.server.port, **changes))
     return make
 
 
@@ -169,15 +167,12 @@ async def test_429_backs_off_without_spending_an_attempt(make_client, fake, mess
     assert loop.time() - start >= 2.0     # Retry-After: 1, twice
 
 
-async def test_connection_refused_retries_then_fails(db_dsn, aiohttp_client, settings,
-                                                     message_id):
+async def test_connection_refused_retries_then_fails(server_for, message_id):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    app = create_app(zapi_settings(settings, dead, zapi_max_attempts=2), db_dsn,
-                     run_janitor=False)
-    client = await aiohttp_client(app)
+    client = await server_for(**zapi_changes(dead, zapi_max_attempts=2))
     media, _ = await photo(client, message_id)
     delivery = await wait_delivery(client, await send(client, media["id"]))
     assert delivery["state"] == "failed" and delivery["attempts"] == 2
@@ -195,12 +190,12 @@ async def test_concurrency_cap(make_client, fake, message_id):
     assert sorted(r.body["caption"] for r in fake.received) == [f"n{i}" for i in range(6)]
 
 
-async def test_two_outboxes_on_one_table_never_send_a_row_twice(
-        db_dsn, aiohttp_client, settings, fake, message_id):
-    s = zapi_settings(settings, fake.server.port, zapi_max_concurrency=4)
+async def test_two_outboxes_on_one_table_never_send_a_row_twice(server_for, fake,
+                                                                message_id):
+    changes = zapi_changes(fake.server.port, zapi_max_concurrency=4)
     fake.delay = 0.02
-    a = await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
-    b = await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+    a = await server_for(**changes)
+    b = await server_for(**changes)
     media, _ = await photo(a, message_id)
     ids = [await send(a if i % 2 else b, media["id"], caption=f"n{i}") for i in range(30)]
     for d in ids:
@@ -359,3 +354,14 @@ async def test_upload_with_send_to_while_sending_is_off(client, message_id, db_d
                              headers={"Content-Type": ctype})
     assert resp.status == 503 and (await resp.json())["error"] == "zapi_disabled"
     assert await count_media(db_dsn) == 0
+
+
+async def test_scopes_send_and_import_need_write_deliveries_read(client_as, anon_client):
+    reader = await client_as("read")
+    for path, body in (("/api/media/1/send", {"phone": "5511999999999"}),
+                       ("/api/media/import-url", {"message_id": 1, "url": "https://x.test/a"})):
+        assert (await reader.post(path, json=body)).status == 403
+        assert (await anon_client.post(path, json=body)).status == 401
+    assert (await reader.get("/api/deliveries/1")).status == 404     # allowed, not there
+    assert (await reader.get("/api/media/1/deliveries")).status == 404
+    assert (await anon_client.get("/api/deliveries/1")).status == 401

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from server.app import create_app
 from server.zapi.webhook import DeliveryFailed, StatusChanged, interpret, secret_matches
 from tests.fake_zapi import FakeZapi
-from tests.zapi_util import media_samples, upload, wait_delivery, zapi_settings
+from tests.zapi_util import media_samples, upload, wait_delivery, zapi_changes
 
 SECRET = "w" * 20 + "SECRET"
 HOOK = f"/api/zapi/webhook/{SECRET}"
@@ -24,10 +23,16 @@ async def fake(aiohttp_server):
 
 
 @pytest.fixture
-async def zclient(db_dsn, aiohttp_client, settings, fake):
-    s = zapi_settings(settings, fake.server.port)
-    assert s.zapi_webhook_secret == SECRET
-    return await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+async def zclient(server_for, fake):
+    changes = zapi_changes(fake.server.port)
+    assert changes["zapi_webhook_secret"] == SECRET
+    return await server_for(**changes)
+
+
+@pytest.fixture
+async def zapi_caller(zclient, aiohttp_client):
+    """What Z-API is: a client of the same server with no API key."""
+    return await aiohttp_client(zclient.server)
 
 
 @pytest.fixture
@@ -60,8 +65,8 @@ def status_event(ids, status, moment=1_700_000_000_000):
 @pytest.mark.parametrize("path", [
     "/api/zapi/webhook/wrong", f"/api/zapi/webhook/{SECRET[:-1]}",
     f"/api/zapi/webhook/{SECRET}x", f"/api/zapi/webhook/{SECRET.lower()}"])
-async def test_wrong_secret_is_404(zclient, sent, path):
-    resp = await hook(zclient, status_event([sent["zapi_message_id"]], "READ"), path)
+async def test_wrong_secret_is_404(zapi_caller, zclient, sent, path):
+    resp = await hook(zapi_caller, status_event([sent["zapi_message_id"]], "READ"), path)
     assert resp.status == 404
     assert (await resp.json())["error"] == "not_found"
     assert (await state(zclient, sent["id"]))["whatsapp_status"] is None
@@ -81,8 +86,8 @@ def test_secret_matches(given, expected, ok):
 
 # -- the body -------------------------------------------------------------------------
 
-async def test_non_json_is_400(zclient):
-    resp = await zclient.post(HOOK, data=b"type=DeliveryCallback",
+async def test_non_json_is_400(zapi_caller, zclient):
+    resp = await zapi_caller.post(HOOK, data=b"type=DeliveryCallback",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
 
@@ -97,43 +102,43 @@ async def test_non_json_is_400(zclient):
     {"type": "MessageStatusCallback", "status": "READ", "ids": "not-a-list"},
     {"type": "DeliveryCallback", "zaapId": "unknown-id", "messageId": "unknown"},
 ])
-async def test_unknown_or_irrelevant_events_are_200(zclient, event):
-    resp = await hook(zclient, event)
+async def test_unknown_or_irrelevant_events_are_200(zapi_caller, zclient, event):
+    resp = await hook(zapi_caller, event)
     assert resp.status == 200
     assert (await resp.json())["updated"] == 0
 
 
 # -- what callbacks change -------------------------------------------------------------
 
-async def test_status_callbacks_keep_the_furthest_status(zclient, sent):
+async def test_status_callbacks_keep_the_furthest_status(zapi_caller, zclient, sent):
     mid = sent["zapi_message_id"]
-    assert (await (await hook(zclient, status_event([mid], "RECEIVED", 1_700_000_001_000)))
+    assert (await (await hook(zapi_caller, status_event([mid], "RECEIVED", 1_700_000_001_000)))
             .json())["updated"] == 1
     d = await state(zclient, sent["id"])
     assert d["whatsapp_status"] == "RECEIVED"
     assert d["whatsapp_status_at"].startswith("2023-11-14T22:13:21")
-    await hook(zclient, status_event([mid], "SENT", 1_700_000_000_000))   # late, earlier
+    await hook(zapi_caller, status_event([mid], "SENT", 1_700_000_000_000))   # late, earlier
     assert (await state(zclient, sent["id"]))["whatsapp_status"] == "RECEIVED"
-    await hook(zclient, status_event(["other", mid], "PLAYED", 1_700_000_009_000))
-    await hook(zclient, status_event([mid], "PLAYED", 1_700_000_009_000))   # replay
+    await hook(zapi_caller, status_event(["other", mid], "PLAYED", 1_700_000_009_000))
+    await hook(zapi_caller, status_event([mid], "PLAYED", 1_700_000_009_000))   # replay
     d = await state(zclient, sent["id"])
     assert d["whatsapp_status"] == "PLAYED" and d["state"] == "sent"
 
 
-async def test_delivery_callback_with_error_fails_the_delivery(zclient, sent):
+async def test_delivery_callback_with_error_fails_the_delivery(zapi_caller, zclient, sent):
     event = {"type": "DeliveryCallback", "phone": "5511999999999", "zaapId": sent["zaap_id"],
              "messageId": sent["zapi_message_id"], "instanceId": "X", "momment": 1,
              "error": "Phone number does not exist", "extra": {"ignored": True}}
-    assert (await (await hook(zclient, event)).json())["updated"] == 1
+    assert (await (await hook(zapi_caller, event)).json())["updated"] == 1
     d = await state(zclient, sent["id"])
     assert d["state"] == "failed" and d["last_error"] == "Phone number does not exist"
-    assert (await (await hook(zclient, event)).json())["updated"] == 0   # replay: no-op
+    assert (await (await hook(zapi_caller, event)).json())["updated"] == 0   # replay: no-op
 
 
-async def test_delivery_callback_without_error_changes_nothing(zclient, sent):
+async def test_delivery_callback_without_error_changes_nothing(zapi_caller, zclient, sent):
     event = {"type": "DeliveryCallback", "zaapId": sent["zaap_id"],
              "messageId": sent["zapi_message_id"]}
-    assert (await hook(zclient, event)).status == 200
+    assert (await hook(zapi_caller, event)).status == 200
     assert (await state(zclient, sent["id"]))["state"] == "sent"
 
 
@@ -160,7 +165,7 @@ def test_interpret(event, expected):
         assert got == expected
 
 
-async def test_a_body_arriving_in_pieces_is_read_whole(zclient, sent):
+async def test_a_body_arriving_in_pieces_is_read_whole(zapi_caller, zclient, sent):
     event = json.dumps(status_event([sent["zapi_message_id"]], "READ")).encode()
 
     async def pieces():
@@ -168,12 +173,21 @@ async def test_a_body_arriving_in_pieces_is_read_whole(zclient, sent):
             yield event[i:i + 7]
             await asyncio.sleep(0.01)
 
-    resp = await zclient.post(HOOK, data=pieces(), headers={"Content-Type": "application/json"})
+    resp = await zapi_caller.post(HOOK, data=pieces(), headers={"Content-Type": "application/json"})
     assert resp.status == 200 and (await resp.json())["updated"] == 1
     assert (await state(zclient, sent["id"]))["whatsapp_status"] == "READ"
 
 
-async def test_oversized_body_is_413(zclient):
-    resp = await zclient.post(HOOK, data=b"[" + b"1," * 600_000 + b"1]",
+async def test_oversized_body_is_413(zapi_caller, zclient):
+    resp = await zapi_caller.post(HOOK, data=b"[" + b"1," * 600_000 + b"1]",
                               headers={"Content-Type": "application/json"})
     assert resp.status == 413
+
+
+async def test_the_webhook_needs_no_key_but_the_delivery_routes_do(zapi_caller, sent):
+    assert (await zapi_caller.get(f"/api/deliveries/{sent['id']}")).status == 401
+    resp = await zapi_caller.post(f"/api/media/{sent['media_id']}/send",
+                                  json={"phone": "5511999999999"})
+    assert resp.status == 401
+    resp = await hook(zapi_caller, status_event([sent["zapi_message_id"]], "READ"))
+    assert resp.status == 200 and (await resp.json())["updated"] == 1

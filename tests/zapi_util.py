@@ -28,12 +28,17 @@ def media_samples(size: int = 10_000) -> dict[str, tuple[bytes, str, str]]:
     }
 
 
+def zapi_changes(port: int, **changes) -> dict:
+    """Settings changes (for conftest's ``server_for``) pointing at the fake on ``port``."""
+    return dict(zapi_base_url=f"http://127.0.0.1:{port}",
+                zapi_instance_id=fake_zapi.INSTANCE, zapi_token=fake_zapi.TOKEN,
+                zapi_client_token=fake_zapi.CLIENT_TOKEN,
+                zapi_webhook_secret="w" * 20 + "SECRET", zapi_timeout=1.0,
+                zapi_lease_seconds=3.0, zapi_retry_base=0.05, **changes)
+
+
 def zapi_settings(settings, port: int, **changes):
-    return dataclasses.replace(
-        settings, zapi_base_url=f"http://127.0.0.1:{port}",
-        zapi_instance_id=fake_zapi.INSTANCE, zapi_token=fake_zapi.TOKEN,
-        zapi_client_token=fake_zapi.CLIENT_TOKEN, zapi_webhook_secret="w" * 20 + "SECRET",
-        zapi_timeout=1.0, zapi_lease_seconds=3.0, zapi_retry_base=0.05, **changes)
+    return dataclasses.replace(settings, **zapi_changes(port, **changes))
 
 
 async def upload(client, message_id: int, data: bytes, ctype: str, name: str) -> dict:

@@ -132,10 +132,11 @@ def _name_from(url: URL, resp: aiohttp.ClientResponse) -> str | None:
 
 
 async def import_url(store: MediaStore, settings: Settings, text: str, message_id: int,
-                     file_name: str | None = None) -> MediaRecord:
+                     file_name: str | None = None, *, audit=None) -> MediaRecord:
     """Fetch ``text`` under the rules above and store it as a complete file of
     ``message_id``. Raises UrlNotAllowed, ImportFailed, ImportTimeout or the upload
-    errors (413, 415, empty file); nothing is stored then."""
+    errors (413, 415, empty file); nothing is stored then. ``audit`` (an audit entry)
+    is written with the file, in the same transaction."""
     url = parse_url(text)
     timeout = aiohttp.ClientTimeout(total=settings.media_import_timeout,
                                     sock_connect=settings.media_import_connect_timeout)
@@ -145,7 +146,8 @@ async def import_url(store: MediaStore, settings: Settings, text: str, message_i
     try:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          trust_env=False, auto_decompress=False) as session:
-            return await _follow(session, store, settings, url, message_id, file_name)
+            return await _follow(session, store, settings, url, message_id, file_name,
+                                 audit)
     except AddressRefused as e:
         raise UrlNotAllowed(str(e)) from None
     except (asyncio.TimeoutError, UploadTimeout):
@@ -160,7 +162,8 @@ async def import_url(store: MediaStore, settings: Settings, text: str, message_i
 
 
 async def _follow(session: aiohttp.ClientSession, store: MediaStore, settings: Settings,
-                  url: URL, message_id: int, file_name: str | None) -> MediaRecord:
+                  url: URL, message_id: int, file_name: str | None,
+                  audit) -> MediaRecord:
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url, settings)
         async with session.get(url, allow_redirects=False,
@@ -185,7 +188,7 @@ async def _follow(session: aiohttp.ClientSession, store: MediaStore, settings: S
             upload = await receive(store, lambda: resp.content.read(READ_BYTES),
                                    file_name or _name_from(url, resp), limits)
         try:
-            return await upload.finish(message_id)
+            return await upload.finish(message_id, audit=audit)
         except BaseException:
             await upload.abort()
             raise
