@@ -88,13 +88,19 @@ async def test_success_records_both_ids_on_delivery_and_media(make_client, fake,
     assert [d["id"] for d in listed["deliveries"]] == [delivery["id"]]
 
 
-async def test_url_mode_sends_the_public_url(make_client, fake, message_id):
+async def test_url_mode_sends_a_signed_public_url(make_client, fake, message_id,
+                                                  aiohttp_client):
     client = await make_client(zapi_media_mode="url",
                                public_base_url="https://media.example.com")
-    media, _ = await photo(client, message_id)
+    media, data = await photo(client, message_id)
     await wait_delivery(client, await send(client, media["id"]))
     [got] = fake.received
-    assert got.body["image"] == f"https://media.example.com/api/media/serve/{media['id']}"
+    url = got.body["image"]
+    assert url.startswith(f"https://media.example.com/api/media/serve/{media['id']}?")
+    # Z-API has no API key: the URL alone must fetch the bytes.
+    anon = await aiohttp_client(client.server)
+    resp = await anon.get(url[len("https://media.example.com"):])
+    assert resp.status == 200 and await resp.read() == data
 
 
 # -- failures -------------------------------------------------------------------------
@@ -272,8 +278,11 @@ async def test_credentials_never_logged(make_client, fake, message_id, caplog):
     deliveries = await (await client.get(f"/api/media/{media['id']}/deliveries")).text()
     metrics = await (await client.get("/metrics")).text()
     assert "media_zapi_send_attempts_total" in metrics
+    audit = await (await client.get("/api/audit?action=zapi_attempt")).text()
+    assert "zapi_attempt" in audit
     for secret in (fake_zapi.INSTANCE, fake_zapi.TOKEN, fake_zapi.CLIENT_TOKEN):
         assert secret not in text and secret not in deliveries and secret not in metrics
+        assert secret not in audit
 
 
 # -- a send asked for with the upload ----------------------------------------------------
@@ -365,3 +374,17 @@ async def test_scopes_send_and_import_need_write_deliveries_read(client_as, anon
     assert (await reader.get("/api/deliveries/1")).status == 404     # allowed, not there
     assert (await reader.get("/api/media/1/deliveries")).status == 404
     assert (await anon_client.get("/api/deliveries/1")).status == 401
+
+
+async def test_sends_and_their_outcomes_are_audited(make_client, fake, message_id):
+    client = await make_client()
+    media, _ = await photo(client, message_id)
+    fake.plan("5xx")
+    d = await wait_delivery(client, await send(client, media["id"]))
+    rows = (await (await client.get(f"/api/audit?media_id={media['id']}")).json())
+    entries = rows["entries"] if isinstance(rows, dict) else rows
+    actions = [(e["action"], e["actor"], e["outcome"]) for e in entries]
+    assert ("zapi_send", "test-admin", "ok") in actions
+    attempts = sorted(o for a, actor, o in actions if a == "zapi_attempt")
+    assert attempts == [f"delivery {d['id']} attempt 1 retry: Z-API answered 503: "
+                        "Internal server error", f"delivery {d['id']} attempt 2 sent"]

@@ -12,6 +12,7 @@ from server.api.jsonbody import optional_str, read_json_object
 from server.api.media import _media_id
 from server.errors import DeliveryNotFound, InvalidPhone, ZapiDisabled
 from server.http.params import parse_id
+from server.security.audit import audited
 from server.zapi.phone import parse_phone
 
 MAX_CAPTION = 4096
@@ -69,10 +70,12 @@ def check_upload_send(settings, fields: dict[str, str]) -> tuple[str, str | None
     return phone, caption
 
 
-async def enqueue_send(app: web.Application, media_id: int, phone: str,
+async def enqueue_send(request: web.Request, media_id: int, phone: str,
                        caption: str | None, reply_to: str | None) -> dict[str, Any]:
-    """Commit a delivery (the upload route's send_to uses this too)."""
-    row = await app[appkeys.OUTBOX].enqueue(media_id, phone, caption, reply_to)
+    """Commit a delivery with its audit row (the upload route's send_to uses this too)."""
+    async with audited(request, "zapi_send", media_id=media_id) as audit:
+        row = await request.app[appkeys.OUTBOX].enqueue(media_id, phone, caption, reply_to,
+                                                        audit=audit)
     return {"delivery_id": row["id"], "state": row["state"], "url": delivery_path(row["id"])}
 
 
@@ -85,7 +88,7 @@ async def send_media(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     phone, caption, reply_to = check_send_request(settings, data.get("phone"),
                                                   data.get("caption"), data.get("reply_to"))
-    body = await enqueue_send(request.app, media_id, phone, caption, reply_to)
+    body = await enqueue_send(request, media_id, phone, caption, reply_to)
     return web.json_response(body, status=202, headers={"Location": body["url"]})
 
 

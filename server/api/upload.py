@@ -117,7 +117,7 @@ async def upload_media(request: web.Request) -> web.Response:
     request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
     body = media_json(rec, request.app[SIGNER])
     if checked := check_upload_send(settings, send):
-        body["delivery"] = await enqueue_send(request.app, rec.id, *checked, None)
+        body["delivery"] = await enqueue_send(request, rec.id, *checked, None)
     return web.json_response(body, status=201, headers={"Location": media_path(rec.id)})
 
 

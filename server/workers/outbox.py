@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import appkeys
+from server.security import SIGNER
 from server.zapi.client import ZapiClient
 from server.zapi.outbox import Outbox
 
@@ -19,6 +20,10 @@ async def zapi_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(app[appkeys.STORE], settings, client)
     metrics = app[appkeys.METRICS]
     outbox.on_outcome = lambda _id, kind: metrics.zapi_outcomes.labels(kind).inc()
+    signer = app.get(SIGNER)
+    if signer is not None:
+        # Z-API downloads without an API key: hand it a signed URL in url mode.
+        outbox.media_url = signer.media_url
     app[appkeys.OUTBOX] = outbox
     yield
     if client is not None:

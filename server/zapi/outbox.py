@@ -77,15 +77,21 @@ class Outbox:
         self._in_flight: set[asyncio.Task] = set()
         self._paused_until = 0.0
         self.on_outcome: Callable[[int, str], None] | None = None   # metrics, tests
+        # ZAPI_MEDIA_MODE=url: the address Z-API downloads a media from (a signed URL
+        # when access control requires one); set by server/workers/outbox.py.
+        self.media_url: Callable[[int], str] | None = None
 
     # -- the rows -----------------------------------------------------------------
 
     async def enqueue(self, media_id: int, phone: str, caption: str | None,
-                      reply_to: str | None) -> dict[str, Any]:
-        """Commit a queued delivery of complete media; MediaNotFound otherwise."""
-        async with self.store.connection() as conn:
+                      reply_to: str | None, audit=None) -> dict[str, Any]:
+        """Commit a queued delivery of complete media (and ``audit``, an audit entry,
+        in the same transaction); MediaNotFound otherwise."""
+        async with self.store.connection() as conn, conn.transaction():
             row = await Q.create_delivery.fetchrow(conn, media_id=media_id, phone=phone,
                                                    caption=caption, reply_to=reply_to)
+            if row is not None and audit is not None:
+                await audit.write(conn, media_id=media_id)
         if row is None:
             raise MediaNotFound()
         self._wake.set()
@@ -207,8 +213,11 @@ class Outbox:
 
     def _request(self, rec: MediaRecord, row: dict[str, Any]):
         s = self.settings
-        url = (f"{s.public_base_url}/api/media/serve/{rec.id}"
-               if s.zapi_media_mode == "url" else None)
+        url = None
+        if s.zapi_media_mode == "url":
+            path = (self.media_url(rec.id) if self.media_url is not None
+                    else f"/api/media/serve/{rec.id}")
+            url = f"{s.public_base_url}{path}"
         req = build_request(
             media_type=rec.media_type, extension=PurePosixPath(rec.file_name).suffix[1:],
             mime_type=rec.mime_type.split(";")[0].strip(),
@@ -240,7 +249,8 @@ class Outbox:
     async def _record(self, row: dict[str, Any], outcome: Outcome) -> None:
         s = self.settings
         kind, args = outcome.kind, dict(id=row["id"], claim_token=row["claim_token"])
-        async with self.store.connection() as conn:
+        async with self.store.connection() as conn, conn.transaction():
+            await _audit_outcome(conn, row, outcome)
             if kind == "sent":
                 await Q.delivery_sent.fetchval(conn, zaap_id=outcome.zaap_id,
                                                zapi_message_id=outcome.message_id,
@@ -306,6 +316,17 @@ class Outbox:
         except (Exception, asyncio.CancelledError):
             # The lease recovery will settle the row.
             log.warning("delivery %s: could not record the interruption", row["id"])
+
+
+async def _audit_outcome(conn, row: dict[str, Any], outcome: Outcome) -> None:
+    """One audit row per attempt's outcome, written with it (an outbox worker acts for
+    nobody in particular: the actor is the outbox)."""
+    from server.security.audit import AuditEntry   # security imports appkeys, which
+    # imports this module: imported when first needed, not at import time.
+    detail = outcome.kind if outcome.error is None else f"{outcome.kind}: {outcome.error}"
+    await AuditEntry(actor="zapi-outbox", action="zapi_attempt", media_id=row["media_id"],
+                     outcome=f"delivery {row['id']} attempt {row['attempts']} {detail}"[:200]
+                     ).write(conn)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
