@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store.media import MediaStore
@@ -13,3 +14,4 @@ DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
 OUTBOX = web.AppKey("outbox", Outbox)
+UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)

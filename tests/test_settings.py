@@ -111,6 +111,13 @@ PARSED = [
      (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))),
     ("MEDIA_METRICS_ALLOW", "192.168.1.0/24,::1", "metrics_allow",
      (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("::1/128"))),
+    ("MEDIA_SEND_TIMEOUT_SECONDS", "5", "send_timeout", 5.0),
+    ("MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", "0", "upload_min_rate", 0),
+    ("MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", "4096", "upload_min_rate", 4096),
+    ("MEDIA_UPLOAD_RATE_WINDOW_SECONDS", "10", "upload_rate_window", 10.0),
+    ("MEDIA_MAX_CONCURRENT_UPLOADS", "8", "max_concurrent_uploads", 8),
+    ("DB_COMMAND_TIMEOUT_SECONDS", "2.5", "db_command_timeout", 2.5),
+    ("MEDIA_MAX_RANGE_CHUNKS", "32", "max_range_chunks", 32),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -200,6 +207,14 @@ BAD = [
     ({"MEDIA_READ_AHEAD_CHUNKS": "65"}, "MEDIA_READ_AHEAD_CHUNKS"),
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "-1"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
+    ({"MEDIA_SEND_TIMEOUT_SECONDS": "0"}, "MEDIA_SEND_TIMEOUT_SECONDS"),
+    ({"MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND": "-1"}, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND"),
+    ({"MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND": "1k"}, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND"),
+    ({"MEDIA_UPLOAD_RATE_WINDOW_SECONDS": "0"}, "MEDIA_UPLOAD_RATE_WINDOW_SECONDS"),
+    ({"MEDIA_MAX_CONCURRENT_UPLOADS": "0"}, "MEDIA_MAX_CONCURRENT_UPLOADS"),
+    ({"DB_COMMAND_TIMEOUT_SECONDS": "0"}, "DB_COMMAND_TIMEOUT_SECONDS"),
+    ({"DB_COMMAND_TIMEOUT_SECONDS": "forever"}, "DB_COMMAND_TIMEOUT_SECONDS"),
+    ({"MEDIA_MAX_RANGE_CHUNKS": "0"}, "MEDIA_MAX_RANGE_CHUNKS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
     ({"ZAPI_BASE_URL": "api.z-api.io"}, "ZAPI_BASE_URL"),
