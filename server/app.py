@@ -26,6 +26,7 @@ from server.store.replicas import ReadReplicas
 from server.store.pool import create_pool
 from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
+from server.workers.outbox import outbox_worker, zapi_ctx
 from server.workers.runner import workers_ctx
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,12 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.cleanup_ctx.append(processing)
     app.cleanup_ctx.append(database)
     setup_security(app)   # needs the store: after the database context
+    app.cleanup_ctx.append(zapi_ctx)
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).
-    app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed, memory_trimmer]
-                                       + ([janitor] if run_janitor else [])))
+    workers = [heartbeat, deletion_feed, memory_trimmer] + ([janitor] if run_janitor else [])
+    if settings.zapi_enabled:
+        workers.append(outbox_worker)
+    app.cleanup_ctx.append(workers_ctx(workers))
     setup_routes(app)
     return app

@@ -8,10 +8,12 @@ from server.metrics import Metrics
 from server.processing.pipeline import Processing
 from server.settings import Settings
 from server.store.media import MediaStore
+from server.zapi.outbox import Outbox
 
 SETTINGS = web.AppKey("settings", Settings)
 DSN = web.AppKey("dsn", str)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
+OUTBOX = web.AppKey("outbox", Outbox)
 UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)
 PROCESSING = web.AppKey("processing", Processing)

@@ -95,6 +95,21 @@ CorsRefused = _error("CorsRefused", 403, "cors_refused",
                      "this origin or method is not allowed")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
+# import-url (server/ingest/url.py)
+UrlNotAllowed = _error("UrlNotAllowed", 400, "url_not_allowed",
+                       "this URL may not be fetched by the server")
+ImportFailed = _error("ImportFailed", 502, "import_failed", "the URL could not be fetched")
+ImportTimeout = _error("ImportTimeout", 504, "import_timeout",
+                       "the URL's server took too long")
+# Z-API sends and webhooks (server/zapi/)
+ZapiDisabled = _error("ZapiDisabled", 503, "zapi_disabled",
+                      "sending to WhatsApp is off: ZAPI_INSTANCE_ID, ZAPI_TOKEN and "
+                      "ZAPI_CLIENT_TOKEN are not configured")
+InvalidPhone = _error("InvalidPhone", 400, "invalid_phone",
+                      "phone must be 10 to 15 digits with the country code, or a group "
+                      "id ending in -group")
+DeliveryNotFound = _error("DeliveryNotFound", 404, "delivery_not_found",
+                          "delivery not found")
 # Limits against abuse (server/limits).
 UnsupportedContentEncoding = _error(
     "UnsupportedContentEncoding", 415, "unsupported_content_encoding",

@@ -24,6 +24,10 @@ class Metrics:
         self.reclaimed = Counter("media_reclaimed_uploads_total",
                                  "Abandoned uploads removed by the janitor",
                                  registry=self.registry)
+        self.zapi_outcomes = Counter("media_zapi_send_attempts_total",
+                                     "Z-API send attempts by outcome (sent, retry, "
+                                     "rate_limited, failed, unknown)", ["outcome"],
+                                     registry=self.registry)
         # Every worker refreshes these from the same table: the latest value is right.
         self.stored_files = Gauge("media_stored_files", "Complete files, by media type",
                                   ["media_type"], registry=self.registry,

@@ -121,6 +121,39 @@ class Settings:
     db_command_timeout: float = 30.0        # every statement, client side
     max_range_chunks: int = 8               # chunk reads one multi-range request may cost
 
+    # Z-API (server/zapi/). The instance id and token sit in Z-API's URL path and, with
+    # the client token and the webhook secret, are credentials: kept out of repr() so
+    # they never reach a log line through the settings object.
+    zapi_base_url: str = "https://api.z-api.io"
+    zapi_instance_id: str | None = dataclasses.field(default=None, repr=False)
+    zapi_token: str | None = dataclasses.field(default=None, repr=False)
+    zapi_client_token: str | None = dataclasses.field(default=None, repr=False)
+    zapi_webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    zapi_media_mode: str = "base64"          # or "url": Z-API fetches PUBLIC_BASE_URL/...
+    public_base_url: str | None = None
+    zapi_timeout: float = 30.0
+    zapi_max_attempts: int = 6
+    zapi_retry_base: float = 2.0
+    # A send that timed out may already be queued at Z-API (no idempotency key there):
+    # by default it is left 'unknown' rather than risk a duplicate on the phone.
+    zapi_retry_unknown: bool = False
+    zapi_max_concurrency: int = 1
+    # How long a claimed delivery belongs to the instance that claimed it; past this a
+    # crashed instance's claim is recovered by any other (see server/zapi/outbox.py).
+    zapi_lease_seconds: float = 90.0
+
+    # POST /api/media/import-url (server/ingest/url.py): who may be fetched.
+    media_import_allow_http: bool = False
+    media_import_hosts: tuple[str, ...] = ()    # empty: any public host
+    media_import_allow_private: bool = False
+    media_import_connect_timeout: float = 10.0
+    media_import_timeout: float = 300.0
+
+    @property
+    def zapi_enabled(self) -> bool:
+        """Sending is on only with the three credentials Z-API asks for."""
+        return bool(self.zapi_instance_id and self.zapi_token and self.zapi_client_token)
+
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
     # Blank counts as unset, as for every other variable: HOST="" would otherwise bind
@@ -223,6 +256,96 @@ def _allowed_types(env: Mapping[str, str]) -> frozenset[str]:
             f"MEDIA_ALLOWED_TYPES: {', '.join(unknown) or 'empty'} not recognised; "
             f"known types: {', '.join(sorted(KNOWN))}")
     return types
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if raw and not all(c.isalnum() or c in "-_." for c in raw):
+        # It goes into a URL path (or a header) verbatim; the value itself is never echoed.
+        raise SettingsError(f"{name} may hold only letters, digits, '-', '_' and '.'")
+    return raw or None
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment:
+        raise SettingsError(f"{name} must be an http(s) URL without query, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _zapi(env: Mapping[str, str]) -> dict:
+    mode = _str(env, "ZAPI_MEDIA_MODE", Settings.zapi_media_mode).lower()
+    if mode not in ("base64", "url"):
+        raise SettingsError(f"ZAPI_MEDIA_MODE must be base64 or url, got {mode!r}")
+    public = _http_url(env, "PUBLIC_BASE_URL", None)
+    if mode == "url" and not public:
+        raise SettingsError("ZAPI_MEDIA_MODE=url needs PUBLIC_BASE_URL (where Z-API "
+                            "fetches the media from)")
+    creds = {name: _secret(env, name) for name in
+             ("ZAPI_INSTANCE_ID", "ZAPI_TOKEN", "ZAPI_CLIENT_TOKEN")}
+    given = [n for n, v in creds.items() if v]
+    if given and len(given) < len(creds):
+        missing = sorted(set(creds) - set(given))
+        raise SettingsError(f"{', '.join(missing)} must be set with {', '.join(given)} "
+                            "(or leave all three unset to keep sending off)")
+    secret = _secret(env, "ZAPI_WEBHOOK_SECRET")
+    if secret and len(secret) < 16:
+        raise SettingsError("ZAPI_WEBHOOK_SECRET must be at least 16 characters: it is "
+                            "the webhook's only authentication")
+    timeout = _float(env, "ZAPI_TIMEOUT_SECONDS", Settings.zapi_timeout, lo=1, hi=600)
+    lease = _float(env, "ZAPI_LEASE_SECONDS", Settings.zapi_lease_seconds, lo=2, hi=86400)
+    if lease <= timeout:
+        raise SettingsError(f"ZAPI_LEASE_SECONDS ({lease}) must exceed "
+                            f"ZAPI_TIMEOUT_SECONDS ({timeout}): a claim must outlive its "
+                            "request")
+    return dict(
+        zapi_base_url=_http_url(env, "ZAPI_BASE_URL", Settings.zapi_base_url),
+        zapi_instance_id=creds["ZAPI_INSTANCE_ID"],
+        zapi_token=creds["ZAPI_TOKEN"],
+        zapi_client_token=creds["ZAPI_CLIENT_TOKEN"],
+        zapi_webhook_secret=secret,
+        zapi_media_mode=mode,
+        public_base_url=public,
+        zapi_timeout=timeout,
+        zapi_max_attempts=_int(env, "ZAPI_MAX_ATTEMPTS", Settings.zapi_max_attempts,
+                               lo=1, hi=100),
+        zapi_retry_base=_float(env, "ZAPI_RETRY_BASE_SECONDS", Settings.zapi_retry_base,
+                               lo=0.01, hi=3600),
+        zapi_retry_unknown=_bool(env, "ZAPI_RETRY_UNKNOWN", Settings.zapi_retry_unknown),
+        zapi_max_concurrency=_int(env, "ZAPI_MAX_CONCURRENCY",
+                                  Settings.zapi_max_concurrency, lo=1, hi=64),
+        zapi_lease_seconds=lease,
+    )
+
+
+def _import_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = (env.get("MEDIA_IMPORT_HOSTS") or "").strip()
+    hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+    for h in hosts:
+        bare = h[2:] if h.startswith("*.") else h
+        if not bare or any(not (c.isalnum() or c in "-.") for c in bare):
+            raise SettingsError(f"MEDIA_IMPORT_HOSTS: {h!r} is not a host name "
+                                "(names, or *.domain for its subdomains, comma-separated)")
+    return hosts
+
+
+def _media_import(env: Mapping[str, str]) -> dict:
+    return dict(
+        media_import_allow_http=_bool(env, "MEDIA_IMPORT_ALLOW_HTTP",
+                                      Settings.media_import_allow_http),
+        media_import_hosts=_import_hosts(env),
+        media_import_allow_private=_bool(env, "MEDIA_IMPORT_ALLOW_PRIVATE",
+                                         Settings.media_import_allow_private),
+        media_import_connect_timeout=_float(env, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS",
+                                            Settings.media_import_connect_timeout,
+                                            lo=0.1, hi=600),
+        media_import_timeout=_float(env, "MEDIA_IMPORT_TIMEOUT_SECONDS",
+                                    Settings.media_import_timeout, lo=1, hi=86400),
+    )
 
 
 def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
@@ -339,4 +462,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                   Settings.db_command_timeout, lo=0.1, hi=86400),
         max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
                               lo=1, hi=100_000),
+        **_zapi(env),
+        **_media_import(env),
     )

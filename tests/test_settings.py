@@ -84,6 +84,26 @@ PARSED = [
     ("MEDIA_KEEP_IMAGE_METADATA", "true", "keep_image_metadata", True),
     ("MEDIA_MAX_IMAGE_PIXELS", "40000000", "max_image_pixels", 40_000_000),
     ("MEDIA_PROCESS_CONCURRENCY", "3", "process_concurrency", 3),
+    ("ZAPI_BASE_URL", "http://127.0.0.1:9999/", "zapi_base_url", "http://127.0.0.1:9999"),
+    ("ZAPI_INSTANCE_ID", "3C0FFEE", "zapi_instance_id", "3C0FFEE"),
+    ("ZAPI_TOKEN", " T0KEN ", "zapi_token", "T0KEN"),
+    ("ZAPI_CLIENT_TOKEN", "F00d-bar_1", "zapi_client_token", "F00d-bar_1"),
+    ("ZAPI_WEBHOOK_SECRET", "s" * 24, "zapi_webhook_secret", "s" * 24),
+    ("ZAPI_MEDIA_MODE", "URL", "zapi_media_mode", "url"),
+    ("PUBLIC_BASE_URL", "https://media.example.com/", "public_base_url",
+     "https://media.example.com"),
+    ("ZAPI_TIMEOUT_SECONDS", "60", "zapi_timeout", 60.0),
+    ("ZAPI_MAX_ATTEMPTS", "1", "zapi_max_attempts", 1),
+    ("ZAPI_RETRY_BASE_SECONDS", "0.5", "zapi_retry_base", 0.5),
+    ("ZAPI_RETRY_UNKNOWN", "true", "zapi_retry_unknown", True),
+    ("ZAPI_MAX_CONCURRENCY", "4", "zapi_max_concurrency", 4),
+    ("ZAPI_LEASE_SECONDS", "300", "zapi_lease_seconds", 300.0),
+    ("MEDIA_IMPORT_ALLOW_HTTP", "yes", "media_import_allow_http", True),
+    ("MEDIA_IMPORT_HOSTS", " Media.Z-API.io , *.whatsapp.net ", "media_import_hosts",
+     ("media.z-api.io", "*.whatsapp.net")),
+    ("MEDIA_IMPORT_ALLOW_PRIVATE", "1", "media_import_allow_private", True),
+    ("MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS", "2.5", "media_import_connect_timeout", 2.5),
+    ("MEDIA_IMPORT_TIMEOUT_SECONDS", "60", "media_import_timeout", 60.0),
     ("LOG_FORMAT", "JSON", "log_format", "json"),
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
     ("MEDIA_WORKERS", "4", "workers", 4),
@@ -113,6 +133,15 @@ PARSED = [
     ("MEDIA_MAX_RANGE_CHUNKS", "32", "max_range_chunks", 32),
 ]
 
+# Variables that are only valid with others: (extra environment, the fields it sets).
+_CREDS = {"ZAPI_INSTANCE_ID": "i", "ZAPI_TOKEN": "t", "ZAPI_CLIENT_TOKEN": "c"}
+COMPANIONS = {
+    name: ({k: v for k, v in _CREDS.items() if k != name},
+           {k.lower(): v for k, v in _CREDS.items() if k != name})
+    for name in _CREDS}
+COMPANIONS["ZAPI_MEDIA_MODE"] = ({"PUBLIC_BASE_URL": "https://m.example"},
+                                 {"public_base_url": "https://m.example"})
+
 
 def test_the_tables_cover_every_variable():
     # SETTINGS_VARS is what the process tests scrub from the environment: keep it, and
@@ -124,10 +153,30 @@ def test_the_tables_cover_every_variable():
 @pytest.mark.parametrize("name,raw,attr,expected", PARSED,
                          ids=[f"{n}={r.strip()}" for n, r, _, _ in PARSED])
 def test_each_variable_is_parsed(name, raw, attr, expected):
-    s = load_settings({name: raw})
+    extra_env, extra_fields = COMPANIONS.get(name, ({}, {}))
+    s = load_settings({name: raw, **extra_env})
     assert getattr(s, attr) == expected
-    # Only that field moved.
-    assert s == Settings(**{attr: expected})
+    # Only that field (and its companions) moved.
+    assert s == Settings(**{attr: expected, **extra_fields})
+
+
+def test_credentials_stay_out_of_repr_and_errors():
+    s = load_settings({"ZAPI_INSTANCE_ID": "INSTANCE123", "ZAPI_TOKEN": "PATHTOKEN456",
+                       "ZAPI_CLIENT_TOKEN": "CLIENTTOKEN789",
+                       "ZAPI_WEBHOOK_SECRET": "WEBHOOKSECRET0123456"})
+    assert s.zapi_enabled
+    for secret in ("INSTANCE123", "PATHTOKEN456", "CLIENTTOKEN789", "WEBHOOKSECRET0123456"):
+        assert secret not in repr(s) and secret not in str(s)
+    with pytest.raises(SettingsError) as e:
+        load_settings({"ZAPI_TOKEN": "PATHTOKEN456"})
+    assert "ZAPI_INSTANCE_ID" in str(e.value) and "PATHTOKEN456" not in str(e.value)
+    with pytest.raises(SettingsError) as e:
+        load_settings({"ZAPI_WEBHOOK_SECRET": "short/secret"})
+    assert "short/secret" not in str(e.value)
+
+
+def test_sending_is_off_without_credentials():
+    assert not load_settings({}).zapi_enabled
 
 
 BAD = [
@@ -195,6 +244,30 @@ BAD = [
     ({"MEDIA_MAX_RANGE_CHUNKS": "0"}, "MEDIA_MAX_RANGE_CHUNKS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"ZAPI_BASE_URL": "api.z-api.io"}, "ZAPI_BASE_URL"),
+    ({"ZAPI_BASE_URL": "ftp://api.z-api.io"}, "ZAPI_BASE_URL"),
+    ({"ZAPI_INSTANCE_ID": "abc"}, "ZAPI_TOKEN"),
+    ({"ZAPI_INSTANCE_ID": "abc", "ZAPI_TOKEN": "t"}, "ZAPI_CLIENT_TOKEN"),
+    ({"ZAPI_INSTANCE_ID": "a/b", "ZAPI_TOKEN": "t", "ZAPI_CLIENT_TOKEN": "c"},
+     "ZAPI_INSTANCE_ID"),
+    ({"ZAPI_WEBHOOK_SECRET": "short"}, "ZAPI_WEBHOOK_SECRET"),
+    ({"ZAPI_WEBHOOK_SECRET": "a-long-secret-with/slash"}, "ZAPI_WEBHOOK_SECRET"),
+    ({"ZAPI_MEDIA_MODE": "link"}, "ZAPI_MEDIA_MODE"),
+    ({"ZAPI_MEDIA_MODE": "url"}, "PUBLIC_BASE_URL"),
+    ({"PUBLIC_BASE_URL": "media.example.com"}, "PUBLIC_BASE_URL"),
+    ({"ZAPI_TIMEOUT_SECONDS": "0"}, "ZAPI_TIMEOUT_SECONDS"),
+    ({"ZAPI_TIMEOUT_SECONDS": "100"}, "ZAPI_LEASE_SECONDS"),
+    ({"ZAPI_LEASE_SECONDS": "10"}, "ZAPI_LEASE_SECONDS"),
+    ({"ZAPI_MAX_ATTEMPTS": "0"}, "ZAPI_MAX_ATTEMPTS"),
+    ({"ZAPI_RETRY_BASE_SECONDS": "-1"}, "ZAPI_RETRY_BASE_SECONDS"),
+    ({"ZAPI_RETRY_UNKNOWN": "perhaps"}, "ZAPI_RETRY_UNKNOWN"),
+    ({"ZAPI_MAX_CONCURRENCY": "0"}, "ZAPI_MAX_CONCURRENCY"),
+    ({"MEDIA_IMPORT_ALLOW_HTTP": "sure"}, "MEDIA_IMPORT_ALLOW_HTTP"),
+    ({"MEDIA_IMPORT_ALLOW_PRIVATE": "2"}, "MEDIA_IMPORT_ALLOW_PRIVATE"),
+    ({"MEDIA_IMPORT_HOSTS": "good.com, bad host"}, "MEDIA_IMPORT_HOSTS"),
+    ({"MEDIA_IMPORT_HOSTS": "http://x.com/"}, "MEDIA_IMPORT_HOSTS"),
+    ({"MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS": "0"}, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS"),
+    ({"MEDIA_IMPORT_TIMEOUT_SECONDS": "x"}, "MEDIA_IMPORT_TIMEOUT_SECONDS"),
     ({"LOG_FORMAT": "logfmt"}, "LOG_FORMAT"),
     ({"MEDIA_HEARTBEAT_SECONDS": "0"}, "MEDIA_HEARTBEAT_SECONDS"),
     ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),

@@ -7,19 +7,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import access, health, media, serve, upload
+from server.api import access, deliveries, health, import_url, media, serve, upload
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
+from server.zapi import webhook
 
 
 def setup_routes(app: web.Application) -> None:
     add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
         upload_token=True, cors=True, expect_handler=upload.expect_continue)
     add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
+    add(app, "POST", "/api/media/import-url", import_url.import_media_url, scope=WRITE)
     add(app, "GET", "/api/media/serve/{mediaId}", serve.serve_media, scope=READ,
         signed_url=True, cors=True)   # GET and HEAD
     add(app, "GET", "/api/media/{mediaId}", media.get_media, scope=READ)
     add(app, "DELETE", "/api/media/{mediaId}", media.delete_media, scope=WRITE)
     add(app, "GET", "/api/messages/{messageId}/media", media.list_message_media, scope=READ)
+    add(app, "POST", "/api/media/{mediaId}/send", deliveries.send_media, scope=WRITE)
+    add(app, "GET", "/api/media/{mediaId}/deliveries", deliveries.list_media_deliveries,
+        scope=READ)
+    add(app, "GET", "/api/deliveries/{deliveryId}", deliveries.get_delivery, scope=READ)
+    # Z-API sends no credential: the secret in the path is the webhook's authentication.
+    add(app, "POST", "/api/zapi/webhook/{secret}", webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
     add(app, "GET", "/uploads/media/{name}", media.legacy_redirect, scope=READ)
     add(app, "GET", "/healthz", health.healthz, scope=OPEN)

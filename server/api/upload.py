@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from server import appkeys
+from server.api.deliveries import check_upload_send, enqueue_send
 from server.api.media_json import media_json, media_path
 from server.errors import (
     BadRequest,
@@ -58,6 +59,7 @@ READ_BYTES = 64 * 1024   # per read of the body: a small multiple of aiohttp's o
 MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Content-Length
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
+SEND_FIELDS = ("send_to", "caption")
 
 # The client vanished or sent a broken body: nothing to store, nobody to blame but the
 # network, so no stack trace.
@@ -97,15 +99,20 @@ async def _upload(request: web.Request) -> web.Response:
                     settings.upload_idle_timeout, upload_pace(settings))
     length = request.content_length
     ctype = request.content_type
+    # A send to WhatsApp asked for with the upload (send_to, caption): checked before
+    # the file is kept, queued once it is (server/api/deliveries.py).
+    send: dict[str, str] = {}
     try:
         async with audited(request, "upload") as audit:
             if ctype == "multipart/form-data":
                 if length is not None and length > limits.max_bytes + MULTIPART_OVERHEAD:
                     raise PayloadTooLarge()
-                rec = await _multipart(request, store, limits, audit)
+                rec = await _multipart(request, store, limits, audit, send)
             elif is_raw_upload_type(ctype):
                 if length is not None and length > limits.max_bytes:
                     raise PayloadTooLarge()
+                send.update((k, v) for k, v in request.query.items() if k in SEND_FIELDS)
+                check_upload_send(settings, send)
                 rec = await _raw(request, store, limits, audit)
             else:
                 raise UnsupportedRequestType()
@@ -120,8 +127,10 @@ async def _upload(request: web.Request) -> web.Response:
         raise UploadAborted() from None
     request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
     request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
-    return web.json_response(media_json(rec, request.app[SIGNER]), status=201,
-                             headers={"Location": media_path(rec.id)})
+    body = media_json(rec, request.app[SIGNER])
+    if checked := check_upload_send(settings, send):
+        body["delivery"] = await enqueue_send(request, rec.id, *checked, None)
+    return web.json_response(body, status=201, headers={"Location": media_path(rec.id)})
 
 
 async def _raw(request: web.Request, store: MediaStore, limits: Limits,
@@ -142,7 +151,7 @@ def _bind_message(request: web.Request, audit: Audit, message_id: int) -> None:
 
 
 async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
-                     audit: Audit) -> MediaRecord:
+                     audit: Audit, send: dict[str, str]) -> MediaRecord:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
@@ -168,6 +177,8 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
                 _bind_message(request, audit, message_id)
                 if upload is None:
                     await _check_message(store, message_id)
+            elif part.name in SEND_FIELDS:
+                send[part.name] = (await _small_field(part, limits)).strip()
             else:   # compress / quality apply until the file is finished; others ignored
                 options = options.with_field(part.name, await _small_field(part, limits))
                 if isinstance(upload, Job):
@@ -183,6 +194,11 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
     if message_id is None:
         await upload.abort()
         raise MissingMessageId()
+    try:
+        check_upload_send(request.app[appkeys.SETTINGS], send)
+    except BaseException:
+        await upload.abort()
+        raise
     # When the file came first, its message is checked here, by the foreign key.
     return await _finish(upload, message_id, audit)
 

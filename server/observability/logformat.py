@@ -120,6 +120,15 @@ def _route(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _safe_path(request: web.BaseRequest) -> str:
+    # A secret in the path (the Z-API webhook's, its only authentication) is a
+    # credential: such requests are logged by their route template instead.
+    info = getattr(request, "match_info", None)
+    if info is not None and "secret" in info:
+        return _route(request)
+    return request.raw_path.partition("?")[0]
+
+
 class AccessSink:
     """Where access lines go: formatted on the event loop in a few microseconds and
     written to stderr in one system call per FLUSH_SECONDS, not one per request through
@@ -188,7 +197,8 @@ class AccessLogger(AbstractAccessLogger):
             duration: float) -> None:
         if _sink is None or not self.logger.isEnabledFor(logging.INFO):
             return
-        path = request.raw_path.partition("?")[0]   # still percent-encoded: one line
+        # Still percent-encoded (one line); a secret in the path becomes its route.
+        path = _safe_path(request)
         rid = request.get(requestid.REQUEST_ID)
         fields = {
             "method": request.method,
