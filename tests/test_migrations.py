@@ -17,7 +17,7 @@ from tests.dbutil import admin, dsn_for, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, clean_env
 
-ALL = ["0001_messages", "0002_media_files"]
+ALL = ["0001_messages", "0002_media_files", "0007_legacy"]
 
 
 @pytest.fixture
@@ -47,15 +47,16 @@ async def test_apply_then_apply_again_is_a_no_op(empty_dsn):
     tables = await _tables(empty_dsn)
     assert {"messages", "media_files", "media_chunks", "media_files_complete"} <= tables
     assert apply_migrations(empty_dsn) == []
-    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == len(ALL)
 
 
 async def test_rollback_one(empty_dsn):
     apply_migrations(empty_dsn)
-    assert rollback_migrations(empty_dsn) == ["0002_media_files"]
+    assert rollback_migrations(empty_dsn) == [ALL[-1]]
+    assert rollback_migrations(empty_dsn, len(ALL) - 2) == list(reversed(ALL[1:-1]))
     tables = await _tables(empty_dsn)
     assert "media_files" not in tables and "messages" in tables
-    assert apply_migrations(empty_dsn) == ["0002_media_files"]
+    assert apply_migrations(empty_dsn) == ALL[1:]
 
 
 @pytest.mark.parametrize("count", [0, -1])
@@ -75,12 +76,12 @@ async def test_run_py_rollback(empty_dsn):
                              env=env, capture_output=True, text=True, timeout=60)
         assert res.returncode == 2 and "count" in res.stderr, res.stderr
         assert "Traceback" not in res.stderr
-    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == len(ALL)
     res = subprocess.run([sys.executable, str(RUN_PY), "rollback"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().endswith("rolled back: 0002_media_files")
-    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 1
+    assert res.stdout.strip().endswith(f"rolled back: {ALL[-1]}")
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == len(ALL) - 1
 
 
 async def test_rollback_all_then_reapply(empty_dsn):
@@ -138,9 +139,9 @@ async def test_concurrent_migrate_processes_apply_once(empty_dsn, n):
     outs = sorted(out.strip() for out, _ in results)
     # yoyo's lock: exactly one process applied everything, the others found it done.
     assert outs == ["applied: " + ", ".join(ALL)] + ["applied: nothing, up to date"] * (n - 1)
-    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == 2
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == len(ALL)
     assert await fetchval(
-        empty_dsn, "SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'") == 2
+        empty_dsn, "SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'") == len(ALL)
     assert await fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
 
 
@@ -200,7 +201,7 @@ async def test_a_yoyo_lock_left_by_a_dead_migrator_is_cleared(empty_dsn):
     await admin(empty_dsn, "INSERT INTO yoyo_lock (locked, ctime, pid) "
                            "VALUES (1, now(), 999999)")
     rollback_migrations(empty_dsn, 1)   # would wait, then fail, without the clearing
-    assert apply_migrations(empty_dsn, lock_timeout=5) == ["0002_media_files"]
+    assert apply_migrations(empty_dsn, lock_timeout=5) == [ALL[-1]]
     assert await fetchval(empty_dsn, "SELECT count(*) FROM yoyo_lock") == 0
 
 

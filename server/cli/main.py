@@ -6,6 +6,8 @@
     python run.py rollback N   roll back the last N migrations
     python run.py reclaim      delete abandoned uploads now (what the janitor does)
     python run.py create-message   insert a message to attach media to; prints its id
+    python run.py import-legacy | verify | cleanup-legacy | export | stats
+                               the move from /uploads/media (server/cli/legacy.py)
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
 started here and stopped on exit, SIGINT or SIGTERM.
@@ -20,6 +22,7 @@ import logging
 import signal
 import sys
 
+from server.cli import legacy as legacy_cli
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media")
@@ -97,6 +100,16 @@ async def _with_store(dsn: str, settings: Settings, fn):
         await pool.close()
 
 
+def _migrated(settings: Settings, dsn: str) -> None:
+    """Migrate first when allowed; otherwise refuse a schema behind the code."""
+    from server.cli.migrate import apply_migrations, pending_migrations
+    if settings.auto_migrate:
+        apply_migrations(dsn)
+    elif pending := pending_migrations(dsn):
+        raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
+                           "applied): run `python run.py migrate` first")
+
+
 def _positive_int(text: str) -> int:
     # rollback drops tables: a count of 0 or below must not slip through as a slice
     # bound ([:-1] would roll back all but one migration).
@@ -120,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
     sub.add_parser("reclaim", help="delete abandoned uploads now")
     sub.add_parser("create-message", help="insert a message; print its id")
+    legacy_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -151,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
+            elif command in legacy_cli.COMMANDS:
+                _migrated(settings, dsn)
+                return legacy_cli.run(args, settings, dsn)
     except KeyboardInterrupt:
         return 130
     except SchemaBehind as e:

@@ -1,0 +1,95 @@
+"""The legacy-folder commands: import-legacy, verify, cleanup-legacy, export, stats.
+
+Each returns an exit code: 0 when everything went well, 1 when something failed or did
+not match (named in the output), 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from server.settings import Settings
+
+COMMANDS = ("import-legacy",)
+
+
+def _message_id(text: str) -> int:
+    from server.http.params import parse_id
+    value = parse_id(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a message id: {text!r}")
+    return value
+
+
+def add_parsers(sub) -> None:
+    """Register the commands on main's subparsers."""
+    p = sub.add_parser("import-legacy", help="import the legacy /uploads/media folder")
+    p.add_argument("--from", dest="source", type=Path, required=True,
+                   help="the legacy folder")
+    p.add_argument("--url-column", default="media_url",
+                   help="messages column holding the old URL (default media_url)")
+    p.add_argument("--url-prefix", default="/uploads/media/",
+                   help="URL path of the old folder (default /uploads/media/)")
+    p.add_argument("--orphans-to", type=_message_id, metavar="MESSAGE_ID",
+                   help="attach files no message points at to this message")
+    p.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+    p.add_argument("--rewrite-urls", action="store_true",
+                   help="point each message's column at the new route as its file is imported")
+    p.add_argument("--process", action="store_true",
+                   help="compress and strip metadata as a new upload would "
+                        "(default: keep the file's bytes, sha256 equal to the file's)")
+    p.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="write a CSV: legacy name, size, sha256, media id")
+
+
+@contextlib.asynccontextmanager
+async def _store(dsn: str, settings: Settings) -> AsyncIterator:
+    from server.store.media import MediaStore
+    from server.store.pool import create_pool
+    pool = await create_pool(dsn, settings)
+    try:
+        yield MediaStore(pool, chunk_size=settings.chunk_bytes,
+                         read_ahead=settings.read_ahead_chunks,
+                         acquire_timeout=settings.pool_acquire_timeout)
+    finally:
+        await pool.close()
+
+
+def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
+    """Run one of COMMANDS against a migrated database."""
+    handler = {"import-legacy": _import}[args.command]
+    try:
+        return asyncio.run(handler(args, settings, dsn))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from server.legacy.lock import LegacyBusy
+        if isinstance(e, LegacyBusy):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+async def _import(args, settings: Settings, dsn: str) -> int:
+    from server.ingest.receive import Limits
+    from server.legacy.importer import ImportOptions, import_legacy
+    from server.legacy.manifest import write_manifest
+    opts = ImportOptions(source=args.source, url_column=args.url_column,
+                         url_prefix=args.url_prefix, orphans_to=args.orphans_to,
+                         dry_run=args.dry_run, rewrite_urls=args.rewrite_urls,
+                         process=args.process)
+    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
+    async with _store(dsn, settings) as store:
+        report = await import_legacy(store, opts, limits)
+    if args.manifest:
+        write_manifest(args.manifest, (
+            (r.name, r.size, r.sha256.hex() if r.sha256 else None, r.media_id,
+             r.message_id, r.outcome)
+            for r in report.rows))
+    print("\n".join(report.summary()))
+    return 0 if report.ok else 1
