@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -44,6 +45,10 @@ class Settings:
     # a stalled client cannot turn a clean stop into a SIGKILL.
     shutdown_timeout: float = 8.0
     log_level: str = "INFO"
+    # The legacy folder (/uploads/media) during the move: files not imported yet are
+    # served from it. After the sunset, legacy URLs answer 410.
+    legacy_dir: Path | None = None
+    legacy_sunset: datetime | None = None
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -95,6 +100,29 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _legacy_dir(env: Mapping[str, str]) -> Path | None:
+    raw = (env.get("MEDIA_LEGACY_DIR") or "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_dir():
+        raise SettingsError(f"MEDIA_LEGACY_DIR must be an existing folder, got {raw!r}")
+    return path
+
+
+def _instant(env: Mapping[str, str], name: str) -> datetime | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{name} must be an ISO 8601 date or date and time "
+                            f"(2027-01-31 or 2027-01-31T00:00:00Z), got {raw!r}") from None
+    # A date or time without a zone is UTC: the header it becomes is in GMT anyway.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
     env = os.environ if env is None else env
@@ -138,4 +166,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
         log_level=level,
+        legacy_dir=_legacy_dir(env),
+        legacy_sunset=_instant(env, "MEDIA_LEGACY_SUNSET"),
     )

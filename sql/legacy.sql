@@ -89,3 +89,7 @@ SELECT f.id, l.legacy_name
 SELECT count(*) AS chunks, coalesce(max(seq), -1) AS max_seq
   FROM media_chunks
  WHERE media_id = :media_id;
+
+-- name: legacy_name_of
+-- The legacy name a media was imported from, if any.
+SELECT legacy_name FROM legacy_media WHERE media_id = :media_id;

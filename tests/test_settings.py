@@ -3,6 +3,7 @@ through load_settings and through run.py (a quick non-zero exit, no traceback)."
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,13 @@ PARSED = [
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", " warning ", "log_level", "WARNING"),
     ("LOG_LEVEL", "ERROR", "log_level", "ERROR"),
+    ("MEDIA_LEGACY_DIR", "/tmp", "legacy_dir", Path("/tmp")),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31", "legacy_sunset",
+     datetime(2027, 1, 31, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31T12:30:00Z", "legacy_sunset",
+     datetime(2027, 1, 31, 12, 30, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31T12:30:00-03:00", "legacy_sunset",
+     datetime(2027, 1, 31, 15, 30, tzinfo=timezone.utc)),
 ]
 
 
@@ -129,6 +137,10 @@ BAD = [
     ({"MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "10s"}, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS"),
     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
     ({"LOG_LEVEL": "CRITICAL"}, "LOG_LEVEL"),
+    ({"MEDIA_LEGACY_DIR": "/no/such/folder"}, "MEDIA_LEGACY_DIR"),
+    ({"MEDIA_LEGACY_DIR": "/etc/hostname"}, "MEDIA_LEGACY_DIR"),    # a file, not a folder
+    ({"MEDIA_LEGACY_SUNSET": "next year"}, "MEDIA_LEGACY_SUNSET"),
+    ({"MEDIA_LEGACY_SUNSET": "31/01/2027"}, "MEDIA_LEGACY_SUNSET"),
 ]
 
 

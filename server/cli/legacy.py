@@ -14,7 +14,7 @@ from pathlib import Path
 
 from server.settings import Settings
 
-COMMANDS = ("import-legacy",)
+COMMANDS = ("import-legacy", "verify", "export", "stats")
 
 
 def _message_id(text: str) -> int:
@@ -46,6 +46,33 @@ def add_parsers(sub) -> None:
                    help="write a CSV: legacy name, size, sha256, media id")
 
 
+    p = sub.add_parser("verify", help="read every stored file back and check it")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="also compare each imported file with its legacy copy here")
+    p.add_argument("--media", type=_message_id, metavar="ID", help="check one media only")
+
+    p = sub.add_parser("export", help="write stored media back out as files")
+    p.add_argument("--to", type=Path, required=True, help="folder to write into")
+    p.add_argument("--message", type=_message_id, metavar="ID",
+                   help="only this message's media")
+    p.add_argument("--since", type=_date, metavar="DATE",
+                   help="only media stored since (ISO 8601 date or date and time)")
+
+    p = sub.add_parser("stats", help="what the store holds; the move's progress")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.add_argument("--from", dest="source", type=Path,
+                   help="legacy folder, to count files left (default MEDIA_LEGACY_DIR)")
+
+
+def _date(text: str):
+    from datetime import datetime, timezone
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 @contextlib.asynccontextmanager
 async def _store(dsn: str, settings: Settings) -> AsyncIterator:
     from server.store.media import MediaStore
@@ -61,7 +88,8 @@ async def _store(dsn: str, settings: Settings) -> AsyncIterator:
 
 def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
     """Run one of COMMANDS against a migrated database."""
-    handler = {"import-legacy": _import}[args.command]
+    handler = {"import-legacy": _import, "verify": _verify, "export": _export,
+               "stats": _stats}[args.command]
     try:
         return asyncio.run(handler(args, settings, dsn))
     except (ValueError, FileNotFoundError) as e:
@@ -93,3 +121,34 @@ async def _import(args, settings: Settings, dsn: str) -> int:
             for r in report.rows))
     print("\n".join(report.summary()))
     return 0 if report.ok else 1
+
+
+async def _verify(args, settings: Settings, dsn: str) -> int:
+    from server.legacy.verify import verify
+    async with _store(dsn, settings) as store:
+        checked, problems = await verify(store, media_id=args.media, source=args.source)
+    print(f"checked: {checked}, mismatches: {len(problems)}")
+    if problems:
+        ids = sorted({p.media_id for p in problems if p.media_id is not None})
+        print("media with problems: " + ", ".join(map(str, ids)))
+    return 1 if problems else 0
+
+
+async def _export(args, settings: Settings, dsn: str) -> int:
+    from server.legacy.export import FAILED, SAME, WRITTEN, export
+    async with _store(dsn, settings) as store:
+        results = await export(store, args.to, message_id=args.message, since=args.since)
+    count = {o: sum(r.outcome == o for r in results) for o in (WRITTEN, SAME, FAILED)}
+    print(f"exported: {count[WRITTEN]}, already there: {count[SAME]}, "
+          f"failed: {count[FAILED]}; manifest: {args.to / 'manifest.csv'}")
+    return 1 if count[FAILED] else 0
+
+
+async def _stats(args, settings: Settings, dsn: str) -> int:
+    import json
+
+    from server.legacy.stats import collect, render
+    async with _store(dsn, settings) as store:
+        stats = await collect(store, args.source or settings.legacy_dir)
+    print(json.dumps(stats, indent=2) if args.json else "\n".join(render(stats)))
+    return 0
