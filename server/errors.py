@@ -53,6 +53,8 @@ UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
                        close=True)
 UploadAborted = _error("UploadAborted", 400, "upload_aborted",
                        "the upload was interrupted or its body could not be read", close=True)
+LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
+                    "the old /uploads/media URLs were retired; ask for the media's new URL")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import appkeys
-from server.api.media_json import media_json, serve_path
+from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
 
@@ -35,8 +35,3 @@ async def delete_media(request: web.Request) -> web.Response:
     await request.app[appkeys.STORE].delete(_media_id(request))
     return web.Response(status=204)
 
-
-async def legacy_redirect(request: web.Request) -> web.Response:
-    """/uploads/media/{name}: the old local-folder URLs, sent on to the stored file."""
-    rec = await request.app[appkeys.STORE].stat_by_file_name(request.match_info["name"])
-    raise web.HTTPMovedPermanently(serve_path(rec.id))
