@@ -14,7 +14,7 @@ from pathlib import Path
 
 from server.settings import Settings
 
-COMMANDS = ("import-legacy", "verify", "export", "stats")
+COMMANDS = ("import-legacy", "verify", "cleanup-legacy", "export", "stats")
 
 
 def _message_id(text: str) -> int:
@@ -51,12 +51,23 @@ def add_parsers(sub) -> None:
                    help="also compare each imported file with its legacy copy here")
     p.add_argument("--media", type=_message_id, metavar="ID", help="check one media only")
 
+    p = sub.add_parser("cleanup-legacy",
+                       help="delete legacy files whose database copy verifies (dry run "
+                            "unless --yes)")
+    p.add_argument("--from", dest="source", type=Path, required=True,
+                   help="the legacy folder")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.add_argument("--archive", type=Path, metavar="FILE.tar.gz",
+                   help="first write the files about to be deleted into this archive")
+
     p = sub.add_parser("export", help="write stored media back out as files")
     p.add_argument("--to", type=Path, required=True, help="folder to write into")
     p.add_argument("--message", type=_message_id, metavar="ID",
                    help="only this message's media")
     p.add_argument("--since", type=_date, metavar="DATE",
                    help="only media stored since (ISO 8601 date or date and time)")
+    p.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="where the CSV manifest goes (default DIR/manifest.csv)")
 
     p = sub.add_parser("stats", help="what the store holds; the move's progress")
     p.add_argument("--json", action="store_true", help="as JSON")
@@ -88,7 +99,8 @@ async def _store(dsn: str, settings: Settings) -> AsyncIterator:
 
 def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
     """Run one of COMMANDS against a migrated database."""
-    handler = {"import-legacy": _import, "verify": _verify, "export": _export,
+    handler = {"import-legacy": _import, "verify": _verify,
+               "cleanup-legacy": _cleanup, "export": _export,
                "stats": _stats}[args.command]
     try:
         return asyncio.run(handler(args, settings, dsn))
@@ -137,10 +149,12 @@ async def _verify(args, settings: Settings, dsn: str) -> int:
 async def _export(args, settings: Settings, dsn: str) -> int:
     from server.legacy.export import FAILED, SAME, WRITTEN, export
     async with _store(dsn, settings) as store:
-        results = await export(store, args.to, message_id=args.message, since=args.since)
+        manifest = args.manifest or args.to / "manifest.csv"
+        results = await export(store, args.to, message_id=args.message, since=args.since,
+                               manifest=manifest)
     count = {o: sum(r.outcome == o for r in results) for o in (WRITTEN, SAME, FAILED)}
     print(f"exported: {count[WRITTEN]}, already there: {count[SAME]}, "
-          f"failed: {count[FAILED]}; manifest: {args.to / 'manifest.csv'}")
+          f"failed: {count[FAILED]}; manifest: {manifest}")
     return 1 if count[FAILED] else 0
 
 
@@ -151,4 +165,17 @@ async def _stats(args, settings: Settings, dsn: str) -> int:
     async with _store(dsn, settings) as store:
         stats = await collect(store, args.source or settings.legacy_dir)
     print(json.dumps(stats, indent=2) if args.json else "\n".join(render(stats)))
+    return 0
+
+
+async def _cleanup(args, settings: Settings, dsn: str) -> int:
+    from server.legacy.cleanup import DELETED, KEPT, WOULD_DELETE, cleanup
+    async with _store(dsn, settings) as store:
+        decisions = await cleanup(store, args.source, yes=args.yes, archive=args.archive)
+    count = {o: sum(d.outcome == o for d in decisions) for o in (DELETED, WOULD_DELETE, KEPT)}
+    if args.yes:
+        print(f"deleted: {count[DELETED]}, kept: {count[KEPT]}")
+    else:
+        print(f"would delete: {count[WOULD_DELETE]}, kept: {count[KEPT]} "
+              "(dry run: nothing deleted; add --yes)")
     return 0

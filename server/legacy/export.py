@@ -41,10 +41,11 @@ class Exported:
 
 
 async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
-                 since: datetime | None = None, out: TextIO | None = None,
-                 bar: bool | None = None) -> list[Exported]:
+                 since: datetime | None = None, manifest: Path | None = None,
+                 out: TextIO | None = None, bar: bool | None = None) -> list[Exported]:
     """Write the complete media (all, one message's, or those since a date) to ``to``
-    with a manifest (``manifest.csv``); returns one entry per file."""
+    with a manifest (default ``to/manifest.csv``; elsewhere when restoring the legacy
+    folder itself); returns one entry per file."""
     to.mkdir(parents=True, exist_ok=True)
     todo = [r async for r in _pages(store, message_id, since)]
     progress = Progress(len(todo), "export", out=out, bar=bar)
@@ -60,7 +61,7 @@ async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
             progress.step()
     finally:
         progress.close()
-    write_manifest(to / MANIFEST, ((r.name, r.size, r.sha256.hex(), r.media_id,
+    write_manifest(manifest or to / MANIFEST, ((r.name, r.size, r.sha256.hex(), r.media_id,
                                     r.message_id, r.outcome) for r in results))
     return results
 
