@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import health, media, serve, upload
+from server.api import health, media, search, serve, upload
 from server.legacy import web as legacy_web
 
 
@@ -11,6 +11,7 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/media/upload-production", upload.upload_media,
                expect_handler=upload.expect_continue)
+    r.add_get("/api/media", search.search_media)
     r.add_get("/api/media/serve/{mediaId}", serve.serve_media)  # GET and HEAD
     r.add_get("/api/media/{mediaId}", media.get_media)
     r.add_delete("/api/media/{mediaId}", media.delete_media)
