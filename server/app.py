@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from aiohttp import web
 
@@ -11,9 +12,11 @@ from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
+from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
+from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.runner import workers_ctx
 
@@ -50,8 +53,10 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
-    app = web.Application(middlewares=[timing_middleware, error_middleware])
+    app = web.Application(middlewares=[request_id_middleware, timing_middleware,
+                                       error_middleware])
     app[appkeys.SETTINGS] = settings
+    app[appkeys.DSN] = dsn
     app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):
@@ -60,12 +65,17 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
-                                     stat_cache_seconds=settings.metadata_cache_seconds)
+                                     stat_cache_seconds=settings.metadata_cache_seconds,
+                                     instance_id=uuid.uuid4())
         yield
         await pool.close()
 
     app.on_response_prepare.append(_server_header)
+    app.on_response_prepare.append(add_request_id_header)
     app.cleanup_ctx.append(database)
-    app.cleanup_ctx.append(workers_ctx([janitor] if run_janitor else []))
+    # The instance workers keep this instance correct among others; the janitor is
+    # housekeeping (tests leave it off to control when it runs).
+    app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed]
+                                       + ([janitor] if run_janitor else [])))
     setup_routes(app)
     return app

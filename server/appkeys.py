@@ -9,6 +9,7 @@ from server.settings import Settings
 from server.store.media import MediaStore
 
 SETTINGS = web.AppKey("settings", Settings)
+DSN = web.AppKey("dsn", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)

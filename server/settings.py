@@ -44,7 +44,12 @@ class Settings:
     # upload cut this way is aborted and removed). Below Docker's 10 s grace period, so
     # a stalled client cannot turn a clean stop into a SIGKILL.
     shutdown_timeout: float = 8.0
+    # Instances beat this often; one silent for instance_dead_seconds is taken for dead
+    # and its half-received uploads are reclaimed by the others.
+    heartbeat_seconds: float = 15.0
+    instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
+    log_format: str = "text"               # text (terminals) | json (one object per line)
     # The legacy folder (/uploads/media) during the move: files not imported yet are
     # served from it. After the sunset, legacy URLs answer 410.
     legacy_dir: Path | None = None
@@ -138,6 +143,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = _str(env, "LOG_LEVEL", Settings.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    heartbeat = _float(env, "MEDIA_HEARTBEAT_SECONDS", Settings.heartbeat_seconds,
+                       lo=0.1, hi=3600)
+    dead = _float(env, "MEDIA_INSTANCE_DEAD_SECONDS", Settings.instance_dead_seconds,
+                  lo=1, hi=86400)
+    if dead < 2 * heartbeat:
+        raise SettingsError(f"MEDIA_INSTANCE_DEAD_SECONDS ({dead}) must be at least twice "
+                            f"MEDIA_HEARTBEAT_SECONDS ({heartbeat}): one late beat is not death")
+    log_format = _str(env, "LOG_FORMAT", Settings.log_format).lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
     data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
@@ -165,7 +180,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
+        heartbeat_seconds=heartbeat,
+        instance_dead_seconds=dead,
         log_level=level,
+        log_format=log_format,
         legacy_dir=_legacy_dir(env),
         legacy_sunset=_instant(env, "MEDIA_LEGACY_SUNSET"),
     )

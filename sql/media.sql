@@ -14,8 +14,9 @@ INSERT INTO messages DEFAULT VALUES RETURNING id;
 -- name: create_upload
 -- Starts an upload, invisible until finalize_upload. Its message is bound at the end:
 -- a multipart form may send the file before the message id.
-INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size)
-VALUES (:file_name, :original_name, :mime_type, :media_type, :chunk_size)
+INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size,
+                         instance_id)
+VALUES (:file_name, :original_name, :mime_type, :media_type, :chunk_size, :instance_id)
 RETURNING id;
 
 -- name: finalize_upload

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -161,8 +162,11 @@ class MediaStore:
 
     def __init__(self, pool: asyncpg.Pool, *, chunk_size: int, read_ahead: int = 4,
                  acquire_timeout: float = 30.0, stat_cache_seconds: float = 0.0,
-                 stat_cache_size: int = 10_000):
+                 stat_cache_size: int = 10_000, instance_id: uuid.UUID | None = None):
         self.pool = pool
+        # The server process this store belongs to; recorded on the uploads it receives
+        # so that, if it dies, another instance can reclaim them (see instances.sql).
+        self.instance_id = instance_id
         self.chunk_size = chunk_size
         self.read_ahead = read_ahead
         self.acquire_timeout = acquire_timeout
@@ -174,6 +178,9 @@ class MediaStore:
         self._stat_max = stat_cache_size
         self._stats: collections.OrderedDict[int, tuple[float, MediaRecord]] = \
             collections.OrderedDict()
+        # False while deletions made elsewhere cannot be heard (see invalidation.py):
+        # the cache is then bypassed rather than trusted blindly.
+        self._stat_trusted = True
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -202,6 +209,34 @@ class MediaStore:
             rows = await Q.media_totals.fetch(conn)
         return [(r["media_type"], r["files"], r["bytes"]) for r in rows]
 
+    # -- instances ----------------------------------------------------------------
+
+    async def beat(self, hostname: str, pid: int) -> None:
+        """Announce this instance as alive (registers it on the first call)."""
+        async with self.connection() as conn:
+            await Q.instance_beat.execute(conn, id=self.instance_id, hostname=hostname,
+                                          pid=pid)
+
+    async def leave(self) -> None:
+        """A clean stop: this instance's row goes."""
+        async with self.connection() as conn:
+            await Q.instance_gone.execute(conn, id=self.instance_id)
+
+    async def reclaim_dead_instance_uploads(self, dead_seconds: float,
+                                            batch: int = 100) -> int:
+        """Delete uploads of instances silent for ``dead_seconds``; how many went."""
+        removed = 0
+        while True:
+            async with self.connection() as conn:
+                rows = await Q.reclaim_dead_instance_uploads.fetch(
+                    conn, dead_seconds=float(dead_seconds), batch=batch)
+                if len(rows) < batch:
+                    await Q.prune_instances.execute(
+                        conn, older_than_seconds=float(max(dead_seconds * 100, 86400)))
+            removed += len(rows)
+            if len(rows) < batch:
+                return removed
+
     # -- messages -----------------------------------------------------------------
 
     async def message_exists(self, message_id: int) -> bool:
@@ -220,7 +255,8 @@ class MediaStore:
         async with self.connection() as conn:
             media_id = await Q.create_upload.fetchval(
                 conn, file_name=file_name, original_name=original_name,
-                mime_type=mime_type, media_type=media_type, chunk_size=self.chunk_size)
+                mime_type=mime_type, media_type=media_type, chunk_size=self.chunk_size,
+                instance_id=self.instance_id)
         return Upload(self, media_id, self.chunk_size)
 
     async def _append_chunk(self, media_id: int, seq: int, text: str, stored: int) -> None:
@@ -252,17 +288,27 @@ class MediaStore:
     async def stat_for_serving(self, media_id: int) -> MediaRecord:
         """``stat``, answered from a short-lived cache when enabled."""
         now = time.monotonic()
-        hit = self._stats.get(media_id)
+        hit = self._stats.get(media_id) if self._stat_trusted else None
         if hit is not None and hit[0] > now:
             self._stats.move_to_end(media_id)
             return hit[1]
         rec = await self.stat(media_id)
-        if self._stat_ttl > 0:
+        if self._stat_ttl > 0 and self._stat_trusted:
             self._stats[media_id] = (now + self._stat_ttl, rec)
             self._stats.move_to_end(media_id)
             while len(self._stats) > self._stat_max:
                 self._stats.popitem(last=False)
         return rec
+
+    def forget(self, media_id: int) -> None:
+        """Drop a file's cached metadata: it was deleted, here or on another instance."""
+        self._stats.pop(media_id, None)
+
+    def trust_cache(self, trusted: bool) -> None:
+        """Whether deletions made elsewhere are being heard. Either way the cache starts
+        empty: whatever it held may have been deleted while nobody was listening."""
+        self._stat_trusted = trusted
+        self._stats.clear()
 
     async def stat_by_file_name(self, file_name: str) -> MediaRecord:
         return await self._one(Q.get_media_by_file_name, file_name=file_name)

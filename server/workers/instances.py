@@ -1,0 +1,48 @@
+"""Workers every instance runs for the others: its heartbeat (and the reclaiming of
+uploads left by instances that stopped beating), and the deletion feed that keeps its
+metadata cache coherent with deletes made anywhere."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from aiohttp import web
+
+from server import appkeys
+from server.store.invalidation import follow_deletions
+
+log = logging.getLogger(__name__)
+
+
+async def heartbeat(app: web.Application) -> None:
+    """Beat every MEDIA_HEARTBEAT_SECONDS; reclaim dead instances' uploads on each beat."""
+    settings, store = app[appkeys.SETTINGS], app[appkeys.STORE]
+    hostname, pid = socket.gethostname()[:255], os.getpid()
+    try:
+        while True:
+            try:
+                await store.beat(hostname, pid)
+                removed = await store.reclaim_dead_instance_uploads(
+                    settings.instance_dead_seconds)
+                if removed:
+                    app[appkeys.METRICS].reclaimed.inc(removed)
+                    log.info("reclaimed %d upload(s) of instances that stopped", removed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("heartbeat failed (%s); will retry", e.__class__.__name__)
+            await asyncio.sleep(settings.heartbeat_seconds)
+    finally:
+        # A clean stop says goodbye; its uploads were aborted by their requests.
+        try:
+            await asyncio.wait_for(asyncio.shield(store.leave()), 2)
+        except Exception:
+            pass
+
+
+async def deletion_feed(app: web.Application) -> None:
+    store = app[appkeys.STORE]
+    store.trust_cache(False)   # until the feed is connected
+    await follow_deletions(store, app[appkeys.DSN])

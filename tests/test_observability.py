@@ -1,0 +1,94 @@
+"""Request ids and structured logs: X-Request-ID both ways, JSON lines from a real process."""
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+
+import pytest
+
+from server.observability.logformat import JsonFormatter, RequestIdFilter
+from server.observability.requestid import accept_request_id, current
+from tests.procs import Processes
+
+
+@pytest.mark.parametrize("value, accepted", [
+    ("3f2a9c1e-7b4d-4e8f-9a0b-1c2d3e4f5a6b", True),     # a UUID
+    ("abc123", True),
+    ("Root=1-5759e988-bd862e3fe1be46a994272793", True),  # AWS ALB style
+    ("a" * 128, True),
+    ("a" * 129, False),                                  # bounded
+    ("", False),
+    (None, False),
+    ("has space", False),
+    ("line\nbreak", False),                              # no log injection
+    ("quote\"d", False),
+    ("-leading-dash", False),
+    ("ünicode", False),
+    ("x;rm -rf", False),
+])
+def test_accept_request_id(value, accepted):
+    assert accept_request_id(value) == (value if accepted else None)
+
+
+async def test_request_id_generated_when_absent(client):
+    resp = await client.get("/healthz")
+    rid = resp.headers["X-Request-ID"]
+    assert len(rid) == 32 and int(rid, 16) >= 0
+    again = await client.get("/healthz")
+    assert again.headers["X-Request-ID"] != rid
+
+
+async def test_sane_request_id_echoed_on_success_and_error(client):
+    for path in ("/healthz", "/api/media/999999", "/no/such/route"):
+        resp = await client.get(path, headers={"X-Request-ID": "req-42.a"})
+        assert resp.headers["X-Request-ID"] == "req-42.a", path
+
+
+async def test_insane_request_id_replaced(client):
+    resp = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith tab"})
+    assert resp.headers["X-Request-ID"] != "bad id\twith tab"
+    assert accept_request_id(resp.headers["X-Request-ID"])
+
+
+def test_json_formatter_one_object_with_request_id_and_extras():
+    rec = logging.LogRecord("media.x", logging.WARNING, __file__, 1, "hello %s", ("w",), None)
+    rec.route = "/api/media/{mediaId}"
+    token = current.set("rid-7")
+    try:
+        RequestIdFilter().filter(rec)
+    finally:
+        current.reset(token)
+    line = JsonFormatter().format(rec)
+    assert "\n" not in line
+    obj = json.loads(line)
+    assert obj["level"] == "WARNING" and obj["logger"] == "media.x"
+    assert obj["message"] == "hello w" and obj["request_id"] == "rid-7"
+    assert obj["route"] == "/api/media/{mediaId}" and obj["time"].endswith("+00:00")
+
+
+def test_json_log_lines_from_a_real_server(db_dsn):
+    procs = Processes()
+    try:
+        srv = procs.start({"DATABASE_URL": db_dsn, "LOG_FORMAT": "json"})
+        req = urllib.request.Request(srv.url + "/api/media/123456?sig=secret",
+                                     headers={"X-Request-ID": "trace-me-1"})
+        try:
+            urllib.request.urlopen(req, timeout=5)
+        except urllib.error.HTTPError as e:
+            assert e.code == 404 and e.headers["X-Request-ID"] == "trace-me-1"
+        else:
+            raise AssertionError("expected a 404")
+        srv.signal_and_wait(2)   # SIGINT: flush and stop
+        lines = [ln for ln in srv.stderr().splitlines() if ln.strip()]
+        objs = [json.loads(ln) for ln in lines]   # every line is one JSON object
+        access = [o for o in objs if o.get("request_id") == "trace-me-1"
+                  and o["logger"] == "media.access"]
+        assert len(access) == 1, lines
+        a = access[0]
+        assert a["method"] == "GET" and a["status"] == 404
+        assert a["route"] == "/api/media/{mediaId}" and a["path"] == "/api/media/123456"
+        assert a["bytes"] > 0 and a["duration_ms"] >= 0 and a["client_addr"] == "127.0.0.1"
+        assert "secret" not in srv.stderr()   # the query string is never logged
+    finally:
+        procs.cleanup()
