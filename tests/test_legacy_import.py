@@ -11,7 +11,6 @@ from server.legacy.importer import (ALREADY, CHANGED, FAILED, IMPORTED, ORPHAN,
                                     WOULD_IMPORT)
 from server.legacy.manifest import read_manifest
 from server.legacy.lock import LegacyBusy, legacy_lock
-from server.store.sqlfiles import Q
 from tests.legacy_util import make_chat, run_import
 from tests.procs import REPO, RUN_PY, clean_env
 
@@ -229,3 +228,37 @@ async def _make_chat_dsn(dsn, tmp_path):
         return await make_chat(pool, tmp_path)
     finally:
         await pool.close()
+
+
+def test_cli_progress_bar_on_a_terminal(db_dsn, tmp_path):
+    # stderr on a pseudo-terminal: tqdm draws its bar there; the events stay lines on
+    # stdout, and the summary follows.
+    import os
+    import pty
+    chat = asyncio.run(_make_chat_dsn(db_dsn, tmp_path))
+    master, slave = pty.openpty()
+    # A real terminal has a size; tqdm draws nothing on a 0-column one.
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        res = subprocess.run([sys.executable, str(RUN_PY), "import-legacy", "--from",
+                              str(chat.folder)], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=slave, text=True, timeout=120,
+                             env=clean_env({"DATABASE_URL": db_dsn}))
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                piece = os.read(master, 65536)
+            except OSError:     # EIO: the terminal's other side is closed
+                break
+            if not piece:
+                break
+            drawn += piece
+    finally:
+        os.close(master)
+    assert res.returncode == 1
+    assert b"import: 100%" in drawn and b"6/6" in drawn
+    assert "imported: a.jpg -> media" in res.stdout and "imported: 4" in res.stdout

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import json
 from datetime import datetime, timedelta, timezone

@@ -236,7 +236,8 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
             piece = await f.read(PIECE)
             h.update(piece)
             return piece
-        upload = await receive(store, read, path.name, limits, process=opts.process)
+        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits,
+                               process=opts.process)
     row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner)
 
     async def also(conn: asyncpg.Connection, rec) -> None:
