@@ -262,3 +262,51 @@ def test_cli_progress_bar_on_a_terminal(db_dsn, tmp_path):
     assert res.returncode == 1
     assert b"import: 100%" in drawn and b"6/6" in drawn
     assert "imported: a.jpg -> media" in res.stdout and "imported: 4" in res.stdout
+
+
+def test_a_killed_import_continues_where_it_stopped(db_dsn, tmp_path):
+    # A real run SIGKILLed mid-way, then run again: every file imported exactly once.
+    import os
+    import signal
+    import time
+
+    from tests.dbutil import fetchval
+    from tests.media import jpeg_bytes
+    folder = tmp_path / "many"
+    folder.mkdir()
+    names = [f"f{i:03d}.jpg" for i in range(40)]
+    for i, n in enumerate(names):
+        (folder / n).write_bytes(jpeg_bytes(300_000, seed=i))
+    asyncio.run(_add_messages(db_dsn, names))
+    env = clean_env({"DATABASE_URL": db_dsn, "MEDIA_CHUNK_BYTES": "30720"})
+    cmd = [sys.executable, str(RUN_PY), "import-legacy", "--from", str(folder)]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while asyncio.run(fetchval(db_dsn, "SELECT count(*) FROM legacy_media")) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = asyncio.run(fetchval(db_dsn, "SELECT count(*) FROM legacy_media"))
+    assert 3 <= done < 40
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"imported: {40 - done}" in res.stdout and f"already there: {done}" in res.stdout
+    assert asyncio.run(fetchval(db_dsn, "SELECT count(*) FROM media_files "
+                                        "WHERE upload_state = 'complete'")) == 40
+    assert asyncio.run(fetchval(db_dsn, "SELECT count(DISTINCT legacy_name) "
+                                        "FROM legacy_media")) == 40
+
+
+async def _add_messages(dsn, names):
+    import asyncpg
+    conn = await asyncpg.connect(dsn)
+    try:   # the chat's column and its rows (test harness)
+        await conn.execute("ALTER TABLE messages ADD COLUMN media_url TEXT")
+        await conn.executemany("INSERT INTO messages (media_url) VALUES ($1)",
+                               [(f"/uploads/media/{n}",) for n in names])
+    finally:
+        await conn.close()
