@@ -310,3 +310,10 @@ async def _add_messages(dsn, names):
                                [(f"/uploads/media/{n}",) for n in names])
     finally:
         await conn.close()
+
+
+async def test_process_is_refused_until_processing_exists(store, chat, pool):
+    with pytest.raises(ValueError, match="--process"):
+        await run_import(store, chat, process=True)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM media_files") == 0

@@ -42,13 +42,11 @@ async def within(limits: Limits, awaitable: Awaitable):
 
 
 async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
-                  limits: Limits, *, process: bool = True) -> Upload:
+                  limits: Limits) -> Upload:
     """Stream one file from ``read`` into a new, still invisible upload.
 
     The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
-    here the upload is already aborted and nothing is left behind. ``process=False``
-    stores the bytes exactly as read, whatever processing uploads get (a legacy import
-    keeps the file's own bytes, so its sha256 proves the copy).
+    here the upload is already aborted and nothing is left behind.
     """
     limit = limits.max_bytes
 
