@@ -6,10 +6,9 @@ checklist it follows is shared/http-serving.md (RFC 9110 §13-15, RFC 9111, RFC 
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -25,7 +24,7 @@ from server.http.conditional import (
 from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
-from server.store.media import MediaRecord, StorageCorrupt
+from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -59,39 +58,27 @@ def representation_headers(rec: MediaRecord, etag: str, modified: datetime) -> d
     }
 
 
-@dataclasses.dataclass(frozen=True)
-class Representation:
-    """What the decisions need to know about the bytes to send, wherever they live."""
-    size: int
-    etag: str
-    modified: datetime
-    headers: dict[str, str]   # what 200, 206 and HEAD carry (item 5)
-    # On every answer, 304 and errors included (a legacy file's Deprecation, Sunset).
-    extra: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-# Yields the bytes start..end (inclusive); StorageCorrupt if they are gone.
-RangeReader = Callable[[int, int], Body]
-
-
 async def serve_media(request: web.Request) -> web.StreamResponse:
     media_id = parse_id(request.match_info["mediaId"])
     if media_id is None:
         raise MediaNotFound()
     store = request.app[appkeys.STORE]
     rec = await store.stat_for_serving(media_id)
-    etag = entity_tag(rec)
+    return await serve_record(request, store, rec)
+
+
+async def serve_record(request: web.Request, store, rec: MediaRecord, *,
+                       etag: str | None = None,
+                       headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Answer GET/HEAD for ``rec``, whose bytes ``store.read(rec, start, end)`` yields
+    (the media store, or another source of bytes such as the legacy folder). ``etag``
+    replaces the one derived from the content; ``headers`` go on every answer, 304 and
+    errors included, over the usual ones (a legacy file's Cache-Control, Sunset...)."""
+    extra = headers or {}
+    cache = extra.get("Cache-Control", PUBLIC_CACHE)
+    etag = etag or entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
-    rep = Representation(rec.file_size, etag, modified,
-                         representation_headers(rec, etag, modified))
-    return await respond(request, rep, lambda start, end: store.read(rec, start, end))
-
-
-async def respond(request: web.Request, rep: Representation,
-                  read: RangeReader) -> web.StreamResponse:
-    """Answer GET/HEAD for ``rep``: preconditions, then ranges, then the bytes."""
     h = request.headers
-    etag, modified, size = rep.etag, rep.modified, rep.size
 
     # RFC 9110 §13.2.2: preconditions first, Range last.
     outcome = evaluate_preconditions(
@@ -102,27 +89,28 @@ async def respond(request: web.Request, rep: Representation,
     if outcome is Outcome.NOT_MODIFIED:
         # §15.4.5: no body; the validators and caching headers a 200 would have.
         return web.Response(status=304, headers={
-            "ETag": etag, "Cache-Control": rep.headers["Cache-Control"],
-            "Last-Modified": http_date(modified), **rep.extra})
+            "ETag": etag, "Cache-Control": cache, "Last-Modified": http_date(modified),
+            **extra})
     if outcome is Outcome.PRECONDITION_FAILED:
         return error_response(412, "precondition_failed", "a precondition did not hold",
-                              headers=rep.extra)
+                              headers=extra)
 
-    headers = {**rep.headers, **rep.extra}
-    ranges = _ranges_to_send(request, size, etag, modified)
+    headers = {**representation_headers(rec, etag, modified), **extra}
+    ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if isinstance(ranges, Unsatisfiable):
-        return error_response(416, "range_not_satisfiable", f"the file has {size} bytes",
-                              headers={"Content-Range": f"bytes */{size}", **rep.extra})
+        return error_response(416, "range_not_satisfiable",
+                              f"the file has {rec.file_size} bytes",
+                              headers={"Content-Range": f"bytes */{rec.file_size}", **extra})
     if request.method == "HEAD":
-        return _head(headers, size)
+        return _head(headers, rec.file_size)
     if ranges is None:
-        return await _send(request, read, 200, headers,
-                           [ByteRange(0, size - 1)] if size else [])
+        return await _send(request, store, rec, 200, headers,
+                           [ByteRange(0, rec.file_size - 1)] if rec.file_size else [])
     if len(ranges) == 1:
         r = ranges[0]
-        headers["Content-Range"] = f"bytes {r.start}-{r.end}/{size}"
-        return await _send(request, read, 206, headers, ranges)
-    return await _send_multipart(request, read, size, headers, ranges)
+        headers["Content-Range"] = f"bytes {r.start}-{r.end}/{rec.file_size}"
+        return await _send(request, store, rec, 206, headers, ranges)
+    return await _send_multipart(request, store, rec, headers, ranges)
 
 
 def _joined(headers, name: str) -> str | None:
@@ -162,18 +150,18 @@ async def _first_and_rest(stream: Body) -> tuple[bytes, Body]:
         raise MediaNotFound() from None
 
 
-async def _send(request: web.Request, read: RangeReader, status: int,
+async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, status: int,
                 headers: dict[str, str], ranges: list[ByteRange]) -> web.StreamResponse:
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = sum(r.length for r in ranges)
     first = b""
     stream = None
     if ranges:
-        first, stream = await _first_and_rest(read(ranges[0].start, ranges[0].end))
+        first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
     return await _stream(request, resp, _chain(first, stream))
 
 
-async def _send_multipart(request: web.Request, read: RangeReader, size: int,
+async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
                           headers: dict[str, str], ranges: list[ByteRange]):
     """Several ranges: multipart/byteranges (RFC 9110 §14.6), parts in request order
     (ranges were merged beforehand when they overlapped, so the body stays bounded)."""
@@ -181,13 +169,13 @@ async def _send_multipart(request: web.Request, read: RangeReader, size: int,
     ctype = headers.pop("Content-Type")
     headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
     heads = [(f"--{boundary}\r\nContent-Type: {ctype}\r\n"
-              f"Content-Range: bytes {r.start}-{r.end}/{size}\r\n\r\n").encode()
+              f"Content-Range: bytes {r.start}-{r.end}/{rec.file_size}\r\n\r\n").encode()
              for r in ranges]
     tail = f"--{boundary}--\r\n".encode()
     resp = web.StreamResponse(status=206, headers=headers)
     resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
                            + len(tail))
-    first, stream = await _first_and_rest(read(ranges[0].start, ranges[0].end))
+    first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
 
     async def body() -> Body:
         for i, (head, r) in enumerate(zip(heads, ranges)):
@@ -196,7 +184,7 @@ async def _send_multipart(request: web.Request, read: RangeReader, size: int,
                 async for piece in _chain(first, stream):
                     yield piece
             else:
-                async for piece in _chain(b"", read(r.start, r.end)):
+                async for piece in _chain(b"", store.read(rec, r.start, r.end)):
                     yield piece
             yield b"\r\n"
         yield tail

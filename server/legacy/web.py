@@ -5,7 +5,7 @@
   string kept. 302, not 301: that URL may be a signed one that expires, and after the
   sunset the old URL answers 410; a permanent redirect would be cached past both.
 - During the transition (MEDIA_LEGACY_DIR set), a file not imported yet is served from
-  the folder by the same decision code as stored media (api/serve.respond: ranges,
+  the folder by the same decision code as stored media (api/serve.serve_record: ranges,
   validators, conditionals), with Deprecation and Sunset headers (RFC 8594).
 - After MEDIA_LEGACY_SUNSET every legacy URL answers 410.
 
@@ -23,15 +23,15 @@ from aiohttp import web
 
 from server import appkeys
 from server.api.media_json import media_json
-from server.api.serve import Body, Representation, respond
+from server.api.serve import Body, serve_record
 from server.errors import LegacyGone, MediaNotFound
 from server.http.conditional import http_date
-from server.http.disposition import content_disposition, is_unsafe_inline
+from server.http.disposition import content_disposition
 from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.legacy.files import PIECE
 from server.legacy.lookup import media_for_legacy_name
 from server.legacy.paths import legacy_name, resolve
-from server.store.media import StorageCorrupt
+from server.store.media import MediaRecord, StorageCorrupt
 
 PREFIX = "/uploads/media/"
 # A legacy file may be imported (then redirected) at any time: cache it briefly, never
@@ -64,7 +64,7 @@ async def legacy_media(request: web.Request) -> web.StreamResponse:
     path = resolve(settings.legacy_dir, name) if settings.legacy_dir is not None else None
     if path is None:
         raise MediaNotFound(headers=extra)
-    return await _serve_file(request, path, extra)
+    return await _serve_file(request, path, name, extra)
 
 
 def _redirect(request: web.Request, url: str, extra: dict[str, str]) -> web.Response:
@@ -75,7 +75,7 @@ def _redirect(request: web.Request, url: str, extra: dict[str, str]) -> web.Resp
                                              **extra})
 
 
-async def _serve_file(request: web.Request, path: Path,
+async def _serve_file(request: web.Request, path: Path, name: str,
                       extra: dict[str, str]) -> web.StreamResponse:
     try:
         st = await aiofiles.os.stat(path)
@@ -84,39 +84,44 @@ async def _serve_file(request: web.Request, path: Path,
     except OSError:   # removed (cleaned up) since it was resolved
         raise MediaNotFound(headers=extra) from None
     kind = sniff(head)
-    mime = kind.mime_type if kind is not None else "application/octet-stream"
+    mtime = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+    # The file described as a media record, so that api/serve makes every decision
+    # (preconditions, ranges, headers) exactly as for stored media. id 0: not stored.
+    rec = MediaRecord(
+        id=0, message_id=0, file_name=name, original_name=path.name,
+        mime_type=kind.mime_type if kind else "application/octet-stream",
+        file_size=st.st_size, media_type=kind.media_type if kind else "document",
+        is_compressed=False, compression_quality=None, duration=None, dimensions=None,
+        zapi_sent=False, zapi_message_id=None, created_at=mtime, updated_at=mtime,
+        chunk_size=PIECE, chunk_count=-(-st.st_size // PIECE), sha256=bytes(32))
+    headers = {**extra, "Cache-Control": TRANSITION_CACHE}
+    if kind is None:
+        # Not a type the service accepts: downloaded, never rendered (not vetted).
+        headers["Content-Disposition"] = content_disposition(path.name, inline=False)
     # Strong enough: the legacy folder's files are replaced, never edited in place, and
     # size plus nanosecond mtime changes with any replacement (nginx's choice too).
     etag = f'"legacy-{st.st_mtime_ns:x}-{st.st_size:x}"'
-    now = datetime.now(timezone.utc)
-    modified = min(datetime.fromtimestamp(st.st_mtime, timezone.utc), now).replace(
-        microsecond=0)
-    headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(modified),
-        "Cache-Control": TRANSITION_CACHE,
-        "Content-Type": mime,
-        # Unknown types are downloaded, never rendered: the folder was not vetted.
-        "Content-Disposition": content_disposition(
-            path.name, inline=kind is not None and not is_unsafe_inline(mime)),
-        "X-Content-Type-Options": "nosniff",
-        "Accept-Ranges": "bytes",
-    }
-    rep = Representation(st.st_size, etag, modified, headers, extra)
-    return await respond(request, rep, lambda start, end: read_file(path, start, end))
+    return await serve_record(request, FolderFile(path), rec, etag=etag, headers=headers)
 
 
-async def read_file(path: Path, start: int, end: int) -> Body:
-    """Yield the bytes start..end (inclusive) of a file, in pieces."""
-    try:
-        async with aiofiles.open(path, "rb") as f:
-            await f.seek(start)
-            left = end - start + 1
-            while left > 0:
-                piece = await f.read(min(PIECE, left))
-                if not piece:
-                    raise StorageCorrupt(f"{path} shrank while being served")
-                left -= len(piece)
-                yield piece
-    except OSError as e:
-        raise StorageCorrupt(f"{path}: {e.strerror}") from None
+class FolderFile:
+    """The bytes of one legacy file, read the way the media store reads its chunks."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    async def read(self, rec: MediaRecord, start: int, end: int) -> Body:
+        """Yield the bytes start..end (inclusive), in pieces; StorageCorrupt when the
+        file went away or shrank meanwhile (a clean 404 before the headers)."""
+        try:
+            async with aiofiles.open(self.path, "rb") as f:
+                await f.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    piece = await f.read(min(PIECE, left))
+                    if not piece:
+                        raise StorageCorrupt(f"{self.path} shrank while being served")
+                    left -= len(piece)
+                    yield piece
+        except OSError as e:
+            raise StorageCorrupt(f"{self.path}: {e.strerror}") from None
