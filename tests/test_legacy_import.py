@@ -53,6 +53,7 @@ async def test_import_stores_each_file_with_its_own_bytes_and_owner(store, pool,
     assert not report.ok                                        # notes.txt failed
     summary = "\n".join(report.summary())
     assert "imported: 4" in summary and "failed: 1" in summary and "missing" in summary
+    assert "orphans (no message points at them): 1, left alone" in summary
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM legacy_media") == 4
         # Without --rewrite-urls the messages are untouched.
@@ -126,6 +127,8 @@ async def test_orphans_to_attaches_them(store, chat):
     row = {r.name: r for r in report.rows}["orphan.jpg"]
     assert row.outcome == IMPORTED and row.message_id == chat.messages["none"]
     assert (await store.stat(row.media_id)).message_id == chat.messages["none"]
+    assert (f"orphans (no message points at them): 1, attached to message "
+            f"{chat.messages['none']}") in report.summary()
 
 
 async def test_orphans_to_an_unknown_message_is_refused(store, chat):

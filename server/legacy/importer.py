@@ -69,6 +69,8 @@ class ImportReport:
     rows: list[Row]
     missing: list[tuple[int, str]]     # (message id, legacy name it points at)
     dry_run: bool
+    orphans: list[str] = dataclasses.field(default_factory=list)
+    orphans_to: int | None = None
 
     def count(self, outcome: str) -> int:
         return sum(r.outcome == outcome for r in self.rows)
@@ -84,7 +86,9 @@ class ImportReport:
                  f"{c(WOULD_IMPORT) if self.dry_run else c(IMPORTED)}",
                  f"already there: {c(ALREADY)}",
                  f"changed since imported: {c(CHANGED)}",
-                 f"orphans (no message points at them, left alone): {c(ORPHAN)}",
+                 f"orphans (no message points at them): {len(self.orphans)}, "
+                 + ("left alone" if self.orphans_to is None
+                    else f"attached to message {self.orphans_to}"),
                  f"missing (messages pointing at no file): {len(self.missing)}",
                  f"failed: {c(FAILED)}"]
         lines += [f"  {r.name}: {r.reason}" for r in self.rows if r.outcome == FAILED]
@@ -122,14 +126,13 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits, 
         by_name = await _message_refs(conn, column, prefix)
         imported = {r["legacy_name"]: r for r in await Q.legacy_map_all.fetch(conn)}
         the_plan = matching.plan(listing.names, by_name, opts.orphans_to)
-        orphans = set(the_plan.orphans)
 
         rows = [Row(shown, FAILED, reason=why) for shown, why in listing.refused]
         progress = Progress(len(listing.names), "import", out=out, bar=bar)
         try:
             for name in listing.names:
                 row = await _one(store, opts, limits, column, name, the_plan,
-                                 imported.get(name), name in orphans)
+                                 imported.get(name))
                 rows.append(row)
                 if row.outcome != ALREADY:
                     progress.line(_describe(row))
@@ -138,7 +141,8 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits, 
             progress.close()
     for message_id, name in the_plan.missing:
         progress.line(f"missing: message {message_id} points at {name}, not in the folder")
-    return ImportReport(rows, the_plan.missing, opts.dry_run)
+    return ImportReport(rows, the_plan.missing, opts.dry_run, the_plan.orphans,
+                        opts.orphans_to)
 
 
 def _describe(row: Row) -> str:
@@ -166,7 +170,7 @@ async def _message_refs(conn: asyncpg.Connection, column: UrlColumn,
 
 
 async def _one(store: MediaStore, opts: ImportOptions, limits: Limits, column: UrlColumn,
-               name: str, the_plan: matching.Plan, known, orphan: bool) -> Row:
+               name: str, the_plan: matching.Plan, known) -> Row:
     path = resolve(opts.source, name)
     owner = the_plan.owners.get(name)
     refs = the_plan.referrers.get(name, [])
