@@ -14,6 +14,7 @@ from server.errors import error_middleware
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.settings import Settings
+from server.store.cache import ChunkCache
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from server.workers.instances import deletion_feed, heartbeat
@@ -23,9 +24,17 @@ from server.workers.runner import workers_ctx
 log = logging.getLogger(__name__)
 
 
+STARTED = web.RequestKey("started", float)
+
+
+def _route_name(request: web.Request) -> str:
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "unmatched"
+
+
 @web.middleware
 async def timing_middleware(request: web.Request, handler):
-    start = time.perf_counter()
+    start = request[STARTED] = time.perf_counter()
     status = 500
     try:
         resp = await handler(request)
@@ -38,9 +47,14 @@ async def timing_middleware(request: web.Request, handler):
         status = 499   # the client closed the connection first (nginx's convention)
         raise
     finally:
-        route = request.match_info.route.resource
-        name = route.canonical if route is not None else "unmatched"
-        request.app[appkeys.METRICS].requests.labels(name, str(status)).observe(
+        request.app[appkeys.METRICS].requests.labels(_route_name(request), str(status)) \
+            .observe(time.perf_counter() - start)
+
+
+async def _first_byte(request: web.Request, response: web.StreamResponse) -> None:
+    start = request.get(STARTED)
+    if start is not None:
+        request.app[appkeys.METRICS].first_byte.labels(_route_name(request)).observe(
             time.perf_counter() - start)
 
 
@@ -66,12 +80,15 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
                                      stat_cache_seconds=settings.metadata_cache_seconds,
-                                     instance_id=uuid.uuid4())
+                                     instance_id=uuid.uuid4(),
+                                     chunk_cache=ChunkCache(settings.cache_bytes)
+                                     if settings.cache_bytes else None)
         yield
         await pool.close()
 
     app.on_response_prepare.append(_server_header)
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(_first_byte)
     app.cleanup_ctx.append(database)
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).

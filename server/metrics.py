@@ -1,7 +1,14 @@
-"""Prometheus metrics, one registry per application (tests run several apps)."""
+"""Prometheus metrics, one registry per application (tests run several apps).
+
+Under ``--workers N`` prometheus-client runs in multiprocess mode (see
+cli/serving.py): samples go to files shared by the workers, and ``render`` sums them.
+"""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 
 class Metrics:
@@ -17,8 +24,43 @@ class Metrics:
         self.reclaimed = Counter("media_reclaimed_uploads_total",
                                  "Abandoned uploads removed by the janitor",
                                  registry=self.registry)
+        # Every worker refreshes these from the same table: the latest value is right.
         self.stored_files = Gauge("media_stored_files", "Complete files, by media type",
-                                  ["media_type"], registry=self.registry)
+                                  ["media_type"], registry=self.registry,
+                                  multiprocess_mode="mostrecent")
         self.stored_bytes = Gauge("media_stored_bytes", "Bytes of complete files",
-                                  ["media_type"], registry=self.registry)
+                                  ["media_type"], registry=self.registry,
+                                  multiprocess_mode="mostrecent")
+        self.first_byte = Histogram(
+            "media_http_first_byte_seconds", "Time until the response headers go out, by route",
+            ["route"], registry=self.registry)
+        self.bytes_received = Counter("media_received_bytes_total",
+                                      "Bytes of files stored by uploads", registry=self.registry)
+        self.pool = Gauge("media_db_pool_connections",
+                          "Database connections in use and idle, and requests waiting for one",
+                          ["state"], registry=self.registry, multiprocess_mode="livesum")
+        self.metadata_cache = Counter("media_metadata_cache_total",
+                                      "Serving-path metadata lookups, by cache result",
+                                      ["result"], registry=self.registry)
+        self._cache_seen = (0, 0)
         self.totals_due = 0.0   # monotonic time the stored_* gauges are next refreshed
+
+    def sample_store(self, store) -> None:
+        """Copy the store's live figures in (at scrape time: nothing on the hot path)."""
+        in_use, idle, waiting = store.pool_usage()
+        self.pool.labels("in_use").set(in_use)
+        self.pool.labels("idle").set(idle)
+        self.pool.labels("waiting").set(waiting)
+        hits, misses = store.cache_hits, store.cache_misses
+        self.metadata_cache.labels("hit").inc(hits - self._cache_seen[0])
+        self.metadata_cache.labels("miss").inc(misses - self._cache_seen[1])
+        self._cache_seen = (hits, misses)
+
+    def render(self) -> bytes:
+        """The exposition text: this app's registry, or every worker's samples."""
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not shared:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=shared)
+        return generate_latest(registry)

@@ -46,6 +46,9 @@ class Settings:
     shutdown_timeout: float = 8.0
     # Instances beat this often; one silent for instance_dead_seconds is taken for dead
     # and its half-received uploads are reclaimed by the others.
+    # Decoded chunks kept in memory by each process for short reads (0: off).
+    cache_bytes: int = 64 * 1024 * 1024
+    workers: int = 1                       # server processes sharing the port
     heartbeat_seconds: float = 15.0
     instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
@@ -180,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                    Settings.upload_idle_timeout, lo=1, hi=86400),
         shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
                                 Settings.shutdown_timeout, lo=0, hi=3600),
+        cache_bytes=_int(env, "MEDIA_CACHE_BYTES", Settings.cache_bytes, lo=0, hi=2**40),
+        workers=_int(env, "MEDIA_WORKERS", Settings.workers, lo=1, hi=256),
         heartbeat_seconds=heartbeat,
         instance_dead_seconds=dead,
         log_level=level,

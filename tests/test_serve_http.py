@@ -65,9 +65,12 @@ async def shared_dsn(pg_server_dsn, template_dsn):
     await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
-def shared_settings(shared_dsn) -> Settings:
-    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2)
+@pytest.fixture(scope="module", params=[0, 64 * 1024**2], ids=["from-chunks", "from-cache"])
+def shared_settings(shared_dsn, request) -> Settings:
+    """Every case twice: small files read from their chunks, and from the in-memory
+    cache of whole small files (MEDIA_CACHE_BYTES)."""
+    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
+                    cache_bytes=request.param)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -862,7 +865,7 @@ async def test_svg_is_served_as_attachment(client):
     # must still never render in the service's origin.
     store = client.app[appkeys.STORE]
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
-    up = await store.begin_upload(file_name="x.svg", original_name="drawing.svg",
+    up = await store.begin_upload(file_name=f"{uuid.uuid4().hex}.svg", original_name="drawing.svg",
                                   mime_type="image/svg+xml", media_type="image")
     await up.write(svg)
     rec = await up.finish(await store.create_message())

@@ -8,7 +8,10 @@ import random
 import pytest
 
 from server.errors import MediaNotFound, MessageNotFound
-from server.store.media import MediaStore
+from server.store.cache import ChunkCache
+from server.store.media import MediaStore, StorageCorrupt
+from tests.dbutil import admin
+from tests.media import jpeg_bytes
 
 CHUNK = 3 * 1024  # the settings fixture's chunk size
 
@@ -259,3 +262,49 @@ async def test_metadata_cache_expires(pool, message_id):
     await asyncio.sleep(0.3)
     with pytest.raises(MediaNotFound):
         await store.stat_for_serving(rec.id)
+
+
+# -- the in-memory cache of small files ----------------------------------------------
+
+
+
+def test_chunk_cache_bounds_lru_and_drop_media():
+    c = ChunkCache(max_total=10)
+    c.put((1, 0), b"aaaa")
+    c.put((2, 0), b"bbbb")
+    assert c.get((1, 0)) == b"aaaa"          # (1, 0) is now the most recent
+    c.put((1, 1), b"cc")                     # 10 bytes in all: fits
+    assert c.total == 10 and len(c) == 3
+    c.put((3, 0), b"d")                      # over: the least recent, (2, 0), goes
+    assert c.get((2, 0)) is None and c.get((1, 0)) == b"aaaa" and c.total == 7
+    c.put((4, 0), b"e" * 11)                 # bigger than the whole cache: not kept
+    assert c.get((4, 0)) is None and c.total == 7
+    c.put((1, 0), b"a")                      # replacing keeps the count right
+    assert c.total == 4
+    c.drop_media(1)                          # a delete takes every chunk of the file
+    assert c.get((1, 0)) is None and c.get((1, 1)) is None and c.total == 1
+    c.drop_media(99)
+    c.clear()
+    assert c.total == 0 and len(c) == 0
+
+
+async def test_short_reads_are_served_from_the_chunk_cache(pool, message_id, db_dsn):
+    store = MediaStore(pool, chunk_size=3 * 1024, chunk_cache=ChunkCache(1 << 20))
+    data = jpeg_bytes(10_000)                # 4 chunks of 3 KiB
+    up = await store.begin_upload(file_name="c.jpg", original_name="c.jpg",
+                                  mime_type="image/jpeg", media_type="image")
+    await up.write(data)
+    rec = await up.finish(message_id)
+    assert b"".join([p async for p in store.read(rec, 3000, 3100)]) == data[3000:3101]
+    assert b"".join([p async for p in store.read(rec, 9000, 9999)]) == data[9000:]
+    # Test-only SQL: take the chunks away behind the store's back; the cache answers
+    # the short reads it has seen, a long read goes to the database and finds them gone.
+    await admin(db_dsn, f"DELETE FROM media_chunks WHERE media_id = {int(rec.id)}")
+    assert b"".join([p async for p in store.read(rec, 100, 199)]) == data[100:200]
+    assert b"".join([p async for p in store.read(rec, 9990, 9999)]) == data[9990:]
+    with pytest.raises(StorageCorrupt):
+        [p async for p in store.read(rec, 0, rec.file_size - 1)]
+    # A delete heard (here, or through the deletion feed) drops them.
+    store.forget(rec.id)
+    with pytest.raises(StorageCorrupt):
+        [p async for p in store.read(rec, 0, 10)]

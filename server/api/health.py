@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import appkeys
 
@@ -31,6 +31,7 @@ async def metrics(request: web.Request) -> web.Response:
             m.stored_files.labels(media_type).set(files)
             m.stored_bytes.labels(media_type).set(nbytes)
         m.totals_due = now + TOTALS_EVERY_SECONDS
-    body = generate_latest(m.registry)
+    m.sample_store(request.app[appkeys.STORE])
+    body = m.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
                                             "Cache-Control": "no-store"})

@@ -103,6 +103,7 @@ async def upload_media(request: web.Request) -> web.Response:
         log.info("upload interrupted: %s", e.__class__.__name__)
         raise UploadAborted() from None
     request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
+    request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
     return web.json_response(media_json(rec), status=201,
                              headers={"Location": media_path(rec.id)})
 

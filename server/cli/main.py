@@ -65,18 +65,10 @@ def _sigterm_as_exit() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serve(settings: Settings, migrate: bool) -> None:
-    from aiohttp import web
-
-    from server.app import create_app
+def serve(settings: Settings, migrate: bool, workers: int) -> int:
     from server.cli.migrate import apply_migrations, pending_migrations
-    from server.observability.logformat import AccessLogger
+    from server.cli.serving import run_server, serve_workers
 
-    try:
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:  # uvloop is optional (Windows)
-        pass
     with database(settings) as dsn:
         if migrate and settings.auto_migrate:
             apply_migrations(dsn)
@@ -84,12 +76,10 @@ def serve(settings: Settings, migrate: bool) -> None:
             # Serving a schema older than the code turns every request into a 500.
             raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
                                "applied): run `python run.py migrate` first")
-        app = create_app(settings, dsn)
-        web.run_app(app, host=settings.host, port=settings.port,
-                    shutdown_timeout=settings.shutdown_timeout,
-                    access_log=logging.getLogger("media.access"),
-                    access_log_class=AccessLogger,
-                    print=lambda msg: log.info(msg.strip()))
+        if workers > 1:
+            return serve_workers(settings, dsn, workers)
+        run_server(settings, dsn)
+        return 0
 
 
 async def _with_store(dsn: str, settings: Settings, fn):
@@ -130,11 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="run the HTTP server (default)")
     p_serve.add_argument("--no-migrate", action="store_true",
                          help="do not apply migrations at start-up")
+    for p in (parser, p_serve):
+        p.add_argument("--workers", type=_positive_int, default=None,
+                       help="server processes sharing the port (default MEDIA_WORKERS)")
     sub.add_parser("migrate", help="apply pending migrations")
     p_rb = sub.add_parser("rollback", help="roll back the last N migrations")
     p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
     sub.add_parser("reclaim", help="delete abandoned uploads now")
     sub.add_parser("create-message", help="insert a message; print its id")
+    sub.add_parser("partition-chunks",
+                   help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
     legacy_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
@@ -151,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     try:
         if command == "serve":
-            serve(settings, migrate=not getattr(args, "no_migrate", False))
-            return 0
+            return serve(settings, migrate=not getattr(args, "no_migrate", False),
+                         workers=args.workers or settings.workers)
         with database(settings) as dsn:
             if command == "migrate":
                 applied = apply_migrations(dsn)
@@ -163,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                 n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
                     settings.upload_stale_seconds)))
                 print(f"reclaimed {n} abandoned upload(s)")
+            elif command == "partition-chunks":
+                from server.cli.migrate import PARTITIONING_DIR
+                applied = apply_migrations(dsn, folder=PARTITIONING_DIR)
+                print("applied: " + (", ".join(applied) if applied else
+                                     "nothing, already partitioned"))
             elif command == "create-message":
                 if settings.auto_migrate:
                     apply_migrations(dsn)

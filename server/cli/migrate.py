@@ -21,6 +21,8 @@ from server.store.sqlfiles import Q
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Optional: hash-partitioning media_chunks (docs/scaling.md); applied on request only.
+PARTITIONING_DIR = MIGRATIONS_DIR / "partitioning"
 
 
 def yoyo_url(dsn: str) -> str:
@@ -66,10 +68,11 @@ def exclusive(backend, timeout: float = LOCK_TIMEOUT):
         conn.execute(Q.release_migration_lock.sql)
 
 
-def apply_migrations(dsn: str, *, lock_timeout: int = LOCK_TIMEOUT) -> list[str]:
+def apply_migrations(dsn: str, *, lock_timeout: int = LOCK_TIMEOUT,
+                     folder: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply every pending migration; return the ids applied (empty when up to date)."""
     with _backend(dsn) as backend:
-        migrations = read_migrations(str(MIGRATIONS_DIR))
+        migrations = read_migrations(str(folder))
         with exclusive(backend, lock_timeout):
             pending = backend.to_apply(migrations)
             backend.apply_migrations(pending)
@@ -85,13 +88,14 @@ def pending_migrations(dsn: str) -> list[str]:
         return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
 
 
-def rollback_migrations(dsn: str, count: int = 1) -> list[str]:
+def rollback_migrations(dsn: str, count: int = 1, *,
+                        folder: Path = MIGRATIONS_DIR) -> list[str]:
     """Roll back the last ``count`` applied migrations (for operators and tests)."""
     if count < 1:
         # A slice bound of 0 or below would roll back nothing, or all but a few.
         raise ValueError(f"count must be 1 or more, got {count}")
     with _backend(dsn) as backend:
-        migrations = read_migrations(str(MIGRATIONS_DIR))
+        migrations = read_migrations(str(folder))
         with exclusive(backend):
             todo = backend.to_rollback(migrations)[:count]
             backend.rollback_migrations(todo)

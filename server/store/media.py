@@ -32,10 +32,16 @@ import asyncpg
 import pybase64
 
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
+
+
+# Reads spanning fewer chunks than this go through the chunk cache (photos, voice
+# notes, players' probes and seeks); longer ones stream past it.
+SHORT_READ_CHUNKS = 2
 
 
 class StorageCorrupt(Exception):
@@ -162,7 +168,8 @@ class MediaStore:
 
     def __init__(self, pool: asyncpg.Pool, *, chunk_size: int, read_ahead: int = 4,
                  acquire_timeout: float = 30.0, stat_cache_seconds: float = 0.0,
-                 stat_cache_size: int = 10_000, instance_id: uuid.UUID | None = None):
+                 stat_cache_size: int = 10_000, instance_id: uuid.UUID | None = None,
+                 chunk_cache: ChunkCache | None = None):
         self.pool = pool
         # The server process this store belongs to; recorded on the uploads it receives
         # so that, if it dies, another instance can reclaim them (see instances.sql).
@@ -181,13 +188,21 @@ class MediaStore:
         # False while deletions made elsewhere cannot be heard (see invalidation.py):
         # the cache is then bypassed rather than trusted blindly.
         self._stat_trusted = True
+        self.cache_hits = self.cache_misses = 0
+        # Decoded chunks for short reads, served without a database round trip (same
+        # coherence as the metadata cache).
+        self._chunks = chunk_cache
+        # Bumped by every forget: a lookup that overlapped a delete does not cache what
+        # it read (the notification may have been handled while it was reading).
+        self._generation = 0
+        self.waiting = 0
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one short piece of work; an unreachable or saturated
         database becomes ServiceUnavailable (503), not a stack trace."""
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+            async with self._acquire() as conn:
                 yield conn
         except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
                 asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
@@ -208,6 +223,24 @@ class MediaStore:
         async with self.connection() as conn:
             rows = await Q.media_totals.fetch(conn)
         return [(r["media_type"], r["files"], r["bytes"]) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        # Counted, so operators see requests queueing for the pool (/metrics).
+        self.waiting += 1
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        finally:
+            self.waiting -= 1
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    def pool_usage(self) -> tuple[int, int, int]:
+        """(connections in use, idle, requests waiting for one)."""
+        size, idle = self.pool.get_size(), self.pool.get_idle_size()
+        return size - idle, idle, self.waiting
 
     # -- instances ----------------------------------------------------------------
 
@@ -291,9 +324,12 @@ class MediaStore:
         hit = self._stats.get(media_id) if self._stat_trusted else None
         if hit is not None and hit[0] > now:
             self._stats.move_to_end(media_id)
+            self.cache_hits += 1
             return hit[1]
+        self.cache_misses += 1
+        generation = self._generation
         rec = await self.stat(media_id)
-        if self._stat_ttl > 0 and self._stat_trusted:
+        if self._stat_ttl > 0 and self._stat_trusted and generation == self._generation:
             self._stats[media_id] = (now + self._stat_ttl, rec)
             self._stats.move_to_end(media_id)
             while len(self._stats) > self._stat_max:
@@ -301,14 +337,20 @@ class MediaStore:
         return rec
 
     def forget(self, media_id: int) -> None:
-        """Drop a file's cached metadata: it was deleted, here or on another instance."""
+        """Drop what is cached of a file: it was deleted, here or on another instance."""
+        self._generation += 1
         self._stats.pop(media_id, None)
+        if self._chunks is not None:
+            self._chunks.drop_media(media_id)
 
     def trust_cache(self, trusted: bool) -> None:
         """Whether deletions made elsewhere are being heard. Either way the cache starts
         empty: whatever it held may have been deleted while nobody was listening."""
+        self._generation += 1
         self._stat_trusted = trusted
         self._stats.clear()
+        if self._chunks is not None:
+            self._chunks.clear()
 
     async def stat_by_file_name(self, file_name: str) -> MediaRecord:
         return await self._one(Q.get_media_by_file_name, file_name=file_name)
@@ -326,7 +368,7 @@ class MediaStore:
         return [MediaRecord.from_row(r) for r in rows]
 
     async def delete(self, media_id: int) -> None:
-        self._stats.pop(media_id, None)
+        self.forget(media_id)
         async with self.connection() as conn:
             if await Q.delete_media.fetchval(conn, id=media_id) is None:
                 raise MediaNotFound()
@@ -335,6 +377,32 @@ class MediaStore:
         """Yield the bytes ``start..end`` (inclusive) of a complete file, in pieces."""
         if not 0 <= start <= end < rec.file_size:
             raise ValueError(f"range {start}-{end} outside a file of {rec.file_size} bytes")
+        cs = rec.chunk_size
+        first, last = start // cs, end // cs
+        if self._chunks is None or not self._stat_trusted or last - first >= SHORT_READ_CHUNKS:
+            async for piece in self._read_range(rec, start, end):
+                yield piece
+            return
+        for seq in range(first, last + 1):
+            data = await self._cached_chunk(rec, seq)
+            lo = start - seq * cs if seq == first else 0
+            hi = end - seq * cs + 1 if seq == last else len(data)
+            yield data if (lo, hi) == (0, len(data)) else data[lo:hi]
+
+    async def _cached_chunk(self, rec: MediaRecord, seq: int) -> bytes:
+        cache = self._chunks
+        assert cache is not None
+        data = cache.get((rec.id, seq))
+        if data is None:
+            generation = self._generation
+            [(_, text)] = await self._read_chunks(rec.id, seq, seq)
+            data = pybase64.b64decode(text)
+            if generation == self._generation and self._stat_trusted:
+                cache.put((rec.id, seq), data)
+        return data
+
+    async def _read_range(self, rec: MediaRecord, start: int,
+                          end: int) -> AsyncGenerator[bytes, None]:
         cs = rec.chunk_size
         first, last = start // cs, end // cs
         batch = self.read_ahead

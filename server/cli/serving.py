@@ -1,0 +1,131 @@
+"""Running the HTTP server: one process, or N worker processes sharing one port.
+
+With ``--workers N`` (or MEDIA_WORKERS) this process becomes a supervisor: the database
+(embedded or not) is started and migrated once, then N spawned processes each open
+their own pool and listen on the same port with SO_REUSEPORT, so the kernel spreads
+connections over them. A worker that dies is replaced; SIGTERM or Ctrl-C stops them
+all (each finishing its requests within MEDIA_SHUTDOWN_TIMEOUT_SECONDS), and only then
+is the embedded PostgreSQL stopped.
+
+Metrics: prometheus-client's multiprocess mode. Every worker writes its samples to
+files in a folder made for this run, and /metrics on any worker sums them all, so a
+scrape sees the whole instance whichever worker answers it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from multiprocessing.connection import wait
+
+from server.settings import Settings
+
+log = logging.getLogger("media")
+
+# A worker that dies sooner than this after starting is failing, not crashing now and
+# then: replacing it in a loop would only hide the cause.
+CRASH_LOOP_SECONDS = 5.0
+
+
+def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> None:
+    """Serve in this process until SIGINT/SIGTERM."""
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.observability.logformat import AccessLogger
+    try:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # uvloop is optional (Windows)
+        pass
+    web.run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
+                reuse_port=reuse_port or None,
+                shutdown_timeout=settings.shutdown_timeout,
+                access_log=logging.getLogger("media.access"),
+                access_log_class=AccessLogger,
+                print=lambda msg: log.info(msg.strip()))
+
+
+def _worker_main(settings: Settings, dsn: str) -> None:
+    from server.observability.logformat import configure
+    configure(settings.log_level, settings.log_format)
+    try:
+        run_server(settings, dsn, reuse_port=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _check_port(settings: Settings) -> None:
+    # Fail here, in one line (main's OSError handler), when something that does not
+    # share the port already holds it, rather than in N workers' tracebacks.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((settings.host, settings.port))
+
+
+def serve_workers(settings: Settings, dsn: str, count: int) -> int:
+    """Supervise ``count`` worker processes until told to stop; the exit code."""
+    _check_port(settings)
+    metrics_dir = tempfile.mkdtemp(prefix="media-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir   # inherited by the workers
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def start(i: int):
+        p = ctx.Process(target=_worker_main, args=(settings, dsn), name=f"media-worker-{i}")
+        p.start()
+        return p, time.monotonic()
+
+    workers = [start(i) for i in range(count)]
+    log.info("serving on http://%s:%d with %d workers", settings.host, settings.port, count)
+    code = 0
+    try:
+        while not stopping:
+            wait([p.sentinel for p, _ in workers], timeout=0.5)
+            for i, (p, started) in enumerate(workers):
+                if p.is_alive() or stopping:
+                    continue
+                _mark_dead(p.pid)
+                if time.monotonic() - started < CRASH_LOOP_SECONDS:
+                    log.error("worker %d exited with %s right after starting; stopping",
+                              i, p.exitcode)
+                    stopping, code = True, 1
+                    break
+                log.warning("worker %d (pid %d) exited with %s; starting another",
+                            i, p.pid, p.exitcode)
+                workers[i] = start(i)
+    finally:
+        for p, _ in workers:
+            if p.is_alive():
+                p.terminate()   # SIGTERM: each finishes its requests, then exits
+        deadline = time.monotonic() + settings.shutdown_timeout + 10
+        for p, _ in workers:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return code
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None:
+        return
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(pid)

@@ -1,0 +1,99 @@
+"""``serve --workers N``: N processes on one port, one embedded PostgreSQL, metrics that
+add up across workers, a dead worker replaced, SIGTERM stopping everything."""
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from tests.procs import Processes, postgres_processes, wait_no_postgres
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def procs():
+    p = Processes()
+    try:
+        yield p
+    finally:
+        p.cleanup()
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children()
+            if any("spawn_main" in part for part in c.cmdline())]
+
+
+def _metric(text: str, name: str, **labels) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"{name}\{{([^}}]*)\}} (\S+)$", line)
+        if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
+            total += float(m.group(2))
+    assert want is not None
+    return total
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_workers_share_a_port_and_one_embedded_postgres(procs):
+    data_dir = procs.data_dir()
+    srv = procs.start({"MEDIA_DATA_DIR": str(data_dir), "MEDIA_HEARTBEAT_SECONDS": "0.5",
+                       "MEDIA_INSTANCE_DEAD_SECONDS": "2"}, ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+    workers = {p.pid for p in _workers(srv.pid)}
+    postmasters = [p for p in postgres_processes(data_dir) if "-D" in p.cmdline()]
+    assert len(postmasters) == 1, postmasters   # started once, by the supervisor
+
+    # Both workers answer on the one port (each is an instance with its own heartbeat).
+    for _ in range(40):
+        assert srv.get("/healthz")[0] == 200
+    # /metrics from whichever worker answers counts every worker's requests.
+    status, body = srv.get("/metrics")
+    assert status == 200
+    text = body.decode()
+    assert _metric(text, "media_http_request_seconds_count", route="/healthz") >= 40
+    assert _metric(text, "media_db_pool_connections", state="idle") >= 1
+
+    # A worker that dies is replaced (after the crash-loop guard's few seconds).
+    time.sleep(5.5)
+    victim = next(iter(workers))
+    psutil.Process(victim).kill()
+    _wait(lambda: len(_workers(srv.pid)) == 2 and victim not in
+          {p.pid for p in _workers(srv.pid)}, 30, "a replacement worker")
+    _wait(lambda: srv.get("/healthz")[0] == 200, 10, "service after the replacement")
+
+    assert srv.signal_and_wait(signal.SIGTERM, timeout=60) == 0
+    assert wait_no_postgres(data_dir) == []
+    for pid in workers - {victim}:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+def test_workers_refuse_a_port_held_by_something_else(procs, db_dsn):
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        from tests.procs import run_cli
+        res = run_cli(["serve", "--workers", "2"],
+                      {"DATABASE_URL": db_dsn, "HOST": "127.0.0.1", "PORT": str(port)})
+        assert res.returncode == 1
+        assert "cannot listen on 127.0.0.1" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        holder.close()
+
+
