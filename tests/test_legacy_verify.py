@@ -174,3 +174,14 @@ async def _tamper(dsn):
                            "WHERE (media_id, seq) = (SELECT min(media_id), 0 FROM media_chunks)")
     finally:
         await conn.close()
+
+
+async def test_verify_and_stats_on_partitioned_chunks(store, db_dsn, imported):
+    # docs/scaling.md's optional hash partitioning: the figures and checks still hold.
+    from server.cli.migrate import PARTITIONING_DIR, apply_migrations
+    chat, ids = imported
+    apply_migrations(db_dsn, folder=PARTITIONING_DIR)
+    stats = await collect(store)
+    assert stats["chunk_table_bytes"] > sum(len(chat.files[n]) for n in ids)
+    checked, problems = await _verify(store, source=chat.folder)
+    assert (checked, problems) == (4, [])
