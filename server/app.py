@@ -16,6 +16,7 @@ from server.observability.requestid import add_request_id_header, request_id_mid
 from server.settings import Settings
 from server.store.cache import ChunkCache
 from server.store.media import MediaStore
+from server.store.replicas import ReadReplicas
 from server.store.pool import create_pool
 from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
@@ -75,6 +76,11 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
+        # Replica pools connect lazily (min 0): a replica down at start-up is skipped,
+        # not a reason to refuse to start.
+        replicas = ReadReplicas([await create_pool(url, settings, min_size=0)
+                                 for url in settings.database_read_urls]) \
+            if settings.database_read_urls else None
         app[appkeys.POOL] = pool
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
@@ -82,8 +88,11 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                                      stat_cache_seconds=settings.metadata_cache_seconds,
                                      instance_id=uuid.uuid4(),
                                      chunk_cache=ChunkCache(settings.cache_bytes)
-                                     if settings.cache_bytes else None)
+                                     if settings.cache_bytes else None,
+                                     replicas=replicas)
         yield
+        if replicas is not None:
+            await replicas.close()
         await pool.close()
 
     app.on_response_prepare.append(_server_header)

@@ -19,6 +19,8 @@ class SettingsError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Settings:
     database_url: str | None = None       # None: the embedded PostgreSQL in data_dir
+    # Streaming replicas for reads of complete media (DATABASE_READ_URL, comma-separated).
+    database_read_urls: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -108,6 +110,16 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _read_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in (env.get("DATABASE_READ_URL") or "").split(",")
+                 if u.strip())
+    for u in urls:
+        if not u.startswith(("postgres://", "postgresql://")):
+            raise SettingsError("DATABASE_READ_URL must be postgresql:// URLs, "
+                                "separated by commas")
+    return urls
+
+
 def _legacy_dir(env: Mapping[str, str]) -> Path | None:
     raw = (env.get("MEDIA_LEGACY_DIR") or "").strip()
     if not raw:
@@ -159,6 +171,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
     return Settings(
         database_url=_database_url(env),
+        database_read_urls=_read_urls(env),
         host=_str(env, "HOST", Settings.host),
         # Not 0: the OS would pick a port and nothing would tell the proxy which.
         port=_int(env, "PORT", Settings.port, lo=1, hi=65535),

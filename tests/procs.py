@@ -27,7 +27,7 @@ RUN_PY = REPO / "run.py"
 
 # Every variable load_settings reads: the server gets only what a test gives it, never
 # what happens to be set in the shell running pytest.
-SETTINGS_VARS = ("DATABASE_URL", "HOST", "PORT", "MEDIA_DATA_DIR", "MEDIA_MAX_UPLOAD_BYTES",
+SETTINGS_VARS = ("DATABASE_URL", "DATABASE_READ_URL", "HOST", "PORT", "MEDIA_DATA_DIR", "MEDIA_MAX_UPLOAD_BYTES",
                  "MEDIA_CHUNK_BYTES", "DB_POOL_MIN", "DB_POOL_MAX", "DB_POOL_ACQUIRE_TIMEOUT",
                  "MEDIA_AUTO_MIGRATE", "MEDIA_UPLOAD_STALE_SECONDS",
                  "MEDIA_JANITOR_INTERVAL_SECONDS", "MEDIA_READ_AHEAD_CHUNKS",

@@ -24,8 +24,14 @@ def procs():
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    return [c for c in psutil.Process(pid).children()
-            if any("spawn_main" in part for part in c.cmdline())]
+    found = []
+    for c in psutil.Process(pid).children():
+        try:
+            if any("spawn_main" in part for part in c.cmdline()):
+                found.append(c)
+        except psutil.Error:   # a worker just killed and not reaped yet
+            pass
+    return found
 
 
 def _metric(text: str, name: str, **labels) -> float:

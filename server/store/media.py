@@ -34,6 +34,7 @@ import pybase64
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder
+from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,8 @@ class MediaStore:
     def __init__(self, pool: asyncpg.Pool, *, chunk_size: int, read_ahead: int = 4,
                  acquire_timeout: float = 30.0, stat_cache_seconds: float = 0.0,
                  stat_cache_size: int = 10_000, instance_id: uuid.UUID | None = None,
-                 chunk_cache: ChunkCache | None = None):
+                 chunk_cache: ChunkCache | None = None,
+                 replicas: ReadReplicas | None = None):
         self.pool = pool
         # The server process this store belongs to; recorded on the uploads it receives
         # so that, if it dies, another instance can reclaim them (see instances.sql).
@@ -192,6 +194,8 @@ class MediaStore:
         # Decoded chunks for short reads, served without a database round trip (same
         # coherence as the metadata cache).
         self._chunks = chunk_cache
+        # Streaming standbys for reads of complete media (replicas.py); None: primary only.
+        self.replicas = replicas
         # Bumped by every forget: a lookup that overlapped a delete does not cache what
         # it read (the notification may have been handled while it was reading).
         self._generation = 0
@@ -356,8 +360,14 @@ class MediaStore:
         return await self._one(Q.get_media_by_file_name, file_name=file_name)
 
     async def _one(self, statement, **params) -> MediaRecord:
-        async with self.connection() as conn:
-            row = await statement.fetchrow(conn, **params)
+        """A complete file's metadata: from a replica when there is one, from the
+        primary when the replica lacks it (lag) or cannot answer."""
+        row = None
+        if self.replicas is not None:
+            row = await self.replicas.fetch(lambda conn: statement.fetchrow(conn, **params))
+        if row is None:
+            async with self.connection() as conn:
+                row = await statement.fetchrow(conn, **params)
         if row is None:
             raise MediaNotFound()
         return MediaRecord.from_row(row)
@@ -435,10 +445,18 @@ class MediaStore:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _read_chunks(self, media_id: int, first: int, last: int) -> list[tuple[int, str]]:
+        want = list(range(first, last + 1))
+
+        def fetch(conn: asyncpg.Connection):
+            return Q.read_chunks.fetch(conn, media_id=media_id, first_seq=first, last_seq=last)
+
+        if self.replicas is not None:
+            rows = await self.replicas.fetch(fetch)
+            if rows is not None and [r["seq"] for r in rows] == want:
+                return [(r["seq"], r["data"]) for r in rows]
         async with self.connection() as conn:
-            rows = await Q.read_chunks.fetch(conn, media_id=media_id, first_seq=first,
-                                             last_seq=last)
+            rows = await fetch(conn)
         got = [(r["seq"], r["data"]) for r in rows]
-        if [s for s, _ in got] != list(range(first, last + 1)):
+        if [s for s, _ in got] != want:
             raise StorageCorrupt(f"media {media_id}: chunks {first}-{last} incomplete")
         return got

@@ -14,10 +14,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                               schema="pg_catalog")
 
 
-async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+async def create_pool(dsn: str, settings: Settings, *,
+                      min_size: int | None = None) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min,
+        min_size=settings.pool_min if min_size is None else min_size,
         max_size=settings.pool_max,
         init=_init_connection,
         # Idle connections are recycled so a pool sized for peaks shrinks again.
