@@ -185,3 +185,14 @@ async def test_verify_and_stats_on_partitioned_chunks(store, db_dsn, imported):
     assert stats["chunk_table_bytes"] > sum(len(chat.files[n]) for n in ids)
     checked, problems = await _verify(store, source=chat.folder)
     assert (checked, problems) == (4, [])
+
+
+async def test_monitoring_largest_files_and_growth(store, pool, imported):
+    chat, ids = imported
+    async with pool.acquire() as conn:
+        largest = await Q.largest_files.fetch(conn, n=2)
+        growth = await Q.growth_per_day.fetch(conn, days=7)
+    assert [r["id"] for r in largest] == [ids["a.jpg"], ids["2023/c.jpg"]]
+    assert len(growth) == 1
+    assert growth[0]["files"] == 4
+    assert growth[0]["bytes"] == sum(len(chat.files[n]) for n in ids)
