@@ -108,8 +108,11 @@ def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
+        from server.errors import ServiceUnavailable
         from server.legacy.lock import LegacyBusy
-        if isinstance(e, LegacyBusy):
+        if isinstance(e, (LegacyBusy, ServiceUnavailable)):
+            # Another run holds the lock, or the database went away mid-run: say so
+            # in one line; a re-run continues where this one stopped.
             print(f"error: {e}", file=sys.stderr)
             return 1
         raise
