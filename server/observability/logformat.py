@@ -6,8 +6,14 @@ client address, the API key's name when there is one).
 """
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
 import logging
+import logging.handlers
+import os
+import queue
+import time
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -49,11 +55,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread as they are: formatting and the write to
+    stderr happen there, not on the event loop (the access log is on every request)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info and not record.exc_text:
+            # Tracebacks must be rendered here: the frames are gone later.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure(level: str, fmt: str) -> None:
     """Root logging for the process: ``fmt`` is "text" or "json"."""
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    out = logging.StreamHandler()
+    out.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    handler = _QueueHandler(records)
+    handler.addFilter(RequestIdFilter())   # in the caller's thread: the request's context
+    global _sink
+    if _sink is not None:
+        _sink.flush()
+    _sink = AccessSink(fmt)
+    atexit.register(_sink.flush)
+    _listener = logging.handlers.QueueListener(records, out)
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -65,32 +98,92 @@ def _route(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+class AccessSink:
+    """Where access lines go: formatted on the event loop in a few microseconds and
+    written to stderr in one system call per FLUSH_SECONDS, not one per request through
+    the logging machinery (which cost light requests a quarter of their throughput)."""
+
+    FLUSH_SECONDS = 0.05
+    MAX_BUFFERED = 256
+
+    def __init__(self, fmt: str, fd: int = 2):
+        self.json = fmt == "json"
+        self.fd = fd
+        self._lines: list[str] = []
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:   # strftime once a second, not once a request
+            self._second = second
+            fmt = "%Y-%m-%dT%H:%M:%S" if self.json else "%Y-%m-%d %H:%M:%S"
+            self._stamp = time.strftime(fmt, time.gmtime(second) if self.json
+                                        else time.localtime(second))
+        ms = int((now - second) * 1000)
+        return f"{self._stamp}.{ms:03d}+00:00" if self.json else f"{self._stamp},{ms:03d}"
+
+    def add(self, fields: dict, message: str) -> None:
+        now = time.time()
+        if self.json:
+            line = json.dumps({"time": self._time(now), "level": "INFO",
+                               "logger": "media.access", "message": message, **fields},
+                              ensure_ascii=False)
+        else:
+            line = f"{self._time(now)} INFO media.access: {message}"
+        if not self._lines:
+            try:
+                asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+            except RuntimeError:       # no loop (a tool logging outside a server)
+                self._lines.append(line)
+                self.flush()
+                return
+        self._lines.append(line)
+        if len(self._lines) >= self.MAX_BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        data = ("\n".join(self._lines) + "\n").encode("utf-8", "replace")
+        self._lines.clear()
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError:
+            pass   # stderr gone: nothing sensible left to do with the line
+
+
+_sink: AccessSink | None = None
+
+
 class AccessLogger(AbstractAccessLogger):
-    """The access log, built from a handful of fields instead of aiohttp's format-string
-    interpreter; in JSON mode the fields go out as they are."""
+    """The access log: a handful of fields, through the AccessSink (text or JSON as
+    LOG_FORMAT says), at INFO. Never the query string: signatures and upload tokens
+    travel there."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse,
             duration: float) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
+        if _sink is None or not self.logger.isEnabledFor(logging.INFO):
             return
+        path = request.raw_path.partition("?")[0]   # still percent-encoded: one line
+        rid = request.get(requestid.REQUEST_ID)
         fields = {
             "method": request.method,
-            "path": request.path,
+            "path": path,
             "route": _route(request),
             "status": response.status,
             "bytes": response.body_length,
             "duration_ms": round(duration * 1000, 2),
             "client_addr": request.remote,
-            "request_id": request.get(requestid.REQUEST_ID),
+            "request_id": rid,
         }
         key_name = request.get("principal_name")
         if key_name is not None:
             fields["key_name"] = key_name
-        # The path without its query: signatures and upload tokens travel there.
-        self.logger.info("%s %s %s %d %dB %.1fms rid=%s", request.remote, request.method,
-                         request.path, response.status, response.body_length,
-                         duration * 1000, fields["request_id"], extra=fields)
+        _sink.add(fields, f"{request.remote} {request.method} {path} {response.status} "
+                          f"{response.body_length}B {duration * 1000:.1f}ms rid={rid}")
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
+        return _sink is not None and self.logger.isEnabledFor(logging.INFO)
