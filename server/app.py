@@ -78,10 +78,9 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         pool = await create_pool(dsn, settings)
         # Replica pools connect lazily (min 0): a replica down at start-up is skipped,
         # not a reason to refuse to start.
-        replicas = ReadReplicas([await create_pool(url, settings, min_size=0)
+        replicas = ReadReplicas([await create_pool(url.reveal(), settings, min_size=0)
                                  for url in settings.database_read_urls]) \
             if settings.database_read_urls else None
-        app[appkeys.POOL] = pool
         app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,

@@ -1,7 +1,6 @@
 """Typed keys for what the application holds."""
 from __future__ import annotations
 
-import asyncpg
 from aiohttp import web
 
 from server.metrics import Metrics
@@ -10,6 +9,5 @@ from server.store.media import MediaStore
 
 SETTINGS = web.AppKey("settings", Settings)
 DSN = web.AppKey("dsn", str)
-POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)

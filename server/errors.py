@@ -42,10 +42,23 @@ InvalidMessageId = _error("InvalidMessageId", 400, "invalid_message_id",
                           "message_id must be an integer between 1 and 2147483647")
 MediaNotFound = _error("MediaNotFound", 404, "media_not_found", "media not found")
 MessageNotFound = _error("MessageNotFound", 404, "message_not_found", "message not found")
+# An upload idle past MEDIA_UPLOAD_STALE_SECONDS was reclaimed by the janitor while its
+# client was still sending; 410 as tus's expiration extension answers an expired upload.
+UploadExpired = _error("UploadExpired", 410, "upload_expired",
+                       "the upload sat idle too long and was removed; send it again",
+                       close=True)
+PreconditionFailed = _error("PreconditionFailed", 412, "precondition_failed",
+                            "a precondition did not hold")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large", "the file is too large",
                          close=True)
 UnsupportedMediaType = _error("UnsupportedMediaType", 415, "unsupported_media_type",
                               "this type of file is not accepted")
+# Carries Content-Range: bytes */<length> (RFC 9110 §15.5.17), given where it is raised.
+RangeNotSatisfiable = _error("RangeNotSatisfiable", 416, "range_not_satisfiable",
+                             "no requested range overlaps the file")
+# An Expect other than 100-continue (RFC 9110 §10.1.1).
+ExpectationFailed = _error("ExpectationFailed", 417, "expectation_failed",
+                           "the only expectation understood is 100-continue", close=True)
 UnsupportedRequestType = _error("UnsupportedRequestType", 415, "unsupported_request_type",
                                 "send multipart/form-data or the raw bytes with their type")
 UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
@@ -61,10 +74,20 @@ ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
 
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
-    """JSON error body; errors are never cached for long (http-serving.md item 13)."""
+    """JSON error body, never stored by a cache: the media's one-year lifetime must not
+    stick to an error (RFC 9111 §5.2.2.5)."""
     resp = web.json_response({"error": code, "message": message}, status=status,
                              headers=headers)
     resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def render(e: MediaError) -> web.Response:
+    """The response for a domain error; also for code that runs outside the middleware
+    (aiohttp's expect handlers)."""
+    resp = error_response(e.status, e.code, e.message, e.headers)
+    if e.close_connection:
+        resp.force_close()
     return resp
 
 
@@ -78,10 +101,7 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except MediaError as e:
-        resp = error_response(e.status, e.code, e.message, e.headers)
-        if e.close_connection:
-            resp.force_close()
-        return resp
+        return render(e)
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -1,7 +1,8 @@
 """Settings: read from the environment once, validated, then passed around as one object.
 
 A bad value stops start-up with a message that names the variable, so a typo in a
-deployment never turns into a half-working server.
+deployment never turns into a half-working server. Secret values are held as
+server.secret.Secret (masked in repr, logs and errors) and never echoed in a message.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from server.secret import Secret, secret_url
 
 
 class SettingsError(ValueError):
@@ -18,9 +22,11 @@ class SettingsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None       # None: the embedded PostgreSQL in data_dir
+    # None: the embedded PostgreSQL in data_dir. A Secret (its password masked); a str
+    # given here is wrapped.
+    database_url: Secret | None = None
     # Streaming replicas for reads of complete media (DATABASE_READ_URL, comma-separated).
-    database_read_urls: tuple[str, ...] = ()
+    database_read_urls: tuple[Secret, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./var")
@@ -59,6 +65,12 @@ class Settings:
     # served from it. After the sunset, legacy URLs answer 410.
     legacy_dir: Path | None = None
     legacy_sunset: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.database_url, str):
+            object.__setattr__(self, "database_url", secret_url(self.database_url))
+        object.__setattr__(self, "database_read_urls", tuple(
+            secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -101,23 +113,33 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _database_url(env: Mapping[str, str]) -> str | None:
+def _database_url(env: Mapping[str, str]) -> Secret | None:
+    # Never quote the value in an error: it holds a password.
     raw = (env.get("DATABASE_URL") or "").strip()
     if not raw:
         return None
     if not raw.startswith(("postgres://", "postgresql://")):
         raise SettingsError("DATABASE_URL must start with postgresql:// or postgres://")
-    return raw
+    try:
+        urlsplit(raw).port   # raises on a port that is not a number in range
+    except ValueError:
+        raise SettingsError("DATABASE_URL has an invalid port") from None
+    return secret_url(raw)
 
 
-def _read_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
+    # Never quote a value in an error: each may hold a password.
     urls = tuple(u.strip() for u in (env.get("DATABASE_READ_URL") or "").split(",")
                  if u.strip())
     for u in urls:
         if not u.startswith(("postgres://", "postgresql://")):
             raise SettingsError("DATABASE_READ_URL must be postgresql:// URLs, "
                                 "separated by commas")
-    return urls
+        try:
+            urlsplit(u).port
+        except ValueError:
+            raise SettingsError("DATABASE_READ_URL has an invalid port") from None
+    return tuple(secret_url(u) for u in urls)
 
 
 def _legacy_dir(env: Mapping[str, str]) -> Path | None:

@@ -3,12 +3,20 @@
 -- name: append_chunk
 -- Stores one chunk and records the upload's progress in the same statement, so the
 -- row always says how far the upload got (for resuming, and for the janitor).
-WITH stored AS (
+-- Its commit does not wait for the WAL flush (synchronous_commit off, for this
+-- statement's transaction only): a chunk of an upload in progress needs no durability
+-- of its own. The upload's finalising UPDATE commits synchronously, and that flush
+-- makes every chunk before it durable too; a crash before it loses only an upload
+-- that was not complete anyway. It spares one WAL flush per chunk.
+WITH async_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), stored AS (
     INSERT INTO media_chunks (media_id, seq, data) VALUES (:media_id, :seq, :data)
 )
 UPDATE media_files
    SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
- WHERE id = :media_id AND upload_state = 'uploading';
+ WHERE id = :media_id AND upload_state = 'uploading'
+   AND EXISTS (SELECT FROM async_commit);
 
 -- name: read_chunks
 -- The chunks covering a byte range, in order; the caller asks for a few at a time.

@@ -8,6 +8,7 @@ folder. Migrations run once into a template database; each test gets a copy of i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from server.app import create_app
 from server.cli.migrate import apply_migrations
 from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
+from tests.apps import build_app, start_client
 from tests.dbutil import admin, dsn_for
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
@@ -80,9 +81,30 @@ async def store(pool, settings) -> MediaStore:
 
 
 @pytest.fixture
-async def client(db_dsn, settings, aiohttp_client):
-    # db_dsn first: it is then torn down last, after the app has closed its pool.
-    return await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+async def server_for(db_dsn, settings):
+    """Start a server on this test's database: ``await server_for(**setting_changes)``,
+    optionally ``setup=`` (a function given the app before it starts), ``server_cls=``
+    and ``server_kwargs=`` (the TestServer). Returns its started client.
+
+    (db_dsn first: it is then torn down last, after the apps have closed their pools.)
+    """
+    clients = []
+
+    async def start(*, setup=None, server_cls=None, server_kwargs=None, **changes):
+        app = build_app(dataclasses.replace(settings, **changes), db_dsn, setup=setup)
+        extra = {"server_cls": server_cls} if server_cls is not None else {}
+        c = await start_client(app, server_kwargs=server_kwargs, **extra)
+        clients.append(c)
+        return c
+
+    yield start
+    for c in reversed(clients):
+        await c.close()
+
+
+@pytest.fixture
+async def client(server_for):
+    return await server_for()
 
 
 @pytest.fixture

@@ -49,11 +49,17 @@ def clean_env(overrides: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str],
-            timeout: float = 60) -> subprocess.CompletedProcess:
-    """``python run.py ARGS`` to completion; stdout and stderr as text."""
-    return subprocess.run([sys.executable, str(RUN_PY), *args], cwd=REPO,
-                          env=clean_env(env), capture_output=True, text=True, timeout=timeout)
+# How the server is started from the checkout; an installed copy passes its own
+# command (the ``media-store`` console script) and folder.
+CHECKOUT_COMMAND = (sys.executable, str(RUN_PY))
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 60, *,
+            command: tuple[str, ...] = CHECKOUT_COMMAND,
+            cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` (or ``command ARGS``) to completion; output as text."""
+    return subprocess.run([*command, *args], cwd=cwd, env=clean_env(env),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def proc_status_kib(pid: int, field_name: str) -> int:
@@ -179,14 +185,16 @@ class Processes:
         return d
 
     def start(self, env: dict[str, str], args: tuple[str, ...] = (), *,
-              wait: bool = True, timeout: float = 60) -> Server:
-        """Start ``python run.py ARGS`` with ``env`` on a free port; wait for /readyz."""
+              wait: bool = True, timeout: float = 60,
+              command: tuple[str, ...] = CHECKOUT_COMMAND, cwd: Path = REPO) -> Server:
+        """Start ``python run.py ARGS`` (or ``command ARGS``) with ``env`` on a free
+        port; wait for /readyz."""
         port = free_port()
         n = len(self.servers)
         out_path, err_path = self.workdir / f"server{n}.out", self.workdir / f"server{n}.err"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, str(RUN_PY), *args], cwd=REPO,
+                [*command, *args], cwd=cwd,
                 env=clean_env({"HOST": "127.0.0.1", "PORT": str(port), **env}),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         srv = Server(proc, port, out_path, err_path)

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.app import create_app
 from server.settings import Settings
+from tests.apps import build_app, start_client
 from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
@@ -39,8 +39,8 @@ def _bin_dir(major: int) -> Path:
 
 
 async def test_pg_dump_and_restore_bring_every_file_back(pg_server_dsn, db_dsn, settings,
-                                                        aiohttp_client, tmp_path):
-    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+                                                        server_for, tmp_path):
+    client = await server_for()
     from server import appkeys
     message_id = await client.app[appkeys.STORE].create_message()
     files = [jpeg_bytes(50_000, seed=3), png_bytes(40, 30), jpeg_bytes(3 * 1024 * 5)]
@@ -71,15 +71,16 @@ async def test_pg_dump_and_restore_bring_every_file_back(pg_server_dsn, db_dsn, 
                                "-d", restored, str(dump)],
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        again = await aiohttp_client(create_app(
-            Settings(database_url=restored, chunk_bytes=settings.chunk_bytes),
-            restored, run_janitor=False))
-        for data, url, etag in uploaded:
-            resp = await again.get(url)
-            assert resp.status == 200
-            assert await resp.read() == data
-            assert resp.headers["ETag"] == etag
-        await again.close()
+        again = await start_client(build_app(
+            Settings(database_url=restored, chunk_bytes=settings.chunk_bytes), restored))
+        try:
+            for data, url, etag in uploaded:
+                resp = await again.get(url)
+                assert resp.status == 200
+                assert await resp.read() == data
+                assert resp.headers["ETag"] == etag
+        finally:
+            await again.close()
     finally:
         await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -2,7 +2,7 @@
 
 The video is an MP4 whose index (moov) sits at the end, as encoders write it, so the
 browser must read the start, jump to the end for the index, then seek: the requests
-http-serving.md describes for Chromium. Skipped, visibly, where Chromium is not
+docs/http-serving.md describes for Chromium. Skipped, visibly, where Chromium is not
 installed (.ci/run installs it when it can).
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 from aiohttp import web
 
 from server import appkeys
-from server.app import create_app
 from tests.media import noise_mp4
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 10, 60
@@ -53,7 +52,7 @@ def mp4_h264() -> bytes:
     return data
 
 
-async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_client, tmp_path):
+async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
     browser = chromium()
     data = mp4_h264()
     seen: list[tuple[str | None, str | None, int]] = []
@@ -63,15 +62,16 @@ async def test_chromium_plays_and_seeks_with_ranges(db_dsn, settings, aiohttp_cl
             seen.append((request.headers.get("Range"), request.headers.get("If-Range"),
                          response.status))
 
-    app = create_app(settings, db_dsn, run_janitor=False)
-    app.on_response_prepare.append(record)
     page: dict[str, str] = {}
 
     async def test_page(request):   # same origin as the media, like the chat web app
         return web.Response(text=page["html"], content_type="text/html")
 
-    app.router.add_get("/test-page", test_page)
-    client = await aiohttp_client(app)
+    def setup(app: web.Application) -> None:
+        app.on_response_prepare.append(record)
+        app.router.add_get("/test-page", test_page)
+
+    client = await server_for(setup=setup)
     message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))

@@ -4,7 +4,7 @@ The tools need a real TCP port: the aiohttp test server listens on loopback and 
 tool runs as a subprocess (asyncio.create_subprocess_exec, so the event loop keeps
 serving while it runs). A missing tool skips its test, visibly; nothing here passes
 without the tool having run. Every response the serve route sends is recorded, so a
-test also checks what the tool asked for and what it got (shared/http-serving.md,
+test also checks what the tool asked for and what it got (docs/http-serving.md,
 "What real clients send").
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ import aiohttp
 import pytest
 
 from server import appkeys
-from server.app import create_app
 from tests.media import jpeg_bytes, noise_mp4
 
 SIZE = 50_000
@@ -37,9 +36,8 @@ class Recorded(NamedTuple):
 
 
 @pytest.fixture
-async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
-    """The service, with every serve response noted as its headers go out. (db_dsn
-    first: set up first, it is dropped only after the app has closed its pool.)"""
+async def recorded(server_for) -> Recorded:
+    """The service, with every serve response noted as its headers go out."""
     seen: list[Seen] = []
 
     async def record(request, response):
@@ -47,9 +45,8 @@ async def recorded(db_dsn, settings, aiohttp_client) -> Recorded:
             seen.append(Seen(request.method, request.headers.get("Range"),
                              request.headers.get("If-Range"), response.status))
 
-    app = create_app(settings, db_dsn, run_janitor=False)
-    app.on_response_prepare.append(record)
-    return Recorded(await aiohttp_client(app), seen)
+    client = await server_for(setup=lambda app: app.on_response_prepare.append(record))
+    return Recorded(client, seen)
 
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:

@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 
 from server import appkeys
-from server.app import create_app
 from tests.media import jpeg_bytes
 from tests.procs import free_port
 
@@ -72,7 +71,7 @@ class Proxied:
 
 
 @pytest.fixture
-async def proxied(db_dsn, settings, aiohttp_server, tmp_path):
+async def proxied(server_for, tmp_path):
     nginx = nginx_binary()
     seen: list[tuple[str | None, int, int | None]] = []
 
@@ -81,11 +80,10 @@ async def proxied(db_dsn, settings, aiohttp_server, tmp_path):
             seen.append((request.headers.get("Range"), response.status,
                          response.content_length))
 
-    app = create_app(dataclasses.replace(settings, max_upload_bytes=LIMIT), db_dsn,
-                     run_janitor=False)
-    app.on_response_prepare.append(record)
-    upstream = await aiohttp_server(app)
-    message_id = await upstream.app[appkeys.STORE].create_message()
+    client = await server_for(setup=lambda app: app.on_response_prepare.append(record),
+                              max_upload_bytes=LIMIT)
+    upstream = client.server
+    message_id = await client.app[appkeys.STORE].create_message()
     port = free_port()
     (tmp_path / "site.conf").write_text(site_conf(upstream.port, port, tmp_path / "cache"))
     (tmp_path / "nginx.conf").write_text(main_conf(tmp_path))

@@ -10,8 +10,6 @@ import uuid
 import pytest
 
 from server import appkeys
-from server.app import create_app
-from server.settings import Settings
 from server.store.invalidation import APPLICATION_NAME
 from server.store.media import MediaStore
 from tests.dbutil import admin, fetchval
@@ -37,12 +35,10 @@ async def _trusted(client) -> None:
 
 
 @pytest.fixture
-async def two(db_dsn, aiohttp_client):
+async def two(server_for):
     """Two instances of the server on one database, both caching metadata for 30 s."""
-    settings = Settings(database_url=db_dsn, chunk_bytes=3 * 1024,
-                        metadata_cache_seconds=30)
-    a = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
-    b = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+    a = await server_for(metadata_cache_seconds=30)
+    b = await server_for(metadata_cache_seconds=30)
     await _trusted(a)
     await _trusted(b)
     return a, b

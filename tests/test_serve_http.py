@@ -1,6 +1,6 @@
 """GET/HEAD /api/media/serve/{id} through a real server: one short test per header case.
 
-The cases follow shared/http-serving.md; "item N" in a comment is its checklist item.
+The cases follow docs/http-serving.md; "item N" in a comment is its rule N.
 They only read what they uploaded themselves, so they share one server and one database
 (copied from conftest's migrated template) instead of a fresh database each, which
 costs 0.1-0.3 s and would multiply by the ~80 cases here. Chunks are 3 KiB, as in
@@ -31,9 +31,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from server import appkeys
-from server.app import create_app
 from server.http.conditional import http_date
 from server.settings import Settings
+from tests.apps import build_app, start_client
+from tests.byteranges import byteranges, content_range
 from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
@@ -76,16 +77,16 @@ def shared_settings(shared_dsn, request) -> Settings:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(shared_settings, shared_dsn):
     """The shared server (it shadows conftest's per-test ``client`` in this module)."""
-    app = create_app(shared_settings, shared_dsn, run_janitor=False)
-    async with TestClient(TestServer(app)) as c:
-        yield c
+    c = await start_client(build_app(shared_settings, shared_dsn))
+    yield c
+    await c.close()
 
 
 async def upload(client, data: bytes, *, filename: str = "photo.jpg",
                  content_type: str = "image/jpeg") -> Media:
     message_id = await client.app[appkeys.STORE].create_message()
-    # quote_fields=False sends the file name as raw UTF-8, as browsers do; aiohttp's
-    # default percent-encodes it, which the server stores literally.
+    # quote_fields=False sends the file name as raw UTF-8, as browsers do (aiohttp's
+    # default percent-encoding is covered in test_upload_http.py).
     form = aiohttp.FormData(quote_fields=False)
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
@@ -103,14 +104,14 @@ async def media(client) -> Media:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def server_for(shared_settings, shared_dsn):
-    """Start another server on the shared database: ``await server_for(**settings)``."""
+    """Start another server on the shared database: ``await server_for(**settings)``
+    (conftest's ``server_for``, on this module's database and event loop)."""
     clients = []
 
-    async def start(server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
+    async def start(*, server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
         settings = dataclasses.replace(shared_settings, **changes)
-        app = create_app(settings, shared_dsn, run_janitor=False)
-        c = TestClient(server_cls(app, **(server_kwargs or {})))
-        await c.start_server()
+        c = await start_client(build_app(settings, shared_dsn), server_cls=server_cls,
+                               server_kwargs=server_kwargs)
         clients.append(c)
         return c
 
@@ -148,25 +149,6 @@ def assert_not_long_cached(resp) -> None:
     assert "Expires" not in resp.headers
 
 
-def byteranges(resp, body: bytes) -> list[tuple[CIMultiDict, bytes]]:
-    """Split a multipart/byteranges body (RFC 9110 §14.6, RFC 2046 §5.1.1) strictly:
-    dash-boundary first, CRLF before every later delimiter, close-delimiter last."""
-    match = re.fullmatch(r'multipart/byteranges; ?boundary="?([^";]+)"?',
-                         resp.headers["Content-Type"])
-    assert match, resp.headers["Content-Type"]
-    boundary = match[1].encode()
-    pieces = (b"\r\n" + body).split(b"\r\n--" + boundary)
-    assert pieces[0] == b"", "nothing before the first boundary"
-    assert pieces[-1] == b"--\r\n", "ends with the close-delimiter"
-    parts = []
-    for piece in pieces[1:-1]:
-        head, sep, data = piece.partition(b"\r\n\r\n")
-        assert head.startswith(b"\r\n") and sep
-        headers = CIMultiDict(line.split(": ", 1) for line in head[2:].decode().split("\r\n"))
-        parts.append((headers, data))
-    return parts
-
-
 def assert_parts(resp, body: bytes, data: bytes, expected: list[tuple[int, int]],
                  ctype: str = "image/jpeg") -> None:
     """A multipart/byteranges 206 with one part per expected range, in that order."""
@@ -176,12 +158,6 @@ def assert_parts(resp, body: bytes, data: bytes, expected: list[tuple[int, int]]
     parts = byteranges(resp, body)
     got = [(h["Content-Range"], h["Content-Type"], part) for h, part in parts]
     assert got == [(f"bytes {a}-{b}/{len(data)}", ctype, data[a:b + 1]) for a, b in expected]
-
-
-def content_range(value: str, length: int) -> tuple[int, int]:
-    match = re.fullmatch(rf"bytes ([0-9]+)-([0-9]+)/{length}", value)
-    assert match, value
-    return int(match[1]), int(match[2])
 
 
 def assert_bytes_of(resp, body: bytes, data: bytes) -> None:
@@ -915,7 +891,8 @@ async def wait_until_served(app, count: int) -> None:
                          ids=["run_app_default", "handler_cancellation"])
 async def test_client_gone_mid_response_logs_no_error_and_next_request_works(
         server_for, caplog, handler_cancellation):
-    client = await server_for(Server, {"handler_cancellation": handler_cancellation},
+    client = await server_for(server_cls=Server,
+                              server_kwargs={"handler_cancellation": handler_cancellation},
                               chunk_bytes=Settings.chunk_bytes)
     app = client.app
     big = await upload(client, jpeg_bytes(5 * 1024 * 1024))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from server.secret import secret_url
 from server.settings import Settings, SettingsError, load_settings
 from tests.procs import SETTINGS_VARS, run_cli
 
@@ -32,10 +33,10 @@ def test_blank_values_mean_the_default():
 PARSED = [
     # (variable, raw value, Settings field, expected value)
     ("DATABASE_URL", "postgresql://u:p@db:5432/chat", "database_url",
-     "postgresql://u:p@db:5432/chat"),
-    ("DATABASE_URL", " postgres://db/chat ", "database_url", "postgres://db/chat"),
+     secret_url("postgresql://u:p@db:5432/chat")),
+    ("DATABASE_URL", " postgres://db/chat ", "database_url", secret_url("postgres://db/chat")),
     ("DATABASE_URL", "postgresql://postgres:@/postgres?host=/tmp/pg", "database_url",
-     "postgresql://postgres:@/postgres?host=/tmp/pg"),
+     secret_url("postgresql://postgres:@/postgres?host=/tmp/pg")),
     ("HOST", "0.0.0.0", "host", "0.0.0.0"),
     ("HOST", " ::1 ", "host", "::1"),
     ("PORT", "9000", "port", 9000),
@@ -74,7 +75,7 @@ PARSED = [
     ("MEDIA_HEARTBEAT_SECONDS", "5", "heartbeat_seconds", 5.0),
     ("MEDIA_WORKERS", "4", "workers", 4),
     ("DATABASE_READ_URL", "postgresql://r1/chat, postgresql://r2/chat", "database_read_urls",
-     ("postgresql://r1/chat", "postgresql://r2/chat")),
+     (secret_url("postgresql://r1/chat"), secret_url("postgresql://r2/chat"))),
     ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
     ("MEDIA_LEGACY_DIR", "/tmp", "legacy_dir", Path("/tmp")),
@@ -129,6 +130,8 @@ BAD = [
     ({"DATABASE_URL": "mysql://db/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "db.example.com:5432/chat"}, "DATABASE_URL"),
     ({"DATABASE_URL": "postgresql+psycopg://db/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:port/chat"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://u:pw@db:70000/chat"}, "DATABASE_URL"),
     ({"MEDIA_AUTO_MIGRATE": "maybe"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "2"}, "MEDIA_AUTO_MIGRATE"),
     ({"MEDIA_AUTO_MIGRATE": "y"}, "MEDIA_AUTO_MIGRATE"),
@@ -149,6 +152,7 @@ BAD = [
     ({"MEDIA_WORKERS": "0"}, "MEDIA_WORKERS"),
     ({"DATABASE_URL": "postgresql://db/a", "DATABASE_READ_URL": "mysql://r/a"},
      "DATABASE_READ_URL"),
+    ({"DATABASE_READ_URL": "postgresql://u:pw@r:port/a"}, "DATABASE_READ_URL"),
     ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
@@ -167,10 +171,13 @@ def test_bad_values_name_the_variable(env, name):
     assert name in str(e.value)
 
 
-def test_database_url_error_does_not_echo_the_url():
+@pytest.mark.parametrize("url", ["mysql://admin:s3cret@db/chat",
+                                 "postgresql://admin:s3cret@db:99999/chat",
+                                 "postgresql://admin:s3cret@db:five/chat"])
+def test_database_url_error_does_not_echo_the_url(url):
     # The URL may carry a password; the message names the variable, not its value.
     with pytest.raises(SettingsError) as e:
-        load_settings({"DATABASE_URL": "mysql://admin:s3cret@db/chat"})
+        load_settings({"DATABASE_URL": url})
     assert "DATABASE_URL" in str(e.value)
     assert "s3cret" not in str(e.value)
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from server.errors import MediaNotFound, MessageNotFound
+from server.errors import MediaNotFound, MessageNotFound, UploadExpired
 from server.store.cache import ChunkCache
 from server.store.media import MediaStore, StorageCorrupt
 from tests.dbutil import admin
@@ -160,7 +160,7 @@ async def test_janitor_reclaims_only_stale_uploads(store, pool, message_id):
     assert await chunk_rows(pool, fresh.media_id) == 2
     assert (await store.stat(done.id)).id == done.id
     # The reclaimed upload can no longer be completed.
-    with pytest.raises(MediaNotFound):
+    with pytest.raises(UploadExpired):
         await stale.finish(message_id)
 
 
@@ -205,14 +205,14 @@ async def test_read_of_file_deleted_midway_raises(store, pool, message_id):
             pass
 
 
-async def test_writing_to_a_reclaimed_upload_is_media_not_found(store, pool):
+async def test_writing_to_a_reclaimed_upload_is_upload_expired(store, pool):
     up = await store.begin_upload(file_name="r.pdf", original_name="r.pdf",
                                   mime_type="application/pdf", media_type="document")
     await up.write(os.urandom(CHUNK))
     await up.flush()
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM media_files WHERE id=$1", up.media_id)
-    with pytest.raises(MediaNotFound):
+    with pytest.raises(UploadExpired):
         await up.write(os.urandom(2 * CHUNK))
         await up.flush()
 
@@ -308,3 +308,21 @@ async def test_short_reads_are_served_from_the_chunk_cache(pool, message_id, db_
     store.forget(rec.id)
     with pytest.raises(StorageCorrupt):
         [p async for p in store.read(rec, 0, 10)]
+
+
+async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(pool):
+    # append_chunk turns synchronous_commit off for its own transaction only: the pooled
+    # connection must come back with the server's setting, or every later write on it
+    # (finalising uploads, deletes, audit rows) would lose its durability.
+    from server.store.sqlfiles import Q
+    async with pool.acquire() as conn:
+        before = await conn.fetchval("SHOW synchronous_commit")
+        media_id = await Q.create_upload.fetchval(
+            conn, file_name="s.bin", original_name="s.bin", mime_type="image/jpeg",
+            media_type="image", chunk_size=3, instance_id=None)
+        status = await Q.append_chunk.execute(conn, media_id=media_id, seq=0, data="QUJD",
+                                              stored_bytes=3)
+        assert status == "UPDATE 1"
+        assert await conn.fetchval("SHOW synchronous_commit") == before == "on"
+        assert await conn.fetchval("SELECT data FROM media_chunks WHERE media_id = $1",
+                                   media_id) == "QUJD"

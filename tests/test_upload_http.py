@@ -1,14 +1,17 @@
 """POST /api/media/upload-production and the metadata routes, through a real server."""
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import re
+import shutil
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
+from server import appkeys
 from tests.media import jpeg_bytes, png_bytes
 
 URL = "/api/media/upload-production"
@@ -173,10 +176,11 @@ async def test_empty_raw_body(client, pool, message_id):
     await assert_nothing_stored(pool)
 
 
-async def test_missing_file(client, message_id):
+async def test_missing_file(client, pool, message_id):
     resp = await client.post(URL, data=form(("message_id", str(message_id)),
                                             ("other", "x")))
     await assert_error(resp, 400, "missing_file")
+    await assert_nothing_stored(pool)
 
 
 async def test_missing_message_id_multipart(client, pool):
@@ -185,9 +189,10 @@ async def test_missing_message_id_multipart(client, pool):
     await assert_nothing_stored(pool)
 
 
-async def test_missing_message_id_raw(client):
+async def test_missing_message_id_raw(client, pool):
     resp = await client.post(URL, data=png_bytes(), headers={"Content-Type": "image/png"})
     await assert_error(resp, 400, "missing_message_id")
+    await assert_nothing_stored(pool)
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "-1", "0", "2147483648",
@@ -216,6 +221,7 @@ async def test_unknown_message_raw(client, pool):
     resp = await client.post(f"{URL}?message_id=424242", data=png_bytes(),
                              headers={"Content-Type": "image/png"})
     await assert_error(resp, 404, "message_not_found")
+    await assert_nothing_stored(pool)
 
 
 async def test_unsupported_type_by_content(client, pool, message_id):
@@ -231,9 +237,10 @@ async def test_unsupported_type_by_content(client, pool, message_id):
     ("application/x-www-form-urlencoded", b"message_id=1"),
     ("text/plain", b"hello"),
 ])
-async def test_neither_multipart_nor_raw(client, ctype, body):
+async def test_neither_multipart_nor_raw(client, pool, ctype, body):
     resp = await client.post(URL, data=body, headers={"Content-Type": ctype})
     await assert_error(resp, 415, "unsupported_request_type")
+    await assert_nothing_stored(pool)
 
 
 async def test_two_files_refused(client, pool, message_id):
@@ -243,27 +250,25 @@ async def test_two_files_refused(client, pool, message_id):
     await assert_nothing_stored(pool)
 
 
-async def test_oversized_field_refused(client, message_id):
+async def test_oversized_field_refused(client, pool, message_id):
     resp = await client.post(URL, data=form(("message_id", str(message_id)),
                                             ("caption", "x" * 5000), ("file", png_bytes())))
     await assert_error(resp, 400, "bad_request")
+    await assert_nothing_stored(pool)
 
 
-async def test_malformed_multipart(client):
+async def test_malformed_multipart(client, pool):
     resp = await client.post(URL, data=b"garbage", headers={
         "Content-Type": "multipart/form-data; boundary=xyz"})
     await assert_error(resp, 400, "bad_request")
+    await assert_nothing_stored(pool)
 
 
 # -- size limit ---------------------------------------------------------------------------
 
 @pytest.fixture
-async def small_limit_client(db_dsn, settings, aiohttp_client):
-    import dataclasses
-
-    from server.app import create_app
-    small = dataclasses.replace(settings, max_upload_bytes=10 * CHUNK)
-    return await aiohttp_client(create_app(small, db_dsn, run_janitor=False))
+async def small_limit_client(server_for):
+    return await server_for(max_upload_bytes=10 * CHUNK)
 
 
 async def test_limit_exact_size_accepted(small_limit_client, message_id):
@@ -315,16 +320,42 @@ async def test_over_limit_multipart_streaming(small_limit_client, pool, message_
     await assert_nothing_stored(pool)
 
 
-async def test_expect_continue_refused_when_announced_too_big(small_limit_client, message_id):
-    host, port = small_limit_client.server.host, small_limit_client.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
-                  f"Content-Type: image/jpeg\r\nContent-Length: {10**12}\r\n"
-                  "Expect: 100-continue\r\n\r\n").encode())
-    await writer.drain()
-    status = await asyncio.wait_for(reader.readline(), 5)
-    writer.close()
-    assert status.startswith(b"HTTP/1.1 413")
+async def _expecting(client, expect: str, length: int, message_id: int):
+    """Send only the head of a request with ``Expect``; (status line, headers, JSON body)
+    of the answer, which must come before any of the body is sent."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"Content-Type: image/jpeg\r\nContent-Length: {length}\r\n"
+                      f"Expect: {expect}\r\n\r\n").encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if line)
+        body = await asyncio.wait_for(reader.readexactly(int(headers["Content-Length"])), 5)
+        return lines[0], headers, json.loads(body)
+    finally:
+        writer.close()
+
+
+async def test_expect_continue_refused_when_announced_too_big(small_limit_client, pool,
+                                                              message_id):
+    status, headers, body = await _expecting(small_limit_client, "100-continue", 10**12,
+                                             message_id)
+    assert status.startswith("HTTP/1.1 413")
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Connection"] == "close"
+    assert body["error"] == "payload_too_large"
+    await assert_nothing_stored(pool)
+
+
+@pytest.mark.parametrize("expect", ["something-else", "100-continue-please", "200-ok"])
+async def test_unknown_expectation_is_417(client, pool, message_id, expect):
+    status, headers, body = await _expecting(client, expect, 1000, message_id)
+    assert status.startswith("HTTP/1.1 417")
+    assert headers["Content-Type"].startswith("application/json")
+    assert body["error"] == "expectation_failed"
+    await assert_nothing_stored(pool)
 
 
 async def test_expect_continue_accepted_then_body(client, message_id):
@@ -473,13 +504,8 @@ async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
         writer.close()
 
 
-async def test_stalled_upload_is_cut_with_408_and_removed(db_dsn, settings, aiohttp_client,
-                                                          pool, message_id):
-    import dataclasses
-
-    from server.app import create_app
-    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
-    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+async def test_stalled_upload_is_cut_with_408_and_removed(server_for, pool, message_id):
+    client = await server_for(upload_idle_timeout=0.5)
     stalled = asyncio.Event()
 
     async def gen():   # sends a few chunks, then nothing
@@ -500,7 +526,8 @@ async def test_stalled_upload_is_cut_with_408_and_removed(db_dsn, settings, aioh
 # -- odd requests ------------------------------------------------------------------------
 
 MP = {"Content-Type": "multipart/form-data; boundary=b"}
-RAW = {"Content-Type": "image/png", "X-Message-Id": "1"}   # 1: the fixture's message
+# {message_id}: replaced by the test's own message.
+RAW = {"Content-Type": "image/png", "X-Message-Id": "{message_id}"}
 FILE_PART = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
 
 ODD = [
@@ -521,7 +548,8 @@ ODD = [
      FILE_PART + b"Content-Encoding: gzip\r\n\r\nnotgzip\r\n--b--\r\n", 415),
     ("raw body that is not the gzip it claims", {**RAW, "Content-Encoding": "gzip"},
      b"notgzip", 400),
-    ("raw message id with junk", {**RAW, "X-Message-Id": "1; drop"}, png_bytes(), 400),
+    ("raw message id with junk", {**RAW, "X-Message-Id": "{message_id}; drop"}, png_bytes(),
+     400),
     ("raw content-disposition with bad escapes",
      {**RAW, "Content-Disposition": "attachment; filename*=UTF-8''%E2%82%AC%ZZ.png"},
      png_bytes(), 201),
@@ -535,14 +563,18 @@ ODD = [
 
 
 @pytest.mark.parametrize("name,headers,body,status", ODD, ids=[c[0] for c in ODD])
-async def test_odd_requests_get_a_clear_answer_never_a_500(client, message_id, caplog,
+async def test_odd_requests_get_a_clear_answer_never_a_500(client, pool, message_id, caplog,
                                                             name, headers, body, status):
-    assert message_id == 1
     caplog.set_level(logging.ERROR)
+    headers = {k: v.replace("{message_id}", str(message_id)) for k, v in headers.items()}
     resp = await client.post(URL, data=body, headers=headers)
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/json"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if status >= 400:
+        await assert_nothing_stored(pool)
+    else:
+        assert await rows(pool) == 1
 
 
 async def test_server_header_does_not_announce_versions(client):
@@ -560,15 +592,10 @@ async def test_truncated_message_id_field_is_400(client, pool, message_id):
     await assert_nothing_stored(pool)
 
 
-async def test_stall_between_form_fields_is_408(db_dsn, settings, aiohttp_client, pool,
-                                                message_id):
+async def test_stall_between_form_fields_is_408(server_for, pool, message_id):
     # The idle timeout holds for every read, not only the file's: here the client
     # sends message_id, then nothing.
-    import dataclasses
-
-    from server.app import create_app
-    impatient = dataclasses.replace(settings, upload_idle_timeout=0.5)
-    client = await aiohttp_client(create_app(impatient, db_dsn, run_janitor=False))
+    client = await server_for(upload_idle_timeout=0.5)
 
     async def gen():
         yield (b'--b\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n'
@@ -578,3 +605,121 @@ async def test_stall_between_form_fields_is_408(db_dsn, settings, aiohttp_client
     resp = await asyncio.wait_for(client.post(URL, data=gen(), headers=MP), 8)
     await assert_error(resp, 408, "upload_timeout")
     await assert_nothing_stored(pool)
+
+
+async def test_upload_reclaimed_by_the_janitor_midway_is_410_upload_expired(
+        client, pool, message_id):
+    # A raw upload held open mid-body, reclaimed as stale (as the janitor would after
+    # MEDIA_UPLOAD_STALE_SECONDS), then its client sends more.
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n"
+                      ).encode())
+        data = jpeg_bytes(100 * CHUNK)
+        writer.write(data[:10 * CHUNK])
+        await writer.drain()
+        for _ in range(100):
+            if await rows(pool, "SELECT count(*) FROM media_chunks") >= 9:
+                break
+            await asyncio.sleep(0.05)
+        # Aged, then reclaimed; again if a chunk write in flight touched or locked the
+        # row (the janitor skips locked rows).
+        reclaimed = 0
+        for _ in range(50):
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE media_files SET updated_at = now() - interval '2 days'")
+            reclaimed = await client.app[appkeys.STORE].reclaim_stale_uploads(3600)
+            if reclaimed:
+                break
+            await asyncio.sleep(0.05)
+        assert reclaimed == 1
+        writer.write(data[10 * CHUNK:])
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 410 "), head
+        length = int(re.search(rb"Content-Length: (\d+)", head)[1])
+        body = json.loads(await reader.readexactly(length))
+        assert body["error"] == "upload_expired"
+    finally:
+        writer.close()
+    await assert_nothing_stored(pool)
+
+
+# -- file names as clients send them ------------------------------------------------------
+
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def served_name(client, body: dict) -> str:
+    """The file name the serve route gives back (its RFC 8187 filename*)."""
+    resp = await client.head(body["url"])
+    _, params = aiohttp.multipart.parse_content_disposition(
+        resp.headers["Content-Disposition"])
+    return params["filename*"]
+
+
+@pytest.mark.parametrize("name", ["relatório.pdf", "100%.pdf", 'a "quoted" name.pdf',
+                                  "naïve café 50%.pdf"])
+async def test_aiohttp_client_percent_encoded_names_come_back_decoded(client, message_id,
+                                                                       name):
+    # aiohttp's FormData percent-encodes file names by default (quote_fields=True).
+    fd = aiohttp.FormData()
+    fd.add_field("message_id", str(message_id))
+    fd.add_field("file", PDF, filename=name, content_type="application/pdf")
+    resp = await client.post(URL, data=fd)
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    meant = name.replace('"', "")   # quotes are never kept in a stored name
+    assert body["original_name"] == meant
+    assert await served_name(client, body) == meant
+
+
+async def test_curl_form_upload_names(client, message_id, tmp_path):
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    # curl sends the name as raw UTF-8, escaping '"' as %22 (the HTML form encoding),
+    # and leaves a literal '%' alone.
+    path = tmp_path / 'relatório "final" 100%.pdf'
+    path.write_bytes(PDF)
+    proc = await asyncio.create_subprocess_exec(
+        curl, "-sS", "--noproxy", "*", "-F", f"message_id={message_id}",
+        "-F", f"file=@{path};type=application/pdf", str(client.make_url(URL)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    body = json.loads(out)
+    assert body["original_name"] == "relatório final 100%.pdf"
+    assert await served_name(client, body) == "relatório final 100%.pdf"
+
+
+BROWSER_NAMES = [
+    # (filename="..." as a browser writes it, in UTF-8, the name kept)
+    ("relatório %22final%22.pdf", "relatório final.pdf"),
+    ("100%.pdf", "100%.pdf"),
+    ("linha%0D%0Aquebrada.pdf", "linhaquebrada.pdf"),
+    ("ação%41.pdf", "ação%41.pdf"),
+]
+
+
+@pytest.mark.parametrize("sent,kept", BROWSER_NAMES, ids=[s for s, _ in BROWSER_NAMES])
+async def test_browser_style_form_names(client, message_id, sent, kept):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"message_id\"\r\n\r\n"
+            + str(message_id).encode() + b"\r\n--b\r\nContent-Disposition: form-data; "
+            b"name=\"file\"; filename=\"" + sent.encode() + b"\"\r\n"
+            b"Content-Type: application/pdf\r\n\r\n" + PDF + b"\r\n--b--\r\n")
+    resp = await client.post(URL, data=body, headers=MP)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["original_name"] == kept
+
+
+async def test_filename_star_wins_over_a_percent_encoded_filename(client, message_id):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"message_id\"\r\n\r\n"
+            + str(message_id).encode() + b"\r\n--b\r\nContent-Disposition: form-data; "
+            b"name=\"file\"; filename=\"x%41.pdf\"; filename*=UTF-8''a%25b%C3%A7.pdf\r\n"
+            b"\r\n" + PDF + b"\r\n--b--\r\n")
+    resp = await client.post(URL, data=body, headers=MP)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["original_name"] == "a%bç.pdf"

@@ -1,8 +1,9 @@
 """GET/HEAD /api/media/serve/{mediaId}: the bytes, for players, browsers and caches.
 
 The decision (which conditional applies, which ranges) is made first, as values, by the
-pure functions of conditional.py and ranges.py; this module only acts on it. The
-checklist it follows is shared/http-serving.md (RFC 9110 §13-15, RFC 9111, RFC 8246).
+pure functions of conditional.py and ranges.py; this module only acts on it. The rules
+it follows, each with its RFC section, are in docs/http-serving.md (RFC 9110 §8.8, §13,
+§14, §15; RFC 9111; RFC 8246).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from server import appkeys
-from server.errors import MediaNotFound, error_response
+from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -35,7 +36,8 @@ PUBLIC_CACHE = "public, max-age=31536000, immutable"
 
 
 def entity_tag(rec: MediaRecord) -> str:
-    """Strong, from the content: the same on every instance and replica (item 7)."""
+    """Strong (RFC 9110 §8.8.3), from the content: the same on every instance and
+    replica."""
     return f'"{rec.sha256.hex()}"'
 
 
@@ -45,7 +47,7 @@ def last_modified(rec: MediaRecord, now: datetime) -> datetime:
 
 
 def representation_headers(rec: MediaRecord, etag: str, modified: datetime) -> dict[str, str]:
-    """What 200, 206 and HEAD all carry (item 5: a 206 repeats the 200's headers)."""
+    """What 200, 206 and HEAD all carry (a 206 repeats the 200's: RFC 9110 §15.3.7)."""
     return {
         "ETag": etag,
         "Last-Modified": http_date(modified),
@@ -92,15 +94,14 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
             "ETag": etag, "Cache-Control": cache, "Last-Modified": http_date(modified),
             **extra})
     if outcome is Outcome.PRECONDITION_FAILED:
-        return error_response(412, "precondition_failed", "a precondition did not hold",
-                              headers=extra)
+        raise PreconditionFailed(headers=extra)
 
     headers = {**representation_headers(rec, etag, modified), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if isinstance(ranges, Unsatisfiable):
-        return error_response(416, "range_not_satisfiable",
-                              f"the file has {rec.file_size} bytes",
-                              headers={"Content-Range": f"bytes */{rec.file_size}", **extra})
+        raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
+                                  headers={"Content-Range": f"bytes */{rec.file_size}",
+                                           **extra})
     if request.method == "HEAD":
         return _head(headers, rec.file_size)
     if ranges is None:
@@ -122,7 +123,8 @@ def _joined(headers, name: str) -> str | None:
 def _ranges_to_send(request: web.Request, size: int, etag: str, modified: datetime):
     """None (send it all), UNSATISFIABLE, or the ranges, merged where they overlap."""
     header = request.headers.get("Range")
-    # Item 1: Range is for GET only; item 10: a failed If-Range means the whole file.
+    # Range is for GET only (RFC 9110 §14.2); a failed If-Range means the whole file
+    # (§13.1.5).
     if request.method != "GET" or header is None:
         return None
     if not if_range_allows(request.headers.get("If-Range"), etag, modified):
@@ -215,7 +217,7 @@ async def _stream(request: web.Request, resp: web.StreamResponse,
             metrics.bytes_served.inc(len(piece))
         await resp.write_eof()
     except ConnectionError:
-        # Item 17: players abandon responses all the time (seeks, scrubbing). A reset
+        # Players abandon responses all the time (seeks, scrubbing). A reset
         # is ConnectionResetError; a close seen while waiting to drain is a bare
         # ConnectionError("Connection lost") (uvloop, as run.py serves).
         log.debug("client went away during %s", request.path)

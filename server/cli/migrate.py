@@ -16,11 +16,11 @@ from pathlib import Path
 from yoyo import get_backend, read_migrations
 from yoyo.exceptions import LockTimeout
 
+from server.resources import MIGRATIONS_DIR
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Optional: hash-partitioning media_chunks (docs/scaling.md); applied on request only.
 PARTITIONING_DIR = MIGRATIONS_DIR / "partitioning"
 

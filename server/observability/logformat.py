@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.observability import requestid
+from server.secret import RedactingFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -74,8 +75,11 @@ def configure(level: str, fmt: str) -> None:
     global _listener
     if _listener is not None:
         _listener.stop()
+        atexit.unregister(_listener.stop)   # a stopped listener cannot stop again
     out = logging.StreamHandler()
-    out.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    # Secrets are masked in whatever the formatter produces (server/secret.py).
+    out.setFormatter(RedactingFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)))
     records: queue.SimpleQueue = queue.SimpleQueue()
     handler = _QueueHandler(records)
     handler.addFilter(RequestIdFilter())   # in the caller's thread: the request's context

@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 import pybase64
 
-from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable
+from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder
 from server.store.replicas import ReadReplicas
@@ -126,7 +126,7 @@ class Upload:
             except asyncpg.ForeignKeyViolationError:
                 raise MessageNotFound() from None
             if row is None:  # the janitor took it: the upload sat idle far too long
-                raise MediaNotFound("the upload expired before it completed")
+                raise UploadExpired()
             rec = MediaRecord.from_row(row)
             if then is not None:
                 await then(conn, rec)
@@ -304,7 +304,7 @@ class MediaStore:
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
-            raise MediaNotFound("the upload expired before it completed")
+            raise UploadExpired()
 
     async def reclaim_stale_uploads(self, stale_seconds: float, batch: int = 100) -> int:
         """Delete uploads idle for ``stale_seconds``; returns how many were removed."""

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from server.resources import SQL_DIR
+
 
 _HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 # ':name' but not the '::' of a cast, and not inside a quoted literal (see _bind).
