@@ -79,6 +79,9 @@ async def run(args) -> None:
         env[name] = value
     msg = subprocess.run([sys.executable, "run.py", "create-message"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
+    key = subprocess.run([sys.executable, "run.py", "keys", "create", f"bench-{port}"],
+                         cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
     proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=env)
     try:
         await wait_ready(base, proc)
@@ -93,16 +96,18 @@ async def run(args) -> None:
 
             t = time.perf_counter()
             async with s.post(f"{base}/api/media/upload-production?message_id={msg}",
-                              data=gen(), headers={"Content-Type": "video/mp4"}) as r:
+                              data=gen(), headers={"Content-Type": "video/mp4",
+                                                   "Authorization": f"Bearer {key}"}) as r:
                 meta = await r.json()
             up = time.perf_counter() - t
             assert meta["sha256"] == sha.hexdigest(), meta
-            url = base + meta["url"]
+            url = base + meta["url"]   # signed: read as phones read, without the key
+            read_headers = {"Authorization": f"Bearer {key}"} if args.read_with_key else {}
             print(f"upload   {args.size_mib} MiB: {up:.2f} s  {args.size_mib / up:.0f} MiB/s")
 
             t = time.perf_counter()
             n = 0
-            async with s.get(url) as r:
+            async with s.get(url, headers=read_headers) as r:
                 async for piece in r.content.iter_chunked(1 << 20):
                     n += len(piece)
             down = time.perf_counter() - t
@@ -111,7 +116,7 @@ async def run(args) -> None:
 
             async def timed(rng: str) -> float:
                 t = time.perf_counter()
-                async with s.get(url, headers={"Range": rng}) as r:
+                async with s.get(url, headers={"Range": rng, **read_headers}) as r:
                     await r.read()
                     assert r.status == 206
                 return time.perf_counter() - t
@@ -138,6 +143,8 @@ def main() -> None:
     p.add_argument("--size-mib", type=int, default=256)
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--database-url")
+    p.add_argument("--read-with-key", action="store_true",
+                   help="read with the API key instead of the signed URL (one lookup per request)")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                    help="a server setting for this run")
     asyncio.run(run(p.parse_args()))

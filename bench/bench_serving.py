@@ -91,10 +91,11 @@ def wrk(base: str, script: Path, seconds: int, connections: int) -> dict:
             "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
-def upload(base: str, message_id: int, data: bytes, name: str) -> dict:
+def upload(base: str, message_id: int, data: bytes, name: str, key: str) -> dict:
     req = urllib.request.Request(
         f"{base}/api/media/upload-production?message_id={message_id}&filename={name}",
-        data=data, method="POST", headers={"Content-Type": "application/octet-stream"})
+        data=data, method="POST", headers={"Content-Type": "application/octet-stream",
+                                           "Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.loads(r.read())
 
@@ -145,16 +146,18 @@ def main() -> None:
         message_id = int(subprocess.run([sys.executable, "run.py", "create-message"],
                                         cwd=ROOT, env=env, capture_output=True, text=True,
                                         check=True).stdout)
+        key = subprocess.run([sys.executable, "run.py", "keys", "create", "bench"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
         folder = tmp / "folder"
         folder.mkdir()
         small = []
         for i in range(FILES):
             data = b"\xff\xd8\xff" + os.urandom(SMALL - 3)
-            meta = upload(first, message_id, data, f"s{i}.jpg")
+            meta = upload(first, message_id, data, f"s{i}.jpg", key)   # url: signed
             (folder / f"s{i}.jpg").write_bytes(data)
             small.append((meta["url"], f"/files/s{i}.jpg"))
         big = b"\x00\x00\x00\x1cftypmp42" + os.urandom(BIG - 12)
-        big_url = upload(first, message_id, big, "big.mp4")["url"]
+        big_url = upload(first, message_id, big, "big.mp4", key)["url"]
         (folder / "big.mp4").write_bytes(big)
         del big
 

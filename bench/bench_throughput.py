@@ -44,7 +44,8 @@ def payload(size: int) -> list[bytes]:
     return pieces
 
 
-async def service_upload(base: str, message_id: int, pieces: list[bytes]) -> tuple[float, dict]:
+async def service_upload(base: str, message_id: int, pieces: list[bytes],
+                         key: str) -> tuple[float, dict]:
     async def gen():
         for p in pieces:
             yield p
@@ -52,7 +53,8 @@ async def service_upload(base: str, message_id: int, pieces: list[bytes]) -> tup
         t = time.perf_counter()
         async with s.post(f"{base}/api/media/upload-production?message_id={message_id}"
                           "&filename=big.mp4", data=gen(),
-                          headers={"Content-Type": "video/mp4"}) as r:
+                          headers={"Content-Type": "video/mp4",
+                                   "Authorization": f"Bearer {key}"}) as r:
             meta = await r.json()
             assert r.status == 201, meta
         return time.perf_counter() - t, meta
@@ -122,6 +124,8 @@ async def run(args) -> dict:
         message_id = int(subprocess.run([sys.executable, "run.py", "create-message"], cwd=ROOT,
                                         env=env, capture_output=True, text=True,
                                         check=True).stdout)
+        key = subprocess.run([sys.executable, "run.py", "keys", "create", "bench"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, check=True).stdout.strip()
         size = args.size_mib * 1024 * 1024
         pieces = payload(size)
         mib = size / 2**20
@@ -129,13 +133,14 @@ async def run(args) -> dict:
                                        ("upload", "COPY", "download", "asyncpg loop")}
         meta = None
         for r in range(args.rounds):
-            t, m = await service_upload(base, message_id, pieces)
+            t, m = await service_upload(base, message_id, pieces, key)
             res["upload"].append(mib / t)
             if meta is None:
                 meta = m
             else:
                 with urllib.request.urlopen(urllib.request.Request(
-                        f"{base}/api/media/{m['id']}", method="DELETE")):
+                        f"{base}/api/media/{m['id']}", method="DELETE",
+                        headers={"Authorization": f"Bearer {key}"})):
                     pass
             res["COPY"].append(mib / await copy_upload(dsn, pieces))
             t, n = await service_download(base + meta["url"])

@@ -13,6 +13,8 @@ from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
+from server.security.middleware import access_middleware
+from server.security.setup import setup_security
 from server.settings import Settings
 from server.store.cache import ChunkCache
 from server.store.media import MediaStore
@@ -69,7 +71,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
     app = web.Application(middlewares=[request_id_middleware, timing_middleware,
-                                       error_middleware])
+                                       error_middleware, access_middleware])
     app[appkeys.SETTINGS] = settings
     app[appkeys.DSN] = dsn
     app[appkeys.METRICS] = Metrics()
@@ -98,6 +100,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(_first_byte)
     app.cleanup_ctx.append(database)
+    setup_security(app)   # needs the store: after the database context
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).
     app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed]

@@ -66,6 +66,25 @@ UploadTimeout = _error("UploadTimeout", 408, "upload_timeout",
                        close=True)
 UploadAborted = _error("UploadAborted", 400, "upload_aborted",
                        "the upload was interrupted or its body could not be read", close=True)
+# Access control (server/security). 401: no usable credential (the response carries
+# WWW-Authenticate); 403: a credential that does not allow this.
+Unauthorized = _error("Unauthorized", 401, "unauthorized",
+                      "an API key is required: Authorization: Bearer <key>")
+InvalidCredentials = _error("InvalidCredentials", 401, "invalid_credentials",
+                            "the API key or token is not valid")
+TokenExpired = _error("TokenExpired", 401, "token_expired", "the upload token has expired")
+Forbidden = _error("Forbidden", 403, "forbidden", "this key's scope does not allow this")
+TokenNotAllowed = _error("TokenNotAllowed", 403, "token_not_allowed",
+                         "an upload token only uploads")
+TokenWrongMessage = _error("TokenWrongMessage", 403, "token_wrong_message",
+                           "the upload token is for another message")
+InvalidSignature = _error("InvalidSignature", 403, "invalid_signature",
+                          "the link's signature is not valid")
+LinkExpired = _error("LinkExpired", 403, "link_expired", "the link has expired")
+AddressNotAllowed = _error("AddressNotAllowed", 403, "address_not_allowed",
+                           "not allowed from this address")
+CorsRefused = _error("CorsRefused", 403, "cors_refused",
+                     "this origin or method is not allowed")
 LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
                     "the old /uploads/media URLs were retired; ask for the media's new URL")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",

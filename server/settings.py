@@ -7,7 +7,9 @@ server.secret.Secret (masked in repr, logs and errors) and never echoed in a mes
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +20,21 @@ from server.secret import Secret, secret_url
 
 class SettingsError(ValueError):
     """A configuration variable has a value the service cannot use."""
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SecretKeys(tuple):
+    """The URL-signing keys: a tuple of bytes that never shows its contents in a repr
+    (settings get logged and printed in tracebacks)."""
+
+    def __repr__(self) -> str:
+        return f"SecretKeys(<{len(self)} hidden>)"
+
+
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                                 ipaddress.ip_network("::1/128"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +78,17 @@ class Settings:
     instance_dead_seconds: float = 60.0
     log_level: str = "INFO"
     log_format: str = "text"               # text (terminals) | json (one object per line)
+    # Access control (server/security). Signed media URLs live this long; their expiry
+    # is rounded up to a tenth of it so the same file keeps the same URL for a while.
+    url_ttl_seconds: int = 86400
+    # Empty: one key is generated once and kept in the database. The first signs, all
+    # verify, so a key can be rotated without breaking the links already handed out.
+    signing_keys: SecretKeys = SecretKeys()
+    public_read: bool = False
+    cors_origins: tuple[str, ...] = ()
+    audit_reads: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+    metrics_allow: tuple[Network, ...] = LOOPBACK
     # The legacy folder (/uploads/media) during the move: files not imported yet are
     # served from it. After the sunset, legacy URLs answer 410.
     legacy_dir: Path | None = None
@@ -111,6 +139,42 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[Network, ...]
+              ) -> tuple[Network, ...]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False)
+                     for p in raw.split(",") if p.strip())
+    except ValueError as e:
+        raise SettingsError(f"{name} must be comma-separated addresses or CIDRs: {e}") from None
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = (env.get("MEDIA_CORS_ORIGINS") or "").strip()
+    found = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in found:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SettingsError(f"MEDIA_CORS_ORIGINS: {origin!r} is not an origin "
+                                "(scheme://host[:port], or *)")
+    return found
+
+
+def _signing_keys(env: Mapping[str, str]) -> SecretKeys:
+    raw = (env.get("MEDIA_SIGNING_KEYS") or "").strip()
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for i, key in enumerate(keys, 1):
+        # Never echo a key back, not even a bad one: error messages get logged.
+        if len(key) < 32 or not key.isascii() or not key.isprintable():
+            raise SettingsError(f"MEDIA_SIGNING_KEYS: key #{i} must be at least 32 "
+                                "printable ASCII characters")
+    return SecretKeys(k.encode() for k in keys)
 
 
 def _database_url(env: Mapping[str, str]) -> Secret | None:
@@ -224,6 +288,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_dead_seconds=dead,
         log_level=level,
         log_format=log_format,
+        url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", Settings.url_ttl_seconds,
+                             lo=10, hi=365 * 86400),
+        signing_keys=_signing_keys(env),
+        public_read=_bool(env, "MEDIA_PUBLIC_READ", Settings.public_read),
+        cors_origins=_origins(env),
+        audit_reads=_bool(env, "MEDIA_AUDIT_READS", Settings.audit_reads),
+        trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
+        metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
         legacy_dir=_legacy_dir(env),
         legacy_sunset=_instant(env, "MEDIA_LEGACY_SUNSET"),
     )

@@ -76,5 +76,6 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
  ORDER BY created_at, id;
 
 -- name: delete_media
--- Removes a complete file; its chunks go by ON DELETE CASCADE.
-DELETE FROM media_files WHERE id = :id AND upload_state = 'complete' RETURNING id;
+-- Removes a complete file; its chunks go by ON DELETE CASCADE. Returns its message
+-- (for the audit row).
+DELETE FROM media_files WHERE id = :id AND upload_state = 'complete' RETURNING message_id;

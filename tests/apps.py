@@ -27,14 +27,16 @@ def build_app(settings: Settings, dsn: str, *, setup: Setup | None = None) -> we
     return app
 
 
-def client_options() -> dict:
-    """Keyword arguments every test client is created with."""
-    return {}
+def client_options(key: str | None = None) -> dict:
+    """Keyword arguments every test client is created with: the API key it sends on
+    every request (conftest passes an admin key by default), or none."""
+    return {"headers": {"Authorization": f"Bearer {key}"}} if key else {}
 
 
 async def start_client(app: web.Application, *, server_cls: type[TestServer] = TestServer,
-                       server_kwargs: dict | None = None) -> TestClient:
+                       server_kwargs: dict | None = None, key: str | None = None
+                       ) -> TestClient:
     """A started client on a loopback server for ``app``; the caller closes it."""
-    client = TestClient(server_cls(app, **(server_kwargs or {})), **client_options())
+    client = TestClient(server_cls(app, **(server_kwargs or {})), **client_options(key))
     await client.start_server()
     return client

@@ -22,7 +22,7 @@ from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.apps import build_app, start_client
-from tests.dbutil import admin, dsn_for
+from tests.dbutil import admin, create_api_key, dsn_for
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
 
@@ -81,19 +81,34 @@ async def store(pool, settings) -> MediaStore:
 
 
 @pytest.fixture
-async def server_for(db_dsn, settings):
+async def key_for(db_dsn):
+    """``await key_for("read")``: a new API key of that scope in the test database."""
+    async def make(scope: str = "admin", name: str | None = None) -> str:
+        return await create_api_key(db_dsn, scope, name)
+    return make
+
+
+@pytest.fixture
+async def admin_key(key_for) -> str:
+    return await key_for("admin", "test-admin")
+
+
+@pytest.fixture
+async def server_for(db_dsn, settings, admin_key):
     """Start a server on this test's database: ``await server_for(**setting_changes)``,
     optionally ``setup=`` (a function given the app before it starts), ``server_cls=``
-    and ``server_kwargs=`` (the TestServer). Returns its started client.
+    and ``server_kwargs=`` (the TestServer), ``key=`` (the API key the client sends;
+    the admin key by default, None for none). Returns its started client.
 
     (db_dsn first: it is then torn down last, after the apps have closed their pools.)
     """
     clients = []
 
-    async def start(*, setup=None, server_cls=None, server_kwargs=None, **changes):
+    async def start(*, setup=None, server_cls=None, server_kwargs=None, key=admin_key,
+                    **changes):
         app = build_app(dataclasses.replace(settings, **changes), db_dsn, setup=setup)
         extra = {"server_cls": server_cls} if server_cls is not None else {}
-        c = await start_client(app, server_kwargs=server_kwargs, **extra)
+        c = await start_client(app, server_kwargs=server_kwargs, key=key, **extra)
         clients.append(c)
         return c
 
@@ -104,7 +119,30 @@ async def server_for(db_dsn, settings):
 
 @pytest.fixture
 async def client(server_for):
+    """The service, with a client that sends an admin API key on every request."""
     return await server_for()
+
+
+@pytest.fixture
+async def client_with(server_for):
+    """``await client_with(upload_idle_timeout=0.5)``: a server with changed settings,
+    and a client sending the admin key."""
+    return server_for
+
+
+@pytest.fixture
+async def anon_client(client, aiohttp_client):
+    """Another client of the same server that sends no credentials."""
+    return await aiohttp_client(client.server)
+
+
+@pytest.fixture
+async def client_as(client, aiohttp_client, key_for):
+    """``await client_as("read")``: a client of the same server with a key of that scope."""
+    async def make(scope: str):
+        return await aiohttp_client(client.server,
+                                    headers={"Authorization": f"Bearer {await key_for(scope)}"})
+    return make
 
 
 @pytest.fixture

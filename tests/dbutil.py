@@ -29,3 +29,19 @@ async def fetchval(dsn: str, sql: str, *args):
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+async def create_api_key(dsn: str, scope: str = "admin", name: str | None = None) -> str:
+    """A new API key in the database at ``dsn`` (what ``run.py keys create`` does)."""
+    import uuid
+
+    from server.security.keys import create_key
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await create_key(conn, name or f"test-{scope}-{uuid.uuid4().hex[:8]}", scope)
+    finally:
+        await conn.close()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from server import appkeys
+from server.security import OPEN, add
 from tests.media import noise_mp4
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 10, 60
@@ -69,7 +70,9 @@ async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
 
     def setup(app: web.Application) -> None:
         app.on_response_prepare.append(record)
-        app.router.add_get("/test-page", test_page)
+        # Declared open: an undeclared route would need an admin key, which
+        # Chromium lacks.
+        add(app, "GET", "/test-page", test_page, scope=OPEN)
 
     client = await server_for(setup=setup)
     message_id = await client.app[appkeys.STORE].create_message()
@@ -79,7 +82,8 @@ async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
     resp = await client.post("/api/media/upload-production", data=form)
     assert resp.status == 201
     meta = await resp.json()
-    page["html"] = PAGE.format(src=meta["url"])
+    assert "&sig=" in meta["url"]   # the browser holds no key: the signed URL is all it has
+    page["html"] = PAGE.format(src=html.escape(meta["url"]))
 
     proc = await asyncio.create_subprocess_exec(
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -37,7 +37,8 @@ class Recorded(NamedTuple):
 
 @pytest.fixture
 async def recorded(server_for) -> Recorded:
-    """The service, with every serve response noted as its headers go out."""
+    """The service, with every serve response noted as its headers go out. The test
+    client uploads with an admin key; the tools read the signed URL, with no key."""
     seen: list[Seen] = []
 
     async def record(request, response):
@@ -50,14 +51,16 @@ async def recorded(server_for) -> Recorded:
 
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:
-    """Upload ``data``; the absolute loopback URL it is served at."""
+    """Upload ``data``; the absolute loopback URL it is served at (signed)."""
     message_id = await client.app[appkeys.STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
     resp = await client.post("/api/media/upload-production", data=form)
     assert resp.status == 201, await resp.text()
-    return str(client.make_url((await resp.json())["url"]))
+    url = (await resp.json())["url"]
+    assert "&sig=" in url
+    return str(client.make_url(url))
 
 
 def tool(name: str) -> str:

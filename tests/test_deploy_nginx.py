@@ -3,6 +3,10 @@
 The shipped file is used as it is, with only its upstream address, listen port and cache
 path rewritten for loopback and a temporary folder. Skipped, visibly, where nginx is not
 installed (.ci/run installs it when it can).
+
+Both access modes: public (MEDIA_PUBLIC_READ=true: media cached by slices) and the
+default signed mode, where a private response must never come from nginx's cache.
+Uploads send an admin key; reads go with no key, as phones and browsers read.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import aiohttp
 import pytest
 
 from server import appkeys
+from tests.dbutil import bearer
 from tests.media import jpeg_bytes
 from tests.procs import free_port
 
@@ -68,10 +73,24 @@ class Proxied:
     base: str
     upstream_seen: list[tuple[str | None, int, int | None]]   # (Range, status, length)
     message_id: int
+    key: str
 
 
 @pytest.fixture
-async def proxied(server_for, tmp_path):
+async def proxied(server_for, tmp_path, admin_key):
+    """nginx in front of the service in public mode."""
+    async for p in _proxied(server_for, tmp_path, admin_key, public_read=True):
+        yield p
+
+
+@pytest.fixture
+async def proxied_private(server_for, tmp_path, admin_key):
+    """nginx in front of the service in the default, signed mode."""
+    async for p in _proxied(server_for, tmp_path, admin_key):
+        yield p
+
+
+async def _proxied(server_for, tmp_path, admin_key, **changes):
     nginx = nginx_binary()
     seen: list[tuple[str | None, int, int | None]] = []
 
@@ -81,7 +100,7 @@ async def proxied(server_for, tmp_path):
                          response.content_length))
 
     client = await server_for(setup=lambda app: app.on_response_prepare.append(record),
-                              max_upload_bytes=LIMIT)
+                              max_upload_bytes=LIMIT, **changes)
     upstream = client.server
     message_id = await client.app[appkeys.STORE].create_message()
     port = free_port()
@@ -100,7 +119,7 @@ async def proxied(server_for, tmp_path):
                 if proc.returncode is not None:
                     pytest.fail((tmp_path / "error.log").read_text())
                 await asyncio.sleep(0.05)
-        yield Proxied(f"http://127.0.0.1:{port}", seen, message_id)
+        yield Proxied(f"http://127.0.0.1:{port}", seen, message_id, admin_key)
     finally:
         proc.terminate()
         await proc.wait()
@@ -113,7 +132,8 @@ async def upload(session, p: Proxied, data: bytes) -> dict:
 
     async with session.post(f"{p.base}/api/media/upload-production",
                             params={"message_id": str(p.message_id), "filename": "a.jpg"},
-                            data=body(), headers={"Content-Type": "image/jpeg"}) as r:
+                            data=body(),
+                            headers={"Content-Type": "image/jpeg", **bearer(p.key)}) as r:
         assert r.status == 201, await r.text()
         return await r.json()
 
@@ -182,8 +202,8 @@ async def test_oversized_upload_gets_the_service_json_413(proxied):
                 yield data[i:i + 64 * 1024]
 
         async with s.post(f"{proxied.base}/api/media/upload-production",
-                          params={"message_id": str(proxied.message_id)},
-                          data=body(), headers={"Content-Type": "image/jpeg"}) as r:
+                          params={"message_id": str(proxied.message_id)}, data=body(),
+                          headers={"Content-Type": "image/jpeg", **bearer(proxied.key)}) as r:
             assert r.status == 413
             assert (await r.json())["error"] == "payload_too_large"
 
@@ -196,3 +216,56 @@ async def test_errors_are_not_cached(proxied):
                 assert (await r.json())["error"] == "media_not_found"
                 assert r.headers.get("X-Cache-Status") != "HIT"
     assert len([x for x in proxied.upstream_seen if x[1] == 404]) == 2
+
+
+# -- the default, signed mode ------------------------------------------------------------
+
+async def test_signed_reads_are_never_answered_from_the_cache(proxied_private):
+    p = proxied_private
+    data = jpeg_bytes(2 * SLICE + 777)
+    async with aiohttp.ClientSession() as s:
+        meta = await upload(s, p, data)
+        signed = p.base + meta["url"]
+        assert "&sig=" in signed
+        for _ in range(2):
+            async with s.get(signed) as r:
+                assert r.status == 200
+                assert await r.read() == data
+                assert r.headers["Cache-Control"].startswith("private, max-age=")
+                assert r.headers.get("X-Cache-Status") != "HIT"
+        async with s.get(signed, headers={"Range": f"bytes={SLICE - 5}-{SLICE + 5}"}) as r:
+            assert r.status == 206
+            assert await r.read() == data[SLICE - 5:SLICE + 6]
+        # Every slice of every read was checked by the service (3 slices, 2 reads, and
+        # the range's 2 slices).
+        assert len(p.upstream_seen) == 3 + 3 + 2, p.upstream_seen
+        # Without the signature, or with another one: refused by the service, no bytes,
+        # whatever nginx fetched before.
+        bare = p.base + meta["url"].split("?")[0]
+        for url, status in [(bare, 401), (signed[:-3] + "AAA", 403),
+                            (signed.replace("exp=", "exp=1"), 403)]:
+            async with s.get(url) as r:
+                assert r.status == status, url
+                assert r.headers.get("X-Cache-Status") != "HIT"
+                assert (await r.read()) != data
+
+
+async def test_keyed_reads_bypass_the_cache_in_public_mode(proxied):
+    data = jpeg_bytes(50_000)
+    async with aiohttp.ClientSession() as s:
+        meta = await upload(s, proxied, data)
+        for _ in range(2):
+            async with s.get(proxied.base + meta["url"], headers=bearer(proxied.key)) as r:
+                assert r.status == 200 and await r.read() == data
+                assert r.headers["X-Cache-Status"] == "BYPASS"
+
+
+async def test_upload_without_a_key_is_refused_through_the_proxy(proxied_private):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{proxied_private.base}/api/media/upload-production",
+                          params={"message_id": str(proxied_private.message_id)},
+                          data=jpeg_bytes(50_000),
+                          headers={"Content-Type": "image/jpeg"}) as r:
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+            assert (await r.json())["error"] == "unauthorized"

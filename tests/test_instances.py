@@ -12,7 +12,7 @@ import pytest
 from server import appkeys
 from server.store.invalidation import APPLICATION_NAME
 from server.store.media import MediaStore
-from tests.dbutil import admin, fetchval
+from tests.dbutil import admin, create_api_key, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import Processes
 from tests.test_process import BigFile, MIB, _new_message, _poll, _post_sync, _stalled_upload
@@ -36,9 +36,10 @@ async def _trusted(client) -> None:
 
 @pytest.fixture
 async def two(server_for):
-    """Two instances of the server on one database, both caching metadata for 30 s."""
+    """Two instances of the server on one database, both caching metadata for 30 s.
+    A writes with an admin key; B reads with the signed URLs A hands out, no key."""
     a = await server_for(metadata_cache_seconds=30)
-    b = await server_for(metadata_cache_seconds=30)
+    b = await server_for(metadata_cache_seconds=30, key=None)
     await _trusted(a)
     await _trusted(b)
     return a, b
@@ -154,14 +155,15 @@ async def test_kill_9_mid_upload_another_instance_reclaims_it_completed_files_in
     try:
         victim = procs.start(fast)
         message_id = await _new_message(db_dsn)
+        key = await create_api_key(db_dsn, "write")
         done = []
         for i in range(3):
             data = jpeg_bytes(200_000 + i, seed=i)
             status, body = await asyncio.to_thread(_post_sync, victim, message_id, data,
-                                                   "image/jpeg", f"ok{i}.jpg")
+                                                   "image/jpeg", f"ok{i}.jpg", key)
             assert status == 201
-            done.append((body["id"], data))
-        sock = _stalled_upload(victim, message_id, 100 * MIB, BigFile(MIB).slice(0, MIB))
+            done.append((body["url"], data))
+        sock = _stalled_upload(victim, message_id, 100 * MIB, BigFile(MIB).slice(0, MIB), key)
         try:
             assert await _poll(db_dsn, "SELECT count(*) FROM media_files "
                                        "WHERE upload_state = 'uploading'", lambda c: c == 1)
@@ -177,8 +179,8 @@ async def test_kill_9_mid_upload_another_instance_reclaims_it_completed_files_in
                                    "WHERE upload_state = 'uploading'",
                            lambda c: c == 0, timeout=20) == 0
         assert time.monotonic() - started < 20
-        for media_id, data in done:
-            status, body = survivor.get(f"/api/media/serve/{media_id}")
+        for url, data in done:
+            status, body = survivor.get(url)   # signed by the victim, verified here
             assert status == 200 and hashlib.sha256(body).digest() == \
                 hashlib.sha256(data).digest()
         assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks c WHERE NOT EXISTS "

@@ -3,15 +3,14 @@ transition (with Deprecation and Sunset), traversal refused, 410 after the sunse
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from server.app import create_app
 from server.http.conditional import http_date
 from server.legacy.importer import IMPORTED
+from tests.dbutil import fetchval
 from tests.legacy_util import make_chat, run_import
 
 SUNSET = datetime(2099, 1, 1, tzinfo=timezone.utc)
@@ -29,10 +28,16 @@ async def imported(store, pool, tmp_path):
 
 
 @pytest.fixture
-async def legacy_client(imported, db_dsn, settings, aiohttp_client):
+async def legacy_client(imported, server_for):
+    # An old client: no API key, only the URL it always had.
     chat, _ = imported
-    s = dataclasses.replace(settings, legacy_dir=chat.folder, legacy_sunset=SUNSET)
-    return await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+    return await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET, key=None)
+
+
+def signed_to(location: str, media_id: int) -> bool:
+    """A freshly signed URL of that media (access control's exp and sig)."""
+    return (location.startswith(f"/api/media/serve/{media_id}?")
+            and "exp=" in location and "sig=" in location)
 
 
 @pytest.mark.parametrize("path,name", [
@@ -43,24 +48,31 @@ async def test_every_imported_file_redirects(legacy_client, imported, path, name
     _, ids = imported
     resp = await legacy_client.request(method, f"/uploads/media/{path}", allow_redirects=False)
     assert resp.status == 302
-    assert resp.headers["Location"] == f"/api/media/serve/{ids[name]}"
+    assert signed_to(resp.headers["Location"], ids[name])
     assert resp.headers["Sunset"] == http_date(SUNSET)
     assert resp.headers["Deprecation"] == "true"
 
 
-async def test_redirect_keeps_the_query_and_lands_on_the_bytes(legacy_client, imported):
+async def test_redirect_keeps_the_query_and_lands_on_the_bytes(legacy_client, imported,
+                                                               db_dsn):
     chat, ids = imported
     resp = await legacy_client.get("/uploads/media/a.jpg?w=100&x=%20y", allow_redirects=False)
-    assert resp.headers["Location"] == f"/api/media/serve/{ids['a.jpg']}?w=100&x=%20y"
+    location = resp.headers["Location"]
+    assert signed_to(location, ids["a.jpg"]) and location.endswith("&w=100&x=%20y")
+    assert resp.headers["Cache-Control"] == "no-store"
+    # Followed without any credential: the signature is the credential.
     resp = await legacy_client.get("/uploads/media/a.jpg")
     assert resp.status == 200 and await resp.read() == chat.files["a.jpg"]
+    # Each hand-out of a signed URL is audited.
+    assert await fetchval(db_dsn, "SELECT count(*) FROM media_audit_log WHERE action = "
+                                  "'legacy_redirect' AND media_id = $1", ids["a.jpg"]) == 2
 
 
 async def test_redirect_by_generated_file_name(legacy_client, imported, store):
     _, ids = imported
     rec = await store.stat(ids["b.png"])
     resp = await legacy_client.get(f"/uploads/media/{rec.file_name}", allow_redirects=False)
-    assert resp.status == 302 and resp.headers["Location"] == f"/api/media/serve/{rec.id}"
+    assert resp.status == 302 and signed_to(resp.headers["Location"], rec.id)
 
 
 async def test_not_imported_yet_is_served_from_the_folder(legacy_client, imported):
@@ -142,11 +154,10 @@ async def test_traversal_is_refused(legacy_client, imported, target):
     assert b"\xff\xd8\xff" not in raw                  # no JPEG bytes came back
 
 
-async def test_after_the_sunset_legacy_urls_are_gone(imported, db_dsn, settings, aiohttp_client):
+async def test_after_the_sunset_legacy_urls_are_gone(imported, server_for):
     chat, _ = imported
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    s = dataclasses.replace(settings, legacy_dir=chat.folder, legacy_sunset=past)
-    client = await aiohttp_client(create_app(s, db_dsn, run_janitor=False))
+    client = await server_for(legacy_dir=chat.folder, legacy_sunset=past, key=None)
     for name in ("a.jpg", "orphan.jpg", "nothing.jpg"):
         resp = await client.get(f"/uploads/media/{name}", allow_redirects=False)
         assert resp.status == 410

@@ -320,3 +320,18 @@ async def test_process_is_refused_until_processing_exists(store, chat, pool):
         await run_import(store, chat, process=True)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
+
+
+async def test_each_import_is_an_audit_row(store, pool, chat):
+    report, _ = await run_import(store, chat)
+    ids = sorted(r.media_id for r in report.rows if r.outcome == IMPORTED)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT actor, media_id, message_id, outcome FROM "
+                                "media_audit_log WHERE action = 'legacy_import' "
+                                "ORDER BY media_id")
+    assert [r["media_id"] for r in rows] == ids
+    assert {(r["actor"], r["outcome"]) for r in rows} == {("cli:import-legacy", "ok")}
+    await run_import(store, chat)                 # nothing imported: nothing audited
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM media_audit_log WHERE "
+                                   "action = 'legacy_import'") == len(ids)

@@ -1,6 +1,7 @@
 """Request ids and structured logs: X-Request-ID both ways, JSON lines from a real process."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import urllib.request
@@ -9,6 +10,7 @@ import pytest
 
 from server.observability.logformat import JsonFormatter, RequestIdFilter
 from server.observability.requestid import accept_request_id, current
+from tests.dbutil import bearer, create_api_key
 from tests.procs import Processes
 
 
@@ -71,8 +73,9 @@ def test_json_log_lines_from_a_real_server(db_dsn):
     procs = Processes()
     try:
         srv = procs.start({"DATABASE_URL": db_dsn, "LOG_FORMAT": "json"})
+        key = asyncio.run(create_api_key(db_dsn, "read"))
         req = urllib.request.Request(srv.url + "/api/media/123456?sig=secret",
-                                     headers={"X-Request-ID": "trace-me-1"})
+                                     headers={"X-Request-ID": "trace-me-1", **bearer(key)})
         try:
             urllib.request.urlopen(req, timeout=5)
         except urllib.error.HTTPError as e:
@@ -90,5 +93,6 @@ def test_json_log_lines_from_a_real_server(db_dsn):
         assert a["route"] == "/api/media/{mediaId}" and a["path"] == "/api/media/123456"
         assert a["bytes"] > 0 and a["duration_ms"] >= 0 and a["client_addr"] == "127.0.0.1"
         assert "secret" not in srv.stderr()   # the query string is never logged
+        assert key not in srv.stderr()        # nor the key
     finally:
         procs.cleanup()

@@ -8,7 +8,7 @@ import hashlib
 from server import appkeys
 from server.app import create_app
 from server.cli.migrate import PARTITIONING_DIR, apply_migrations, rollback_migrations
-from tests.dbutil import fetchval
+from tests.dbutil import bearer, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import run_cli
 
@@ -22,8 +22,9 @@ async def _upload(client, message_id: int, data: bytes) -> dict:
 
 
 async def test_partitioning_keeps_every_byte_and_the_service_works(db_dsn, settings,
-                                                                   aiohttp_client):
-    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+                                                                   aiohttp_client, admin_key):
+    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
+                                  headers=bearer(admin_key))
     message_id = await client.app[appkeys.STORE].create_message()
     before = [(jpeg_bytes(30_000 + i, seed=i)) for i in range(5)]
     metas = [await _upload(client, message_id, d) for d in before]
@@ -46,7 +47,8 @@ async def test_partitioning_keeps_every_byte_and_the_service_works(db_dsn, setti
                                   "AND seq BETWEEN 0 AND 3")
     assert "media_chunks_p" in plan and "Append" not in plan
 
-    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+    client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
+                                  headers=bearer(admin_key))
     for data, meta in zip(before, metas):
         resp = await client.get(meta["url"])
         assert await resp.read() == data

@@ -24,7 +24,7 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.dbutil import fetchval
+from tests.dbutil import bearer, create_api_key, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server, postgres_processes, run_cli, wait_no_postgres
 
@@ -47,10 +47,10 @@ async def _new_message(dsn: str) -> int:
 
 
 def _post_sync(srv: Server, message_id: int, data: bytes, ctype: str,
-               name: str) -> tuple[int, dict]:
+               name: str, key: str) -> tuple[int, dict]:
     req = urllib.request.Request(
         f"{srv.url}{UPLOAD}?message_id={message_id}&filename={name}", data=data,
-        method="POST", headers={"Content-Type": ctype})
+        method="POST", headers={"Content-Type": ctype, **bearer(key)})
     with urllib.request.urlopen(req, timeout=30) as r:
         return r.status, json.loads(r.read())
 
@@ -76,18 +76,22 @@ def test_embedded_lifecycle_sigterm_sigint_and_data_kept(procs):
     assert res.returncode == 0, res.stderr
     message_id = int(res.stdout.strip())
     assert message_id >= 1
+    res = run_cli(["keys", "create", "backend"], env)
+    assert res.returncode == 0, res.stderr
+    key = res.stdout.strip()
     data = jpeg_bytes(300_000, seed=3)
-    status, body = _post_sync(srv, message_id, data, "image/jpeg", "photo.jpg")
+    status, body = _post_sync(srv, message_id, data, "image/jpeg", "photo.jpg", key)
     assert status == 201 and body["file_size"] == len(data)
-    assert srv.get(body["url"]) == (200, data)
-    assert _pids_file(data_dir) == [srv.pid]   # create-message let go of its handle
+    assert srv.get(body["url"]) == (200, data)   # signed: no key needed to read
+    assert _pids_file(data_dir) == [srv.pid]   # the commands let go of their handles
 
     assert srv.signal_and_wait(signal.SIGTERM) == 0
     assert wait_no_postgres(data_dir) == []
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
     assert _pids_file(data_dir) == []
 
-    # Same folder again: the data is reused, the file is still served.
+    # Same folder again: the data is reused, the file is still served, and the URL
+    # signed by the first run still verifies (the generated key is in the database).
     srv2 = procs.start(env)
     assert srv2.get(body["url"]) == (200, data)
     assert srv2.signal_and_wait(signal.SIGINT) == 0
@@ -263,6 +267,7 @@ async def test_1gib_upload_memory_stays_bounded(procs, db_dsn):
     size = 1024 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_MAX_UPLOAD_BYTES": str(2**31)})
     message_id = await _new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
     assert big.slice(0, 12)[4:12] == b"ftypisom"
     sha, sent = hashlib.sha256(), 0
@@ -280,7 +285,8 @@ async def test_1gib_upload_memory_stays_bounded(procs, db_dsn):
         started = time.monotonic()
         async with session.post(
                 f"{srv.url}{UPLOAD}?message_id={message_id}&filename=big.mp4", data=body(),
-                headers={"Content-Type": "video/mp4", "Content-Length": str(size)}) as r:
+                headers={"Content-Type": "video/mp4", "Content-Length": str(size),
+                         **bearer(key)}) as r:
             text = await r.text()
             status = r.status
         elapsed = time.monotonic() - started
@@ -317,6 +323,7 @@ async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
     srv = procs.start({"DATABASE_URL": db_dsn, "DB_POOL_MAX": "10",
                        "DB_POOL_ACQUIRE_TIMEOUT": "5", "MEDIA_CHUNK_BYTES": "3072"})
     message_id = await _new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
     n, piece, pieces = 200, 2048, 6
     files = [jpeg_bytes(piece * pieces, seed=i) for i in range(n)]
     assert len(set(files)) == n
@@ -330,7 +337,7 @@ async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
     async def upload(session, i):
         async with session.post(f"{srv.url}{UPLOAD}?message_id={message_id}"
                                 f"&filename=slow{i}.jpg", data=slow_body(files[i]),
-                                headers={"Content-Type": "image/jpeg"}) as r:
+                                headers={"Content-Type": "image/jpeg", **bearer(key)}) as r:
             return r.status, await r.json()
 
     connector = aiohttp.TCPConnector(limit=n + 50)
@@ -368,12 +375,14 @@ async def _poll(dsn: str, sql: str, want, timeout: float = 10):
         await asyncio.sleep(0.1)
 
 
-def _stalled_upload(srv: Server, message_id: int, announced: int, sent: bytes) -> socket.socket:
+def _stalled_upload(srv: Server, message_id: int, announced: int, sent: bytes,
+                    key: str) -> socket.socket:
     """A raw upload that announces ``announced`` bytes, sends ``sent`` and stalls."""
     sock = socket.create_connection(("127.0.0.1", srv.port))
     sock.sendall(
         (f"POST {UPLOAD}?message_id={message_id}&filename=cut.mp4 HTTP/1.1\r\n"
          f"Host: 127.0.0.1:{srv.port}\r\nContent-Type: video/mp4\r\n"
+         f"Authorization: Bearer {key}\r\n"
          f"Content-Length: {announced}\r\n\r\n").encode() + sent)
     return sock
 
@@ -381,7 +390,8 @@ def _stalled_upload(srv: Server, message_id: int, announced: int, sent: bytes) -
 async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "1"})
     message_id = await _new_message(db_dsn)
-    sock = _stalled_upload(srv, message_id, 100 * MIB, BigFile(2 * MIB).slice(0, 2 * MIB))
+    key = await create_api_key(db_dsn, "write")
+    sock = _stalled_upload(srv, message_id, 100 * MIB, BigFile(2 * MIB).slice(0, 2 * MIB), key)
     try:
         assert await _poll(db_dsn, "SELECT count(*) FROM media_chunks", lambda c: c >= 4) >= 4
         srv.proc.send_signal(signal.SIGTERM)
@@ -399,9 +409,10 @@ async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
 async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
     srv = procs.start({"DATABASE_URL": db_dsn})
     message_id = await _new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
     announced = 100 * MIB
     head = BigFile(4 * MIB).slice(0, 4 * MIB)
-    sock = _stalled_upload(srv, message_id, announced, head)
+    sock = _stalled_upload(srv, message_id, announced, head, key)
     try:
         # The upload is under way: its row and some chunks are in the database.
         chunks = await _poll(db_dsn, "SELECT count(*) FROM media_chunks", lambda c: c >= 8)
@@ -419,7 +430,7 @@ async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
     # And the server carries on.
     assert srv.get("/readyz")[0] == 200
     data = jpeg_bytes(50_000, seed=9)
-    status, body = _post_sync(srv, message_id, data, "image/jpeg", "after.jpg")
+    status, body = _post_sync(srv, message_id, data, "image/jpeg", "after.jpg", key)
     assert status == 201
     assert srv.get(body["url"]) == (200, data)
     assert srv.proc.poll() is None
@@ -433,7 +444,9 @@ async def test_slow_concurrent_downloads_memory_stays_bounded(procs, db_dsn):
     size, readers, per_reader = 48 * MIB, 40, 4 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_MAX_UPLOAD_BYTES": str(2**31)})
     message_id = await _new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
+
     async def body():
         for piece in big.pieces():
             yield piece
@@ -441,7 +454,7 @@ async def test_slow_concurrent_downloads_memory_stays_bounded(procs, db_dsn):
     async with aiohttp.ClientSession() as session:
         async with session.post(
                 f"{srv.url}{UPLOAD}?message_id={message_id}&filename=v.mp4",
-                data=body(), headers={"Content-Type": "video/mp4"}) as r:
+                data=body(), headers={"Content-Type": "video/mp4", **bearer(key)}) as r:
             assert r.status == 201, await r.text()
             url = srv.url + (await r.json())["url"]
         rss_before = srv.rss_kib()

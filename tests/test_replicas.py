@@ -14,6 +14,7 @@ from server import appkeys
 from server.app import create_app
 from server.cli.migrate import apply_migrations
 from server.settings import Settings
+from tests.dbutil import bearer, create_api_key
 from tests.media import jpeg_bytes
 from tests.pgcluster import Cluster, machine_bindir
 
@@ -61,10 +62,14 @@ async def _caught_up(primary, standby) -> None:
 
 
 async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(cluster, aiohttp_client):
+    # (The key is made on the primary: a key is always checked there, so a revoked
+    # one stops at once even while replicas lag.)
     primary, standby = cluster
     settings = Settings(database_url=primary.dsn, database_read_urls=(standby.dsn,),
                         chunk_bytes=3 * 1024, metadata_cache_seconds=0, cache_bytes=0)
-    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False))
+    key = await create_api_key(primary.dsn, "admin")
+    client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
+                                  headers=bearer(key))
     store = client.app[appkeys.STORE]
     message_id = await store.create_message()
 

@@ -70,7 +70,18 @@ async def test_pages_newest_first_with_every_filter(client, seeded):
             items = await _walk(client, query, limit)
             assert [i["id"] for i in items] == _newest_first(expected), (query, limit)
     items = await _walk(client, "", 3)
-    assert items[0]["url"] == f"/api/media/serve/{items[0]['id']}"   # media_json's shape
+    # media_json's shape, with its signed URL.
+    assert items[0]["url"].startswith(f"/api/media/serve/{items[0]['id']}?")
+    assert "sig=" in items[0]["url"]
+
+
+async def test_needs_a_read_key(server_for, key_for, seeded):
+    anonymous = await server_for(key=None)
+    resp = await anonymous.get("/api/media")
+    assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+    reader = await server_for(key=await key_for("read"))
+    resp = await reader.get("/api/media?limit=1")
+    assert resp.status == 200 and len((await resp.json())["items"]) == 1
 
 
 async def test_since_and_until(client, seeded, pool):

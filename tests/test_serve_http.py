@@ -6,6 +6,10 @@ They only read what they uploaded themselves, so they share one server and one d
 costs 0.1-0.3 s and would multiply by the ~80 cases here. Chunks are 3 KiB, as in
 conftest, so the 50 KB file most cases read spans 17 chunks. Cases that need another
 server configuration start their own server on the same database.
+
+The server runs in public mode (MEDIA_PUBLIC_READ=true, the original design's one-year
+public cache); uploads send an admin key. Signed URLs and private caching are
+tests/test_access.py's.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from server.http.conditional import http_date
 from server.settings import Settings
 from tests.apps import build_app, start_client
 from tests.byteranges import byteranges, content_range
-from tests.dbutil import admin, dsn_for
+from tests.dbutil import admin, create_api_key, dsn_for
 from tests.media import jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
@@ -69,15 +73,20 @@ async def shared_dsn(pg_server_dsn, template_dsn):
 @pytest.fixture(scope="module", params=[0, 64 * 1024**2], ids=["from-chunks", "from-cache"])
 def shared_settings(shared_dsn, request) -> Settings:
     """Every case twice: small files read from their chunks, and from the in-memory
-    cache of whole small files (MEDIA_CACHE_BYTES)."""
+    cache of whole small files (MEDIA_CACHE_BYTES). Public mode (see the docstring)."""
     return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
-                    cache_bytes=request.param)
+                    cache_bytes=request.param, public_read=True)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(shared_settings, shared_dsn):
+async def shared_key(shared_dsn) -> str:
+    return await create_api_key(shared_dsn, "admin")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(shared_settings, shared_dsn, shared_key):
     """The shared server (it shadows conftest's per-test ``client`` in this module)."""
-    c = await start_client(build_app(shared_settings, shared_dsn))
+    c = await start_client(build_app(shared_settings, shared_dsn), key=shared_key)
     yield c
     await c.close()
 
@@ -103,7 +112,7 @@ async def media(client) -> Media:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def server_for(shared_settings, shared_dsn):
+async def server_for(shared_settings, shared_dsn, shared_key):
     """Start another server on the shared database: ``await server_for(**settings)``
     (conftest's ``server_for``, on this module's database and event loop)."""
     clients = []
@@ -111,7 +120,7 @@ async def server_for(shared_settings, shared_dsn):
     async def start(*, server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
         settings = dataclasses.replace(shared_settings, **changes)
         c = await start_client(build_app(settings, shared_dsn), server_cls=server_cls,
-                               server_kwargs=server_kwargs)
+                               server_kwargs=server_kwargs, key=shared_key)
         clients.append(c)
         return c
 

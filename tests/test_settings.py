@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
+import ipaddress
 from pathlib import Path
 
 import pytest
 
 from server.secret import secret_url
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import SecretKeys, Settings, SettingsError, load_settings
 from tests.procs import SETTINGS_VARS, run_cli
 
 
@@ -78,6 +79,19 @@ PARSED = [
      (secret_url("postgresql://r1/chat"), secret_url("postgresql://r2/chat"))),
     ("MEDIA_CACHE_BYTES", "0", "cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "instance_dead_seconds", 45.0),
+    ("MEDIA_URL_TTL_SECONDS", "3600", "url_ttl_seconds", 3600),
+    ("MEDIA_SIGNING_KEYS", "a" * 32, "signing_keys", SecretKeys([b"a" * 32])),
+    ("MEDIA_SIGNING_KEYS", f" {'n' * 40} , {'o' * 32} ", "signing_keys",
+     SecretKeys([b"n" * 40, b"o" * 32])),
+    ("MEDIA_PUBLIC_READ", "true", "public_read", True),
+    ("MEDIA_CORS_ORIGINS", "https://chat.example.com, http://localhost:3000/",
+     "cors_origins", ("https://chat.example.com", "http://localhost:3000")),
+    ("MEDIA_CORS_ORIGINS", "*", "cors_origins", ("*",)),
+    ("MEDIA_AUDIT_READS", "yes", "audit_reads", True),
+    ("MEDIA_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1", "trusted_proxies",
+     (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"))),
+    ("MEDIA_METRICS_ALLOW", "192.168.1.0/24,::1", "metrics_allow",
+     (ipaddress.ip_network("192.168.1.0/24"), ipaddress.ip_network("::1/128"))),
     ("MEDIA_LEGACY_DIR", "/tmp", "legacy_dir", Path("/tmp")),
     ("MEDIA_LEGACY_SUNSET", "2027-01-31", "legacy_sunset",
      datetime(2027, 1, 31, tzinfo=timezone.utc)),
@@ -156,6 +170,18 @@ BAD = [
     ({"MEDIA_CACHE_BYTES": "-1"}, "MEDIA_CACHE_BYTES"),
     ({"MEDIA_HEARTBEAT_SECONDS": "20", "MEDIA_INSTANCE_DEAD_SECONDS": "30"},
      "MEDIA_INSTANCE_DEAD_SECONDS"),
+    ({"MEDIA_URL_TTL_SECONDS": "0"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_URL_TTL_SECONDS": "1d"}, "MEDIA_URL_TTL_SECONDS"),
+    ({"MEDIA_SIGNING_KEYS": "short"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "a" * 32 + ",tooshort"}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_SIGNING_KEYS": "é" * 40}, "MEDIA_SIGNING_KEYS"),
+    ({"MEDIA_PUBLIC_READ": "sometimes"}, "MEDIA_PUBLIC_READ"),
+    ({"MEDIA_CORS_ORIGINS": "chat.example.com"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_CORS_ORIGINS": "https://chat.example.com/app"}, "MEDIA_CORS_ORIGINS"),
+    ({"MEDIA_AUDIT_READS": "2"}, "MEDIA_AUDIT_READS"),
+    ({"MEDIA_TRUSTED_PROXIES": "10.0.0.0/33"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_TRUSTED_PROXIES": "proxy.local"}, "MEDIA_TRUSTED_PROXIES"),
+    ({"MEDIA_METRICS_ALLOW": "everyone"}, "MEDIA_METRICS_ALLOW"),
     ({"MEDIA_LEGACY_DIR": "/no/such/folder"}, "MEDIA_LEGACY_DIR"),
     ({"MEDIA_LEGACY_DIR": "/etc/hostname"}, "MEDIA_LEGACY_DIR"),    # a file, not a folder
     ({"MEDIA_LEGACY_SUNSET": "next year"}, "MEDIA_LEGACY_SUNSET"),
@@ -180,6 +206,16 @@ def test_database_url_error_does_not_echo_the_url(url):
         load_settings({"DATABASE_URL": url})
     assert "DATABASE_URL" in str(e.value)
     assert "s3cret" not in str(e.value)
+
+
+def test_signing_keys_never_show_in_a_repr_or_an_error():
+    secret = "do-not-print-me-" + "x" * 20
+    s = load_settings({"MEDIA_SIGNING_KEYS": secret})
+    assert secret not in repr(s) and secret not in str(s)
+    assert "SecretKeys(<1 hidden>)" in repr(s)
+    with pytest.raises(SettingsError) as e:
+        load_settings({"MEDIA_SIGNING_KEYS": secret + ",short-secret"})
+    assert "short-secret" not in str(e.value)
 
 
 def test_settings_error_is_a_value_error():

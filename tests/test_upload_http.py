@@ -325,7 +325,9 @@ async def _expecting(client, expect: str, length: int, message_id: int):
     of the answer, which must come before any of the body is sent."""
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     try:
+        auth = client.session.headers.get("Authorization")   # the admin key
         writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: {auth}\r\n"
                       f"Content-Type: image/jpeg\r\nContent-Length: {length}\r\n"
                       f"Expect: {expect}\r\n\r\n").encode())
         await writer.drain()
@@ -358,10 +360,11 @@ async def test_unknown_expectation_is_417(client, pool, message_id, expect):
     await assert_nothing_stored(pool)
 
 
-async def test_expect_continue_accepted_then_body(client, message_id):
+async def test_expect_continue_accepted_then_body(client, message_id, admin_key):
     data = png_bytes()
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {admin_key}\r\n"
                   f"Content-Type: image/png\r\nContent-Length: {len(data)}\r\n"
                   "Expect: 100-continue\r\n\r\n").encode())
     await writer.drain()
@@ -373,9 +376,10 @@ async def test_expect_continue_accepted_then_body(client, message_id):
     writer.close()
 
 
-async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_id):
+async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_id, admin_key):
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {admin_key}\r\n"
                   f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n").encode())
     writer.write(jpeg_bytes(20 * CHUNK))
     await writer.drain()
@@ -442,7 +446,10 @@ async def test_bad_media_ids_are_404(client, mid):
 async def test_legacy_url_redirects(client, message_id):
     up = await upload(client, message_id)
     resp = await client.get(f"/uploads/media/{up['file_name']}", allow_redirects=False)
-    assert resp.status == 302     # not permanent: the target may be signed; sunset -> 410
+    # To the signed URL: temporary, since the link expires (public mode: 301, in
+    # tests/test_access.py).
+    assert resp.status == 302
+    assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Location"] == up["url"]
     await assert_error(await client.get("/uploads/media/nope.jpg", allow_redirects=False),
                        404, "media_not_found")
@@ -474,11 +481,12 @@ async def test_health_and_metrics(client, message_id):
     assert 'media_stored_files{media_type="image"} 1.0' in text
 
 
-async def test_upload_in_progress_is_404_everywhere(client, pool, message_id):
+async def test_upload_in_progress_is_404_everywhere(client, pool, message_id, admin_key):
     # Start a raw upload and hold it open mid-body: its row and chunks exist, invisible.
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write((f"POST {URL}?message_id={message_id}&filename=wip.jpg HTTP/1.1\r\n"
-                  f"Host: x\r\nContent-Type: image/jpeg\r\n"
+                  f"Host: x\r\nAuthorization: Bearer {admin_key}\r\n"
+                  f"Content-Type: image/jpeg\r\n"
                   f"Content-Length: {100 * CHUNK}\r\n\r\n").encode())
     writer.write(jpeg_bytes(10 * CHUNK))
     await writer.drain()
@@ -608,12 +616,13 @@ async def test_stall_between_form_fields_is_408(server_for, pool, message_id):
 
 
 async def test_upload_reclaimed_by_the_janitor_midway_is_410_upload_expired(
-        client, pool, message_id):
+        client, pool, message_id, admin_key):
     # A raw upload held open mid-body, reclaimed as stale (as the janitor would after
     # MEDIA_UPLOAD_STALE_SECONDS), then its client sends more.
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     try:
         writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {admin_key}\r\n"
                       f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n"
                       ).encode())
         data = jpeg_bytes(100 * CHUNK)

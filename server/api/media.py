@@ -7,6 +7,8 @@ from server import appkeys
 from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
+from server.security import SIGNER
+from server.security.audit import audited
 
 
 def _media_id(request: web.Request) -> int:
@@ -18,7 +20,7 @@ def _media_id(request: web.Request) -> int:
 
 async def get_media(request: web.Request) -> web.Response:
     rec = await request.app[appkeys.STORE].stat(_media_id(request))
-    return web.json_response(media_json(rec))
+    return web.json_response(media_json(rec, request.app[SIGNER]))
 
 
 async def list_message_media(request: web.Request) -> web.Response:
@@ -27,11 +29,14 @@ async def list_message_media(request: web.Request) -> web.Response:
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
     records = await store.list_for_message(message_id)
+    urls = request.app[SIGNER]
     return web.json_response({"message_id": message_id,
-                              "media": [media_json(r) for r in records]})
+                              "media": [media_json(r, urls) for r in records]})
 
 
 async def delete_media(request: web.Request) -> web.Response:
-    await request.app[appkeys.STORE].delete(_media_id(request))
+    media_id = _media_id(request)
+    async with audited(request, "delete", media_id=media_id) as audit:
+        await request.app[appkeys.STORE].delete(media_id, audit=audit)
     return web.Response(status=204)
 

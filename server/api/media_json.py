@@ -1,6 +1,7 @@
 """How media metadata looks on the wire."""
 from __future__ import annotations
 
+from server.security.signing import UrlSigner
 from server.store.media import MediaRecord
 
 
@@ -12,7 +13,9 @@ def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 
 
-def media_json(rec: MediaRecord) -> dict:
+def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
+    """The JSON of a media record; ``urls`` is ``request.app[security.SIGNER]``, which
+    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ)."""
     return {
         "id": rec.id,
         "message_id": rec.message_id,
@@ -30,5 +33,5 @@ def media_json(rec: MediaRecord) -> dict:
         "sha256": rec.sha256.hex(),
         "created_at": rec.created_at.isoformat(),
         "updated_at": rec.updated_at.isoformat(),
-        "url": serve_path(rec.id),
+        "url": urls.media_url(rec.id),
     }

@@ -1,23 +1,32 @@
-"""The HTTP surface, in one table."""
+"""The HTTP surface, in one table, each route with the access it needs.
+
+Scopes (server/security/access.py): OPEN (anyone), ADDRESS (MEDIA_METRICS_ALLOW),
+READ < WRITE < ADMIN (API keys). A route added without ``add`` needs ADMIN.
+"""
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import health, media, search, serve, upload
+from server.api import access, health, media, search, serve, upload
 from server.legacy import web as legacy_web
+from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
 
 
 def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/media/upload-production", upload.upload_media,
-               expect_handler=upload.expect_continue)
-    r.add_get("/api/media", search.search_media)
-    r.add_get("/api/media/serve/{mediaId}", serve.serve_media)  # GET and HEAD
-    r.add_get("/api/media/{mediaId}", media.get_media)
-    r.add_delete("/api/media/{mediaId}", media.delete_media)
-    r.add_get("/api/messages/{messageId}/media", media.list_message_media)
-    # The whole tail, encoded: server/legacy decodes it itself, segment by segment.
-    r.add_get("/uploads/media/{name:.+}", legacy_web.legacy_media)
-    r.add_get("/healthz", health.healthz)
-    r.add_get("/readyz", health.readyz)
-    r.add_get("/metrics", health.metrics)
+    add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
+        upload_token=True, cors=True, expect_handler=upload.expect_continue)
+    add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
+    add(app, "GET", "/api/media", search.search_media, scope=READ)
+    add(app, "GET", "/api/media/serve/{mediaId}", serve.serve_media, scope=READ,
+        signed_url=True, cors=True)   # GET and HEAD
+    add(app, "GET", "/api/media/{mediaId}", media.get_media, scope=READ)
+    add(app, "DELETE", "/api/media/{mediaId}", media.delete_media, scope=WRITE)
+    add(app, "GET", "/api/messages/{messageId}/media", media.list_message_media, scope=READ)
+    add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
+    # Old clients hold these URLs without credentials, and the folder was public: the
+    # answer is a redirect to a freshly signed URL (audited), or the folder's file
+    # during the move. The whole tail, encoded: server/legacy decodes it itself.
+    add(app, "GET", "/uploads/media/{name:.+}", legacy_web.legacy_media, scope=OPEN)
+    add(app, "GET", "/healthz", health.healthz, scope=OPEN)
+    add(app, "GET", "/readyz", health.readyz, scope=OPEN)
+    add(app, "GET", "/metrics", health.metrics, scope=ADDRESS)

@@ -17,6 +17,7 @@ from server import appkeys
 from server.api.media_json import media_json
 from server.errors import BadRequest
 from server.http.params import parse_id
+from server.security import SIGNER
 from server.store.search import Filters, search
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -100,4 +101,6 @@ async def search_media(request: web.Request) -> web.Response:
     page = records[:limit]
     nxt = (encode_cursor(page[-1].created_at, page[-1].id)
            if len(records) > limit else None)
-    return web.json_response({"items": [media_json(r) for r in page], "next_cursor": nxt})
+    urls = request.app[SIGNER]
+    return web.json_response({"items": [media_json(r, urls) for r in page],
+                              "next_cursor": nxt})

@@ -22,17 +22,15 @@ from server.http.conditional import (
     http_date,
     if_range_allows,
 )
-from server.http.disposition import content_disposition, is_unsafe_inline
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.security.hooks import media_cache_control
+from server.security.serving import safety_headers
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
 
 Body = AsyncGenerator[bytes, None]
-
-# Media never changes once stored (RFC 8246 immutable; the original one-year cache).
-PUBLIC_CACHE = "public, max-age=31536000, immutable"
 
 
 def entity_tag(rec: MediaRecord) -> str:
@@ -46,16 +44,16 @@ def last_modified(rec: MediaRecord, now: datetime) -> datetime:
     return min(rec.created_at, now).astimezone(timezone.utc).replace(microsecond=0)
 
 
-def representation_headers(rec: MediaRecord, etag: str, modified: datetime) -> dict[str, str]:
-    """What 200, 206 and HEAD all carry (a 206 repeats the 200's: RFC 9110 §15.3.7)."""
+def representation_headers(rec: MediaRecord, etag: str, modified: datetime,
+                           cache: str) -> dict[str, str]:
+    """What 200, 206 and HEAD all carry (a 206 repeats the 200's: RFC 9110 §15.3.7).
+    Types a browser could run go out as sandboxed attachments (security/serving.py)."""
     return {
         "ETag": etag,
         "Last-Modified": http_date(modified),
-        "Cache-Control": PUBLIC_CACHE,
+        "Cache-Control": cache,
         "Content-Type": rec.mime_type,
-        "Content-Disposition": content_disposition(
-            rec.original_name, inline=not is_unsafe_inline(rec.mime_type)),
-        "X-Content-Type-Options": "nosniff",
+        **safety_headers(rec.mime_type, rec.original_name),
         "Accept-Ranges": "bytes",
     }
 
@@ -77,7 +75,7 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
     replaces the one derived from the content; ``headers`` go on every answer, 304 and
     errors included, over the usual ones (a legacy file's Cache-Control, Sunset...)."""
     extra = headers or {}
-    cache = extra.get("Cache-Control", PUBLIC_CACHE)
+    cache = extra.get("Cache-Control") or media_cache_control(request)
     etag = etag or entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
     h = request.headers
@@ -96,7 +94,7 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
     if outcome is Outcome.PRECONDITION_FAILED:
         raise PreconditionFailed(headers=extra)
 
-    headers = {**representation_headers(rec, etag, modified), **extra}
+    headers = {**representation_headers(rec, etag, modified, cache), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",

@@ -42,6 +42,9 @@ from server.http.form_names import header_filename
 from server.http.params import parse_id
 from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
+from server.security import SIGNER
+from server.security.audit import Audit, audited
+from server.security.hooks import check_upload_message, refuse_before_body, upload_limit
 from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
@@ -77,20 +80,23 @@ def raw_file_name(request: web.Request) -> str | None:
 async def upload_media(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     store = request.app[appkeys.STORE]
-    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
+    # An upload token may allow less than the service does.
+    limits = Limits(upload_limit(request, settings.max_upload_bytes),
+                    settings.upload_idle_timeout)
     length = request.content_length
     ctype = request.content_type
     try:
-        if ctype == "multipart/form-data":
-            if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
-                raise PayloadTooLarge()
-            rec = await _multipart(request, store, limits)
-        elif is_raw_upload_type(ctype):
-            if length is not None and length > settings.max_upload_bytes:
-                raise PayloadTooLarge()
-            rec = await _raw(request, store, limits)
-        else:
-            raise UnsupportedRequestType()
+        async with audited(request, "upload") as audit:
+            if ctype == "multipart/form-data":
+                if length is not None and length > limits.max_bytes + MULTIPART_OVERHEAD:
+                    raise PayloadTooLarge()
+                rec = await _multipart(request, store, limits, audit)
+            elif is_raw_upload_type(ctype):
+                if length is not None and length > limits.max_bytes:
+                    raise PayloadTooLarge()
+                rec = await _raw(request, store, limits, audit)
+            else:
+                raise UnsupportedRequestType()
     except (UploadTimeout, *_BODY_ERRORS) as e:
         # The body is broken, gone or stalled, wherever in it that happened: there is
         # nothing left worth reading, and aiohttp's lingering read of the rest would
@@ -102,20 +108,28 @@ async def upload_media(request: web.Request) -> web.Response:
         raise UploadAborted() from None
     request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
     request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
-    return web.json_response(media_json(rec), status=201,
+    return web.json_response(media_json(rec, request.app[SIGNER]), status=201,
                              headers={"Location": media_path(rec.id)})
 
 
-async def _raw(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
+async def _raw(request: web.Request, store: MediaStore, limits: Limits,
+               audit: Audit) -> MediaRecord:
     message_id = parse_message_id(request.query.get("message_id")
                                   or request.headers.get("X-Message-Id"))
+    _bind_message(request, audit, message_id)
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
                            raw_file_name(request), limits)
-    return await _finish(upload, message_id)
+    return await _finish(upload, message_id, audit)
 
 
-async def _multipart(request: web.Request, store: MediaStore, limits: Limits) -> MediaRecord:
+def _bind_message(request: web.Request, audit: Audit, message_id: int) -> None:
+    audit.note(message_id=message_id)
+    check_upload_message(request, message_id)   # a token uploads to its message only
+
+
+async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
+                     audit: Audit) -> MediaRecord:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
@@ -136,6 +150,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
                 upload = await receive(store, _chunk_reader(part, READ_BYTES), name, limits)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part, limits))
+                _bind_message(request, audit, message_id)
                 if upload is None:
                     await _check_message(store, message_id)
             else:
@@ -152,12 +167,12 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits) ->
         await upload.abort()
         raise MissingMessageId()
     # When the file came first, its message is checked here, by the foreign key.
-    return await _finish(upload, message_id)
+    return await _finish(upload, message_id, audit)
 
 
-async def _finish(upload: Upload, message_id: int) -> MediaRecord:
+async def _finish(upload: Upload, message_id: int, audit: Audit) -> MediaRecord:
     try:
-        return await upload.finish(message_id)
+        return await upload.finish(message_id, audit=audit)
     except BaseException:
         await upload.abort()
         raise
@@ -206,6 +221,8 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     if request.headers.get("Expect", "").strip().lower() != "100-continue":
         return render(ExpectationFailed())
     settings = request.app[appkeys.SETTINGS]
+    if (refused := refuse_before_body(request)) is not None:
+        return refused
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return render(PayloadTooLarge())

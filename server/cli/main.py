@@ -9,6 +9,8 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store reclaim        delete abandoned uploads now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
+    media-store keys create NAME [--scope read|write|admin]   prints the new API key
+    media-store keys list | keys revoke NAME
     media-store import-legacy | verify | cleanup-legacy | export | stats
                                the move from /uploads/media (server/cli/legacy.py)
 
@@ -135,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
                    help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
+    p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
+    p_create.add_argument("name")
+    p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
+    keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
+    keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
     legacy_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
@@ -172,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
+            elif command == "keys":
+                from server.cli.keys import keys_command
+                if settings.auto_migrate:
+                    apply_migrations(dsn)
+                return keys_command(dsn, args)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)

@@ -31,6 +31,7 @@ from server.legacy.files import PIECE, FileStat, list_folder, sha256_of
 from server.legacy.lock import legacy_lock
 from server.legacy.paths import resolve
 from server.legacy.progress import Progress
+from server.security.audit import AuditEntry
 from server.store.media import MediaStore
 from server.store.sqlfiles import Q
 
@@ -256,6 +257,9 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
             raise RecordedMeanwhile()
         if opts.rewrite_urls:
             row.rewritten = await _rewrite(conn, column, rec.id, refs)
+        # The audit row of this import, committed with it or not at all.
+        await AuditEntry(actor="cli:import-legacy", action="legacy_import",
+                         media_id=rec.id, message_id=owner).write(conn)
 
     try:
         if FileStat.of(path) != before or row.size != before.size:

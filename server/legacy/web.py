@@ -31,6 +31,8 @@ from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.legacy.files import PIECE
 from server.legacy.lookup import media_for_legacy_name
 from server.legacy.paths import legacy_name, resolve
+from server.security import SIGNER
+from server.security.audit import entry_for, record
 from server.store.media import MediaRecord, StorageCorrupt
 
 PREFIX = "/uploads/media/"
@@ -60,7 +62,12 @@ async def legacy_media(request: web.Request) -> web.StreamResponse:
         raise MediaNotFound(headers=extra)
     rec = await media_for_legacy_name(request.app[appkeys.STORE], name)
     if rec is not None:
-        return _redirect(request, media_json(rec)["url"], extra)
+        # A freshly signed URL (the plain one in public mode): the old exposure of a
+        # public folder, not a new one; each such hand-out is in the audit log.
+        url = media_json(rec, request.app[SIGNER])["url"]
+        await record(request, entry_for(request, "legacy_redirect", media_id=rec.id,
+                                        message_id=rec.message_id))
+        return _redirect(request, url, extra)
     path = resolve(settings.legacy_dir, name) if settings.legacy_dir is not None else None
     if path is None:
         raise MediaNotFound(headers=extra)

@@ -14,6 +14,10 @@ The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
   is written out.
 - Failures a client can cause come out as errors.MediaError subclasses (an unknown
   message becomes MessageNotFound here, not further up).
+- ``Upload.finish`` and ``delete`` take an optional ``audit``: anything with
+  ``async write(conn, **fields)`` (security.audit.Audit). It is written on the same
+  connection, in the same transaction as the change, with the media and message ids:
+  the change and its audit row commit together or not at all.
 """
 from __future__ import annotations
 
@@ -105,14 +109,14 @@ class Upload:
         """Wait until every full chunk written so far is stored."""
         await self._drain()
 
-    async def finish(self, message_id: int, *, then: AlsoInTransaction | None = None
-                     ) -> MediaRecord:
+    async def finish(self, message_id: int, audit=None, *,
+                     then: AlsoInTransaction | None = None) -> MediaRecord:
         """Store the last chunk and make the file visible; returns its metadata.
+        ``audit`` is written in the same transaction (see the contract above).
 
-        ``then(conn, record)``, when given, runs in the same transaction as the
-        statement that makes the file visible (a legacy import records its map row and
-        rewrites its messages there): if it raises, the file stays invisible and the
-        caller aborts the upload as after any other failure.
+        ``then(conn, record)``, when given, runs in that transaction too (a legacy
+        import records its map row and rewrites its messages there): if it raises, the
+        file stays invisible and the caller aborts the upload as after any other failure.
         """
         for chunk in self._enc.finish():
             await self._store_chunk(chunk)
@@ -127,6 +131,8 @@ class Upload:
                 raise MessageNotFound() from None
             if row is None:  # the janitor took it: the upload sat idle far too long
                 raise UploadExpired()
+            if audit is not None:
+                await audit.write(conn, media_id=self.media_id, message_id=message_id)
             rec = MediaRecord.from_row(row)
             if then is not None:
                 await then(conn, rec)
@@ -377,11 +383,20 @@ class MediaStore:
             rows = await Q.list_message_media.fetch(conn, message_id=message_id)
         return [MediaRecord.from_row(r) for r in rows]
 
-    async def delete(self, media_id: int) -> None:
+    async def delete(self, media_id: int, audit=None) -> None:
+        """Remove a complete file; ``audit`` is written in the same transaction."""
         self.forget(media_id)
-        async with self.connection() as conn:
-            if await Q.delete_media.fetchval(conn, id=media_id) is None:
+        async with self.connection() as conn, conn.transaction():
+            message_id = await Q.delete_media.fetchval(conn, id=media_id)
+            if message_id is None:
                 raise MediaNotFound()
+            if audit is not None:
+                await audit.write(conn, media_id=media_id, message_id=message_id)
+
+    async def write_audit(self, audit) -> None:
+        """Write an audit entry that goes with no change of the store's (a token issued)."""
+        async with self.connection() as conn:
+            await audit.write(conn)
 
     async def read(self, rec: MediaRecord, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """Yield the bytes ``start..end`` (inclusive) of a complete file, in pieces."""

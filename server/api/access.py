@@ -1,0 +1,97 @@
+"""Access-control routes: upload tokens for phones, and the audit log for operators."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from server import appkeys
+from server.errors import BadRequest, MessageNotFound
+from server.http.params import parse_id
+from server.security import SIGNER
+from server.security.audit import audited, search
+
+TOKEN_TTL_DEFAULT = 3600
+TOKEN_TTL_MAX = 7 * 86400
+AUDIT_LIMIT_DEFAULT = 100
+AUDIT_LIMIT_MAX = 1000
+MAX_JSON_BYTES = 4096
+
+
+async def _json_object(request: web.Request) -> dict:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise BadRequest("the JSON body is too large")
+    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise BadRequest("the JSON body is too large")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _int_field(body: dict, name: str, default: int | None, lo: int, hi: int) -> int:
+    value = body.get(name, default)
+    if value is None:
+        raise BadRequest(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadRequest(f"{name} must be an integer between {lo} and {hi}")
+    return value
+
+
+async def create_upload_token(request: web.Request) -> web.Response:
+    """POST /api/media/upload-tokens {"message_id", "max_bytes"?, "ttl_seconds"?} → 201
+    {"token", "upload_url", "expires_at"}: what a phone uploads with, keyless."""
+    settings = request.app[appkeys.SETTINGS]
+    body = await _json_object(request)
+    message_id = _int_field(body, "message_id", None, 1, 2**31 - 1)
+    max_bytes = _int_field(body, "max_bytes", settings.max_upload_bytes, 1,
+                           settings.max_upload_bytes)
+    ttl = _int_field(body, "ttl_seconds", TOKEN_TTL_DEFAULT, 1, TOKEN_TTL_MAX)
+    store = request.app[appkeys.STORE]
+    async with audited(request, "token_issued", message_id=message_id) as audit:
+        if not await store.message_exists(message_id):
+            raise MessageNotFound()
+        token, exp = request.app[SIGNER].upload_token(message_id, max_bytes, ttl)
+        await store.write_audit(audit)
+    return web.json_response(
+        {"token": token,
+         "upload_url": f"/api/media/upload-production?message_id={message_id}",
+         "expires_at": datetime.fromtimestamp(exp, timezone.utc).isoformat(),
+         "message_id": message_id, "max_bytes": max_bytes},
+        status=201, headers={"Cache-Control": "no-store"})
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest("since must be an ISO 8601 date or time") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+async def search_audit(request: web.Request) -> web.Response:
+    """GET /api/audit?media_id=&action=&since=&limit=: newest first."""
+    q = request.query
+    media_id = None
+    if q.get("media_id"):
+        media_id = parse_id(q["media_id"])
+        if media_id is None:
+            raise BadRequest("media_id must be a positive integer")
+    limit = AUDIT_LIMIT_DEFAULT
+    if q.get("limit"):
+        limit = parse_id(q["limit"]) or 0
+        if not 1 <= limit <= AUDIT_LIMIT_MAX:
+            raise BadRequest(f"limit must be between 1 and {AUDIT_LIMIT_MAX}")
+    action = q.get("action") or None
+    if action is not None and (len(action) > 32 or not action.isascii()):
+        raise BadRequest("unknown action")
+    rows = await search(request.app[appkeys.STORE], media_id=media_id, action=action, since=_since(q.get("since")), limit=limit)
+    entries = [{**r, "at": r["at"].isoformat()} for r in rows]
+    return web.json_response({"entries": entries}, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,75 @@
+"""``run.py keys create|list|revoke``: API keys for the chat backend and operators.
+
+``create`` prints the key, and only the key, on one line of stdout (it is shown once:
+scripts capture it with ``KEY=$(python run.py keys create backend)``). Like
+``create-message``, each applies pending migrations first unless
+MEDIA_AUTO_MIGRATE=false, so on a fresh database it is the first command that works.
+"""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+
+import asyncpg
+
+from server.security.audit import AuditEntry
+from server.security.keys import KeyRefused, create_key, list_keys, revoke_key
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"[:120]
+    except Exception:   # no user name in a bare container: still a trace
+        return "cli"
+
+
+async def _run(dsn: str, fn):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await fn(conn)
+    finally:
+        await conn.close()
+
+
+def keys_command(dsn: str, args) -> int:
+    """Run one ``keys`` sub-command; the exit code."""
+    actor = _actor()
+    try:
+        if args.keys_command == "create":
+            audit = AuditEntry(actor=actor, action="key_created", outcome="ok")
+            key = asyncio.run(_run(dsn, lambda c: create_key(
+                c, args.name, args.scope, audit=_Named(audit, args.name))))
+            print(key)
+        elif args.keys_command == "revoke":
+            audit = AuditEntry(actor=actor, action="key_revoked", outcome="ok")
+            if not asyncio.run(_run(dsn, lambda c: revoke_key(
+                    c, args.name, audit=_Named(audit, args.name)))):
+                print(f"error: no active key named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name}")
+        else:
+            _print_table(asyncio.run(_run(dsn, list_keys)))
+    except KeyRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Named:
+    """An audit entry whose outcome names the key it is about."""
+
+    def __init__(self, entry: AuditEntry, name: str):
+        self.entry, self.name = entry, name
+
+    async def write(self, conn, outcome: str = "ok", **changes) -> None:
+        await self.entry.write(conn, outcome=f"{outcome}: key {self.name}"[:200], **changes)
+
+
+def _print_table(rows) -> None:
+    def when(t):
+        return t.strftime("%Y-%m-%d %H:%M") if t else "-"
+    print(f"{'NAME':24} {'SCOPE':6} {'CREATED':16} {'LAST USED':16} REVOKED")
+    for r in rows:
+        print(f"{r.name:24} {r.scope:6} {when(r.created_at):16} {when(r.last_used_at):16} "
+              f"{when(r.revoked_at)}")

@@ -1,0 +1,51 @@
+"""What handlers ask of access control, in one line each.
+
+- ``upload_limit(request, limit)``: an upload token may lower the size limit;
+- ``check_upload_message(request, message_id)``: a token uploads to its message only;
+- ``media_cache_control(request)``: Cache-Control for the bytes, by how they were read;
+- ``refuse_before_body(request)``: for ``Expect: 100-continue``, which aiohttp answers
+  before any middleware runs: a request with no credential at all is refused before
+  its client sends the body.
+"""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from server import appkeys
+from server.errors import TokenWrongMessage, Unauthorized, render
+from server.security.access import PRINCIPAL
+from server.security.serving import cache_control
+
+
+def upload_limit(request: web.Request, limit: int) -> int:
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.kind == "token" and principal.max_bytes:
+        return min(limit, principal.max_bytes)
+    return limit
+
+
+def check_upload_message(request: web.Request, message_id: int) -> None:
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.kind == "token" \
+            and principal.message_id != message_id:
+        raise TokenWrongMessage()
+
+
+def media_cache_control(request: web.Request) -> str:
+    settings = request.app[appkeys.SETTINGS]
+    principal = request.get(PRINCIPAL)
+    kind = "public" if settings.public_read else (principal.kind if principal else "")
+    return cache_control(kind, expires=principal.expires if principal else None,
+                         now=time.time(), ttl=settings.url_ttl_seconds)
+
+
+def refuse_before_body(request: web.Request) -> web.Response | None:
+    """A 401 for a request that carries no credential of any kind, else None (the
+    middleware then checks the credential properly, once the request is dispatched)."""
+    if request.headers.get("Authorization") or request.query.get("token"):
+        return None
+    error = Unauthorized(headers={"WWW-Authenticate": 'Bearer realm="media-store"'})
+    error.close_connection = True   # the body will not be read
+    return render(error)

@@ -1,0 +1,38 @@
+"""Wiring access control into the application (called by create_app)."""
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from server import appkeys
+from server.security.access import SIGNER
+from server.security.cors import add_cors_headers
+from server.security.signing import UrlSigner
+from server.store.sqlfiles import Q
+
+GENERATED_KEY = "url-signing"
+
+
+async def signing_keys(store, configured: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """MEDIA_SIGNING_KEYS, or the key generated once and kept in the database, so every
+    instance signs and verifies alike without any configuration."""
+    if configured:
+        return configured
+    async with store.connection() as conn:
+        secret = await Q.ensure_service_secret.fetchval(
+            conn, name=GENERATED_KEY, secret=secrets.token_bytes(32))
+    return (bytes(secret),)
+
+
+def setup_security(app: web.Application) -> None:
+    """After the database context: the URL signer; on every response: CORS headers."""
+    settings = app[appkeys.SETTINGS]
+
+    async def signer(app: web.Application):
+        keys = await signing_keys(app[appkeys.STORE], tuple(settings.signing_keys))
+        app[SIGNER] = UrlSigner(keys, settings.url_ttl_seconds, public=settings.public_read)
+        yield
+
+    app.cleanup_ctx.append(signer)
+    app.on_response_prepare.append(add_cors_headers)

@@ -1,0 +1,63 @@
+-- Access control: API keys, the generated signing key, the audit log.
+
+-- name: create_api_key
+-- A new key: only the SHA-256 of the key is kept. Fails on a duplicate active name.
+INSERT INTO api_keys (name, scope, key_hash)
+VALUES (:name, :scope, :key_hash)
+RETURNING id, name, scope, created_at;
+
+-- name: find_api_key
+-- The key behind a presented secret (its hash), revoked or not: a revoked key is
+-- refused and its use recorded under its name.
+SELECT id, name, scope, key_hash, revoked_at IS NOT NULL AS revoked,
+       last_used_at IS NULL OR last_used_at < now() - interval '60 seconds' AS touch_due
+  FROM api_keys
+ WHERE key_hash = :key_hash;
+
+-- name: touch_api_key
+-- "last used" for `keys list`, written at most once a minute per key, not per request.
+UPDATE api_keys SET last_used_at = now() WHERE id = :id;
+
+-- name: list_api_keys
+-- `keys list`: never the key, only what it is.
+SELECT name, scope, created_at, last_used_at, revoked_at
+  FROM api_keys
+ ORDER BY revoked_at IS NOT NULL, name, created_at;
+
+-- name: revoke_api_key
+-- Stops the key at once on every instance: keys are looked up on every request.
+UPDATE api_keys SET revoked_at = now()
+ WHERE name = :name AND revoked_at IS NULL
+RETURNING id;
+
+-- name: ensure_service_secret
+-- Keeps :secret under :name unless another instance got there first; either way
+-- returns the secret every instance now shares.
+WITH inserted AS (
+    INSERT INTO service_secrets (name, secret) VALUES (:name, :secret)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING secret
+)
+SELECT secret FROM inserted
+UNION ALL
+SELECT secret FROM service_secrets WHERE name = :name
+LIMIT 1;
+
+-- name: insert_audit
+-- One audit row; run on the same connection and in the same transaction as the change
+-- it records, so a change rolled back never leaves a success row.
+INSERT INTO media_audit_log (actor, action, media_id, message_id, client_addr,
+                             user_agent, request_id, outcome)
+VALUES (:actor, :action, :media_id, :message_id, :client_addr::inet, :user_agent,
+        :request_id, :outcome);
+
+-- name: search_audit
+-- GET /api/audit: newest first, each filter optional (NULL = any).
+SELECT id, at, actor, action, media_id, message_id, host(client_addr) AS client_addr,
+       user_agent, request_id, outcome
+  FROM media_audit_log
+ WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer)
+   AND (:action::text IS NULL OR action = :action::text)
+   AND (:since::timestamptz IS NULL OR at >= :since::timestamptz)
+ ORDER BY at DESC, id DESC
+ LIMIT :limit;
