@@ -685,7 +685,7 @@ async def test_aiohttp_client_percent_encoded_names_come_back_decoded(client, me
     assert await served_name(client, body) == meant
 
 
-async def test_curl_form_upload_names(client, message_id, tmp_path):
+async def test_curl_form_upload_names(client, message_id, tmp_path, admin_key):
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
@@ -694,7 +694,8 @@ async def test_curl_form_upload_names(client, message_id, tmp_path):
     path = tmp_path / 'relatório "final" 100%.pdf'
     path.write_bytes(PDF)
     proc = await asyncio.create_subprocess_exec(
-        curl, "-sS", "--noproxy", "*", "-F", f"message_id={message_id}",
+        curl, "-sS", "--noproxy", "*", "-H", f"Authorization: Bearer {admin_key}",
+        "-F", f"message_id={message_id}",
         "-F", f"file=@{path};type=application/pdf", str(client.make_url(URL)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
