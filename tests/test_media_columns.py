@@ -17,7 +17,8 @@ FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
                      "list_message_media",
                      "get_media_by_legacy_name", "search_media_by_message",
-                     "search_media_by_mime", "search_media_by_type", "search_media_all"}
+                     "search_media_by_mime", "search_media_by_type", "search_media_all",
+                     "list_message_media_first", "list_message_media_after"}
 # Storage details that stay out of the API.
 NOT_IN_JSON = {"chunk_size", "chunk_count"}
 
