@@ -93,6 +93,8 @@ AddressNotAllowed = _error("AddressNotAllowed", 403, "address_not_allowed",
                            "not allowed from this address")
 CorsRefused = _error("CorsRefused", 403, "cors_refused",
                      "this origin or method is not allowed")
+LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
+                    "the old /uploads/media URLs were retired; ask for the media's new URL")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
 # import-url (server/ingest/url.py)

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -106,6 +107,10 @@ class Settings:
     audit_reads: bool = False
     trusted_proxies: tuple[Network, ...] = ()
     metrics_allow: tuple[Network, ...] = LOOPBACK
+    # The legacy folder (/uploads/media) during the move: files not imported yet are
+    # served from it. After the sunset, legacy URLs answer 410.
+    legacy_dir: Path | None = None
+    legacy_sunset: datetime | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -363,6 +368,29 @@ def _read_urls(env: Mapping[str, str]) -> tuple[Secret, ...]:
     return tuple(secret_url(u) for u in urls)
 
 
+def _legacy_dir(env: Mapping[str, str]) -> Path | None:
+    raw = (env.get("MEDIA_LEGACY_DIR") or "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_dir():
+        raise SettingsError(f"MEDIA_LEGACY_DIR must be an existing folder, got {raw!r}")
+    return path
+
+
+def _instant(env: Mapping[str, str], name: str) -> datetime | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(f"{name} must be an ISO 8601 date or date and time "
+                            f"(2027-01-31 or 2027-01-31T00:00:00Z), got {raw!r}") from None
+    # A date or time without a zone is UTC: the header it becomes is in GMT anyway.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
     env = os.environ if env is None else env
@@ -462,6 +490,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                   Settings.db_command_timeout, lo=0.1, hi=86400),
         max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
                               lo=1, hi=100_000),
+        legacy_dir=_legacy_dir(env),
+        legacy_sunset=_instant(env, "MEDIA_LEGACY_SUNSET"),
         **_zapi(env),
         **_media_import(env),
     )

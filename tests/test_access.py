@@ -36,7 +36,7 @@ ROUTES = [
     ("GET", "/api/messages/{msg}/media", "read"),
     ("GET", "/api/media/serve/{m}", "read"),
     ("HEAD", "/api/media/serve/{m}", "read"),
-    ("GET", "/uploads/media/{name}", "read"),
+    ("GET", "/api/media?message_id={msg}", "read"),
     ("POST", UPLOAD + "?message_id={msg}", "write"),
     ("POST", "/api/media/upload-tokens", "write"),
     ("DELETE", "/api/media/{m}", "write"),

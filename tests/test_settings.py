@@ -3,6 +3,7 @@ through load_settings and through run.py (a quick non-zero exit, no traceback)."
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 import ipaddress
 from pathlib import Path
 
@@ -131,6 +132,13 @@ PARSED = [
     ("MEDIA_MAX_CONCURRENT_UPLOADS", "8", "max_concurrent_uploads", 8),
     ("DB_COMMAND_TIMEOUT_SECONDS", "2.5", "db_command_timeout", 2.5),
     ("MEDIA_MAX_RANGE_CHUNKS", "32", "max_range_chunks", 32),
+    ("MEDIA_LEGACY_DIR", "/tmp", "legacy_dir", Path("/tmp")),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31", "legacy_sunset",
+     datetime(2027, 1, 31, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31T12:30:00Z", "legacy_sunset",
+     datetime(2027, 1, 31, 12, 30, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_SUNSET", "2027-01-31T12:30:00-03:00", "legacy_sunset",
+     datetime(2027, 1, 31, 15, 30, tzinfo=timezone.utc)),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -289,6 +297,10 @@ BAD = [
     ({"MEDIA_TRUSTED_PROXIES": "10.0.0.0/33"}, "MEDIA_TRUSTED_PROXIES"),
     ({"MEDIA_TRUSTED_PROXIES": "proxy.local"}, "MEDIA_TRUSTED_PROXIES"),
     ({"MEDIA_METRICS_ALLOW": "everyone"}, "MEDIA_METRICS_ALLOW"),
+    ({"MEDIA_LEGACY_DIR": "/no/such/folder"}, "MEDIA_LEGACY_DIR"),
+    ({"MEDIA_LEGACY_DIR": "/etc/hostname"}, "MEDIA_LEGACY_DIR"),    # a file, not a folder
+    ({"MEDIA_LEGACY_SUNSET": "next year"}, "MEDIA_LEGACY_SUNSET"),
+    ({"MEDIA_LEGACY_SUNSET": "31/01/2027"}, "MEDIA_LEGACY_SUNSET"),
 ]
 
 

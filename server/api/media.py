@@ -45,12 +45,3 @@ async def delete_media(request: web.Request) -> web.Response:
         await request.app[appkeys.STORE].delete(media_id, audit=audit)
     return web.Response(status=204)
 
-
-async def legacy_redirect(request: web.Request) -> web.Response:
-    """/uploads/media/{name}: the old local-folder URLs, sent on to the stored file."""
-    rec = await request.app[appkeys.STORE].stat_by_file_name(request.match_info["name"])
-    urls = request.app[SIGNER]
-    if urls.public:
-        raise web.HTTPMovedPermanently(urls.media_url(rec.id))
-    # A signed URL expires: the redirect to it must not be cached as permanent.
-    raise web.HTTPFound(urls.media_url(rec.id), headers={"Cache-Control": "no-store"})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import access, deliveries, health, import_url, media, serve, upload
+from server.api import access, deliveries, health, import_url, media, search, serve, upload
+from server.legacy import web as legacy_web
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
 from server.zapi import webhook
 
@@ -17,6 +18,7 @@ def setup_routes(app: web.Application) -> None:
         upload_token=True, cors=True, expect_handler=upload.expect_continue)
     add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
     add(app, "POST", "/api/media/import-url", import_url.import_media_url, scope=WRITE)
+    add(app, "GET", "/api/media", search.search_media, scope=READ)
     add(app, "GET", "/api/media/serve/{mediaId}", serve.serve_media, scope=READ,
         signed_url=True, cors=True)   # GET and HEAD
     add(app, "GET", "/api/media/{mediaId}", media.get_media, scope=READ)
@@ -29,7 +31,10 @@ def setup_routes(app: web.Application) -> None:
     # Z-API sends no credential: the secret in the path is the webhook's authentication.
     add(app, "POST", "/api/zapi/webhook/{secret}", webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
-    add(app, "GET", "/uploads/media/{name}", media.legacy_redirect, scope=READ)
+    # Old clients hold these URLs without credentials, and the folder was public: the
+    # answer is a redirect to a freshly signed URL (audited), or the folder's file
+    # during the move. The whole tail, encoded: server/legacy decodes it itself.
+    add(app, "GET", "/uploads/media/{name:.+}", legacy_web.legacy_media, scope=OPEN)
     add(app, "GET", "/healthz", health.healthz, scope=OPEN)
     add(app, "GET", "/readyz", health.readyz, scope=OPEN)
     add(app, "GET", "/metrics", health.metrics, scope=ADDRESS)

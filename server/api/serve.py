@@ -69,9 +69,20 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     variant = request.query.get("variant")
     rec = await (store.stat_for_serving(media_id) if variant is None
                  else stat_variant(store, media_id, variant))
-    etag = entity_tag(rec)
+    return await serve_record(request, store, rec)
+
+
+async def serve_record(request: web.Request, store, rec: MediaRecord, *,
+                       etag: str | None = None,
+                       headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Answer GET/HEAD for ``rec``, whose bytes ``store.read(rec, start, end)`` yields
+    (the media store, or another source of bytes such as the legacy folder). ``etag``
+    replaces the one derived from the content; ``headers`` go on every answer, 304 and
+    errors included, over the usual ones (a legacy file's Cache-Control, Sunset...)."""
+    extra = headers or {}
+    cache = extra.get("Cache-Control") or media_cache_control(request)
+    etag = etag or entity_tag(rec)
     modified = last_modified(rec, datetime.now(timezone.utc))
-    cache = media_cache_control(request)
     h = request.headers
 
     # RFC 9110 §13.2.2: preconditions first, Range last.
@@ -83,17 +94,19 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if outcome is Outcome.NOT_MODIFIED:
         # §15.4.5: no body; the validators and caching headers a 200 would have.
         return web.Response(status=304, headers={
-            "ETag": etag, "Cache-Control": cache, "Last-Modified": http_date(modified)})
+            "ETag": etag, "Cache-Control": cache, "Last-Modified": http_date(modified),
+            **extra})
     if outcome is Outcome.PRECONDITION_FAILED:
-        raise PreconditionFailed()
+        raise PreconditionFailed(headers=extra)
 
-    headers = representation_headers(rec, etag, modified, cache)
+    headers = {**representation_headers(rec, etag, modified, cache), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
     if too_costly(ranges, rec.chunk_size, request.app[appkeys.SETTINGS].max_range_chunks):
         ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
-                                  headers={"Content-Range": f"bytes */{rec.file_size}"})
+                                  headers={"Content-Range": f"bytes */{rec.file_size}",
+                                           **extra})
     if request.method == "HEAD":
         return _head(headers, rec.file_size)
     if ranges is None:

@@ -11,6 +11,8 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
     media-store keys create NAME [--scope read|write|admin]   prints the new API key
     media-store keys list | keys revoke NAME
+    media-store import-legacy | verify | cleanup-legacy | export | stats
+                               the move from /uploads/media (server/cli/legacy.py)
 
 Without DATABASE_URL every command uses the embedded PostgreSQL in MEDIA_DATA_DIR,
 started here and stopped on exit, SIGINT or SIGTERM.
@@ -25,6 +27,7 @@ import logging
 import signal
 import sys
 
+from server.cli import legacy as legacy_cli
 from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
@@ -96,6 +99,16 @@ async def _with_store(dsn: str, settings: Settings, fn):
         await pool.close()
 
 
+def _migrated(settings: Settings, dsn: str) -> None:
+    """Migrate first when allowed; otherwise refuse a schema behind the code."""
+    from server.cli.migrate import apply_migrations, pending_migrations
+    if settings.auto_migrate:
+        apply_migrations(dsn)
+    elif pending := pending_migrations(dsn):
+        raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
+                           "applied): run `python run.py migrate` first")
+
+
 def _positive_int(text: str) -> int:
     # rollback drops tables: a count of 0 or below must not slip through as a slice
     # bound ([:-1] would roll back all but one migration).
@@ -131,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
     keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
     keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
+    legacy_cli.add_parsers(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -172,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.auto_migrate:
                     apply_migrations(dsn)
                 return keys_command(dsn, args)
+            elif command in legacy_cli.COMMANDS:
+                _migrated(settings, dsn)
+                return legacy_cli.run(args, settings, dsn)
     except KeyboardInterrupt:
         return 130
     except SchemaBehind as e:

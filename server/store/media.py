@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +102,10 @@ class MediaRecord:
         return cls(**dict(row))
 
 
+# Work that must commit or fail together with an upload's finalisation.
+AlsoInTransaction = Callable[[asyncpg.Connection, "MediaRecord"], Awaitable[None]]
+
+
 class Upload:
     """One upload in progress. Not safe for concurrent use; one request owns it."""
 
@@ -128,26 +132,35 @@ class Upload:
         """Wait until every full chunk written so far is stored."""
         await self._drain()
 
-    async def finish(self, message_id: int, audit=None) -> MediaRecord:
+    async def finish(self, message_id: int, audit=None, *,
+                     then: AlsoInTransaction | None = None) -> MediaRecord:
         """Store the last chunk and make the file visible; returns its metadata.
-        ``audit`` is written in the same transaction (see the contract above)."""
+        ``audit`` is written in the same transaction (see the contract above).
+
+        ``then(conn, record)``, when given, runs in that transaction too (a legacy
+        import records its map row and rewrites its messages there): if it raises, the
+        file stays invisible and the caller aborts the upload as after any other failure.
+        """
         for chunk in self._enc.finish():
             await self._store_chunk(chunk)
         await self._drain()
-        try:
-            async with self.store.connection() as conn, conn.transaction():
+        async with self.store.connection() as conn, conn.transaction():
+            try:
                 row = await Q.finalize_upload.fetchrow(
                     conn, id=self.media_id, message_id=message_id,
                     file_size=self._enc.total, chunk_count=self._enc.chunks,
                     sha256=self._enc.sha256())
-                if row is not None and audit is not None:
-                    await audit.write(conn, media_id=self.media_id, message_id=message_id)
-        except asyncpg.ForeignKeyViolationError:
-            raise MessageNotFound() from None
-        if row is None:  # the janitor took it: the upload sat idle far too long
-            raise UploadExpired()
+            except asyncpg.ForeignKeyViolationError:
+                raise MessageNotFound() from None
+            if row is None:  # the janitor took it: the upload sat idle far too long
+                raise UploadExpired()
+            if audit is not None:
+                await audit.write(conn, media_id=self.media_id, message_id=message_id)
+            rec = MediaRecord.from_row(row)
+            if then is not None:
+                await then(conn, rec)
         self._closed = True
-        return MediaRecord.from_row(row)
+        return rec
 
     async def abort(self) -> None:
         """Remove what this upload stored. Safe to call twice, and from a cancelled task."""

@@ -17,5 +17,9 @@ SELECT id, message_id, original_name, file_size AS stored_bytes, chunk_count,
  ORDER BY updated_at;
 
 -- name: chunk_table_size
--- Space the chunks take on disk, TOAST included.
-SELECT pg_total_relation_size('media_chunks')::bigint AS bytes;
+-- Space the chunks take on disk, TOAST and indexes included; summed over the
+-- partitions when media_chunks is partitioned (its parent holds nothing itself).
+SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint AS bytes
+  FROM (SELECT 'media_chunks'::regclass AS relid
+         UNION
+        SELECT relid FROM pg_partition_tree('media_chunks')) AS tree;

@@ -1,0 +1,114 @@
+"""export: stored media written back out as files, the way back to a folder.
+
+Each file is written under its legacy name when it came from the legacy folder (so the
+folder can be put back as it was), else under its stored file_name; streamed from the
+chunks, checked against its sha256 as it is written, and renamed into place only when
+whole. A file already there with the same bytes is left alone; a different one is
+never overwritten.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+import aiofiles
+
+from server.legacy.files import sha256_of
+from server.legacy.manifest import write_manifest
+from server.legacy.paths import legacy_name, url_path
+from server.legacy.progress import Progress
+from server.store.media import MediaRecord, MediaStore, StorageCorrupt
+from server.store.sqlfiles import Q
+
+BATCH = 500
+MANIFEST = "manifest.csv"
+WRITTEN, SAME, FAILED = "exported", "already_there", "failed"
+
+
+@dataclasses.dataclass
+class Exported:
+    name: str
+    media_id: int
+    message_id: int
+    size: int
+    sha256: bytes
+    outcome: str
+    reason: str = ""
+
+
+async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
+                 since: datetime | None = None, manifest: Path | None = None,
+                 out: TextIO | None = None, bar: bool | None = None) -> list[Exported]:
+    """Write the complete media (all, one message's, or those since a date) to ``to``
+    with a manifest (default ``to/manifest.csv``; elsewhere when restoring the legacy
+    folder itself); returns one entry per file."""
+    to.mkdir(parents=True, exist_ok=True)
+    todo = [r async for r in _pages(store, message_id, since)]
+    progress = Progress(len(todo), "export", out=out, bar=bar)
+    results: list[Exported] = []
+    try:
+        for media_id, legacy in todo:
+            rec = await store.stat(media_id)
+            name = legacy if legacy is not None else rec.file_name
+            res = await _export_one(store, rec, to, name)
+            results.append(res)
+            if res.outcome == FAILED:
+                progress.line(f"failed: {name} (media {media_id}): {res.reason}")
+            progress.step()
+    finally:
+        progress.close()
+    write_manifest(manifest or to / MANIFEST, ((r.name, r.size, r.sha256.hex(), r.media_id,
+                                    r.message_id, r.outcome) for r in results))
+    return results
+
+
+async def _pages(store: MediaStore, message_id: int | None, since: datetime | None):
+    after = 0
+    while True:
+        async with store.connection() as conn:
+            rows = await Q.media_ids_page.fetch(conn, after=after, message_id=message_id,
+                                                since=since, batch=BATCH)
+        for r in rows:
+            yield r["id"], r["legacy_name"]
+        if len(rows) < BATCH:
+            return
+        after = rows[-1]["id"]
+
+
+async def _export_one(store: MediaStore, rec: MediaRecord, to: Path,
+                      name: str) -> Exported:
+    res = Exported(name, rec.id, rec.message_id, rec.file_size, rec.sha256, WRITTEN)
+    # Names come from the database: hold them to the same rule as a URL would be.
+    if legacy_name(url_path(name)) != name or name == MANIFEST:
+        res.outcome, res.reason = FAILED, "its name is not a safe relative path"
+        return res
+    target = to.joinpath(*name.split("/"))
+    if target.exists():
+        sha, _ = await sha256_of(target)
+        if sha == rec.sha256:
+            res.outcome = SAME
+        else:
+            res.outcome, res.reason = FAILED, "a different file is already there"
+        return res
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.part")
+    h = hashlib.sha256()
+    try:
+        async with aiofiles.open(part, "wb") as f:
+            if rec.file_size:
+                async for piece in store.read(rec, 0, rec.file_size - 1):
+                    h.update(piece)
+                    await f.write(piece)
+        if h.digest() != rec.sha256:
+            raise StorageCorrupt("sha256 of the stored bytes differs from the recorded one")
+        os.replace(part, target)
+        ts = rec.created_at.timestamp()
+        os.utime(target, (ts, ts))
+    except (StorageCorrupt, OSError) as e:
+        part.unlink(missing_ok=True)
+        res.outcome, res.reason = FAILED, str(e)
+    return res

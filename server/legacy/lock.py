@@ -1,0 +1,27 @@
+"""One legacy run (import or clean-up) at a time per database."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from server.store.media import MediaStore
+from server.store.sqlfiles import Q
+
+
+class LegacyBusy(Exception):
+    """Another import-legacy or cleanup-legacy is running against this database."""
+
+
+@contextlib.asynccontextmanager
+async def legacy_lock(store: MediaStore) -> AsyncIterator[asyncpg.Connection]:
+    """Hold the session lock on a connection of its own while the block runs; the
+    connection is yours for short reads. The lock dies with the session if we do."""
+    async with store.connection() as conn:
+        if not await Q.legacy_try_lock.fetchval(conn):
+            raise LegacyBusy("another import-legacy or cleanup-legacy is running")
+        try:
+            yield conn
+        finally:
+            await Q.legacy_unlock.fetchval(conn)
