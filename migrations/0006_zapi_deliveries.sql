@@ -1,7 +1,7 @@
 -- Z-API deliveries: the outbox. A row is committed before any request to Z-API, so a
 -- send survives restarts and crashes; workers in every server instance claim due rows
 -- with FOR UPDATE SKIP LOCKED (sql/zapi.sql), so no row is sent by two of them.
--- depends: 0002_media_files
+-- depends: 0002_media_files 0008_instances
 CREATE TABLE zapi_deliveries (
     id                 BIGSERIAL PRIMARY KEY,
     media_id           INTEGER NOT NULL REFERENCES media_files (id) ON DELETE CASCADE,
