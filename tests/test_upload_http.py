@@ -616,12 +616,13 @@ async def test_stall_between_form_fields_is_408(server_for, pool, message_id):
 
 
 async def test_upload_reclaimed_by_the_janitor_midway_is_410_upload_expired(
-        client, pool, message_id):
+        client, pool, message_id, admin_key):
     # A raw upload held open mid-body, reclaimed as stale (as the janitor would after
     # MEDIA_UPLOAD_STALE_SECONDS), then its client sends more.
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     try:
         writer.write((f"POST {URL}?message_id={message_id} HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {admin_key}\r\n"
                       f"Content-Type: image/jpeg\r\nContent-Length: {100 * CHUNK}\r\n\r\n"
                       ).encode())
         data = jpeg_bytes(100 * CHUNK)
@@ -694,6 +695,7 @@ async def test_curl_form_upload_names(client, message_id, tmp_path):
     path.write_bytes(PDF)
     proc = await asyncio.create_subprocess_exec(
         curl, "-sS", "--noproxy", "*", "-F", f"message_id={message_id}",
+        "-H", f"Authorization: {client.session.headers['Authorization']}",
         "-F", f"file=@{path};type=application/pdf", str(client.make_url(URL)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
