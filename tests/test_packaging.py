@@ -118,7 +118,7 @@ async def test_console_script_migrates_and_serves_from_any_folder(venv, empty_ds
     res = run_cli(["create-message"], env, command=command, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     message_id = int(res.stdout.strip())
-    res = run_cli(["keys", "create", "packaged"], env, command=command, cwd=tmp_path)
+    res = run_cli(["keys", "create", "backend"], env, command=command, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     key = res.stdout.strip()
 

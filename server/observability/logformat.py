@@ -97,7 +97,11 @@ def configure(level: str, fmt: str) -> None:
 
 
 def _route(request: web.BaseRequest) -> str:
-    info = getattr(request, "match_info", None)
+    try:
+        info = getattr(request, "match_info", None)
+    except AssertionError:
+        # A request aiohttp could not parse (its own 400) never reached the router.
+        return "unmatched"
     resource = info.route.resource if info is not None and info.route else None
     return resource.canonical if resource is not None else "unmatched"
 

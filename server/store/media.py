@@ -44,6 +44,12 @@ from server.store.sqlfiles import Q
 log = logging.getLogger(__name__)
 
 
+def _consume(task: asyncio.Task) -> None:
+    # An abandoned task's failure is expected; don't let asyncio log it as unretrieved.
+    if not task.cancelled():
+        task.exception()
+
+
 # Reads spanning fewer chunks than this go through the chunk cache (photos, voice
 # notes, players' probes and seeks); longer ones stream past it.
 SHORT_READ_CHUNKS = 2
@@ -210,10 +216,17 @@ class MediaStore:
         async def ping() -> None:
             async with self.pool.acquire() as conn:
                 await Q.ping.fetchval(conn)
-        try:
-            await asyncio.wait_for(ping(), timeout)
-        except Exception as e:
-            raise ServiceUnavailable() from e
+        # Not wait_for: it waits for the cancelled ping to unwind, and giving a
+        # connection back to the pool can itself hang on a frozen server. Readiness
+        # answers on time; the abandoned ping finishes (or times out) on its own.
+        task = asyncio.ensure_future(ping())
+        task.add_done_callback(_consume)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            raise ServiceUnavailable()
+        if task.exception() is not None:
+            raise ServiceUnavailable() from task.exception()
 
     async def totals(self) -> list[tuple[str, int, int]]:
         """(media_type, complete files, their bytes) for every media type stored."""
@@ -370,6 +383,20 @@ class MediaStore:
             rows = await Q.list_message_media.fetch(conn, message_id=message_id)
         return [MediaRecord.from_row(r) for r in rows]
 
+    async def list_page(self, message_id: int, limit: int, after: tuple[datetime, int] | None
+                        ) -> tuple[list[MediaRecord], bool]:
+        """Up to ``limit`` complete files of a message, oldest first, strictly after
+        ``after`` = (created_at, id); and whether more follow."""
+        async with self.connection() as conn:
+            if after is None:
+                rows = await Q.list_message_media_first.fetch(
+                    conn, message_id=message_id, page_size=limit + 1)
+            else:
+                rows = await Q.list_message_media_after.fetch(
+                    conn, message_id=message_id, page_size=limit + 1,
+                    after_created_at=after[0], after_id=after[1])
+        return [MediaRecord.from_row(r) for r in rows[:limit]], len(rows) > limit
+
     async def delete(self, media_id: int, audit=None) -> None:
         """Remove a complete file; ``audit`` is written in the same transaction."""
         self.forget(media_id)
@@ -417,24 +444,30 @@ class MediaStore:
                           end: int) -> AsyncGenerator[bytes, None]:
         cs = rec.chunk_size
         first, last = start // cs, end // cs
-        batch = self.read_ahead
 
-        def fetch(seq: int) -> asyncio.Task:
+        def fetch(seq: int, batch: int) -> asyncio.Task:
             return asyncio.ensure_future(
                 self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
 
+        # Read-ahead follows the reader (backpressure): the next batch is fetched only
+        # when the last chunk of this one is asked for, i.e. once the socket has taken
+        # the others; and batches grow from one chunk to read_ahead as the reader keeps
+        # up, so a reader that stalls at once has cost one chunk, not two batches.
+        batch = 1
         seq = first
-        ahead: asyncio.Task | None = fetch(first)
+        ahead: asyncio.Task | None = fetch(first, batch)
         try:
             while ahead is not None:
                 rows = await ahead
+                ahead = None
                 nxt = seq + len(rows)
-                ahead = fetch(nxt) if nxt <= last else None
                 rows.reverse()
                 while rows:
-                    # Popped, so each chunk's text is freed once sent: a slow reader
-                    # holds the next batch and one chunk, not two batches.
+                    # Popped, so each chunk's text is freed once sent.
                     row_seq, text = rows.pop()
+                    if not rows and nxt <= last:
+                        batch = min(2 * batch, self.read_ahead)
+                        ahead = fetch(nxt, batch)
                     data = pybase64.b64decode(text)
                     del text
                     lo = start - row_seq * cs if row_seq == first else 0
