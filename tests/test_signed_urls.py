@@ -49,7 +49,7 @@ async def test_every_json_carries_a_signed_url_that_reads_without_a_key(
     assert time.time() + ttl - 5 <= exp <= time.time() + ttl + ttl // 10 + 5
     listed = await (await client.get(f"/api/messages/{message_id}/media")).json()
     single = await (await client.get(f"/api/media/{meta['id']}")).json()
-    assert listed["media"][0]["url"] == single["url"] == meta["url"]   # same window
+    assert listed["items"][0]["url"] == single["url"] == meta["url"]   # same window
 
     resp = await anon_client.get(meta["url"])
     assert resp.status == 200 and await resp.read() == data
