@@ -14,7 +14,8 @@ from server.store.sqlfiles import Q
 FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 # Statements whose rows become a MediaRecord (store/media.py: MediaRecord.from_row).
 RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
-                     "list_message_media"}
+                     "list_message_media", "list_message_media_first",
+                     "list_message_media_after"}
 # Storage details that stay out of the API.
 NOT_IN_JSON = {"chunk_size", "chunk_count"}
 
