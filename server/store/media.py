@@ -55,6 +55,16 @@ def _consume(task: asyncio.Task) -> None:
 SHORT_READ_CHUNKS = 2
 
 
+# The connection itself is unusable: the driver's state, not the statement, failed.
+_CONNECTION_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+# The database cannot answer now (down, restarting, shutting down, saturated, frozen):
+# 503 with Retry-After, never a 500. SQL errors in a statement are not among these.
+_DATABASE_UNAVAILABLE = (asyncio.TimeoutError, OSError, *_CONNECTION_BROKEN,
+                         asyncpg.PostgresConnectionError,
+                         asyncpg.exceptions.OperatorInterventionError,
+                         asyncpg.TooManyConnectionsError)
+
+
 class StorageCorrupt(Exception):
     """A complete file is missing chunks: deleted while being read, or damaged."""
 
@@ -206,9 +216,14 @@ class MediaStore:
         database becomes ServiceUnavailable (503), not a stack trace."""
         try:
             async with self._acquire() as conn:
-                yield conn
-        except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
-                asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
+                try:
+                    yield conn
+                except _CONNECTION_BROKEN:
+                    # Cut mid-statement (the server went away, or a cancelled call left
+                    # the protocol half-way): never hand it to the next request.
+                    conn.terminate()
+                    raise
+        except _DATABASE_UNAVAILABLE as e:
             raise ServiceUnavailable() from e
 
     async def ping(self, timeout: float) -> None:
