@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from server.app import create_app
 from tests.dbutil import bearer, fetchval
 from tests.media import png_bytes
 
@@ -135,15 +134,15 @@ async def test_metrics_address_comes_from_a_trusted_proxy_only(client_with):
                        403, "address_not_allowed")
 
 
-async def test_a_route_nobody_declared_needs_admin(db_dsn, settings, aiohttp_client, key_for):
-    app = create_app(settings, db_dsn, run_janitor=False)
-
+async def test_a_route_nobody_declared_needs_admin(server_for, key_for):
     async def forgotten(request):
         return web.json_response({"secret": True})
 
-    app.router.add_get("/api/new-feature", forgotten)
-    app.router.add_get("/elsewhere", forgotten)
-    c = await aiohttp_client(app)
+    def setup(app: web.Application) -> None:
+        app.router.add_get("/api/new-feature", forgotten)
+        app.router.add_get("/elsewhere", forgotten)
+
+    c = await server_for(setup=setup, key=None)
     for path in ("/api/new-feature", "/elsewhere"):
         await assert_error(await c.get(path), 401, "unauthorized")
         await assert_error(await c.get(path, headers=bearer(await key_for("write"))),
@@ -151,16 +150,15 @@ async def test_a_route_nobody_declared_needs_admin(db_dsn, settings, aiohttp_cli
         assert (await c.get(path, headers=bearer(await key_for("admin")))).status == 200
 
 
-async def test_handlers_see_the_principal(db_dsn, settings, aiohttp_client, key_for):
+async def test_handlers_see_the_principal(server_for, key_for):
     from server.security import PRINCIPAL, READ, add
-    app = create_app(settings, db_dsn, run_janitor=False)
 
     async def whoami(request):
         p = request[PRINCIPAL]
         return web.json_response({"name": p.name, "kind": p.kind, "scope": p.scope})
 
-    add(app, "GET", "/api/whoami", whoami, scope=READ)
-    c = await aiohttp_client(app)
+    c = await server_for(setup=lambda app: add(app, "GET", "/api/whoami", whoami, scope=READ),
+                         key=None)
     resp = await c.get("/api/whoami", headers=bearer(await key_for("write", "backend")))
     assert await resp.json() == {"name": "backend", "kind": "key", "scope": "write"}
 

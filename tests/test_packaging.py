@@ -135,7 +135,7 @@ async def test_console_script_migrates_and_serves_from_any_folder(venv, empty_ds
         with urllib.request.urlopen(req, timeout=30) as r:
             assert r.status == 201
             url = json.loads(r.read())["url"]
-        assert srv.get(url) == (200, data)
+        assert srv.get(url) == (200, data)   # the signed URL, no key
         assert srv.signal_and_wait(signal.SIGTERM) == 0
     finally:
         procs.cleanup()

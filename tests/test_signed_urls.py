@@ -4,18 +4,16 @@ generated key shared by instances, public mode, and safe serving of risky types.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from server.app import create_app
 from server.security import SIGNER
 from server.security.signing import sign_media
 from server.settings import SecretKeys
-from tests.dbutil import bearer, fetchval
+from tests.dbutil import fetchval
 from tests.media import jpeg_bytes, png_bytes
 
 UPLOAD = "/api/media/upload-production"
@@ -128,12 +126,9 @@ async def test_a_variant_is_signed_separately(client, anon_client, message_id):
     assert (await anon_client.get(with_query(url, variant="m4a"))).status == 403
 
 
-async def test_links_survive_key_rotation(db_dsn, settings, aiohttp_client, admin_key,
-                                          message_id):
+async def test_links_survive_key_rotation(server_for, aiohttp_client, message_id):
     async def server(*keys):
-        s = dataclasses.replace(settings, signing_keys=SecretKeys(keys))
-        return await aiohttp_client(create_app(s, db_dsn, run_janitor=False),
-                                    headers=bearer(admin_key))
+        return await server_for(signing_keys=SecretKeys(keys))
 
     old = await server(K1)
     meta = await upload(old, message_id)
@@ -148,11 +143,9 @@ async def test_links_survive_key_rotation(db_dsn, settings, aiohttp_client, admi
     assert (await retired.get(fresh)).status == 200
 
 
-async def test_the_generated_key_is_shared_by_every_instance(
-        db_dsn, settings, aiohttp_client, admin_key, message_id):
-    one = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
-                               headers=bearer(admin_key))
-    two = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False))
+async def test_the_generated_key_is_shared_by_every_instance(server_for, db_dsn, message_id):
+    one = await server_for()
+    two = await server_for(key=None)
     meta = await upload(one, message_id)
     assert (await two.get(meta["url"])).status == 200
     assert one.app[SIGNER].keys == two.app[SIGNER].keys
