@@ -47,6 +47,10 @@ class Metrics:
                                       "Serving-path metadata lookups, by cache result",
                                       ["result"], registry=self.registry)
         self._cache_seen = (0, 0)
+        # Read from the database at each scrape: every instance reports the same value.
+        self.outbox = Gauge("media_zapi_outbox_deliveries",
+                            "Z-API deliveries not finished, by state (queued, sending)",
+                            ["state"], registry=self.registry, multiprocess_mode="mostrecent")
         self.totals_due = 0.0   # monotonic time the stored_* gauges are next refreshed
 
     def sample_store(self, store) -> None:

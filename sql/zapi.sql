@@ -152,3 +152,11 @@ UPDATE zapi_deliveries
                                whatsapp_status::text), 0)
      < array_position(ARRAY['SENT', 'RECEIVED', 'READ', 'PLAYED'], :status::text)
 RETURNING id;
+
+-- name: outbox_depth
+-- Deliveries not finished yet, by state (/metrics; served by the partial indexes on
+-- queued and sending rows, so it stays cheap as the table grows).
+SELECT state, count(*) AS deliveries
+  FROM zapi_deliveries
+ WHERE state IN ('queued', 'sending')
+ GROUP BY state;

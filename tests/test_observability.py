@@ -73,7 +73,7 @@ def test_json_log_lines_from_a_real_server(db_dsn):
     procs = Processes()
     try:
         srv = procs.start({"DATABASE_URL": db_dsn, "LOG_FORMAT": "json"})
-        key = asyncio.run(create_api_key(db_dsn, "read"))
+        key = asyncio.run(create_api_key(db_dsn, "read", name="dashboard"))
         req = urllib.request.Request(srv.url + "/api/media/123456?sig=secret",
                                      headers={"X-Request-ID": "trace-me-1", **bearer(key)})
         try:
@@ -92,6 +92,7 @@ def test_json_log_lines_from_a_real_server(db_dsn):
         assert a["method"] == "GET" and a["status"] == 404
         assert a["route"] == "/api/media/{mediaId}" and a["path"] == "/api/media/123456"
         assert a["bytes"] > 0 and a["duration_ms"] >= 0 and a["client_addr"] == "127.0.0.1"
+        assert a["key_name"] == "dashboard"     # who asked, by the key's name
         assert "secret" not in srv.stderr()   # the query string is never logged
         assert key not in srv.stderr()        # nor the key
     finally:

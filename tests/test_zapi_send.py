@@ -388,3 +388,21 @@ async def test_sends_and_their_outcomes_are_audited(make_client, fake, message_i
     attempts = sorted(o for a, actor, o in actions if a == "zapi_attempt")
     assert attempts == [f"delivery {d['id']} attempt 1 retry: Z-API answered 503: "
                         "Internal server error", f"delivery {d['id']} attempt 2 sent"]
+
+
+async def test_outbox_depth_in_metrics(make_client, fake, message_id):
+    client = await make_client()
+    media, _ = await photo(client, message_id)
+    fake.plan("hang")
+    delivery_id = await send(client, media["id"])
+    in_flight = 'media_zapi_outbox_deliveries{state="sending"} 1.0'
+    for _ in range(200):   # while the fake holds the request, the delivery is in flight
+        text = await (await client.get("/metrics")).text()
+        if in_flight in text:
+            break
+        await asyncio.sleep(0.05)
+    assert in_flight in text
+    assert 'media_zapi_outbox_deliveries{state="queued"} 0.0' in text
+    await wait_delivery(client, delivery_id)   # the timeout makes it unknown: finished
+    text = await (await client.get("/metrics")).text()
+    assert 'media_zapi_outbox_deliveries{state="sending"} 0.0' in text

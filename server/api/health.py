@@ -32,6 +32,10 @@ async def metrics(request: web.Request) -> web.Response:
             m.stored_bytes.labels(media_type).set(nbytes)
         m.totals_due = now + TOTALS_EVERY_SECONDS
     m.sample_store(request.app[appkeys.STORE])
+    outbox = request.app.get(appkeys.OUTBOX)
+    if outbox is not None:
+        for state, n in (await outbox.depth()).items():
+            m.outbox.labels(state).set(n)
     body = m.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
                                             "Cache-Control": "no-store"})

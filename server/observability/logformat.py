@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.observability import requestid
+from server.security.access import PRINCIPAL
 from server.secret import RedactingFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -210,9 +211,9 @@ class AccessLogger(AbstractAccessLogger):
             "client_addr": request.remote,
             "request_id": rid,
         }
-        key_name = request.get("principal_name")
-        if key_name is not None:
-            fields["key_name"] = key_name
+        principal = request.get(PRINCIPAL)
+        if principal is not None and principal.kind == "key":
+            fields["key_name"] = principal.name   # the key's name, never the key
         _sink.add(fields, f"{request.remote} {request.method} {path} {response.status} "
                           f"{response.body_length}B {duration * 1000:.1f}ms rid={rid}")
 

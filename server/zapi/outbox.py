@@ -108,6 +108,13 @@ class Outbox:
         async with self.store.connection() as conn:
             return [dict(r) for r in await Q.list_media_deliveries.fetch(conn, media_id=media_id)]
 
+    async def depth(self) -> dict[str, int]:
+        """Deliveries waiting (queued) and in flight (sending), for /metrics."""
+        async with self.store.connection() as conn:
+            rows = await Q.outbox_depth.fetch(conn)
+        found = {r["state"]: r["deliveries"] for r in rows}
+        return {state: found.get(state, 0) for state in ("queued", "sending")}
+
     # -- what the webhooks report ----------------------------------------------------
 
     async def callback_failed(self, zaap_id: str | None, message_id: str | None,
