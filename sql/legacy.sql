@@ -67,7 +67,8 @@ SELECT legacy_name, media_id, sha256, file_size, file_mtime
 SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_size,
        f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
        f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
-       f.chunk_count, f.sha256
+       f.chunk_count, f.sha256, f.duration_exact, f.waveform,
+       media_variant_list(f.id) AS variants, NULL::varchar AS variant
   FROM legacy_media l
   JOIN media_files f ON f.id = l.media_id
  WHERE l.legacy_name = :legacy_name AND f.upload_state = 'complete';

@@ -12,7 +12,9 @@
 -- A message's media.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE upload_state = 'complete'
    AND message_id = :message_id
@@ -28,7 +30,9 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- Media of one MIME type.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE upload_state = 'complete'
    AND mime_type = :mime_type
@@ -43,7 +47,9 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- Media of one media type.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE upload_state = 'complete'
    AND media_type = :media_type
@@ -57,7 +63,9 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- All media.
 SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
   FROM media_files
  WHERE upload_state = 'complete'
    AND created_at >= coalesce(:since::timestamptz, '-infinity')

@@ -42,7 +42,9 @@ def server_env(db_dsn: str, fake: FakeZapi, **extra: str) -> dict[str, str]:
             "ZAPI_INSTANCE_ID": fake_zapi.INSTANCE, "ZAPI_TOKEN": fake_zapi.TOKEN,
             "ZAPI_CLIENT_TOKEN": fake_zapi.CLIENT_TOKEN, "ZAPI_TIMEOUT_SECONDS": "2",
             "ZAPI_LEASE_SECONDS": "3", "ZAPI_RETRY_BASE_SECONDS": "0.1",
-            "MEDIA_HEARTBEAT_SECONDS": "0.5", "LOG_LEVEL": "INFO", **extra}
+            "MEDIA_HEARTBEAT_SECONDS": "0.5", "LOG_LEVEL": "INFO",
+            "MEDIA_PROCESSING": "false",   # stand-in samples, stored as sent
+            **extra}
 
 
 async def start(procs: Processes, env: dict[str, str]):

@@ -30,11 +30,14 @@ def media_samples(size: int = 10_000) -> dict[str, tuple[bytes, str, str]]:
 
 def zapi_changes(port: int, **changes) -> dict:
     """Settings changes (for conftest's ``server_for``) pointing at the fake on ``port``."""
-    return dict(zapi_base_url=f"http://127.0.0.1:{port}",
+    # The samples are stand-ins (a signature and random bytes), which media processing
+    # would rightly refuse: these tests are about sending, so they store files as sent.
+    base = dict(zapi_base_url=f"http://127.0.0.1:{port}",
                 zapi_instance_id=fake_zapi.INSTANCE, zapi_token=fake_zapi.TOKEN,
                 zapi_client_token=fake_zapi.CLIENT_TOKEN,
                 zapi_webhook_secret="w" * 20 + "SECRET", zapi_timeout=1.0,
-                zapi_lease_seconds=3.0, zapi_retry_base=0.05, **changes)
+                zapi_lease_seconds=3.0, zapi_retry_base=0.05, processing=False)
+    return {**base, **changes}
 
 
 def zapi_settings(settings, port: int, **changes):

@@ -111,12 +111,16 @@ def _asyncpg_in_one_line(record: logging.LogRecord) -> bool:
     return True
 
 
-def _route(request: web.BaseRequest) -> str:
+def _match_info(request: web.BaseRequest):
     try:
-        info = getattr(request, "match_info", None)
+        return getattr(request, "match_info", None)
     except AssertionError:
         # A request aiohttp could not parse (its own 400) never reached the router.
-        return "unmatched"
+        return None
+
+
+def _route(request: web.BaseRequest) -> str:
+    info = _match_info(request)
     resource = info.route.resource if info is not None and info.route else None
     return resource.canonical if resource is not None else "unmatched"
 
@@ -124,7 +128,7 @@ def _route(request: web.BaseRequest) -> str:
 def _safe_path(request: web.BaseRequest) -> str:
     # A secret in the path (the Z-API webhook's, its only authentication) is a
     # credential: such requests are logged by their route template instead.
-    info = getattr(request, "match_info", None)
+    info = _match_info(request)
     if info is not None and "secret" in info:
         return _route(request)
     return request.raw_path.partition("?")[0]
