@@ -9,11 +9,13 @@ from aiohttp import web
 
 from server.api import access, health, media, serve, upload
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
+from server.tus import routes as tus
 
 
 def setup_routes(app: web.Application) -> None:
     add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
         upload_token=True, cors=True, expect_handler=upload.expect_continue)
+    tus.setup_routes(app)   # /api/media/tus/: WRITE or an upload token, CORS
     add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
     add(app, "GET", "/api/media/serve/{mediaId}", serve.serve_media, scope=READ,
         signed_url=True, cors=True)   # GET and HEAD
