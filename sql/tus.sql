@@ -57,10 +57,13 @@ UPDATE media_files
 
 -- name: tus_save_tail
 -- Keeps the bytes that did not fill a chunk (end of a PATCH, or a cut-off one), and
--- the upload length once a deferred one is declared.
+-- the upload length once a deferred one is declared. With :release the lease goes in
+-- the same statement: the client that sees the new offset can PATCH at once.
 UPDATE tus_uploads
    SET tail = :tail, upload_length = coalesce(upload_length, :upload_length),
-       lock_until = now() + make_interval(secs => :lease_seconds)
+       lock_id = CASE WHEN :release THEN NULL ELSE lock_id END,
+       lock_until = CASE WHEN :release THEN NULL
+                         ELSE now() + make_interval(secs => :lease_seconds) END
  WHERE id = :id AND lock_id = :lock_id;
 
 -- name: tus_set_length

@@ -308,3 +308,28 @@ async def test_cors_exposes_tus_headers(client_with, message_id):
     r = await client.head(url, headers={**TUS, "Origin": "https://app.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Upload-Offset" in r.headers["Access-Control-Expose-Headers"]
+
+
+async def test_patch_cut_off_keeps_what_arrived(client, message_id):
+    data = jpeg_bytes(20_000)
+    url = await create(client, message_id, len(data))
+    host, port = client.server.host, client.server.port
+    auth = client.session.headers["Authorization"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write((f"PATCH {url} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth}\r\n"
+                  f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                  f"Upload-Offset: 0\r\nContent-Length: {len(data)}\r\n\r\n").encode())
+    writer.write(data[:7001])   # neither chunk- (3072) nor base64-aligned
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    for _ in range(50):   # the server notices the drop and stores what arrived
+        r = await head(client, url)
+        if r.headers["Upload-Offset"] == "7001":
+            break
+        await asyncio.sleep(0.1)
+    assert r.headers["Upload-Offset"] == "7001"
+    r = await patch(client, url, 7001, data[7001:])
+    assert r.status == 204, await r.text()
+    body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data

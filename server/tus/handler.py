@@ -9,6 +9,7 @@ upload token); here, only the creator may go on with an upload.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -242,7 +243,7 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
             await writer.save(upload_length=length)
         if length is not None and writer.offset == length:
             return await _complete(request, store, state, writer)
-        await writer.save()
+        await writer.save(release=True)
         return web.Response(status=204, headers={
             "Upload-Offset": str(writer.offset),
             "Upload-Expires": _expires(state.expires_at)})
@@ -272,8 +273,9 @@ async def _receive(request: web.Request, writer, offset: int, end: int, checksum
     except _BODY_ERRORS as e:
         request.content.feed_eof()
         if held is None:
-            # Keep what arrived: the client asks HEAD and resumes from there.
-            await writer.save()
+            # Keep what arrived: the client asks HEAD and resumes from there. Shielded:
+            # a cancelled handler (client gone) must still keep its bytes.
+            await asyncio.shield(writer.save(release=True))
         log.info("tus PATCH interrupted at %d: %s", writer.offset, e.__class__.__name__)
         raise UploadAborted() from None
     if checksum is not None and held is not None:

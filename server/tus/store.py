@@ -187,12 +187,14 @@ class Writer:
         while len(self.buf) >= self.cs:
             await self._chunk(self.cs)
 
-    async def save(self, upload_length: int | None = None) -> None:
-        """Keep what did not fill a chunk (the upload goes on later)."""
+    async def save(self, upload_length: int | None = None, *, release: bool = False) -> None:
+        """Keep what did not fill a chunk (the upload goes on later); ``release`` gives
+        the lease back in the same statement."""
         async with self.store.media.connection() as conn:
             status = await Q.tus_save_tail.execute(
                 conn, id=self.state.id, lock_id=self.lock_id, tail=bytes(self.buf),
-                upload_length=upload_length, lease_seconds=LEASE_SECONDS)
+                upload_length=upload_length, lease_seconds=LEASE_SECONDS,
+                release=release)
         if status != "UPDATE 1":
             raise TusLocked()
 
