@@ -1,11 +1,10 @@
 """Real tus clients against the server: tuspy (Python) and tus-js-client (Node), each
 interrupted mid-PATCH and resumed on a second server instance."""
 import asyncio
-import base64
 import hashlib
-import os
+import json
+import pathlib
 import shutil
-import subprocess
 
 import pytest
 from tusclient import client as tus_client
@@ -122,3 +121,52 @@ async def test_tuspy_with_checksums(client, admin_key, message_id, tmp_path):
     r = await client.head(url_path, headers={"Tus-Resumable": "1.0.0"})
     body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
     assert body == data
+
+
+NODE_DIR = pathlib.Path(__file__).parent / "node"
+
+
+def _node_skip_reason() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (NODE_DIR / "node_modules" / "tus-js-client").is_dir():
+        return ("tus-js-client is not installed: npm install --prefix tests/node "
+                "(.ci/run does, best effort)")
+    return None
+
+
+async def _node(*args: str) -> dict:
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / "tus_upload.js"), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert out, err.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(_node_skip_reason() is not None, reason=str(_node_skip_reason()))
+async def test_tus_js_client_interrupted_then_resumed(server_for, admin_key, message_id,
+                                                      tmp_path):
+    a = await server_for()
+    b = await server_for()
+    data = jpeg_bytes(50_000)
+    path = tmp_path / "js.jpg"
+    path.write_bytes(data)
+    proxy = CuttingProxy((a.server.host, a.server.port), budget=20_000)
+    port = await proxy.start()
+    endpoint = f"http://127.0.0.1:{port}/api/media/tus/"
+    first = await _node(endpoint, str(path), admin_key, str(message_id))
+    assert "error" in first and first["url"], first
+    url_path = "/api/media/tus/" + first["url"].rsplit("/", 1)[1]
+    await _wait_unlocked(a, url_path, {})
+    kept = int((await a.head(url_path, headers={"Tus-Resumable": "1.0.0"}))
+               .headers["Upload-Offset"])
+    assert 0 < kept < len(data)
+
+    proxy.target, proxy.budget = (b.server.host, b.server.port), None
+    second = await _node(endpoint, str(path), admin_key, str(message_id), first["url"])
+    assert second == {"url": first["url"], "done": True}
+    r = await b.head(url_path, headers={"Tus-Resumable": "1.0.0"})
+    body = await (await b.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+    await proxy.close()
