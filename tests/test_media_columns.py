@@ -14,7 +14,9 @@ from server.store.sqlfiles import Q
 FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 # Statements whose rows become a MediaRecord (store/media.py: MediaRecord.from_row).
 RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
-                     "list_message_media"}
+                     "list_message_media",
+                     # sql/tus.sql: a resumable upload made visible, and read back
+                     "tus_finalize", "tus_complete_record"}
 # Storage details that stay out of the API.
 NOT_IN_JSON = {"chunk_size", "chunk_count"}
 

@@ -235,6 +235,8 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
         length = declared
     checksum = h.parse_checksum(request.headers.get("Upload-Checksum"))
     end = length if length is not None else limit
+    if request.content_length is not None and offset + request.content_length > end:
+        raise PayloadTooLarge("the body goes past Upload-Length")   # before reading it
     lock_id = await store.lock(state.id)
     try:
         writer = store.writer(state, lock_id)
