@@ -333,3 +333,13 @@ async def test_patch_cut_off_keeps_what_arrived(client, message_id):
     assert r.status == 204, await r.text()
     body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
     assert body == data
+
+
+async def test_message_deleted_before_completion(client, message_id, store):
+    data = jpeg_bytes(5000)
+    url = await create(client, message_id, len(data))
+    assert (await patch(client, url, 0, data[:1000])).status == 204
+    async with store.connection() as conn:
+        await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
+    r = await patch(client, url, 1000, data[1000:])
+    assert r.status == 404 and (await r.json())["error"] == "message_not_found"

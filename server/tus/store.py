@@ -19,9 +19,10 @@ import hashlib
 import json
 import uuid
 
+import asyncpg
 import pybase64
 
-from server.errors import TusLocked, UploadExpired
+from server.errors import MessageNotFound, TusLocked, UploadExpired
 from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
@@ -147,6 +148,15 @@ class TusStore:
         kind = sniff(head)
         if kind is None:
             return None
+        try:
+            row = await self._finalize_row(state, kind, file_size, chunks, digest, audit)
+        except asyncpg.ForeignKeyViolationError:   # the message went meanwhile
+            raise MessageNotFound() from None
+        if row is None:
+            raise UploadExpired()
+        return MediaRecord.from_row(row)
+
+    async def _finalize_row(self, state, kind, file_size, chunks, digest, audit):
         async with self.media.connection() as conn, conn.transaction():
             row = await Q.tus_finalize.fetchrow(
                 conn, id=state.media_id, message_id=state.message_id,
@@ -155,9 +165,7 @@ class TusStore:
                 sha256=digest)
             if row is not None and audit is not None:
                 await audit.write(conn, media_id=state.media_id, message_id=state.message_id)
-        if row is None:
-            raise UploadExpired()
-        return MediaRecord.from_row(row)
+        return row
 
 
 def _decode_hash(sha, text: str) -> bytes:
