@@ -329,7 +329,11 @@ async def test_patch_cut_off_keeps_what_arrived(client, message_id):
             break
         await asyncio.sleep(0.1)
     assert r.headers["Upload-Offset"] == "7001"
-    r = await patch(client, url, 7001, data[7001:])
+    for _ in range(50):   # 423 until the first request has let go, as clients retry
+        r = await patch(client, url, 7001, data[7001:])
+        if r.status != 423:
+            break
+        await asyncio.sleep(0.1)
     assert r.status == 204, await r.text()
     body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
     assert body == data
