@@ -11,6 +11,8 @@ from aiohttp import web
 from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
+from server.limits.memory import memory_trimmer
+from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
 from server.security.middleware import access_middleware
@@ -70,10 +72,14 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     """The aiohttp application for an already migrated database at ``dsn``."""
     # aiohttp's own body limit is for request.post(); uploads are streamed and counted
     # against MEDIA_MAX_UPLOAD_BYTES by upload.py, so this only guards small bodies.
+    # auto_decompress off: an upload with a Content-Encoding is refused (415) before
+    # its body is read, and no body is ever inflated behind the size count.
     app = web.Application(middlewares=[request_id_middleware, timing_middleware,
-                                       error_middleware, access_middleware])
+                                       error_middleware, access_middleware],
+                          handler_args={"auto_decompress": False})
     app[appkeys.SETTINGS] = settings
     app[appkeys.DSN] = dsn
+    app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
     app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):
@@ -103,7 +109,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     setup_security(app)   # needs the store: after the database context
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).
-    app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed]
+    app.cleanup_ctx.append(workers_ctx([heartbeat, deletion_feed, memory_trimmer]
                                        + ([janitor] if run_janitor else [])))
     setup_routes(app)
     return app

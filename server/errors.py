@@ -12,6 +12,8 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_SECONDS = 5
+
 
 class MediaError(Exception):
     status = 500
@@ -98,6 +100,19 @@ TusChecksumMismatch = _error("TusChecksumMismatch", 460, "checksum_mismatch",
                              "the body does not match Upload-Checksum; it was discarded")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
+# Limits against abuse (server/limits).
+UnsupportedContentEncoding = _error(
+    "UnsupportedContentEncoding", 415, "unsupported_content_encoding",
+    "send the file as it is, without a Content-Encoding", close=True)
+TooManyUploads = _error("TooManyUploads", 503, "too_many_uploads",
+                        "too many uploads in progress; retry later", close=True)
+UploadTooSlow = type("UploadTooSlow", (UploadTimeout,), {
+    "code": "upload_too_slow",
+    "default_message": "the upload was slower than the minimum rate; it was dropped"})
+InvalidLimit = _error("InvalidLimit", 400, "invalid_limit",
+                      "limit must be an integer between 1 and 1000")
+InvalidCursor = _error("InvalidCursor", 400, "invalid_cursor",
+                       "cursor must be the next_cursor of a previous page, unchanged")
 
 
 def error_response(status: int, code: str, message: str,
@@ -113,7 +128,12 @@ def error_response(status: int, code: str, message: str,
 def render(e: MediaError) -> web.Response:
     """The response for a domain error; also for code that runs outside the middleware
     (aiohttp's expect handlers)."""
-    resp = error_response(e.status, e.code, e.message, e.headers)
+    headers = e.headers
+    if e.status == 503 and "Retry-After" not in headers:
+        # A 503 says when to come back (RFC 9110 §15.6.4): the database is back within
+        # seconds of a restart or a failover, or an upload slot frees up.
+        headers = {**headers, "Retry-After": str(RETRY_AFTER_SECONDS)}
+    resp = error_response(e.status, e.code, e.message, headers)
     if e.close_connection:
         resp.force_close()
     return resp

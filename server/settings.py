@@ -96,6 +96,14 @@ class Settings:
             object.__setattr__(self, "database_url", secret_url(self.database_url))
         object.__setattr__(self, "database_read_urls", tuple(
             secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
+    # Limits against abuse (README "Limits and abuse"); each bounds what one client or
+    # one stalled peer can hold on to.
+    send_timeout: float = 60.0              # a response write with no progress this long
+    upload_min_rate: int = 1024             # bytes/s an upload must average ...
+    upload_rate_window: float = 60.0        # ... over each window this long
+    max_concurrent_uploads: int = 256       # per instance; the next gets 503
+    db_command_timeout: float = 30.0        # every statement, client side
+    max_range_chunks: int = 8               # chunk reads one multi-range request may cost
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -272,4 +280,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_reads=_bool(env, "MEDIA_AUDIT_READS", Settings.audit_reads),
         trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
         metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
+        send_timeout=_float(env, "MEDIA_SEND_TIMEOUT_SECONDS", Settings.send_timeout,
+                            lo=1, hi=86400),
+        upload_min_rate=_int(env, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND",
+                             Settings.upload_min_rate, lo=0, hi=2**40),
+        upload_rate_window=_float(env, "MEDIA_UPLOAD_RATE_WINDOW_SECONDS",
+                                  Settings.upload_rate_window, lo=1, hi=86400),
+        max_concurrent_uploads=_int(env, "MEDIA_MAX_CONCURRENT_UPLOADS",
+                                    Settings.max_concurrent_uploads, lo=1, hi=100_000),
+        db_command_timeout=_float(env, "DB_COMMAND_TIMEOUT_SECONDS",
+                                  Settings.db_command_timeout, lo=0.1, hi=86400),
+        max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
+                              lo=1, hi=100_000),
     )

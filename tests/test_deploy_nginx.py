@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -269,3 +270,55 @@ async def test_upload_without_a_key_is_refused_through_the_proxy(proxied_private
             assert r.status == 401
             assert r.headers["WWW-Authenticate"].startswith("Bearer")
             assert (await r.json())["error"] == "unauthorized"
+
+
+# -- limits (issue 6) --------------------------------------------------------------------
+
+ATTACKER = "127.0.0.2"   # loopback too: another client address for nginx's per-address limits
+
+
+async def _trickling_upload(base: str, message_id: int, source: str):
+    """An upload that sends its headers and a first piece, then holds on."""
+    port = int(base.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write((f"POST /api/media/upload-production?message_id={message_id} HTTP/1.1\r\n"
+                  "Host: t\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  ).encode())
+    piece = jpeg_bytes(20_000)
+    writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+def test_shipped_config_sets_the_limits():
+    text = SITE.read_text()
+    for directive in ("limit_conn_zone $binary_remote_addr", "limit_conn media_store_conn",
+                      "limit_conn media_store_uploads", "client_header_timeout",
+                      "client_body_timeout", "send_timeout", "limit_conn_status 429"):
+        assert directive in text, directive
+
+
+async def test_one_address_cannot_take_every_upload_and_others_are_served(proxied):
+    """17 uploads held open from one address: the 17th is refused by nginx (JSON 429),
+    while a client from another address is still served."""
+    conns = []
+    try:
+        for _ in range(16):
+            conns.append(await _trickling_upload(proxied.base, proxied.message_id, ATTACKER))
+        await asyncio.sleep(0.5)   # nginx has passed them upstream: they count now
+        reader, writer = await _trickling_upload(proxied.base, proxied.message_id, ATTACKER)
+        conns.append((reader, writer))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 429"), head
+        assert b"Retry-After: 5" in head
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await asyncio.wait_for(reader.readexactly(length), 10)
+        assert json.loads(body)["error"] == "too_many_connections"
+        async with aiohttp.ClientSession() as s:   # from 127.0.0.1
+            async with s.get(f"{proxied.base}/healthz") as r:
+                assert r.status == 200
+            meta = await upload(s, proxied, jpeg_bytes(30_000))
+            assert meta["id"]
+    finally:
+        for _, w in conns:
+            w.close()

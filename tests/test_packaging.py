@@ -118,6 +118,9 @@ async def test_console_script_migrates_and_serves_from_any_folder(venv, empty_ds
     res = run_cli(["create-message"], env, command=command, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     message_id = int(res.stdout.strip())
+    res = run_cli(["keys", "create", "backend"], env, command=command, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    key = res.stdout.strip()
 
     procs = Processes()
     try:
@@ -125,7 +128,8 @@ async def test_console_script_migrates_and_serves_from_any_folder(venv, empty_ds
         data = png_bytes(64, 64)
         req = urllib.request.Request(
             f"{srv.url}/api/media/upload-production?message_id={message_id}&filename=a.png",
-            data=data, method="POST", headers={"Content-Type": "image/png"})
+            data=data, method="POST", headers={"Content-Type": "image/png",
+                                               "Authorization": f"Bearer {key}"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert r.status == 201
             url = json.loads(r.read())["url"]

@@ -74,8 +74,10 @@ async def shared_dsn(pg_server_dsn, template_dsn):
 def shared_settings(shared_dsn, request) -> Settings:
     """Every case twice: small files read from their chunks, and from the in-memory
     cache of whole small files (MEDIA_CACHE_BYTES). Public mode (see the docstring)."""
+    # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
+    # reads (tests/test_limits_process.py) is raised so these tests see multipart bodies.
     return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
-                    cache_bytes=request.param, public_read=True)
+                    cache_bytes=request.param, public_read=True, max_range_chunks=64)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -3,6 +3,7 @@ answers (and caches), every way of tampering with it, expiry, key rotation, the
 generated key shared by instances, public mode, and safe serving of risky types."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import time
@@ -218,6 +219,12 @@ async def test_reads_are_audited_only_when_asked(client, anon_client, client_wit
                                   "WHERE action = 'read'") == 0
     logging = await aiohttp_client((await client_with(audit_reads=True)).server)
     assert (await logging.get(meta["url"], headers={"User-Agent": "phone/1.0"})).status == 200
-    row = await fetchval(db_dsn, "SELECT row(actor, media_id, outcome, user_agent)::text "
-                                 "FROM media_audit_log WHERE action = 'read'")
+    # The read is recorded once the body has gone out, so the client may see the
+    # response a moment before the row commits.
+    for _ in range(100):
+        row = await fetchval(db_dsn, "SELECT row(actor, media_id, outcome, user_agent)::text "
+                                     "FROM media_audit_log WHERE action = 'read'")
+        if row is not None:
+            break
+        await asyncio.sleep(0.02)
     assert row == f"(signed-url,{meta['id']},200,phone/1.0)"

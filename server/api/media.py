@@ -7,6 +7,7 @@ from server import appkeys
 from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
+from server.limits import paging
 from server.security import SIGNER
 from server.security.audit import audited
 
@@ -28,10 +29,14 @@ async def list_message_media(request: web.Request) -> web.Response:
     store = request.app[appkeys.STORE]
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
-    records = await store.list_for_message(message_id)
+    # Bounded pages (server/limits/paging.py); the query is checked before the database.
+    limit = paging.parse_limit(request.query.get("limit"))
+    after = paging.decode_cursor(request.query.get("cursor"))
+    records, more = await store.list_page(
+        message_id, limit, None if after is None else (after.created_at, after.id))
+    last = paging.Position(records[-1].created_at, records[-1].id) if more else None
     urls = request.app[SIGNER]
-    return web.json_response({"message_id": message_id,
-                              "media": [media_json(r, urls) for r in records]})
+    return web.json_response(paging.page_body([media_json(r, urls) for r in records], last))
 
 
 async def delete_media(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -24,6 +24,8 @@ from server.http.conditional import (
 )
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
+from server.limits.ranges import SharedReads, too_costly
+from server.limits.sending import Sender, SendTimeout
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
@@ -84,6 +86,8 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
 
     headers = representation_headers(rec, etag, modified, cache)
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
+    if too_costly(ranges, rec.chunk_size, request.app[appkeys.SETTINGS].max_range_chunks):
+        ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
                                   headers={"Content-Range": f"bytes */{rec.file_size}"})
@@ -141,11 +145,20 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
                 headers: dict[str, str], ranges: list[ByteRange]) -> web.StreamResponse:
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = sum(r.length for r in ranges)
-    first = b""
-    stream = None
-    if ranges:
-        first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
-    return await _stream(request, resp, _chain(first, stream))
+    if not ranges:
+        return await _stream(request, resp, _chain(b"", None))
+    r = ranges[0]
+    first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+    # Only the body holds the first piece from here: a stalled client's body is
+    # dropped (server/limits/sending.py), and the piece must go with it.
+    body = _chain(first, stream)
+    del first
+
+    async def send(sender: Sender) -> None:
+        # A stalled client's stream is dropped and reopened where it stopped.
+        await sender.send_stream(body, r.start, r.end,
+                                 lambda start, end: store.read(rec, start, end))
+    return await _stream(request, resp, body, send)
 
 
 async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
@@ -162,17 +175,14 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     resp = web.StreamResponse(status=206, headers=headers)
     resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
                            + len(tail))
-    first, stream = await _first_and_rest(store.read(rec, ranges[0].start, ranges[0].end))
+    reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
+    first, stream = await _first_and_rest(reads.read(ranges[0]))
 
     async def body() -> Body:
         for i, (head, r) in enumerate(zip(heads, ranges)):
             yield head
-            if i == 0:
-                async for piece in _chain(first, stream):
-                    yield piece
-            else:
-                async for piece in _chain(b"", store.read(rec, r.start, r.end)):
-                    yield piece
+            async for piece in _chain(first, stream) if i == 0 else _chain(b"", reads.read(r)):
+                yield piece
             yield b"\r\n"
         yield tail
 
@@ -182,7 +192,9 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
 async def _chain(first: bytes, rest: Body | None) -> Body:
     try:
         if first:
-            yield first
+            piece, first = first, b""   # not kept once sent
+            yield piece
+            del piece
         if rest is not None:
             async for piece in rest:
                 yield piece
@@ -192,15 +204,26 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
             await rest.aclose()
 
 
-async def _stream(request: web.Request, resp: web.StreamResponse,
-                  body: Body) -> web.StreamResponse:
+async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | None,
+                  send: Callable[[Sender], Awaitable[None]] | None = None
+                  ) -> web.StreamResponse:
+    """Send the headers, then the body: ``send(sender)`` when given, else every piece
+    of ``body`` (multipart bodies, bounded by MEDIA_MAX_RANGE_CHUNKS)."""
     metrics = request.app[appkeys.METRICS]
+    sender = Sender(request, resp, request.app[appkeys.SETTINGS].send_timeout,
+                    metrics.bytes_served.inc)
     try:
         await resp.prepare(request)
-        async for piece in body:
-            await resp.write(piece)
-            metrics.bytes_served.inc(len(piece))
+        if send is not None:
+            await send(sender)
+        else:
+            async for piece in body:
+                await sender.send_all(piece)
         await resp.write_eof()
+    except SendTimeout:
+        # server/limits/sending.py: the connection is closed already.
+        log.info("send timed out on %s: the client read nothing for %g s", request.path,
+                 sender.timeout)
     except ConnectionError:
         # Players abandon responses all the time (seeks, scrubbing). A reset
         # is ConnectionResetError; a close seen while waiting to drain is a bare
@@ -212,5 +235,6 @@ async def _stream(request: web.Request, resp: web.StreamResponse,
         if request.transport is not None:
             request.transport.close()
     finally:
-        await body.aclose()
+        if body is not None:
+            await body.aclose()
     return resp

@@ -32,7 +32,10 @@ from server.errors import (
     MessageNotFound,
     MissingFile,
     MissingMessageId,
+    RETRY_AFTER_SECONDS,
     PayloadTooLarge,
+    TooManyUploads,
+    UnsupportedContentEncoding,
     UnsupportedRequestType,
     UploadAborted,
     UploadTimeout,
@@ -42,6 +45,7 @@ from server.http.form_names import header_filename
 from server.http.params import parse_id
 from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
+from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
 from server.security import SIGNER
 from server.security.audit import Audit, audited
 from server.security.hooks import check_upload_message, refuse_before_body, upload_limit
@@ -49,7 +53,7 @@ from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
 
-READ_BYTES = 256 * 1024
+READ_BYTES = 64 * 1024   # per read of the body: a small multiple of aiohttp's own 64 KiB buffer
 MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Content-Length
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
@@ -78,11 +82,18 @@ def raw_file_name(request: web.Request) -> str | None:
 
 
 async def upload_media(request: web.Request) -> web.Response:
+    # Both refusals come before a byte of the body is read (server/limits/uploads.py).
+    refuse_content_coding(request.headers)
+    with request.app[appkeys.UPLOAD_SLOTS].take():
+        return await _upload(request)
+
+
+async def _upload(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     store = request.app[appkeys.STORE]
     # An upload token may allow less than the service does.
     limits = Limits(upload_limit(request, settings.max_upload_bytes),
-                    settings.upload_idle_timeout)
+                    settings.upload_idle_timeout, upload_pace(settings))
     length = request.content_length
     ctype = request.content_type
     try:
@@ -226,5 +237,10 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     length = request.content_length
     if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         return render(PayloadTooLarge())
+    # Told before the client sends its body (server/limits/uploads.py).
+    if has_content_coding(request.headers):
+        return render(UnsupportedContentEncoding())
+    if request.app[appkeys.UPLOAD_SLOTS].full:
+        return render(TooManyUploads())
     await _default_expect_handler(request)
     return None

@@ -35,21 +35,23 @@ CRASH_LOOP_SECONDS = 5.0
 
 def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> None:
     """Serve in this process until SIGINT/SIGTERM."""
-    from aiohttp import web
-
     from server.app import create_app
+    from server.limits.memory import return_freed_memory
+    from server.limits.protocol import run_app
     from server.observability.logformat import AccessLogger
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:  # uvloop is optional (Windows)
         pass
-    web.run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
-                reuse_port=reuse_port or None,
-                shutdown_timeout=settings.shutdown_timeout,
-                access_log=logging.getLogger("media.access"),
-                access_log_class=AccessLogger,
-                print=lambda msg: log.info(msg.strip()))
+    return_freed_memory()
+    # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
+    run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
+            reuse_port=reuse_port or None,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log=logging.getLogger("media.access"),
+            access_log_class=AccessLogger,
+            print=lambda msg: log.info(msg.strip()))
 
 
 def _worker_main(settings: Settings, dsn: str) -> None:

@@ -20,6 +20,7 @@ from server.errors import (
     UploadTimeout,
 )
 from server.http.disposition import sanitize_filename
+from server.limits.uploads import Pace
 from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.store.media import MediaStore, Upload
 
@@ -30,15 +31,26 @@ Reader = Callable[[], Awaitable[bytes]]
 class Limits:
     max_bytes: int          # MEDIA_MAX_UPLOAD_BYTES
     idle_timeout: float     # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
+    pace: Pace | None = None   # the minimum average rate (server/limits/uploads.py)
 
 
 async def within(limits: Limits, awaitable: Awaitable):
-    """Every read from the client: one that waits longer than the idle timeout ends the
-    upload (408), whichever part of the body it was waiting for."""
+    """Every read from the client: one that waits longer than the idle timeout, or past
+    the point where the upload falls below its minimum pace, ends the upload (408),
+    whichever part of the body it was waiting for."""
+    loop = asyncio.get_running_loop()
+    timeout = limits.idle_timeout
+    if limits.pace is not None:
+        timeout = min(timeout, max(0.0, limits.pace.deadline() - loop.time()))
     try:
-        return await asyncio.wait_for(awaitable, limits.idle_timeout)
+        got = await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError:
+        if limits.pace is not None:
+            limits.pace.check(loop.time())   # UploadTooSlow when that was the reason
         raise UploadTimeout() from None
+    if limits.pace is not None:
+        limits.pace.feed(loop.time(), len(got) if isinstance(got, bytes) else 0)
+    return got
 
 
 async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,

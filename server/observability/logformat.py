@@ -83,6 +83,7 @@ def configure(level: str, fmt: str) -> None:
     records: queue.SimpleQueue = queue.SimpleQueue()
     handler = _QueueHandler(records)
     handler.addFilter(RequestIdFilter())   # in the caller's thread: the request's context
+    handler.addFilter(_asyncpg_in_one_line)
     global _sink
     if _sink is not None:
         _sink.flush()
@@ -96,8 +97,25 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
 
 
+def _asyncpg_in_one_line(record: logging.LogRecord) -> bool:
+    # asyncpg retries a lost database by itself and says so with a full traceback on
+    # every attempt; during an outage that is pages of the same connection error. One
+    # line each, naming the error, says all an operator can act on.
+    if record.name.startswith("asyncpg") and record.exc_info \
+            and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        record.msg = f"{record.getMessage()} ({error.__class__.__name__}: {error})"
+        record.args = None
+        record.exc_info = None
+    return True
+
+
 def _route(request: web.BaseRequest) -> str:
-    info = getattr(request, "match_info", None)
+    try:
+        info = getattr(request, "match_info", None)
+    except AssertionError:
+        # A request aiohttp could not parse (its own 400) never reached the router.
+        return "unmatched"
     resource = info.route.resource if info is not None and info.route else None
     return resource.canonical if resource is not None else "unmatched"
 

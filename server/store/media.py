@@ -44,9 +44,25 @@ from server.store.sqlfiles import Q
 log = logging.getLogger(__name__)
 
 
+def _consume(task: asyncio.Task) -> None:
+    # An abandoned task's failure is expected; don't let asyncio log it as unretrieved.
+    if not task.cancelled():
+        task.exception()
+
+
 # Reads spanning fewer chunks than this go through the chunk cache (photos, voice
 # notes, players' probes and seeks); longer ones stream past it.
 SHORT_READ_CHUNKS = 2
+
+
+# The connection itself is unusable: the driver's state, not the statement, failed.
+_CONNECTION_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+# The database cannot answer now (down, restarting, shutting down, saturated, frozen):
+# 503 with Retry-After, never a 500. SQL errors in a statement are not among these.
+_DATABASE_UNAVAILABLE = (asyncio.TimeoutError, OSError, *_CONNECTION_BROKEN,
+                         asyncpg.PostgresConnectionError,
+                         asyncpg.exceptions.OperatorInterventionError,
+                         asyncpg.TooManyConnectionsError)
 
 
 class StorageCorrupt(Exception):
@@ -200,9 +216,14 @@ class MediaStore:
         database becomes ServiceUnavailable (503), not a stack trace."""
         try:
             async with self._acquire() as conn:
-                yield conn
-        except (asyncio.TimeoutError, OSError, asyncpg.CannotConnectNowError,
-                asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError) as e:
+                try:
+                    yield conn
+                except _CONNECTION_BROKEN:
+                    # Cut mid-statement (the server went away, or a cancelled call left
+                    # the protocol half-way): never hand it to the next request.
+                    conn.terminate()
+                    raise
+        except _DATABASE_UNAVAILABLE as e:
             raise ServiceUnavailable() from e
 
     async def ping(self, timeout: float) -> None:
@@ -210,10 +231,17 @@ class MediaStore:
         async def ping() -> None:
             async with self.pool.acquire() as conn:
                 await Q.ping.fetchval(conn)
-        try:
-            await asyncio.wait_for(ping(), timeout)
-        except Exception as e:
-            raise ServiceUnavailable() from e
+        # Not wait_for: it waits for the cancelled ping to unwind, and giving a
+        # connection back to the pool can itself hang on a frozen server. Readiness
+        # answers on time; the abandoned ping finishes (or times out) on its own.
+        task = asyncio.ensure_future(ping())
+        task.add_done_callback(_consume)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            raise ServiceUnavailable()
+        if task.exception() is not None:
+            raise ServiceUnavailable() from task.exception()
 
     async def totals(self) -> list[tuple[str, int, int]]:
         """(media_type, complete files, their bytes) for every media type stored."""
@@ -370,6 +398,20 @@ class MediaStore:
             rows = await Q.list_message_media.fetch(conn, message_id=message_id)
         return [MediaRecord.from_row(r) for r in rows]
 
+    async def list_page(self, message_id: int, limit: int, after: tuple[datetime, int] | None
+                        ) -> tuple[list[MediaRecord], bool]:
+        """Up to ``limit`` complete files of a message, oldest first, strictly after
+        ``after`` = (created_at, id); and whether more follow."""
+        async with self.connection() as conn:
+            if after is None:
+                rows = await Q.list_message_media_first.fetch(
+                    conn, message_id=message_id, page_size=limit + 1)
+            else:
+                rows = await Q.list_message_media_after.fetch(
+                    conn, message_id=message_id, page_size=limit + 1,
+                    after_created_at=after[0], after_id=after[1])
+        return [MediaRecord.from_row(r) for r in rows[:limit]], len(rows) > limit
+
     async def delete(self, media_id: int, audit=None) -> None:
         """Remove a complete file; ``audit`` is written in the same transaction."""
         self.forget(media_id)
@@ -417,24 +459,30 @@ class MediaStore:
                           end: int) -> AsyncGenerator[bytes, None]:
         cs = rec.chunk_size
         first, last = start // cs, end // cs
-        batch = self.read_ahead
 
-        def fetch(seq: int) -> asyncio.Task:
+        def fetch(seq: int, batch: int) -> asyncio.Task:
             return asyncio.ensure_future(
                 self._read_chunks(rec.id, seq, min(last, seq + batch - 1)))
 
+        # Read-ahead follows the reader (backpressure): the next batch is fetched only
+        # when the last chunk of this one is asked for, i.e. once the socket has taken
+        # the others; and batches grow from one chunk to read_ahead as the reader keeps
+        # up, so a reader that stalls at once has cost one chunk, not two batches.
+        batch = 1
         seq = first
-        ahead: asyncio.Task | None = fetch(first)
+        ahead: asyncio.Task | None = fetch(first, batch)
         try:
             while ahead is not None:
                 rows = await ahead
+                ahead = None
                 nxt = seq + len(rows)
-                ahead = fetch(nxt) if nxt <= last else None
                 rows.reverse()
                 while rows:
-                    # Popped, so each chunk's text is freed once sent: a slow reader
-                    # holds the next batch and one chunk, not two batches.
+                    # Popped, so each chunk's text is freed once sent.
                     row_seq, text = rows.pop()
+                    if not rows and nxt <= last:
+                        batch = min(2 * batch, self.read_ahead)
+                        ahead = fetch(nxt, batch)
                     data = pybase64.b64decode(text)
                     del text
                     lo = start - row_seq * cs if row_seq == first else 0

@@ -23,5 +23,5 @@ async def create_pool(dsn: str, settings: Settings, *,
         init=_init_connection,
         # Idle connections are recycled so a pool sized for peaks shrinks again.
         max_inactive_connection_lifetime=300,
-        command_timeout=60,
+        command_timeout=settings.db_command_timeout,
     )

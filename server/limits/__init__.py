@@ -1,0 +1,9 @@
+"""Limits against abuse: what one client, or one stalled peer, may hold on to.
+
+Each module bounds one resource (README, "Limits and abuse"): uploads.py the upload
+slots, their pace and their coding; sending.py a response's time and memory while the
+client reads slowly; ranges.py what a multi-range request may cost; paging.py a
+listing's size; protocol.py aiohttp's own error pages; memory.py the allocator's habit
+of keeping freed memory. (A statement's wait is bounded by the pool's command_timeout,
+DB_COMMAND_TIMEOUT_SECONDS, in store/pool.py.)
+"""

@@ -1,0 +1,117 @@
+"""aiohttp's own error pages (request-line and header parse errors), made ours.
+
+aiohttp answers a request it cannot parse before any route or middleware sees it, from
+``RequestHandler.handle_error``: with its own ``Server: Python/x aiohttp/y`` header, a
+text body that echoes part of the request, and an ERROR log line with a traceback for
+every malformed request (2,000 of them wrote 1.3 MB of log). Here that method answers
+like the rest of the service: the JSON error shape, ``Server: media-store``, nothing
+from the request echoed, and one short line in the access log (the details at DEBUG).
+Only a real server fault (a 5xx that
+no middleware caught) is still logged with its stack.
+
+aiohttp has no setting for the handler class, so :class:`MediaRunner` gives its server
+one, and :func:`run_app` is aiohttp's ``run_app`` with that runner (same signals, same
+graceful shutdown).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
+
+from server.errors import BadRequest, MediaError, render
+
+log = logging.getLogger("media.protocol")
+
+SERVER_NAME = "media-store"
+
+
+def parser_error_answer(status: int) -> web.Response:
+    """The answer to a request aiohttp could not parse: nothing of it is echoed."""
+    error = BadRequest("malformed request") if status < 500 else MediaError()
+    error.status = status   # aiohttp's status stands (400 mostly; 5xx for its faults)
+    resp = render(error)
+    resp.headers["Server"] = SERVER_NAME
+    resp.force_close()
+    return resp
+
+
+class MediaRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with the service's error pages."""
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            log.error("error handling a request from %s", request.remote, exc_info=exc)
+        else:
+            # A scanner or a broken client: the access log line is enough.
+            log.debug("malformed request from %s: %s %s", request.remote, status,
+                     exc.__class__.__name__ if exc is not None else "")
+        if request.writer.output_size > 0:
+            # Part of a response went out already: the connection is beyond repair.
+            raise ConnectionError("response already started; cannot send an error")
+        return parser_error_answer(status)
+
+
+class MediaServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return MediaRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class MediaRunner(web.AppRunner):
+    """An AppRunner whose connections are handled by :class:`MediaRequestHandler`."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp builds the Server itself (with the app's handler and request
+        # factory); only the class that makes each connection's handler changes.
+        server.__class__ = MediaServer
+        return server
+
+
+def run_app(app: web.Application, *, host: str, port: int, reuse_port: bool | None,
+            shutdown_timeout: float,
+            access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
+            print: Callable[[str], None]) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
+    :class:`MediaRunner`)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runner = MediaRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout,
+                         keepalive_timeout=75.0,   # run_app's default
+                         access_log=access_log, access_log_class=access_log_class)
+
+    async def serve() -> None:
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+            await site.start()
+            print(f"======== Running on {site.name} ========")
+            while True:
+                await asyncio.sleep(3600)
+        finally:
+            await runner.cleanup()
+
+    main = loop.create_task(serve())
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            rest = asyncio.all_tasks(loop)
+            for task in rest:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
