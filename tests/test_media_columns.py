@@ -15,6 +15,8 @@ FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 # Statements whose rows become a MediaRecord (store/media.py: MediaRecord.from_row).
 RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
                      "list_message_media",
+                     # paging (limits): the first page, and the pages after a cursor
+                     "list_message_media_first", "list_message_media_after",
                      # sql/tus.sql: a resumable upload made visible, and read back
                      "tus_finalize", "tus_complete_record"}
 # Storage details that stay out of the API.
