@@ -95,6 +95,17 @@ CorsRefused = _error("CorsRefused", 403, "cors_refused",
                      "this origin or method is not allowed")
 LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
                     "the old /uploads/media URLs were retired; ask for the media's new URL")
+# Resumable uploads (server/tus), statuses as tus 1.0 gives them.
+TusUploadNotFound = _error("TusUploadNotFound", 404, "upload_not_found",
+                           "no such resumable upload (finished with, terminated or expired)")
+TusNotCreator = _error("TusNotCreator", 403, "not_upload_creator",
+                       "only the key or token that created this upload may use it")
+TusOffsetMismatch = _error("TusOffsetMismatch", 409, "offset_mismatch",
+                           "Upload-Offset is not the upload's current offset", close=True)
+TusLocked = _error("TusLocked", 423, "upload_locked",
+                   "another request is writing to this upload; retry shortly", close=True)
+TusChecksumMismatch = _error("TusChecksumMismatch", 460, "checksum_mismatch",
+                             "the body does not match Upload-Checksum; it was discarded")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",
                             "the service cannot reach its database")
 # import-url (server/ingest/url.py)

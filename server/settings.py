@@ -60,6 +60,8 @@ class Settings:
     # instance or a vanished client) and the janitor reclaims it.
     upload_stale_seconds: int = 3600
     janitor_interval_seconds: int = 300
+    # Resumable (tus) uploads wait this long for their client, then the janitor takes them.
+    tus_expiry_seconds: int = 86400
     read_ahead_chunks: int = 4
     # How long the serving path may reuse a file's metadata (0: ask the database on
     # every request). Bounds how long another instance's DELETE can go unnoticed by
@@ -434,6 +436,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auto_migrate=_bool(env, "MEDIA_AUTO_MIGRATE", Settings.auto_migrate),
         upload_stale_seconds=_int(env, "MEDIA_UPLOAD_STALE_SECONDS",
                                   Settings.upload_stale_seconds, lo=1, hi=30 * 86400),
+        tus_expiry_seconds=_int(env, "MEDIA_TUS_EXPIRY_SECONDS", Settings.tus_expiry_seconds,
+                                lo=1, hi=30 * 86400),
         janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,

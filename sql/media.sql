@@ -47,6 +47,8 @@ DELETE FROM media_files
  WHERE id IN (SELECT id FROM media_files
                WHERE upload_state = 'uploading'
                  AND updated_at < now() - make_interval(secs => :stale_seconds)
+                 -- tus uploads wait for their client until they expire (tus.sql)
+                 AND NOT EXISTS (SELECT 1 FROM tus_uploads t WHERE t.media_id = media_files.id)
                ORDER BY updated_at
                LIMIT :batch
                  FOR UPDATE SKIP LOCKED)

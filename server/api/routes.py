@@ -11,11 +11,13 @@ from server.api import access, deliveries, health, import_url, media, search, se
 from server.legacy import web as legacy_web
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
 from server.zapi import webhook
+from server.tus import routes as tus
 
 
 def setup_routes(app: web.Application) -> None:
     add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
         upload_token=True, cors=True, expect_handler=upload.expect_continue)
+    tus.setup_routes(app)   # /api/media/tus/: WRITE or an upload token, CORS
     add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
     add(app, "POST", "/api/media/import-url", import_url.import_media_url, scope=WRITE)
     add(app, "GET", "/api/media", search.search_media, scope=READ)

@@ -17,8 +17,15 @@ from server.security.access import CORS_PATHS, route_access
 
 ALLOW_HEADERS = ("Authorization, Range, If-Match, If-None-Match, If-Modified-Since, "
                  "If-Unmodified-Since, If-Range, Content-Type, Content-Disposition, "
-                 "X-Message-Id, X-File-Name, X-Request-Id")
-EXPOSE_HEADERS = "Content-Range, Content-Length, ETag, Accept-Ranges, X-Request-Id"
+                 "X-Message-Id, X-File-Name, X-Request-Id, "
+                 # tus (server/tus)
+                 "Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "
+                 "Upload-Defer-Length, Upload-Checksum, X-HTTP-Method-Override")
+EXPOSE_HEADERS = ("Content-Range, Content-Length, ETag, Accept-Ranges, X-Request-Id, "
+                  # tus (server/tus): a browser client must read these to resume
+                  "Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
+                  "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Defer-Length, "
+                  "Upload-Expires, Media-Id, Media-Url")
 MAX_AGE = "600"
 
 

@@ -1,0 +1,113 @@
+-- Statements for resumable uploads (tus 1.0, server/tus): a tus_uploads row beside the
+-- media_files row whose chunks hold the bytes.
+
+-- name: tus_create_media
+-- The invisible media_files row of a new tus upload. Its type is decided at completion
+-- from the stored head, so a neutral placeholder stands until then; no instance owns it
+-- (instance_id NULL): it waits for its client, not for a process.
+INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size,
+                         instance_id)
+VALUES (:file_name, :original_name, 'application/octet-stream', 'document', :chunk_size,
+        NULL)
+RETURNING id;
+
+-- name: tus_create
+-- The tus bookkeeping of a new upload.
+INSERT INTO tus_uploads (id, media_id, upload_length, metadata, message_id, creator,
+                         expires_at)
+VALUES (:id, :media_id, :upload_length, :metadata, :message_id, :creator,
+        now() + make_interval(secs => :expiry_seconds));
+
+-- name: tus_get
+-- An upload's state: how far it got (full chunks + tail), what it expects, who made it.
+SELECT t.id, t.media_id, t.upload_length, t.metadata, t.message_id, t.creator,
+       t.expires_at, t.tail, f.file_size, f.chunk_count, f.chunk_size, f.upload_state,
+       t.expires_at < now() AS expired
+  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
+ WHERE t.id = :id;
+
+-- name: tus_lock
+-- Takes the upload's lease for one PATCH (or a termination), unless another request
+-- holds a lease that has not run out: that one gets 423. Works across instances.
+UPDATE tus_uploads
+   SET lock_id = :lock_id, lock_until = now() + make_interval(secs => :lease_seconds)
+ WHERE id = :id AND (lock_id IS NULL OR lock_until < now())
+RETURNING id;
+
+-- name: tus_unlock
+-- Gives the lease back (only the holder's own).
+UPDATE tus_uploads SET lock_id = NULL, lock_until = NULL
+ WHERE id = :id AND lock_id = :lock_id;
+
+-- name: tus_append_chunk
+-- Stores one full chunk and the progress, only while this request holds the lease:
+-- a request whose lease ran out cannot write over its successor. The lease is renewed.
+WITH held AS (
+    UPDATE tus_uploads
+       SET lock_until = now() + make_interval(secs => :lease_seconds), tail = :tail
+     WHERE id = :id AND lock_id = :lock_id
+    RETURNING media_id
+), stored AS (
+    INSERT INTO media_chunks (media_id, seq, data)
+    SELECT media_id, :seq, :data FROM held
+)
+UPDATE media_files
+   SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
+ WHERE id = (SELECT media_id FROM held) AND upload_state = 'uploading';
+
+-- name: tus_save_tail
+-- Keeps the bytes that did not fill a chunk (end of a PATCH, or a cut-off one), and
+-- the upload length once a deferred one is declared. With :release the lease goes in
+-- the same statement: the client that sees the new offset can PATCH at once.
+UPDATE tus_uploads
+   SET tail = :tail, upload_length = coalesce(upload_length, :upload_length),
+       lock_id = CASE WHEN :release THEN NULL ELSE lock_id END,
+       lock_until = CASE WHEN :release THEN NULL
+                         ELSE now() + make_interval(secs => :lease_seconds) END
+ WHERE id = :id AND lock_id = :lock_id;
+
+-- name: tus_set_length
+-- Declares a deferred upload length (defer-length), once.
+UPDATE tus_uploads SET upload_length = :upload_length
+ WHERE id = :id AND upload_length IS NULL;
+
+-- name: tus_finalize
+-- Makes a completed tus upload visible with the type found in its stored head, in one
+-- statement, like finalize_upload.
+UPDATE media_files
+   SET upload_state = 'complete', message_id = :message_id, file_name = :file_name,
+       mime_type = :mime_type, media_type = :media_type, file_size = :file_size,
+       chunk_count = :chunk_count, sha256 = :sha256, completed_at = now(),
+       updated_at = now()
+ WHERE id = :id AND upload_state = 'uploading'
+RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
+          is_compressed, compression_quality, duration, dimensions, zapi_sent,
+          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+          duration_exact, waveform, media_variant_list(id) AS variants,
+          NULL::varchar AS variant;
+
+-- name: tus_complete_record
+-- The media a completed tus upload became (for HEAD after completion).
+SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_size,
+       f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
+       f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
+       f.chunk_count, f.sha256, f.duration_exact, f.waveform,
+       media_variant_list(f.id) AS variants, NULL::varchar AS variant
+  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
+ WHERE t.id = :id AND f.upload_state = 'complete';
+
+-- name: tus_terminate
+-- Termination (and a refused file at completion): the upload and its chunks go.
+DELETE FROM media_files
+ WHERE id = (SELECT media_id FROM tus_uploads WHERE id = :id)
+   AND upload_state = 'uploading';
+
+-- name: tus_reclaim_expired
+-- The janitor: tus uploads past their expiry that never completed. Bounded per call.
+DELETE FROM media_files
+ WHERE id IN (SELECT f.id
+                FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
+               WHERE t.expires_at < now() AND f.upload_state = 'uploading'
+               LIMIT :batch
+                 FOR UPDATE OF f SKIP LOCKED)
+RETURNING id;

@@ -1,0 +1,172 @@
+"""Real tus clients against the server: tuspy (Python) and tus-js-client (Node), each
+interrupted mid-PATCH and resumed on a second server instance."""
+import asyncio
+import hashlib
+import json
+import pathlib
+import shutil
+
+import pytest
+from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+from tusclient.storage import filestorage
+
+from tests.media import jpeg_bytes
+
+
+class CuttingProxy:
+    """A loopback TCP proxy standing for a load balancer: forwards to ``target``
+    (switchable), and drops every connection once ``budget`` bytes have gone upstream
+    in total (a phone losing signal mid-PATCH)."""
+
+    def __init__(self, target: tuple[str, int], budget: int | None):
+        self.target, self.budget = target, budget
+        self.server: asyncio.base_events.Server | None = None
+        self.sent = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _conn(self, cr, cw):
+        sr, sw = await asyncio.open_connection(*self.target)
+
+        async def up():
+            while data := await cr.read(4096):
+                if self.budget is not None:
+                    room = self.budget - self.sent
+                    if room <= 0:
+                        break
+                    data = data[:room]
+                self.sent += len(data)
+                sw.write(data)
+                await sw.drain()
+            for w in (sw, cw):
+                w.close()
+
+        async def down():
+            while data := await sr.read(65536):
+                cw.write(data)
+                await cw.drain()
+            cw.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+
+async def _wait_unlocked(client, url: str, auth: dict) -> None:
+    # The first server notices the dropped connection and stores what arrived.
+    for _ in range(50):
+        r = await client.head(url, headers={"Tus-Resumable": "1.0.0", **auth})
+        if r.status == 200:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def test_tuspy_interrupted_then_resumed_on_another_instance(
+        server_for, admin_key, message_id, tmp_path):
+    a = await server_for()
+    b = await server_for()   # a second instance on the same database
+    data = jpeg_bytes(60_000)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(data)
+    proxy = CuttingProxy((a.server.host, a.server.port), budget=25_000)
+    port = await proxy.start()
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    storage = filestorage.FileStorage(str(tmp_path / "urls.json"))
+
+    def uploader():
+        c = tus_client.TusClient(f"http://127.0.0.1:{port}/api/media/tus/", headers=auth)
+        return c.uploader(str(path), chunk_size=7000, store_url=True, url_storage=storage,
+                          metadata={"message_id": str(message_id), "filename": "photo.jpg"})
+
+    first = await asyncio.to_thread(uploader)
+    with pytest.raises((TusUploadFailed, TusCommunicationError)):
+        await asyncio.to_thread(first.upload)
+    stopped_at = first.offset
+    assert 0 < stopped_at < len(data)
+    url_path = "/api/media/tus/" + first.url.rsplit("/", 1)[1]
+    await _wait_unlocked(a, url_path, {})
+    kept = int((await a.head(url_path, headers={"Tus-Resumable": "1.0.0"}))
+               .headers["Upload-Offset"])
+    assert kept >= stopped_at   # the cut-off PATCH kept what reached the server
+
+    proxy.target, proxy.budget = (b.server.host, b.server.port), None
+    second = await asyncio.to_thread(uploader)   # finds its URL in the storage
+    assert second.url == first.url and second.offset == kept
+    await asyncio.to_thread(second.upload)
+
+    r = await b.head(url_path, headers={"Tus-Resumable": "1.0.0"})
+    media_id = r.headers["Media-Id"]
+    body = await (await b.get(f"/api/media/serve/{media_id}")).read()
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert body == data
+    await proxy.close()
+
+
+async def test_tuspy_with_checksums(client, admin_key, message_id, tmp_path):
+    data = jpeg_bytes(30_000)
+    path = tmp_path / "c.jpg"
+    path.write_bytes(data)
+    c = tus_client.TusClient(
+        f"http://{client.server.host}:{client.server.port}/api/media/tus/",
+        headers={"Authorization": f"Bearer {admin_key}"})
+    up = c.uploader(str(path), chunk_size=4096, upload_checksum=True,
+                    metadata={"message_id": str(message_id)})
+    await asyncio.to_thread(up.upload)
+    url_path = "/api/media/tus/" + up.url.rsplit("/", 1)[1]
+    r = await client.head(url_path, headers={"Tus-Resumable": "1.0.0"})
+    body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+
+
+NODE_DIR = pathlib.Path(__file__).parent / "node"
+
+
+def _node_skip_reason() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (NODE_DIR / "node_modules" / "tus-js-client").is_dir():
+        return ("tus-js-client is not installed: npm install --prefix tests/node "
+                "(.ci/run does, best effort)")
+    return None
+
+
+async def _node(*args: str) -> dict:
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE_DIR / "tus_upload.js"), *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert out, err.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(_node_skip_reason() is not None, reason=str(_node_skip_reason()))
+async def test_tus_js_client_interrupted_then_resumed(server_for, admin_key, message_id,
+                                                      tmp_path):
+    a = await server_for()
+    b = await server_for()
+    data = jpeg_bytes(50_000)
+    path = tmp_path / "js.jpg"
+    path.write_bytes(data)
+    proxy = CuttingProxy((a.server.host, a.server.port), budget=20_000)
+    port = await proxy.start()
+    endpoint = f"http://127.0.0.1:{port}/api/media/tus/"
+    first = await _node(endpoint, str(path), admin_key, str(message_id))
+    assert "error" in first and first["url"], first
+    url_path = "/api/media/tus/" + first["url"].rsplit("/", 1)[1]
+    await _wait_unlocked(a, url_path, {})
+    kept = int((await a.head(url_path, headers={"Tus-Resumable": "1.0.0"}))
+               .headers["Upload-Offset"])
+    assert 0 < kept < len(data)
+
+    proxy.target, proxy.budget = (b.server.host, b.server.port), None
+    second = await _node(endpoint, str(path), admin_key, str(message_id), first["url"])
+    assert second == {"url": first["url"], "done": True}
+    r = await b.head(url_path, headers={"Tus-Resumable": "1.0.0"})
+    body = await (await b.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+    await proxy.close()
