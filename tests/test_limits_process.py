@@ -193,12 +193,28 @@ async def test_trickling_uploads_are_cut_with_408_and_removed(srv, dsn):
     assert await rows_of(dsn, "uploading") == 0
 
 
+async def _holder(srv, head: str, first: bytes):
+    """An upload that holds a slot: retried while the slots are still taken by the
+    previous test's uploads, whose handlers may take a moment to end on a busy machine."""
+    for _ in range(100):
+        reader, writer = await open_raw(srv, head, first)
+        try:
+            await asyncio.wait_for(reader.read(1), 1.0)   # an answer now is a refusal
+        except asyncio.TimeoutError:
+            return reader, writer                          # no answer: it holds a slot
+        writer.close()
+        await asyncio.sleep(0.2)
+    raise AssertionError("no upload slot came free")
+
+
 async def test_slots_free_up_when_uploads_end(srv, dsn):
     message_id = await new_message(dsn)
     data = jpeg_bytes(200_000)
     # Fill every slot with uploads that keep a fair pace, then check the next is
     # refused, end them, and check the next is accepted.
-    conns = [await open_raw(srv, upload_head(message_id, len(data)), data[:10_000])
+    # The holders announce far more than they will send in the test's time, so none
+    # finishes (and frees its slot) while the probes run, however slow the machine.
+    conns = [await _holder(srv, upload_head(message_id, 50 * len(data)), data[:10_000])
              for _ in range(SLOTS)]
     stop = time.monotonic() + 30
     tricklers = [asyncio.ensure_future(trickle(w, 0.2, b"y" * 2048, stop)) for _, w in conns]
