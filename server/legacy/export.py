@@ -21,10 +21,9 @@ from server.legacy.files import sha256_of
 from server.legacy.manifest import write_manifest
 from server.legacy.paths import legacy_name, url_path
 from server.legacy.progress import Progress
+from server.legacy.stored import stored_media
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
-from server.store.sqlfiles import Q
 
-BATCH = 500
 MANIFEST = "manifest.csv"
 WRITTEN, SAME, FAILED = "exported", "already_there", "failed"
 
@@ -47,7 +46,7 @@ async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
     with a manifest (default ``to/manifest.csv``; elsewhere when restoring the legacy
     folder itself); returns one entry per file."""
     to.mkdir(parents=True, exist_ok=True)
-    todo = [r async for r in _pages(store, message_id, since)]
+    todo = [r async for r in stored_media(store, message_id, since)]
     progress = Progress(len(todo), "export", out=out, bar=bar)
     results: list[Exported] = []
     try:
@@ -66,17 +65,6 @@ async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
     return results
 
 
-async def _pages(store: MediaStore, message_id: int | None, since: datetime | None):
-    after = 0
-    while True:
-        async with store.connection() as conn:
-            rows = await Q.media_ids_page.fetch(conn, after=after, message_id=message_id,
-                                                since=since, batch=BATCH)
-        for r in rows:
-            yield r["id"], r["legacy_name"]
-        if len(rows) < BATCH:
-            return
-        after = rows[-1]["id"]
 
 
 async def _export_one(store: MediaStore, rec: MediaRecord, to: Path,

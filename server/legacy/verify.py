@@ -21,10 +21,10 @@ from server.errors import MediaNotFound
 from server.legacy.files import sha256_of
 from server.legacy.paths import resolve
 from server.legacy.progress import Progress
+from server.legacy.stored import stored_media
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
-BATCH = 500          # media ids per page
 CHUNKS_PER_READ = 8
 
 
@@ -75,17 +75,6 @@ async def check_media(store: MediaStore, rec: MediaRecord) -> str | None:
     return None
 
 
-async def _ids(store: MediaStore):
-    after = 0
-    while True:
-        async with store.connection() as conn:
-            rows = await Q.media_ids_page.fetch(conn, after=after, message_id=None,
-                                                since=None, batch=BATCH)
-        for r in rows:
-            yield r["id"], r["legacy_name"]
-        if len(rows) < BATCH:
-            return
-        after = rows[-1]["id"]
 
 
 async def _count(store: MediaStore) -> int:
@@ -107,7 +96,7 @@ async def verify(store: MediaStore, *, media_id: int | None = None,
         todo = ids()
     else:
         total = await _count(store)
-        todo = _ids(store)
+        todo = stored_media(store)
     progress = Progress(total, "verify", out=out, bar=bar)
     problems: list[Problem] = []
     checked = 0
