@@ -74,17 +74,6 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
   FROM media_files
  WHERE file_name = :file_name AND upload_state = 'complete';
 
--- name: list_message_media
--- A message's media, oldest first (served by media_files_message_idx).
-SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
-       is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-       duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant
-  FROM media_files
- WHERE message_id = :message_id AND upload_state = 'complete'
- ORDER BY created_at, id;
-
 -- name: delete_media
 -- Removes a complete file; its chunks go by ON DELETE CASCADE. Returns its message
 -- (for the audit row).

@@ -186,7 +186,7 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
         store = MediaStore(pool, chunk_size=settings.chunk_bytes)
         data = jpeg_bytes(20_000)
         rec = await _store_file(store, photo_msg, data)
-        assert [r.id for r in await store.list_for_message(photo_msg)] == [rec.id]
+        assert [r.id for r in (await store.list_page(photo_msg, 100, None))[0]] == [rec.id]
         got = b"".join([p async for p in store.read(rec, 0, rec.file_size - 1)])
         assert got == data
     finally:

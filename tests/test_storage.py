@@ -87,7 +87,7 @@ async def test_upload_invisible_until_finished(store, pool, message_id):
     await up.flush()
     with pytest.raises(MediaNotFound):
         await store.stat(up.media_id)
-    assert await store.list_for_message(message_id) == []
+    assert (await store.list_page(message_id, 100, None))[0] == []
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT media_file_data($1)", up.media_id) is None
         # Progress is in the database, not in process memory: any instance can see it.
@@ -180,11 +180,11 @@ async def test_delete_removes_chunks_and_message_delete_cascades(store, pool, me
         await store.stat(b.id)
 
 
-async def test_list_for_message_oldest_first(store, message_id):
+async def test_list_page_oldest_first(store, message_id):
     other = await store.create_message()
     ids = [(await put(store, message_id, os.urandom(10))).id for _ in range(3)]
     await put(store, other, os.urandom(10))
-    assert [r.id for r in await store.list_for_message(message_id)] == ids
+    assert [r.id for r in (await store.list_page(message_id, 100, None))[0]] == ids
 
 
 async def test_concurrent_uploads_and_reads(store, message_id):

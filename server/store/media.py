@@ -5,7 +5,7 @@ The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
 - ``begin_upload`` starts an invisible upload; ``Upload.write`` takes the bytes in
   pieces of any size; ``Upload.finish`` makes the file visible in one statement, or
   ``Upload.abort`` removes everything it wrote. Only complete files are ever returned by
-  ``stat``, ``list_for_message`` or ``read``. Uploads abandoned without an abort (a
+  ``stat``, ``list_page`` or ``read``. Uploads abandoned without an abort (a
   crashed instance) are reclaimed by ``reclaim_stale_uploads``.
 - No database connection is held between two calls: a slow client uploading or
   downloading never ties up a pooled connection while the network is the bottleneck.
@@ -412,11 +412,6 @@ class MediaStore:
         if row is None:
             raise MediaNotFound()
         return MediaRecord.from_row(row)
-
-    async def list_for_message(self, message_id: int) -> list[MediaRecord]:
-        async with self.connection() as conn:
-            rows = await Q.list_message_media.fetch(conn, message_id=message_id)
-        return [MediaRecord.from_row(r) for r in rows]
 
     async def list_page(self, message_id: int, limit: int, after: tuple[datetime, int] | None
                         ) -> tuple[list[MediaRecord], bool]:
