@@ -62,6 +62,11 @@ class Settings:
     janitor_interval_seconds: int = 300
     # Resumable (tus) uploads wait this long for their client, then the janitor takes them.
     tus_expiry_seconds: int = 86400
+    # One request's hold on a tus upload (renewed while it writes or its completion is
+    # processed): a dead instance's hold runs out after this, then anyone may go on.
+    tus_lease_seconds: float = 120.0
+    # A PATCH with Upload-Checksum is held in memory until verified: this bounds one.
+    tus_checksum_max_bytes: int = 64 * 1024 * 1024
     read_ahead_chunks: int = 4
     # How long the serving path may reuse a file's metadata (0: ask the database on
     # every request). Bounds how long another instance's DELETE can go unnoticed by
@@ -438,6 +443,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                   Settings.upload_stale_seconds, lo=1, hi=30 * 86400),
         tus_expiry_seconds=_int(env, "MEDIA_TUS_EXPIRY_SECONDS", Settings.tus_expiry_seconds,
                                 lo=1, hi=30 * 86400),
+        tus_lease_seconds=_float(env, "MEDIA_TUS_LEASE_SECONDS", Settings.tus_lease_seconds,
+                                 lo=1, hi=86400),
+        tus_checksum_max_bytes=_int(env, "MEDIA_TUS_CHECKSUM_MAX_BYTES",
+                                    Settings.tus_checksum_max_bytes, lo=1, hi=2**31),
         janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,

@@ -14,15 +14,17 @@ RETURNING id;
 -- name: tus_create
 -- The tus bookkeeping of a new upload.
 INSERT INTO tus_uploads (id, media_id, upload_length, metadata, message_id, creator,
-                         expires_at)
+                         creator_identity, expires_at)
 VALUES (:id, :media_id, :upload_length, :metadata, :message_id, :creator,
-        now() + make_interval(secs => :expiry_seconds));
+        :creator_identity, now() + make_interval(secs => :expiry_seconds));
 
 -- name: tus_get
--- An upload's state: how far it got (full chunks + tail), what it expects, who made it.
+-- An upload's state: how far it got (full chunks + tail), what it expects, who made it,
+-- whether a request holds it now. Once complete, media_id is the media it became.
 SELECT t.id, t.media_id, t.upload_length, t.metadata, t.message_id, t.creator,
-       t.expires_at, t.tail, f.file_size, f.chunk_count, f.chunk_size, f.upload_state,
-       t.expires_at < now() AS expired
+       t.creator_identity, t.expires_at, t.tail, f.file_size, f.chunk_count,
+       f.chunk_size, f.upload_state, f.original_name, t.expires_at < now() AS expired,
+       coalesce(t.lock_until > now(), false) AS held
   FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
  WHERE t.id = :id;
 
@@ -66,25 +68,31 @@ UPDATE tus_uploads
                          ELSE now() + make_interval(secs => :lease_seconds) END
  WHERE id = :id AND lock_id = :lock_id;
 
--- name: tus_set_length
--- Declares a deferred upload length (defer-length), once.
-UPDATE tus_uploads SET upload_length = :upload_length
- WHERE id = :id AND upload_length IS NULL;
+-- name: tus_renew
+-- Renews the lease of the request that holds it (a completion being processed writes
+-- nothing for minutes); nothing when the lease went to another request.
+UPDATE tus_uploads SET lock_until = now() + make_interval(secs => :lease_seconds)
+ WHERE id = :id AND lock_id = :lock_id
+RETURNING id;
 
--- name: tus_finalize
--- Makes a completed tus upload visible with the type found in its stored head, in one
--- statement, like finalize_upload.
-UPDATE media_files
-   SET upload_state = 'complete', message_id = :message_id, file_name = :file_name,
-       mime_type = :mime_type, media_type = :media_type, file_size = :file_size,
-       chunk_count = :chunk_count, sha256 = :sha256, completed_at = now(),
-       updated_at = now()
- WHERE id = :id AND upload_state = 'uploading'
-RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
-          is_compressed, compression_quality, duration, dimensions, zapi_sent,
-          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-          duration_exact, waveform, media_variant_list(id) AS variants,
-          NULL::varchar AS variant;
+-- name: tus_adopt
+-- Completion, in the transaction that makes the processed media visible: the upload
+-- now names that media (what HEAD reports), only while this request holds the lease.
+-- Returns the invisible row that held the received bytes, for tus_drop_part.
+WITH old AS (
+    SELECT id, media_id FROM tus_uploads
+     WHERE id = :id AND lock_id = :lock_id
+       FOR UPDATE
+)
+UPDATE tus_uploads t
+   SET media_id = :media_id, tail = ''
+  FROM old
+ WHERE t.id = old.id
+RETURNING old.media_id AS part_id;
+
+-- name: tus_drop_part
+-- The received bytes once processed into the media (same transaction as tus_adopt).
+DELETE FROM media_files WHERE id = :id AND upload_state = 'uploading';
 
 -- name: tus_complete_record
 -- The media a completed tus upload became (for HEAD after completion).
@@ -97,17 +105,20 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
  WHERE t.id = :id AND f.upload_state = 'complete';
 
 -- name: tus_terminate
--- Termination (and a refused file at completion): the upload and its chunks go.
+-- Termination (and a refused file at completion): the upload and its chunks go, only
+-- by the request holding the lease.
 DELETE FROM media_files
- WHERE id = (SELECT media_id FROM tus_uploads WHERE id = :id)
+ WHERE id = (SELECT media_id FROM tus_uploads WHERE id = :id AND lock_id = :lock_id)
    AND upload_state = 'uploading';
 
 -- name: tus_reclaim_expired
 -- The janitor: tus uploads past their expiry that never completed. Bounded per call.
+-- One whose completion is being processed (a live lease) is left to that request.
 DELETE FROM media_files
  WHERE id IN (SELECT f.id
                 FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
                WHERE t.expires_at < now() AND f.upload_state = 'uploading'
+                 AND (t.lock_until IS NULL OR t.lock_until < now())
                LIMIT :batch
                  FOR UPDATE OF f SKIP LOCKED)
 RETURNING id;

@@ -19,8 +19,8 @@ RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
                      "list_message_media_after", "get_variant",
                      "get_media_by_legacy_name", "search_media_by_message",
                      "search_media_by_mime", "search_media_by_type", "search_media_all",
-                     # sql/tus.sql: a resumable upload made visible, and read back
-                     "tus_finalize", "tus_complete_record"}
+                     # sql/tus.sql: the media a resumable upload became
+                     "tus_complete_record"}
 # Storage details that stay out of the API (``variant``: which variant a record serves).
 NOT_IN_JSON = {"chunk_size", "chunk_count", "variant"}
 

@@ -93,3 +93,46 @@ def test_method_override(method, override, expected):
 def test_method_override_bad():
     with pytest.raises(h.TusHeaderError):
         h.method_of("POST", "GET")
+
+
+@pytest.mark.parametrize("scheme,host,proto,fwd_host,expected", [
+    ("http", "127.0.0.1:8080", None, None, "http://127.0.0.1:8080"),
+    # a trusted proxy's values (the caller passes None for an untrusted peer)
+    ("http", "10.0.0.5:8080", "https", "media.example.com", "https://media.example.com"),
+    ("http", "media.example.com", "HTTPS", None, "https://media.example.com"),
+    ("http", "a:1", "https, http", "m.example:8443, inner:80", "https://m.example:8443"),
+    ("http", "a:1", None, "[::1]:8443", "http://[::1]:8443"),
+    # garbage is ignored, never copied into the URL the client follows
+    ("http", "a:1", "javascript", "evil.example/x?y", "http://a:1"),
+    ("http", "a:1", "ftp", "", "http://a:1"),
+    ("http", "a:1", "https", "host name", "https://a:1"),
+    ("http", "a:1", "", "user@evil.example", "http://a:1"),
+])
+def test_origin(scheme, host, proto, fwd_host, expected):
+    assert h.origin(scheme, host, proto, fwd_host) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("send_to NTUxMTk5OTk5OTk5OQ==,caption b2zDoQ==",
+     {"send_to": "5511999999999", "caption": "olá"}),
+    ("compress MA==,quality ODA=", {"compress": "0", "quality": "80"}),
+    ("message_id MQ==, is_flagged", {"message_id": "1", "is_flagged": ""}),
+])
+def test_metadata_carries_the_plain_upload_fields(text, expected):
+    assert h.parse_metadata(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "k " + "QUFB" * 3000,                       # over the header bound
+    "message_id MQ==,message_id MQ==",          # duplicate
+    ",".join(f"k{i}" for i in range(33)),       # more pairs than allowed
+    "message_id MQ= =",                         # three parts
+    "mess\u00e9ge MQ==",                         # a key outside the token characters
+    "caption b2zD",                              # base64 of invalid UTF-8 is fine...
+])
+def test_metadata_limits(text):
+    if text.startswith("caption"):
+        assert h.parse_metadata(text) == {"caption": "ol\ufffd"}   # ...replaced, not 500
+        return
+    with pytest.raises(h.TusHeaderError):
+        h.parse_metadata(text)

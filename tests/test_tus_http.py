@@ -238,15 +238,75 @@ async def test_auth_and_creator(client, message_id, client_as, anon_client):
     url = await create(client, message_id, 100)
     assert (await anon_client.head(url, headers=TUS)).status == 401
     reader = await client_as("read")
-    assert (await reader.head(url, headers=TUS)).status == 403
-    writer = await client_as("write")
-    r = await writer.head(url, headers=TUS)
-    assert r.status == 403
-    r = await writer.patch(url, data=b"a", headers={**TUS, **OCTET, "Upload-Offset": "0"})
-    assert r.status == 403 and (await r.json())["error"] == "not_upload_creator"
-    assert (await writer.delete(url, headers=TUS)).status == 403
+    assert (await reader.head(url, headers=TUS)).status == 403   # scope: before the upload
+    # Another key, even with every scope, is told nothing: 404, as for an unknown upload
+    # (its URL may have leaked; a tus client answered 404 starts an upload of its own).
+    for other in (await client_as("write"), await client_as("admin")):
+        r = await other.head(url, headers=TUS)
+        assert r.status == 404 and r.headers["Tus-Resumable"] == "1.0.0"
+        r = await other.patch(url, data=b"a", headers={**TUS, **OCTET, "Upload-Offset": "0"})
+        assert r.status == 404 and (await r.json())["error"] == "upload_not_found"
+        assert (await other.delete(url, headers=TUS)).status == 404
+        r = await other.post(url, headers={**TUS, "X-HTTP-Method-Override": "DELETE"})
+        assert r.status == 404
+    r = await head(client, url)   # untouched, still the creator's
+    assert r.status == 200 and r.headers["Upload-Offset"] == "0"
     r = await anon_client.options("/api/media/tus/")
     assert r.status == 204   # capabilities need no credential
+
+
+async def test_creator_is_the_key_not_its_name(client, message_id, db_dsn, aiohttp_client,
+                                               store):
+    # A key revoked and a new one made under the same name: the name matches, the key
+    # does not.
+    from tests.dbutil import create_api_key
+    first = await create_api_key(db_dsn, "write", "phone-app")
+    c1 = await aiohttp_client(client.server, headers={"Authorization": f"Bearer {first}"})
+    url = await create(c1, message_id, 100)
+    assert (await patch(c1, url, 0, b"x" * 10)).status == 204
+    async with store.connection() as conn:
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'phone-app'")
+    second = await create_api_key(db_dsn, "write", "phone-app")
+    c2 = await aiohttp_client(client.server, headers={"Authorization": f"Bearer {second}"})
+    assert (await head(c2, url)).status == 404
+    assert (await patch(c2, url, 10, b"y")).status == 404
+    async with store.connection() as conn:
+        creator, identity = await conn.fetchrow(
+            "SELECT creator, creator_identity FROM tus_uploads")
+        first_id = await conn.fetchval(
+            "SELECT id FROM api_keys WHERE name = 'phone-app' AND revoked_at IS NOT NULL")
+    assert (creator, identity) == ("phone-app", f"key:{first_id}")
+
+
+async def test_two_tokens_for_one_message(client, message_id, anon_client):
+    async def token(max_bytes):
+        r = await client.post("/api/media/upload-tokens",
+                              json={"message_id": message_id, "max_bytes": max_bytes})
+        assert r.status in (200, 201), await r.text()
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+    a, b = await token(50_000), await token(50_001)
+    assert a != b
+    data = jpeg_bytes(9000)
+    r = await anon_client.post("/api/media/tus/", headers={
+        **TUS, **a, "Upload-Length": str(len(data)),
+        "Upload-Metadata": meta(message_id=message_id)})
+    assert r.status == 201
+    url = "/api/media/tus/" + r.headers["Location"].rsplit("/", 1)[1]
+    r = await anon_client.patch(url, data=data[:4000], headers={
+        **TUS, **OCTET, **a, "Upload-Offset": "0"})
+    assert r.status == 204
+    # The same message, the same name (token:<message>), another token: not its upload.
+    r = await anon_client.head(url, headers={**TUS, **b})
+    assert r.status == 404
+    r = await anon_client.patch(url, data=data[4000:], headers={
+        **TUS, **OCTET, **b, "Upload-Offset": "4000"})
+    assert r.status == 404
+    assert (await anon_client.delete(url, headers={**TUS, **b})).status == 404
+    # ...and the creator's token goes on as if nothing happened.
+    r = await anon_client.patch(url, data=data[4000:], headers={
+        **TUS, **OCTET, **a, "Upload-Offset": "4000"})
+    assert r.status == 204 and r.headers["Media-Id"]
 
 
 async def test_upload_token(client, message_id, anon_client, store):
@@ -272,7 +332,7 @@ async def test_upload_token(client, message_id, anon_client, store):
         **TUS, **OCTET, **auth, "Upload-Offset": "0"})
     assert r.status == 204 and r.headers["Media-Id"]
     # the admin key did not create it
-    assert (await head(client, url)).status == 403
+    assert (await head(client, url)).status == 404
 
 
 async def test_concurrent_patches_one_wins(client, message_id):

@@ -52,6 +52,10 @@ class Principal:
     message_id: int | None = None  # tokens: the only message they may upload to
     max_bytes: int | None = None   # tokens: the largest file they may upload
     expires: int | None = None     # signed URLs and tokens: unix seconds
+    # Who exactly, where the name is shared: key:<id> (a name can be reused once its key
+    # is revoked), token:<digest of the token> (every token for a message has the same
+    # name). What a tus upload records as its creator.
+    identity: str | None = None
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

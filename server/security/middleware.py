@@ -43,7 +43,7 @@ from server.security.access import (
 )
 from server.security.forwarded import in_networks, parse_address
 from server.security.keys import MALFORMED, bearer, find_key, query_credential
-from server.security.signing import Check, UploadGrant, is_upload_token
+from server.security.signing import Check, UploadGrant, is_upload_token, token_identity
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,8 @@ def _token(request: web.Request, access: Access, token: str) -> Principal:
     if not access.upload_token:
         raise Denied(TokenNotAllowed(), actor)
     return Principal(actor, "token", message_id=grant.message_id,
-                     max_bytes=grant.max_bytes, expires=grant.exp)
+                     max_bytes=grant.max_bytes, expires=grant.exp,
+                     identity=token_identity(token))
 
 
 async def _key(request: web.Request, access: Access, credential: str) -> Principal:
@@ -160,4 +161,4 @@ async def _key(request: web.Request, access: Access, credential: str) -> Princip
                      key.name if key is not None else "unknown-key")
     if not covers(key.scope, access.scope):
         raise Denied(Forbidden(), key.name)
-    return Principal(key.name, "key", scope=key.scope)
+    return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}")

@@ -138,6 +138,12 @@ def make_upload_token(key: bytes, message_id: int, max_bytes: int, exp: int) -> 
     return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{mac}"
 
 
+def token_identity(token: str) -> str:
+    """One token's own identity: a digest of the whole token (its MAC makes it unique to
+    the grant and the signing key), never the token itself, so it may be stored."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
 def is_upload_token(credential: str) -> bool:
     return credential.startswith(TOKEN_PREFIX)
 

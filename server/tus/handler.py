@@ -1,11 +1,23 @@
 """The tus 1.0 routes: OPTIONS, POST (creation, creation-with-upload, defer-length),
 HEAD, PATCH, DELETE (termination), with X-HTTP-Method-Override on POST.
 
-Type detection runs at completion on the stored head (the first PATCH may be a few
-bytes only): until then the media_files row carries a neutral placeholder type. A
-refused type answers the completing request with the plain upload's 415 and the upload
-is removed. Every request is authenticated by the access middleware (write key or an
-upload token); here, only the creator may go on with an upload.
+Completion runs the plain upload's pipeline: the received bytes are streamed back from
+the store through ``ingest.receive`` and a processing ``Job`` (type detection, limits,
+bomb and truncation checks, facts, compression and metadata stripping, previews and
+variants), and the processed media is made visible in the same transaction that points
+the upload at it. Until then the received bytes sit in an invisible media_files row
+with a neutral placeholder type. A refused file answers the completing request with
+the plain upload's status and code, and the upload is removed (later requests: 404).
+
+The lease covers the whole completion (renewed while it is processed): meanwhile other
+requests for the upload get 423. If the instance dies mid-processing, its half-made
+media is invisible and reclaimed with the instance's other uploads; once the lease has
+run out, the next HEAD (or an empty PATCH at the final offset) runs the completion
+again.
+
+Every request is authenticated by the access middleware (write key or an upload
+token); here, only the creator (that very key or token, not its name) may go on with
+an upload: anyone else gets 404, as if it did not exist.
 """
 from __future__ import annotations
 
@@ -19,7 +31,8 @@ from email.utils import format_datetime
 from aiohttp import web
 
 from server import appkeys
-from server.api.upload import _BODY_ERRORS, parse_message_id
+from server.api.deliveries import check_upload_send, enqueue_send
+from server.api.upload import _BODY_ERRORS, SEND_FIELDS, parse_message_id
 from server.errors import (
     BadRequest,
     EmptyFile,
@@ -28,16 +41,16 @@ from server.errors import (
     PayloadTooLarge,
     PreconditionFailed,
     TusChecksumMismatch,
-    TusNotCreator,
+    TusLocked,
     TusOffsetMismatch,
     TusUploadNotFound,
-    UnsupportedMediaType,
     UnsupportedRequestType,
     UploadAborted,
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
-from server.ingest.receive import Limits, within
+from server.ingest.receive import Limits, receive, within
+from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
 from server.security.audit import audited
 from server.security.forwarded import in_networks, parse_address
@@ -48,17 +61,21 @@ from server.tus.store import TusState, TusStore
 log = logging.getLogger(__name__)
 
 READ_BYTES = 256 * 1024
-# A PATCH with Upload-Checksum is held until verified (a mismatched body must leave no
-# trace); clients send checksummed PATCHes in chunks, this bounds one.
-MAX_CHECKSUM_PATCH = 64 * 1024 * 1024
 OFFSET_TYPE = "application/offset+octet-stream"
 BASE = "/api/media/tus/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# A file refused at completion (its type, size, content, or its message gone): the
+# upload can never become media, so it is removed. Other failures (a lost lease, the
+# database away) leave it for a retry.
+REFUSED = (400, 404, 413, 415, 422)
+
+
 def tus_store(request: web.Request) -> TusStore:
-    return TusStore(request.app[appkeys.STORE])
+    return TusStore(request.app[appkeys.STORE],
+                    request.app[appkeys.SETTINGS].tus_lease_seconds)
 
 
 def protocol(handler: Handler) -> Handler:
@@ -99,12 +116,11 @@ async def options(request: web.Request) -> web.Response:
 
 def _location(request: web.Request, upload_id: uuid.UUID) -> str:
     settings = request.app[appkeys.SETTINGS]
-    scheme, host = request.scheme, request.host
-    # Behind a trusted proxy the client's scheme and host are the forwarded ones.
-    if in_networks(parse_address(request.remote), settings.trusted_proxies):
-        scheme = (request.headers.get("X-Forwarded-Proto") or scheme).split(",")[0].strip()
-        host = (request.headers.get("X-Forwarded-Host") or host).split(",")[0].strip()
-    return f"{scheme}://{host}{BASE}{upload_id}"
+    trusted = in_networks(parse_address(request.remote), settings.trusted_proxies)
+    origin = h.origin(request.scheme, request.host,
+                      request.headers.get("X-Forwarded-Proto") if trusted else None,
+                      request.headers.get("X-Forwarded-Host") if trusted else None)
+    return f"{origin}{BASE}{upload_id}"
 
 
 def _expires(state_expires) -> str:
@@ -129,13 +145,20 @@ async def create(request: web.Request) -> web.StreamResponse:
     meta = h.parse_metadata(request.headers.get("Upload-Metadata"))
     message_id = parse_message_id(meta.get("message_id"))
     check_upload_message(request, message_id)
+    # What completion will use, refused now rather than after the whole file came.
+    options_from(meta)                                          # compress, quality: 400
+    check_upload_send(settings, _send_fields(meta))            # send_to: 400, or 503 when off
     store = tus_store(request)
     if not await store.media.message_exists(message_id):
         raise MessageNotFound()
+    principal = request[PRINCIPAL]
+    if principal.identity is None:   # only keys and tokens reach this route
+        raise BadRequest("this credential cannot create uploads")
     name = sanitize_filename(meta.get("filename") or "upload")
     upload_id = await store.create(
-        message_id=message_id, creator=request[PRINCIPAL].name, upload_length=length,
-        metadata=meta, original_name=name, expiry_seconds=settings.tus_expiry_seconds)
+        message_id=message_id, creator=principal.name, creator_identity=principal.identity,
+        upload_length=length, metadata=meta, original_name=name,
+        expiry_seconds=settings.tus_expiry_seconds)
     state = await store.get(upload_id)
     assert state is not None
     headers = {"Location": _location(request, upload_id),
@@ -156,8 +179,12 @@ async def _state(request: web.Request, store: TusStore) -> TusState:
     state = await store.get(upload_id)
     if state is None:
         raise TusUploadNotFound()
-    if request[PRINCIPAL].name != state.creator:
-        raise TusNotCreator()
+    # Another key, or another token even for the same message, is told nothing about
+    # the upload (404, as for an unknown one): its URL may have leaked, and a tus client
+    # answered 404 simply starts a new upload of its own.
+    identity = request[PRINCIPAL].identity
+    if identity is None or identity != state.creator_identity:
+        raise TusUploadNotFound()
     if state.expired and not state.complete:
         raise UploadExpired("the upload expired")
     return state
@@ -175,17 +202,42 @@ async def head(request: web.Request) -> web.Response:
 async def _head(request: web.Request) -> web.Response:
     store = tus_store(request)
     state = await _state(request, store)
-    headers = {"Cache-Control": "no-store", "Upload-Offset": str(state.offset),
-               "Upload-Expires": _expires(state.expires_at)}
+    headers = {"Cache-Control": "no-store"}
+    if state.received:
+        # Every byte is in but the media is not made yet: its completion is running
+        # (423, ask again), or it was cut short by a dead instance and runs now.
+        if state.held:
+            raise TusLocked("the upload is being processed; ask again shortly",
+                            headers={"Cache-Control": "no-store", "Retry-After": "1"})
+        lock_id = await store.lock(state.id)
+        try:
+            state = await _fresh(request, store, state.id)
+            if state.received:
+                headers.update(await _complete(request, store, state, lock_id))
+        finally:
+            await store.unlock(state.id, lock_id)
+    headers["Upload-Offset"] = str(state.offset)
+    if not state.complete:
+        headers["Upload-Expires"] = _expires(state.expires_at)
     if state.upload_length is None:
         headers["Upload-Defer-Length"] = "1"
     else:
         headers["Upload-Length"] = str(state.upload_length)
     if state.metadata:
         headers["Upload-Metadata"] = h.encode_metadata(state.metadata)
-    if state.complete and (rec := await store.record(state.id)) is not None:
+    if state.complete and "Media-Id" not in headers \
+            and (rec := await store.record(state.id)) is not None:
         headers.update(_media_headers(request, rec))
     return web.Response(status=200, headers=headers)
+
+
+async def _fresh(request: web.Request, store: TusStore, upload_id: uuid.UUID) -> TusState:
+    """The state again once the lease is held: another request may have written, or
+    completed, the upload between the first read and the lease."""
+    state = await store.get(upload_id)
+    if state is None:
+        raise TusUploadNotFound()
+    return state
 
 
 @protocol
@@ -237,20 +289,34 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
     end = length if length is not None else limit
     if request.content_length is not None and offset + request.content_length > end:
         raise PayloadTooLarge("the body goes past Upload-Length")   # before reading it
+    if checksum is not None and request.content_length is not None \
+            and request.content_length > settings.tus_checksum_max_bytes:
+        raise PayloadTooLarge(_checksum_limit(settings))
     lock_id = await store.lock(state.id)
     try:
+        state = await _fresh(request, store, state.id)
+        if state.complete or offset != state.offset:
+            raise TusOffsetMismatch(headers={"Upload-Offset": str(state.offset)})
         writer = store.writer(state, lock_id)
         await _receive(request, writer, offset, end, checksum, settings)
         if length is not None and length != state.upload_length:
             await writer.save(upload_length=length)
         if length is not None and writer.offset == length:
-            return await _complete(request, store, state, writer)
+            await writer.last()
+            return web.Response(status=204, headers={
+                "Upload-Offset": str(writer.offset),
+                **await _complete(request, store, state, lock_id)})
         await writer.save(release=True)
         return web.Response(status=204, headers={
             "Upload-Offset": str(writer.offset),
             "Upload-Expires": _expires(state.expires_at)})
     finally:
         await store.unlock(state.id, lock_id)
+
+
+def _checksum_limit(settings) -> str:
+    return (f"a PATCH with Upload-Checksum may carry {settings.tus_checksum_max_bytes} "
+            f"bytes (MEDIA_TUS_CHECKSUM_MAX_BYTES)")
 
 
 async def _receive(request: web.Request, writer, offset: int, end: int, checksum,
@@ -266,9 +332,8 @@ async def _receive(request: web.Request, writer, offset: int, end: int, checksum
             if offset + got > end:
                 raise PayloadTooLarge("the body goes past Upload-Length")
             if held is not None:
-                if len(held) + len(piece) > MAX_CHECKSUM_PATCH:
-                    raise PayloadTooLarge(
-                        f"a PATCH with Upload-Checksum may carry {MAX_CHECKSUM_PATCH} bytes")
+                if len(held) + len(piece) > settings.tus_checksum_max_bytes:
+                    raise PayloadTooLarge(_checksum_limit(settings))
                 held += piece
             else:
                 await writer.write(piece)
@@ -288,18 +353,49 @@ async def _receive(request: web.Request, writer, offset: int, end: int, checksum
 
 
 async def _complete(request: web.Request, store: TusStore, state: TusState,
-                    writer) -> web.StreamResponse:
-    await writer.last()
-    async with audited(request, "upload") as audit:
-        audit.note(message_id=state.message_id)
-        rec = await store.finalize(state, writer.offset, audit=audit)
-    if rec is None:
-        await store.terminate(state.id)
-        raise UnsupportedMediaType()
-    request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
-    request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
-    return web.Response(status=204, headers={
-        "Upload-Offset": str(writer.offset), **_media_headers(request, rec)})
+                    lock_id: uuid.UUID) -> dict[str, str]:
+    """Every byte is stored: the plain upload's pipeline makes the media (see the module
+    text). Returns the headers that name it; a refused file removes the upload and
+    raises the plain upload's error."""
+    app = request.app
+    settings = app[appkeys.SETTINGS]
+    meta = state.metadata
+    limits = Limits(upload_limit(request, settings.max_upload_bytes),
+                    settings.upload_idle_timeout)
+    try:
+        async with store.holding(state.id, lock_id), audited(request, "upload") as audit:
+            audit.note(message_id=state.message_id)
+            job = await receive(store.media, store.reader(state), meta.get("filename"),
+                                limits, app[appkeys.PROCESSING], options_from(meta))
+            # finish removes the processed media itself if anything fails, adopt too.
+            rec = await job.finish(state.message_id, audit=audit,
+                                   then=store.adopt(state, lock_id))
+    except MediaError as e:
+        if e.status in REFUSED:
+            # Shielded: a client gone meanwhile must not leave a refused file behind.
+            await asyncio.shield(store.terminate(state.id, lock_id))
+        raise
+    app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
+    app[appkeys.METRICS].bytes_received.inc(rec.file_size)
+    headers = _media_headers(request, rec)
+    if (send := _checked_send(settings, meta)) is not None:
+        delivery = await enqueue_send(request, rec.id, *send, None)
+        headers["Delivery-Id"] = str(delivery["delivery_id"])
+    return headers
+
+
+def _send_fields(meta: dict[str, str]) -> dict[str, str]:
+    return {k: meta[k].strip() for k in SEND_FIELDS if k in meta}
+
+
+def _checked_send(settings, meta: dict[str, str]) -> tuple[str, str | None] | None:
+    """The send asked for at creation, checked again: if sending was turned off since,
+    the media is kept and the send skipped (logged), as the file itself is fine."""
+    try:
+        return check_upload_send(settings, _send_fields(meta))
+    except MediaError as e:
+        log.warning("tus upload: send_to skipped at completion: %s", e.message)
+        return None
 
 
 @protocol
@@ -314,7 +410,9 @@ async def _delete(request: web.Request) -> web.Response:
         raise TusUploadNotFound("the upload is complete; delete the media instead")
     lock_id = await store.lock(state.id)
     try:
-        await store.terminate(state.id)
+        if (await _fresh(request, store, state.id)).complete:
+            raise TusUploadNotFound("the upload is complete; delete the media instead")
+        await store.terminate(state.id, lock_id)
     finally:
         await store.unlock(state.id, lock_id)
     return web.Response(status=204)

@@ -17,6 +17,9 @@ MAX_METADATA_PAIRS = 32
 MAX_METADATA_HEADER = 8192
 _DIGITS = re.compile(r"[0-9]{1,16}")
 _KEY = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+# A forwarded host: a name or IPv4 address, or a bracketed IPv6 one, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+                   r"(?::[0-9]{1,5})?")
 
 
 class TusHeaderError(ValueError):
@@ -99,6 +102,24 @@ def parse_checksum(text: str | None) -> tuple[str, bytes] | None:
     if len(digest) != {"sha1": 20, "sha256": 32}[algo]:
         raise TusHeaderError(f"Upload-Checksum digest has the wrong length for {algo}")
     return algo, digest
+
+
+def origin(scheme: str, host: str, forwarded_proto: str | None,
+           forwarded_host: str | None) -> str:
+    """``scheme://host`` of an absolute Location. The forwarded values are given only
+    when the peer is a trusted proxy; the first of a list is the one the client used.
+    A forwarded value that is no plain scheme or host is ignored (it would end up in a
+    URL the client follows); the request's own scheme and Host stand then."""
+    def first(value: str | None) -> str:
+        return (value or "").split(",")[0].strip()
+
+    proto = first(forwarded_proto).lower()
+    if proto in ("http", "https"):
+        scheme = proto
+    fwd = first(forwarded_host)
+    if fwd and _HOST.fullmatch(fwd):
+        host = fwd
+    return f"{scheme}://{host}"
 
 
 def method_of(method: str, override: str | None) -> str:

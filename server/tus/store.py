@@ -1,33 +1,37 @@
 """The store side of tus: a small contract on the media store (same pool, same chunk
 table), so the handler never sees SQL.
 
-- ``create`` makes an invisible media_files row (no instance owns it) and its
-  tus_uploads row; ``get`` reads the state back on any instance.
+- ``create`` makes an invisible media_files row (no instance owns it: it waits for its
+  client) and its tus_uploads row; ``get`` reads the state back on any instance.
 - ``lock``/``unlock``: a lease on the row, so two requests (on any instances) never
   write one upload at once, and no pooled connection is held while a client streams.
+  ``holding`` renews it while a completion is processed (minutes, for a long video).
 - ``Writer`` takes a PATCH's bytes: full chunks are stored as they fill, what does not
   fill a chunk is kept as the row's ``tail``; the offset is always ``file_size +
   len(tail)``, so a cut-off PATCH keeps every byte that arrived.
-- ``finalize`` reads the stored bytes back once: the head for type detection, all of
-  them for the sha256 (nothing about an upload lives only in memory).
+- ``reader`` streams the received bytes back (a batch of chunks at a time) for the
+  processing pipeline; ``adopt`` (inside the transaction that makes the processed
+  media visible) points the upload at that media and drops the received copy.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import hashlib
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import pybase64
 
-from server.errors import MessageNotFound, TusLocked, UploadExpired
-from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.errors import TusLocked
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
-LEASE_SECONDS = 120.0
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120.0   # MEDIA_TUS_LEASE_SECONDS' default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +42,11 @@ class TusState:
     metadata: dict
     message_id: int
     creator: str
+    creator_identity: str | None
+    original_name: str
     expires_at: object
     expired: bool
+    held: bool           # a request holds the lease now (on any instance)
     tail: bytes
     stored: int          # bytes in full chunks
     chunk_count: int
@@ -48,15 +55,28 @@ class TusState:
 
     @property
     def offset(self) -> int:
+        # Once complete, the media may be smaller than what was sent (a stripped photo):
+        # the upload's own offset is its length.
+        if self.complete and self.upload_length is not None:
+            return self.upload_length
         return self.stored + len(self.tail)
+
+    @property
+    def received(self) -> bool:
+        """Every byte is stored, the upload is not (yet) the media: its completion is
+        running, or it was cut short (a dead instance) and must run again."""
+        return (not self.complete and self.upload_length is not None
+                and self.offset == self.upload_length)
 
 
 class TusStore:
-    def __init__(self, media: MediaStore):
+    def __init__(self, media: MediaStore, lease_seconds: float = LEASE_SECONDS):
         self.media = media
+        self.lease_seconds = float(lease_seconds)
 
-    async def create(self, *, message_id: int, creator: str, upload_length: int | None,
-                     metadata: dict, original_name: str, expiry_seconds: float) -> uuid.UUID:
+    async def create(self, *, message_id: int, creator: str, creator_identity: str,
+                     upload_length: int | None, metadata: dict, original_name: str,
+                     expiry_seconds: float) -> uuid.UUID:
         upload_id = uuid.uuid4()
         async with self.media.connection() as conn, conn.transaction():
             media_id = await Q.tus_create_media.fetchval(
@@ -65,7 +85,7 @@ class TusStore:
             await Q.tus_create.execute(
                 conn, id=upload_id, media_id=media_id, upload_length=upload_length,
                 metadata=json.dumps(metadata), message_id=message_id, creator=creator,
-                expiry_seconds=float(expiry_seconds))
+                creator_identity=creator_identity, expiry_seconds=float(expiry_seconds))
         return upload_id
 
     async def get(self, upload_id: uuid.UUID) -> TusState | None:
@@ -77,17 +97,18 @@ class TusStore:
         return TusState(
             id=r["id"], media_id=r["media_id"], upload_length=r["upload_length"],
             metadata=json.loads(meta) if isinstance(meta, str) else dict(meta),
-            message_id=r["message_id"], creator=r["creator"], expires_at=r["expires_at"],
-            expired=r["expired"], tail=bytes(r["tail"]), stored=r["file_size"],
-            chunk_count=r["chunk_count"], chunk_size=r["chunk_size"],
-            complete=r["upload_state"] == "complete")
+            message_id=r["message_id"], creator=r["creator"],
+            creator_identity=r["creator_identity"], original_name=r["original_name"],
+            expires_at=r["expires_at"], expired=r["expired"], held=r["held"],
+            tail=bytes(r["tail"]), stored=r["file_size"], chunk_count=r["chunk_count"],
+            chunk_size=r["chunk_size"], complete=r["upload_state"] == "complete")
 
     async def lock(self, upload_id: uuid.UUID) -> uuid.UUID:
         """Take the upload's lease, or raise TusLocked (423)."""
         lock_id = uuid.uuid4()
         async with self.media.connection() as conn:
             got = await Q.tus_lock.fetchval(conn, id=upload_id, lock_id=lock_id,
-                                            lease_seconds=LEASE_SECONDS)
+                                            lease_seconds=self.lease_seconds)
         if got is None:
             raise TusLocked()
         return lock_id
@@ -96,13 +117,36 @@ class TusStore:
         async with self.media.connection() as conn:
             await Q.tus_unlock.execute(conn, id=upload_id, lock_id=lock_id)
 
-    async def set_length(self, upload_id: uuid.UUID, length: int) -> None:
+    async def renew(self, upload_id: uuid.UUID, lock_id: uuid.UUID) -> bool:
         async with self.media.connection() as conn:
-            await Q.tus_set_length.execute(conn, id=upload_id, upload_length=length)
+            return await Q.tus_renew.fetchval(conn, id=upload_id, lock_id=lock_id,
+                                              lease_seconds=self.lease_seconds) is not None
 
-    async def terminate(self, upload_id: uuid.UUID) -> None:
+    @contextlib.asynccontextmanager
+    async def holding(self, upload_id: uuid.UUID, lock_id: uuid.UUID):
+        """Keep the lease alive for the block (renewed three times per lease period),
+        however long it takes; the lease itself still runs out if this process dies."""
+        async def renew_forever() -> None:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    if not await self.renew(upload_id, lock_id):
+                        log.warning("tus upload %s: lease lost while completing", upload_id)
+                        return   # adopt() will refuse: someone else has it now
+                except Exception:   # a passing database error: try again next period
+                    log.warning("tus upload %s: lease renewal failed", upload_id,
+                                exc_info=True)
+
+        task = asyncio.ensure_future(renew_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def terminate(self, upload_id: uuid.UUID, lock_id: uuid.UUID) -> None:
         async with self.media.connection() as conn:
-            await Q.tus_terminate.execute(conn, id=upload_id)
+            await Q.tus_terminate.execute(conn, id=upload_id, lock_id=lock_id)
 
     async def record(self, upload_id: uuid.UUID) -> MediaRecord | None:
         async with self.media.connection() as conn:
@@ -122,56 +166,42 @@ class TusStore:
     def writer(self, state: TusState, lock_id: uuid.UUID) -> "Writer":
         return Writer(self, state, lock_id)
 
-    async def read_back(self, state: TusState) -> tuple[bytes, bytes, int]:
-        """(head for sniffing, sha256, chunk count) of the stored bytes, read in batches;
-        decoding and hashing run in an executor."""
+    def reader(self, state: TusState) -> Callable[[], Awaitable[bytes]]:
+        """The received bytes, one chunk per call, b"" at the end: a batch of
+        ``read_ahead`` chunks is fetched at a time (never the whole file in memory),
+        decoded in an executor."""
+        pieces = self._pieces(state)
+
+        async def read() -> bytes:
+            return await anext(pieces, b"")
+        return read
+
+    async def _pieces(self, state: TusState) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        sha = hashlib.sha256()
-        head = bytearray()
         seq, batch = 0, max(1, self.media.read_ahead)
         while True:
             async with self.media.connection() as conn:
                 rows = await Q.read_chunks.fetch(conn, media_id=state.media_id,
                                                  first_seq=seq, last_seq=seq + batch - 1)
             if not rows:
-                return bytes(head), sha.digest(), seq
+                return
             for r in rows:
-                data = await loop.run_in_executor(None, _decode_hash, sha, r["data"])
-                if len(head) < SNIFF_BYTES:
-                    head += data[:SNIFF_BYTES - len(head)]
-            seq += len(rows)
+                if r["seq"] != seq:   # a gap would silently corrupt the file
+                    raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
+                yield await loop.run_in_executor(None, pybase64.b64decode, r["data"])
+                seq += 1
 
-    async def finalize(self, state: TusState, file_size: int, audit=None) -> MediaRecord | None:
-        """Make the upload visible; None when its stored head is no accepted type (the
-        caller then terminates it)."""
-        head, digest, chunks = await self.read_back(state)
-        kind = sniff(head)
-        if kind is None:
-            return None
-        try:
-            row = await self._finalize_row(state, kind, file_size, chunks, digest, audit)
-        except asyncpg.ForeignKeyViolationError:   # the message went meanwhile
-            raise MessageNotFound() from None
-        if row is None:
-            raise UploadExpired()
-        return MediaRecord.from_row(row)
-
-    async def _finalize_row(self, state, kind, file_size, chunks, digest, audit):
-        async with self.media.connection() as conn, conn.transaction():
-            row = await Q.tus_finalize.fetchrow(
-                conn, id=state.media_id, message_id=state.message_id,
-                file_name=f"{uuid.uuid4().hex}.{kind.extension}", mime_type=kind.mime_type,
-                media_type=kind.media_type, file_size=file_size, chunk_count=chunks,
-                sha256=digest)
-            if row is not None and audit is not None:
-                await audit.write(conn, media_id=state.media_id, message_id=state.message_id)
-        return row
-
-
-def _decode_hash(sha, text: str) -> bytes:
-    data = pybase64.b64decode(text)
-    sha.update(data)
-    return data
+    def adopt(self, state: TusState, lock_id: uuid.UUID):
+        """For ``Job.finish(then=...)``: in the transaction that makes the processed
+        media visible, the upload becomes that media and its received copy goes. If
+        this request lost the lease meanwhile, TusLocked rolls it all back."""
+        async def then(conn, rec: MediaRecord) -> None:
+            part = await Q.tus_adopt.fetchval(conn, id=state.id, lock_id=lock_id,
+                                              media_id=rec.id)
+            if part is None:
+                raise TusLocked()
+            await Q.tus_drop_part.execute(conn, id=part)
+        return then
 
 
 class Writer:
@@ -201,13 +231,13 @@ class Writer:
         async with self.store.media.connection() as conn:
             status = await Q.tus_save_tail.execute(
                 conn, id=self.state.id, lock_id=self.lock_id, tail=bytes(self.buf),
-                upload_length=upload_length, lease_seconds=LEASE_SECONDS,
+                upload_length=upload_length, lease_seconds=self.store.lease_seconds,
                 release=release)
         if status != "UPDATE 1":
             raise TusLocked()
 
     async def last(self) -> None:
-        """Store the final, partial chunk (the upload is complete)."""
+        """Store the final, partial chunk (every byte is in)."""
         if self.buf:
             await self._chunk(len(self.buf))
 
@@ -217,7 +247,8 @@ class Writer:
         async with self.store.media.connection() as conn:
             status = await Q.tus_append_chunk.execute(
                 conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
-                stored_bytes=self.stored + n, tail=rest, lease_seconds=LEASE_SECONDS)
+                stored_bytes=self.stored + n, tail=rest,
+                lease_seconds=self.store.lease_seconds)
         if status != "UPDATE 1":
             raise TusLocked()
         del self.buf[:n]
