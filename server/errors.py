@@ -98,8 +98,6 @@ LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
 # Resumable uploads (server/tus), statuses as tus 1.0 gives them.
 TusUploadNotFound = _error("TusUploadNotFound", 404, "upload_not_found",
                            "no such resumable upload (finished with, terminated or expired)")
-TusNotCreator = _error("TusNotCreator", 403, "not_upload_creator",
-                       "only the key or token that created this upload may use it")
 TusOffsetMismatch = _error("TusOffsetMismatch", 409, "offset_mismatch",
                            "Upload-Offset is not the upload's current offset", close=True)
 TusLocked = _error("TusLocked", 423, "upload_locked",

@@ -236,9 +236,11 @@ async def test_refused_type_keeps_nothing(client, message_id, store):
 
 async def test_auth_and_creator(client, message_id, client_as, anon_client):
     url = await create(client, message_id, 100)
-    assert (await anon_client.head(url, headers=TUS)).status == 401
+    r = await anon_client.head(url, headers=TUS)
+    assert r.status == 401 and r.headers["Tus-Resumable"] == "1.0.0"   # middleware's too
     reader = await client_as("read")
-    assert (await reader.head(url, headers=TUS)).status == 403   # scope: before the upload
+    r = await reader.patch(url, data=b"a", headers={**TUS, **OCTET, "Upload-Offset": "0"})
+    assert r.status == 403 and r.headers["Tus-Resumable"] == "1.0.0"   # scope: first
     # Another key, even with every scope, is told nothing: 404, as for an unknown upload
     # (its URL may have leaked; a tus client answered 404 starts an upload of its own).
     for other in (await client_as("write"), await client_as("admin")):
@@ -367,6 +369,15 @@ async def test_cors_exposes_tus_headers(client_with, message_id):
     url = await create(client, message_id, 10, Origin="https://app.example")
     r = await client.head(url, headers={**TUS, "Origin": "https://app.example"})
     assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    exposed = {v.strip() for v in r.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Upload-Offset", "Upload-Length", "Upload-Expires", "Location", "Media-Id",
+            "Media-Url", "Delivery-Id", "Tus-Resumable", "Tus-Checksum-Algorithm",
+            "Retry-After"} <= exposed
+    # errors too: a browser reads the right offset from a 409
+    r = await client.patch(url, data=b"x", headers={
+        **TUS, **OCTET, "Upload-Offset": "5", "Origin": "https://app.example"})
+    assert r.status == 409 and r.headers["Upload-Offset"] == "0"
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert "Upload-Offset" in r.headers["Access-Control-Expose-Headers"]
 
 
@@ -407,3 +418,26 @@ async def test_message_deleted_before_completion(client, message_id, store):
         await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
     r = await patch(client, url, 1000, data[1000:])
     assert r.status == 404 and (await r.json())["error"] == "message_not_found"
+
+
+@pytest.mark.parametrize("trusted,proto,host,expected", [
+    (True, "https", "media.example.com", "https://media.example.com/api/media/tus/"),
+    (True, "https", "media.example.com:8443, inner", "https://media.example.com:8443/"),
+    (True, "javascript", "evil.example/x", None),      # garbage: the request's own
+    (False, "https", "media.example.com", None),       # a client's claim is not believed
+])
+async def test_location_behind_a_proxy(client_with, message_id, trusted, proto, host,
+                                       expected):
+    import ipaddress
+    proxies = (ipaddress.ip_network("127.0.0.0/8"),) if trusted else ()
+    client = await client_with(trusted_proxies=proxies)
+    r = await client.post("/api/media/tus/", headers={
+        **TUS, "Upload-Length": "10", "Upload-Metadata": meta(message_id=message_id),
+        "X-Forwarded-Proto": proto, "X-Forwarded-Host": host})
+    assert r.status == 201
+    loc = r.headers["Location"]
+    own = f"http://{client.server.host}:{client.server.port}/api/media/tus/"
+    assert loc.startswith(expected or own), loc
+    # wherever it points, it names this upload: the path part works here
+    path = "/api/media/tus/" + loc.rsplit("/", 1)[1]
+    assert (await client.head(path, headers=TUS)).status == 200

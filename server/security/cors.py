@@ -24,8 +24,9 @@ ALLOW_HEADERS = ("Authorization, Range, If-Match, If-None-Match, If-Modified-Sin
 EXPOSE_HEADERS = ("Content-Range, Content-Length, ETag, Accept-Ranges, X-Request-Id, "
                   # tus (server/tus): a browser client must read these to resume
                   "Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
-                  "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Defer-Length, "
-                  "Upload-Expires, Media-Id, Media-Url")
+                  "Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, Upload-Metadata, "
+                  "Upload-Defer-Length, Upload-Expires, Media-Id, Media-Url, Delivery-Id, "
+                  "Retry-After")
 MAX_AGE = "600"
 
 

@@ -166,6 +166,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     if request.body_exists and request.content_type == OFFSET_TYPE:
         resp = await _patch(request, store, state, 0)   # creation-with-upload
         resp.set_status(201)
+        if "Media-Id" in resp.headers:   # complete already: nothing left to expire
+            del headers["Upload-Expires"]
         resp.headers.update(headers)
         return resp
     return web.Response(status=201, headers={**headers, "Upload-Offset": "0"})

@@ -31,6 +31,15 @@ def setup_routes(app: web.Application) -> None:
     add(app, "PATCH", UPLOAD, handler.patch, **opts)
     add(app, "DELETE", UPLOAD, handler.delete, **opts)
     add(app, "POST", UPLOAD, handler.override, **opts)
+    app.on_response_prepare.append(_tus_resumable)
+
+
+async def _tus_resumable(request: web.Request, response: web.StreamResponse) -> None:
+    """Tus-Resumable on every tus answer but OPTIONS, the refusals of the access
+    middleware (401, 403) included: they come before the handlers' own wrapper."""
+    if request.method != "OPTIONS" and request.path.startswith(BASE) \
+            and "Tus-Resumable" not in response.headers:
+        response.headers["Tus-Resumable"] = handler.h.VERSION
 
 
 async def reclaim_expired_tus(app: web.Application) -> int:
