@@ -111,7 +111,7 @@ async def test_not_imported_yet_is_served_from_the_folder(legacy_client, importe
 
 
 async def test_an_unknown_type_is_a_download(legacy_client, imported):
-    resp = await legacy_client.get("/uploads/media/notes.txt")
+    resp = await legacy_client.get("/uploads/media/page.html")
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/octet-stream"
     assert resp.headers["Content-Disposition"].startswith("attachment")

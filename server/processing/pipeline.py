@@ -126,16 +126,16 @@ class Job:
         if self._upload is not None:
             await self._upload.write(data)
 
-    async def finish(self, message_id: int, audit=None) -> MediaRecord:
-        """Process, store the outcome, make it visible (``audit`` as for Upload.finish);
-        on failure nothing remains."""
+    async def finish(self, message_id: int, audit=None, *, then=None) -> MediaRecord:
+        """Process, store the outcome, make it visible (``audit`` and ``then`` as for
+        Upload.finish); on failure nothing remains."""
         try:
             if self._spool is not None:
                 await self._spool.close()
                 self._spool = None
                 await self._process_and_store()
             assert self._upload is not None
-            return await self._upload.finish(message_id, audit=audit)
+            return await self._upload.finish(message_id, audit=audit, then=then)
         except BaseException:
             await self.abort()
             raise
@@ -225,6 +225,8 @@ class Job:
 
 def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
     """Whether processing might store other bytes than those received."""
+    if plan.keep_bytes:
+        return False
     return kind.media_type == "image" and (
         plan.compress or not plan.keep_metadata or kind.mime_type in MUST_CONVERT)
 
