@@ -329,3 +329,31 @@ def test_cli_process_manifest_verify(db_dsn, tmp_path):
     assert again["photo.jpg"]["outcome"] == ALREADY
     assert again["photo.jpg"]["stored_sha256"] == photo["stored_sha256"]
 
+
+
+async def test_migration_0010_keeps_earlier_imports_and_rolls_back(store, pool, db_dsn,
+                                                                   media_chat):
+    from yoyo import read_migrations
+    from yoyo.migrations import topological_sort
+
+    from server.cli.migrate import MIGRATIONS_DIR, apply_migrations, rollback_migrations
+    order = [m.id for m in topological_sort(read_migrations(str(MIGRATIONS_DIR)))]
+    back = len(order) - order.index("0010_legacy_processed")
+    await run_import(store, media_chat)
+    before = await _map(pool)
+    await pool.expire_connections()
+    assert (await asyncio.to_thread(rollback_migrations, db_dsn, back))[-1] == \
+        "0010_legacy_processed"
+    async with pool.acquire() as conn:
+        cols = {r["attname"] for r in await conn.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'legacy_media'::regclass "
+            "AND attnum > 0 AND NOT attisdropped")}
+        assert {"processed", "stored_sha256"}.isdisjoint(cols)
+        assert await conn.fetchval("SELECT count(*) FROM legacy_media") == len(before)
+    await asyncio.to_thread(apply_migrations, db_dsn)
+    await pool.expire_connections()
+    # Imports made before the columns existed kept the file's bytes: stored = legacy.
+    assert await _map(pool) == before
+    assert all(r["stored_sha256"] == r["sha256"] and not r["processed"]
+               for r in before.values())
+    assert await _verify(store, source=media_chat.folder) == (len(before), [])
