@@ -36,7 +36,9 @@ SELECT pg_advisory_unlock(hashtext('media-store: legacy'));
 
 -- name: legacy_map_all
 -- Everything imported so far, to decide per file: new, already there, or changed.
-SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed, stored_sha256
+-- stored_sha256 is NULL on rows recorded before migration 0010 (bytes kept): sha256.
+SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
+       coalesce(stored_sha256, sha256) AS stored_sha256
   FROM legacy_media;
 
 -- name: legacy_record
@@ -54,14 +56,15 @@ RETURNING media_id;
 -- name: legacy_get
 -- One imported file by its legacy name, with the sha256 its media holds now.
 SELECT l.legacy_name, l.media_id, l.sha256, l.file_size, l.file_mtime, l.processed,
-       l.stored_sha256, f.sha256 AS media_sha256
+       coalesce(l.stored_sha256, l.sha256) AS stored_sha256, f.sha256 AS media_sha256
   FROM legacy_media l
   JOIN media_files f ON f.id = l.media_id AND f.upload_state = 'complete'
  WHERE l.legacy_name = :legacy_name;
 
 -- name: legacy_map_page
 -- The map, a page at a time in name order (verify --from, export).
-SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed, stored_sha256
+SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
+       coalesce(stored_sha256, sha256) AS stored_sha256
   FROM legacy_media
  WHERE legacy_name > :after
  ORDER BY legacy_name

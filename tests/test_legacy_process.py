@@ -352,8 +352,23 @@ async def test_migration_0010_keeps_earlier_imports_and_rolls_back(store, pool, 
         assert await conn.fetchval("SELECT count(*) FROM legacy_media") == len(before)
     await asyncio.to_thread(apply_migrations, db_dsn)
     await pool.expire_connections()
-    # Imports made before the columns existed kept the file's bytes: stored = legacy.
-    assert await _map(pool) == before
-    assert all(r["stored_sha256"] == r["sha256"] and not r["processed"]
-               for r in before.values())
+    # Imports made before the columns existed kept the file's bytes: no stored hash
+    # recorded (no table rewrite), read as the legacy one.
+    after = await _map(pool)
+    assert all(r["stored_sha256"] is None and not r["processed"] for r in after.values())
+    assert {n: r["sha256"] for n, r in after.items()} == \
+        {n: r["sha256"] for n, r in before.items()}
     assert await _verify(store, source=media_chat.folder) == (len(before), [])
+    report, _ = await run_import(store, media_chat)
+    assert {r.name: r.stored_sha256 for r in report.rows if r.outcome == ALREADY} == \
+        {n: r["sha256"] for n, r in before.items()}
+    got, _ = await _cleanup(store, media_chat)
+    assert {n for n, (o, _) in got.items() if o == WOULD_DELETE} == set(before)
+    # The constraints hold for rows written from now on.
+    import asyncpg
+    async with pool.acquire() as conn:
+        for processed, stored in ((True, None), (False, b"\0" * 32), (True, b"\0" * 3)):
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(
+                    "UPDATE legacy_media SET processed = $1, stored_sha256 = $2 "
+                    "WHERE legacy_name = 'photo.jpg'", processed, stored)
