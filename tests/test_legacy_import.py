@@ -215,6 +215,12 @@ def test_cli_import_with_manifest(db_dsn, tmp_path):
     assert rows["a.jpg"]["size"] == str(len(chat.files["a.jpg"]))
     assert rows["a.jpg"]["media_id"].isdigit()
     assert list(rows["a.jpg"])[:4] == ["legacy_name", "size", "sha256", "media_id"]
+    assert rows["a.jpg"]["stored_sha256"] == rows["a.jpg"]["sha256"]     # bytes kept
+    assert rows["a.jpg"]["processed"] == "false"
+    assert rows["page.html"]["outcome"] == "failed"
+    assert (rows["gone.jpg"]["outcome"], rows["gone.jpg"]["message_id"]) == (
+        "missing", str(chat.messages["missing"]))
+    assert rows["gone.jpg"]["processed"] == ""       # as wide as the others, empty
     # Second run: nothing new, nothing failed except the refused type.
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert "imported: 0" in res.stdout and "already there: 4" in res.stdout

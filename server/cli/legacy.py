@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,11 +140,15 @@ async def _import(args, settings: Settings, dsn: str) -> int:
     finally:
         processing.close()
     if args.manifest:
-        write_manifest(args.manifest, (
-            (r.name, r.size, _hex(r.sha256), r.media_id, r.message_id, r.outcome,
-             _hex(r.stored_sha256), r.stored_size,
-             "" if r.stored_sha256 is None else str(r.processed).lower())
-            for r in report.rows), header=IMPORT_HEADER)
+        imported = ((r.name, r.size, _hex(r.sha256), r.media_id, r.message_id, r.outcome,
+                     _hex(r.stored_sha256), r.stored_size,
+                     "" if r.stored_sha256 is None else str(r.processed).lower())
+                    for r in report.rows)
+        # Messages pointing at no file: the record says what could not be backed up.
+        missing = ((name, None, None, None, message_id, "missing")
+                   for message_id, name in report.missing)
+        write_manifest(args.manifest, itertools.chain(imported, missing),
+                       header=IMPORT_HEADER)
     print("\n".join(report.summary()))
     return 0 if report.ok else 1
 

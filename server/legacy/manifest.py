@@ -27,7 +27,8 @@ def write_manifest(path: Path, lines: Iterable[Line],
         w = csv.writer(f)
         w.writerow(header)
         for line in lines:
-            w.writerow(["" if v is None else v for v in line])
+            row = ["" if v is None else v for v in line]
+            w.writerow(row + [""] * (len(header) - len(row)))   # every line as wide
             n += 1
     os.replace(tmp, path)
     return n
