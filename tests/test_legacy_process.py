@@ -372,3 +372,19 @@ async def test_migration_0010_keeps_earlier_imports_and_rolls_back(store, pool, 
                 await conn.execute(
                     "UPDATE legacy_media SET processed = $1, stored_sha256 = $2 "
                     "WHERE legacy_name = 'photo.jpg'", processed, stored)
+
+
+async def test_export_of_processed_imports_says_they_are_not_the_originals(
+        store, processed, tmp_path):
+    from server.legacy.export import WRITTEN, export
+    chat, rows = processed
+    to = tmp_path / "restored"
+    results = await export(store, to, out=io.StringIO(), bar=False)
+    assert {r.name: r.outcome for r in results} == {"photo.jpg": WRITTEN,
+                                                    "iphone.heic": WRITTEN}
+    photo = await store.stat(rows["photo.jpg"].media_id)
+    assert hashlib.sha256((to / "photo.jpg").read_bytes()).digest() == photo.sha256
+    m = {r["legacy_name"]: r for r in read_manifest(to / "manifest.csv")}
+    assert m["photo.jpg"]["sha256"] == photo.sha256.hex()
+    assert m["photo.jpg"]["legacy_sha256"] == chat.sha("photo.jpg").hex()
+    assert m["photo.jpg"]["processed"] == "true"

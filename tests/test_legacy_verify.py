@@ -110,6 +110,8 @@ async def test_export_reproduces_the_original_bytes(store, imported, tmp_path):
     manifest = {r["legacy_name"]: r for r in read_manifest(to / "manifest.csv")}
     assert manifest["2023/c.jpg"]["sha256"] == chat.sha("2023/c.jpg").hex()
     assert manifest["2023/c.jpg"]["media_id"] == str(ids["2023/c.jpg"])
+    assert manifest["2023/c.jpg"]["legacy_sha256"] == chat.sha("2023/c.jpg").hex()
+    assert manifest["2023/c.jpg"]["processed"] == "false"
     # Again into the same folder: already there. A different file there: never overwritten.
     (to / "b.png").write_bytes(b"not the same")
     again = {r.name: r.outcome for r in await export(store, to, out=io.StringIO(), bar=False)}

@@ -14,6 +14,9 @@ HEADER = ("legacy_name", "size", "sha256", "media_id", "message_id", "outcome")
 # import-legacy's: size and sha256 are the legacy file's; then what was stored, which
 # differs only when it was imported with --process.
 IMPORT_HEADER = HEADER + ("stored_sha256", "stored_size", "processed")
+# export's: sha256 is what was written; for a legacy import, its file's own sha256
+# (different when it was processed) and whether it was.
+EXPORT_HEADER = HEADER + ("legacy_sha256", "processed")
 
 Line = Sequence[object]
 
