@@ -329,8 +329,11 @@ async def _add_messages(dsn, names):
 async def test_process_needs_the_servers_processing(store, chat, pool):
     # --process without processing, or with the bytes-keeping policy, would silently
     # store the files as they are: refused before anything is read.
+    from tests.legacy_util import policy
     with pytest.raises(ValueError, match="--process"):
         await run_import(store, chat, process=True, processing=False)
+    with pytest.raises(ValueError, match="MEDIA_PROCESSING is off"):
+        await run_import(store, chat, process=True, server_policy=policy(processing=False))
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
 

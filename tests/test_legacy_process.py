@@ -304,6 +304,10 @@ def test_cli_process_manifest_verify(db_dsn, tmp_path):
     # The deployed processing: compression on, metadata stripped.
     env = {"DATABASE_URL": db_dsn, "MEDIA_IMAGE_COMPRESS": "true",
            "MEDIA_KEEP_IMAGE_METADATA": "false"}
+    off = run_cli(["import-legacy", "--from", str(chat.folder), "--process"],
+                  {**env, "MEDIA_PROCESSING": "false"}, timeout=120)
+    assert off.returncode == 2 and "MEDIA_PROCESSING is off" in off.stderr
+    assert not manifest.exists()
     res = run_cli(["import-legacy", "--from", str(chat.folder), "--process",
                    "--manifest", str(manifest)], env, timeout=120)
     assert res.returncode == 1, res.stderr     # the bomb and the truncated file

@@ -136,8 +136,11 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits,
 
     ``processing``: what each file goes through, on a policy from ``import_policy``
     (None: type detection only, bytes kept, no facts or previews)."""
-    if opts.process and (processing is None or processing.policy.keep_bytes):
-        raise ValueError("--process needs the server's media processing")
+    if opts.process and (processing is None or processing.policy.keep_bytes
+                         or not processing.policy.enabled):
+        # Asked for compression and stripping: storing the files as they are instead
+        # (and recording them as processed) would be a silent surprise.
+        raise ValueError("--process needs media processing, and MEDIA_PROCESSING is off")
     prefix = matching.normalise_prefix(opts.url_prefix)
     listing = await list_folder(opts.source)
     # The lock is held for the whole run: two imports would race for the same files.
