@@ -36,7 +36,7 @@ SELECT pg_advisory_unlock(hashtext('media-store: legacy'));
 
 -- name: legacy_map_all
 -- Everything imported so far, to decide per file: new, already there, or changed.
--- stored_sha256 is NULL on rows recorded before migration 0010 (bytes kept): sha256.
+-- stored_sha256 is NULL on rows recorded before migration 0011 (bytes kept): sha256.
 SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
        coalesce(stored_sha256, sha256) AS stored_sha256
   FROM legacy_media;

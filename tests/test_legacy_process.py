@@ -335,19 +335,19 @@ def test_cli_process_manifest_verify(db_dsn, tmp_path):
 
 
 
-async def test_migration_0010_keeps_earlier_imports_and_rolls_back(store, pool, db_dsn,
+async def test_migration_0011_keeps_earlier_imports_and_rolls_back(store, pool, db_dsn,
                                                                    media_chat):
     from yoyo import read_migrations
     from yoyo.migrations import topological_sort
 
     from server.cli.migrate import MIGRATIONS_DIR, apply_migrations, rollback_migrations
     order = [m.id for m in topological_sort(read_migrations(str(MIGRATIONS_DIR)))]
-    back = len(order) - order.index("0010_legacy_processed")
+    back = len(order) - order.index("0011_legacy_processed")
     await run_import(store, media_chat)
     before = await _map(pool)
     await pool.expire_connections()
     assert (await asyncio.to_thread(rollback_migrations, db_dsn, back))[-1] == \
-        "0010_legacy_processed"
+        "0011_legacy_processed"
     async with pool.acquire() as conn:
         cols = {r["attname"] for r in await conn.fetch(
             "SELECT attname FROM pg_attribute WHERE attrelid = 'legacy_media'::regclass "

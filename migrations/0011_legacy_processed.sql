@@ -6,7 +6,7 @@
 -- Metadata only, instant on a map of millions of rows while redirects read it: two
 -- columns without a table rewrite, and constraints NOT VALID (checked for every row
 -- written from now on; the rows already there satisfy them by construction).
--- depends: 0007_legacy
+-- depends: 0007_legacy 0010_tus_creator
 
 ALTER TABLE legacy_media
     -- True when imported with --process: the stored bytes may differ from the file's.
