@@ -1,12 +1,16 @@
 """Benchmark: import-legacy, verify and a re-run over a generated legacy folder.
 Never part of the test run.
 
-    python bench/bench_legacy_import.py [--files 200] [--size-kib 512] [--database-url URL]
+    python bench/bench_legacy_import.py [--files 200] [--size-kib 512] [--process]
+                                        [--database-url URL]
 
-Makes a folder of JPEG-signed files with random bodies and a messages column pointing
-at them, then runs the real commands (run.py) against DATABASE_URL or a throwaway
-embedded PostgreSQL and prints each one's wall time and throughput. Machines here are
-noisy: compare runs made together, not absolute figures.
+Makes a folder of real JPEGs (a 640x480 photo-like image, padded with random bytes to
+the size asked, which decoders ignore) and a messages column pointing at them, then
+runs the real commands (run.py) against DATABASE_URL or a throwaway embedded
+PostgreSQL and prints each one's wall time and throughput. Each import decodes every
+image and makes its preview (media processing, bytes kept); ``--process`` also
+compresses and strips. Machines here are noisy: compare runs made together, not
+absolute figures.
 """
 from __future__ import annotations
 
@@ -24,7 +28,17 @@ from pathlib import Path
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+
+
+def jpeg(size: int) -> bytes:
+    import io
+
+    from PIL import Image
+    img = Image.frombytes("RGB", (640, 480), os.urandom(640 * 480 * 3))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    data = buf.getvalue()
+    return data + os.urandom(max(0, size - len(data)))
 
 
 def run(args: list[str], env: dict[str, str]) -> float:
@@ -52,6 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--size-kib", type=int, default=512)
+    ap.add_argument("--process", action="store_true",
+                    help="import with --process (compress, strip)")
     ap.add_argument("--database-url")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-legacy-"))
@@ -67,12 +83,13 @@ def main() -> None:
         folder.mkdir()
         names = [f"{uuid.uuid4().hex}.jpg" for _ in range(a.files)]
         for n in names:
-            (folder / n).write_bytes(JPEG + os.urandom(a.size_kib * 1024 - len(JPEG)))
+            (folder / n).write_bytes(jpeg(a.size_kib * 1024))
         env = {**os.environ, "DATABASE_URL": dsn}
         run(["migrate"], env)
         asyncio.run(seed(dsn, names))
         mib = a.files * a.size_kib / 1024
-        for label, args in (("import", ["import-legacy", "--from", str(folder)]),
+        flags = ["--process"] if a.process else []
+        for label, args in (("import", ["import-legacy", "--from", str(folder), *flags]),
                             ("re-run", ["import-legacy", "--from", str(folder)]),
                             ("verify --from", ["verify", "--from", str(folder)])):
             took = run(args, env)

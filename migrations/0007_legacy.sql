@@ -19,9 +19,12 @@ CREATE TABLE legacy_media (
 -- Search (GET /api/media): newest first, id as the tie-breaker of the keyset cursor.
 -- Partial: only complete files are ever listed. message_id is served by
 -- media_files_message_idx (message_id, created_at, id), scanned backwards.
-CREATE INDEX media_files_search_idx ON media_files (created_at DESC, id DESC)
+-- IF NOT EXISTS: on a large media_files a DBA builds them beforehand with CREATE INDEX
+-- CONCURRENTLY (README, "Moving from /uploads/media"), which cannot run inside the
+-- transaction yoyo wraps a migration in; this migration then only creates the table.
+CREATE INDEX IF NOT EXISTS media_files_search_idx ON media_files (created_at DESC, id DESC)
     WHERE upload_state = 'complete';
-CREATE INDEX media_files_search_type_idx ON media_files (media_type, created_at DESC, id DESC)
+CREATE INDEX IF NOT EXISTS media_files_search_type_idx ON media_files (media_type, created_at DESC, id DESC)
     WHERE upload_state = 'complete';
-CREATE INDEX media_files_search_mime_idx ON media_files (mime_type, created_at DESC, id DESC)
+CREATE INDEX IF NOT EXISTS media_files_search_mime_idx ON media_files (mime_type, created_at DESC, id DESC)
     WHERE upload_state = 'complete';

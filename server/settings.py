@@ -118,6 +118,9 @@ class Settings:
     # served from it. After the sunset, legacy URLs answer 410.
     legacy_dir: Path | None = None
     legacy_sunset: datetime | None = None
+    # Since when the legacy URLs are deprecated (the Deprecation header, RFC 9745);
+    # unset: no Deprecation header (the RFC has no value for an unknown date).
+    legacy_deprecated_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -398,6 +401,16 @@ def _instant(env: Mapping[str, str], name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _legacy_dates(env: Mapping[str, str]) -> dict:
+    deprecated = _instant(env, "MEDIA_LEGACY_DEPRECATED_AT")
+    sunset = _instant(env, "MEDIA_LEGACY_SUNSET")
+    if deprecated is not None and sunset is not None and sunset < deprecated:
+        # RFC 9745 §3: a resource cannot go away before it was deprecated.
+        raise SettingsError(f"MEDIA_LEGACY_SUNSET ({sunset.isoformat()}) must not be "
+                            f"before MEDIA_LEGACY_DEPRECATED_AT ({deprecated.isoformat()})")
+    return {"legacy_deprecated_at": deprecated, "legacy_sunset": sunset}
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
     env = os.environ if env is None else env
@@ -504,7 +517,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
                               lo=1, hi=100_000),
         legacy_dir=_legacy_dir(env),
-        legacy_sunset=_instant(env, "MEDIA_LEGACY_SUNSET"),
+        **_legacy_dates(env),
         **_zapi(env),
         **_media_import(env),
     )

@@ -36,27 +36,35 @@ SELECT pg_advisory_unlock(hashtext('media-store: legacy'));
 
 -- name: legacy_map_all
 -- Everything imported so far, to decide per file: new, already there, or changed.
-SELECT legacy_name, media_id, sha256, file_size, file_mtime FROM legacy_media;
+-- stored_sha256 is NULL on rows recorded before migration 0011 (bytes kept): sha256.
+SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
+       coalesce(stored_sha256, sha256) AS stored_sha256
+  FROM legacy_media;
 
 -- name: legacy_record
 -- Records one import, in the transaction that makes its media visible; a conflict
--- means another run recorded the same file first (the caller rolls back).
-INSERT INTO legacy_media (legacy_name, media_id, sha256, file_size, file_mtime)
-VALUES (:legacy_name, :media_id, :sha256, :file_size, :file_mtime)
+-- means another run recorded the same file first (the caller rolls back). sha256 and
+-- file_size are the legacy file's; stored_sha256 what the media holds (the same bytes
+-- unless processed).
+INSERT INTO legacy_media (legacy_name, media_id, sha256, file_size, file_mtime,
+                          processed, stored_sha256)
+VALUES (:legacy_name, :media_id, :sha256, :file_size, :file_mtime, :processed,
+        :stored_sha256)
 ON CONFLICT (legacy_name) DO NOTHING
 RETURNING media_id;
 
 -- name: legacy_get
 -- One imported file by its legacy name, with the sha256 its media holds now.
-SELECT l.legacy_name, l.media_id, l.sha256, l.file_size, l.file_mtime,
-       f.sha256 AS media_sha256
+SELECT l.legacy_name, l.media_id, l.sha256, l.file_size, l.file_mtime, l.processed,
+       coalesce(l.stored_sha256, l.sha256) AS stored_sha256, f.sha256 AS media_sha256
   FROM legacy_media l
   JOIN media_files f ON f.id = l.media_id AND f.upload_state = 'complete'
  WHERE l.legacy_name = :legacy_name;
 
 -- name: legacy_map_page
 -- The map, a page at a time in name order (verify --from, export).
-SELECT legacy_name, media_id, sha256, file_size, file_mtime
+SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
+       coalesce(stored_sha256, sha256) AS stored_sha256
   FROM legacy_media
  WHERE legacy_name > :after
  ORDER BY legacy_name

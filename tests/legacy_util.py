@@ -7,7 +7,10 @@ import io
 from pathlib import Path
 
 from server.ingest.receive import Limits
-from server.legacy.importer import ImportOptions, ImportReport, import_legacy
+from server.legacy.importer import ImportOptions, ImportReport, import_legacy, import_policy
+from server.processing.pipeline import Processing
+from server.processing.policy import Policy
+from server.settings import Settings
 from tests.media import jpeg_bytes, png_bytes
 
 LIMITS = Limits(max_bytes=64 * 1024**2, idle_timeout=30)
@@ -40,7 +43,7 @@ async def make_chat(pool, root: Path) -> Chat:
         "2023/c.jpg": jpeg_bytes(10_000, seed=3),
         "foto 1.jpg": jpeg_bytes(7_000, seed=4),
         "orphan.jpg": jpeg_bytes(5_000, seed=5),
-        "notes.txt": b"plain text is not an accepted type\n",
+        "page.html": b"<html><body>a web page is not an accepted type</body></html>\n",
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -50,7 +53,7 @@ async def make_chat(pool, root: Path) -> Chat:
         "c": "uploads/media/2023/c.jpg",
         "foto": "/uploads/media/foto%201.jpg",
         "missing": "/uploads/media/gone.jpg",
-        "notes": "/uploads/media/notes.txt",
+        "page": "/uploads/media/page.html",
         "a_again": "http://old.example.com/uploads/media/a.jpg",
         "unrelated": "/somewhere/else.jpg",
         "none": None,
@@ -64,8 +67,23 @@ async def make_chat(pool, root: Path) -> Chat:
     return Chat(folder, files, messages)
 
 
-async def run_import(store, chat: Chat, **kw) -> tuple[ImportReport, str]:
+def policy(**changes) -> Policy:
+    """The server's processing as deployed (compression and metadata stripping on)."""
+    return Policy.from_settings(Settings(process_concurrency=2, **changes))
+
+
+async def run_import(store, chat: Chat, *, server_policy: Policy | None = None,
+                     processing: bool = True, **kw) -> tuple[ImportReport, str]:
+    """import_legacy as the command runs it: through media processing (the server's
+    policy with ``process=True``, the bytes kept otherwise); ``processing=False``
+    without any (type detection only)."""
     out = io.StringIO()
-    report = await import_legacy(store, ImportOptions(source=chat.folder, **kw), LIMITS,
-                                 out=out, bar=False)
+    opts = ImportOptions(source=chat.folder, **kw)
+    proc = (Processing(import_policy(server_policy or policy(), opts.process))
+            if processing else None)
+    try:
+        report = await import_legacy(store, opts, LIMITS, proc, out=out, bar=False)
+    finally:
+        if proc is not None:
+            proc.close()
     return report, out.getvalue()

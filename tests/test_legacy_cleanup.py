@@ -36,7 +36,7 @@ async def test_dry_run_deletes_nothing(store, imported):
     got, out = await _cleanup(store, chat)
     assert {n: o for n, (o, _) in got.items()} == {
         "a.jpg": WOULD_DELETE, "b.png": WOULD_DELETE, "2023/c.jpg": WOULD_DELETE,
-        "foto 1.jpg": WOULD_DELETE, "orphan.jpg": KEPT, "notes.txt": KEPT}
+        "foto 1.jpg": WOULD_DELETE, "orphan.jpg": KEPT, "page.html": KEPT}
     assert got["orphan.jpg"][1] == "not imported"
     assert "would delete: a.jpg" in out
     assert _on_disk(chat) == set(chat.files)
@@ -54,8 +54,8 @@ async def test_deletes_only_verified_files_after_archiving_them(store, pool, imp
     assert got["b.png"] == (KEPT, "the file differs from the one imported")
     assert got["a.jpg"][0] == KEPT and "does not verify" in got["a.jpg"][1]
     assert got["orphan.jpg"] == (KEPT, "not imported")
-    assert got["notes.txt"] == (KEPT, "not imported")
-    assert _on_disk(chat) == {"a.jpg", "b.png", "orphan.jpg", "notes.txt"}
+    assert got["page.html"] == (KEPT, "not imported")
+    assert _on_disk(chat) == {"a.jpg", "b.png", "orphan.jpg", "page.html"}
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == ["2023/c.jpg", "foto 1.jpg"]
         assert tar.extractfile("foto 1.jpg").read() == chat.files["foto 1.jpg"]
@@ -92,7 +92,7 @@ def test_cli_cleanup(db_dsn, tmp_path):
     res = run_cli(["cleanup-legacy", "--from", str(chat.folder), "--yes",
                    "--archive", str(tmp_path / "a.tar.gz")], env)
     assert res.returncode == 0 and "deleted: 4, kept: 2" in res.stdout, res.stderr
-    assert _on_disk(chat) == {"orphan.jpg", "notes.txt"}
+    assert _on_disk(chat) == {"orphan.jpg", "page.html"}
     # The rollback: export puts the folder back as it was.
     res = run_cli(["export", "--to", str(chat.folder), "--manifest",
                    str(tmp_path / "restored.csv")], env)

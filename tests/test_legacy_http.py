@@ -10,10 +10,13 @@ import pytest
 
 from server.http.conditional import http_date
 from server.legacy.importer import IMPORTED
+from server.legacy.web import deprecation_headers, sf_date
 from tests.dbutil import fetchval
 from tests.legacy_util import make_chat, run_import
 
 SUNSET = datetime(2099, 1, 1, tzinfo=timezone.utc)
+DEPRECATED = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DEPRECATION = "@1793491200"      # date -d 2026-11-01Z +%s
 
 
 @pytest.fixture
@@ -31,7 +34,8 @@ async def imported(store, pool, tmp_path):
 async def legacy_client(imported, server_for):
     # An old client: no API key, only the URL it always had.
     chat, _ = imported
-    return await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET, key=None)
+    return await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET,
+                            legacy_deprecated_at=DEPRECATED, key=None)
 
 
 def signed_to(location: str, media_id: int) -> bool:
@@ -50,7 +54,7 @@ async def test_every_imported_file_redirects(legacy_client, imported, path, name
     assert resp.status == 302
     assert signed_to(resp.headers["Location"], ids[name])
     assert resp.headers["Sunset"] == http_date(SUNSET)
-    assert resp.headers["Deprecation"] == "true"
+    assert resp.headers["Deprecation"] == DEPRECATION
 
 
 async def test_redirect_keeps_the_query_and_lands_on_the_bytes(legacy_client, imported,
@@ -82,7 +86,7 @@ async def test_not_imported_yet_is_served_from_the_folder(legacy_client, importe
     assert resp.status == 200 and await resp.read() == data
     h = resp.headers
     assert h["Content-Type"] == "image/jpeg" and h["Accept-Ranges"] == "bytes"
-    assert h["Deprecation"] == "true" and h["Sunset"] == http_date(SUNSET)
+    assert h["Deprecation"] == DEPRECATION and h["Sunset"] == http_date(SUNSET)
     assert h["ETag"].startswith('"legacy-') and "immutable" not in h["Cache-Control"]
     assert h["X-Content-Type-Options"] == "nosniff"
     etag = h["ETag"]
@@ -95,7 +99,7 @@ async def test_not_imported_yet_is_served_from_the_folder(legacy_client, importe
 
     resp = await legacy_client.get("/uploads/media/orphan.jpg",
                                    headers={"If-None-Match": etag})
-    assert resp.status == 304 and resp.headers["Deprecation"] == "true"
+    assert resp.status == 304 and resp.headers["Deprecation"] == DEPRECATION
 
     resp = await legacy_client.get("/uploads/media/orphan.jpg",
                                    headers={"Range": f"bytes={len(data)}-"})
@@ -111,7 +115,7 @@ async def test_not_imported_yet_is_served_from_the_folder(legacy_client, importe
 
 
 async def test_an_unknown_type_is_a_download(legacy_client, imported):
-    resp = await legacy_client.get("/uploads/media/notes.txt")
+    resp = await legacy_client.get("/uploads/media/page.html")
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "application/octet-stream"
     assert resp.headers["Content-Disposition"].startswith("attachment")
@@ -157,12 +161,14 @@ async def test_traversal_is_refused(legacy_client, imported, target):
 async def test_after_the_sunset_legacy_urls_are_gone(imported, server_for):
     chat, _ = imported
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    client = await server_for(legacy_dir=chat.folder, legacy_sunset=past, key=None)
+    client = await server_for(legacy_dir=chat.folder, legacy_sunset=past,
+                              legacy_deprecated_at=DEPRECATED, key=None)
     for name in ("a.jpg", "orphan.jpg", "nothing.jpg"):
         resp = await client.get(f"/uploads/media/{name}", allow_redirects=False)
         assert resp.status == 410
         assert (await resp.json())["error"] == "legacy_url_gone"
         assert resp.headers["Sunset"] == http_date(past)
+        assert resp.headers["Deprecation"] == DEPRECATION
 
 
 async def test_without_the_folder_only_imported_files_answer(imported, client):
@@ -171,4 +177,40 @@ async def test_without_the_folder_only_imported_files_answer(imported, client):
     assert resp.status == 302
     resp = await client.get("/uploads/media/orphan.jpg")
     assert resp.status == 404 and (await resp.json())["error"] == "media_not_found"
-    assert "Sunset" not in resp.headers
+    assert "Sunset" not in resp.headers and "Deprecation" not in resp.headers
+
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("when, header", [
+    (datetime(1970, 1, 1, tzinfo=UTC), "@0"),
+    (datetime(2023, 6, 30, 23, 59, 59, tzinfo=UTC), "@1688169599"),   # RFC 9745's example
+    (DEPRECATED, DEPRECATION),
+    # A zone is converted, not dropped: 09:00 at +01:00 is 08:00 UTC.
+    (datetime(2026, 11, 1, 9, tzinfo=timezone(timedelta(hours=1))), "@1793520000"),
+    # Whole seconds, rounded down: never later than the date set.
+    (datetime(2026, 11, 1, 0, 0, 0, 999_999, tzinfo=UTC), DEPRECATION),
+    (datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), "@-1"),
+])
+def test_sf_date(when, header):
+    assert sf_date(when) == header
+
+
+@pytest.mark.parametrize("deprecated, sunset, expected", [
+    (None, None, {}),
+    (DEPRECATED, None, {"Deprecation": DEPRECATION}),
+    (None, SUNSET, {"Sunset": "Thu, 01 Jan 2099 00:00:00 GMT"}),
+    (DEPRECATED, SUNSET, {"Deprecation": DEPRECATION,
+                          "Sunset": "Thu, 01 Jan 2099 00:00:00 GMT"}),
+])
+def test_deprecation_headers(deprecated, sunset, expected):
+    assert deprecation_headers(deprecated, sunset) == expected
+
+
+async def test_without_a_deprecation_date_no_deprecation_header(imported, server_for):
+    chat, _ = imported
+    client = await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET, key=None)
+    resp = await client.get("/uploads/media/orphan.jpg")
+    assert resp.status == 200 and "Deprecation" not in resp.headers
+    assert resp.headers["Sunset"] == http_date(SUNSET)

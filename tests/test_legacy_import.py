@@ -33,7 +33,7 @@ async def test_import_stores_each_file_with_its_own_bytes_and_owner(store, pool,
     report, out = await run_import(store, chat)
     assert outcomes(report) == {
         "a.jpg": IMPORTED, "b.png": IMPORTED, "2023/c.jpg": IMPORTED,
-        "foto 1.jpg": IMPORTED, "orphan.jpg": ORPHAN, "notes.txt": FAILED}
+        "foto 1.jpg": IMPORTED, "orphan.jpg": ORPHAN, "page.html": FAILED}
     m = chat.messages
     owners = {r.name: r.message_id for r in report.rows if r.outcome == IMPORTED}
     # a.jpg is pointed at twice: the older message owns it.
@@ -47,10 +47,10 @@ async def test_import_stores_each_file_with_its_own_bytes_and_owner(store, pool,
             assert rec.message_id == owners[r.name]
             assert rec.original_name == r.name.rsplit("/", 1)[-1]
     assert report.missing == [(m["missing"], "gone.jpg")]
-    assert "unsupported_media_type" in dict((r.name, r.reason) for r in report.rows)["notes.txt"]
+    assert "unsupported_media_type" in dict((r.name, r.reason) for r in report.rows)["page.html"]
     assert f"message {m['missing']} points at gone.jpg" in out
     assert "orphan: orphan.jpg" in out
-    assert not report.ok                                        # notes.txt failed
+    assert not report.ok                                        # page.html failed
     summary = "\n".join(report.summary())
     assert "imported: 4" in summary and "failed: 1" in summary and "missing" in summary
     assert "orphans (no message points at them): 1, left alone" in summary
@@ -112,7 +112,7 @@ async def test_dry_run_changes_nothing(store, pool, chat):
     report, out = await run_import(store, chat, dry_run=True, rewrite_urls=True)
     assert outcomes(report) == {
         "a.jpg": WOULD_IMPORT, "b.png": WOULD_IMPORT, "2023/c.jpg": WOULD_IMPORT,
-        "foto 1.jpg": WOULD_IMPORT, "orphan.jpg": ORPHAN, "notes.txt": FAILED}
+        "foto 1.jpg": WOULD_IMPORT, "orphan.jpg": ORPHAN, "page.html": FAILED}
     assert "would import: a.jpg" in out
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
@@ -147,7 +147,7 @@ async def test_rewrite_urls_points_messages_at_the_new_route(store, pool, chat):
     assert url["b"] == f"/api/media/serve/{ids['b.png']}"
     assert url["foto"] == f"/api/media/serve/{ids['foto 1.jpg']}"
     assert url["missing"] == "/uploads/media/gone.jpg"       # nothing to point at
-    assert url["notes"] == "/uploads/media/notes.txt"        # its import failed
+    assert url["page"] == "/uploads/media/page.html"        # its import failed
     assert url["unrelated"] == "/somewhere/else.jpg"
     assert sum(r.rewritten for r in report.rows) == 5
 
@@ -206,15 +206,21 @@ def test_cli_import_with_manifest(db_dsn, tmp_path):
     cmd = [sys.executable, str(RUN_PY), "import-legacy", "--from", str(chat.folder),
            "--manifest", str(manifest)]
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 1, res.stderr            # notes.txt failed
+    assert res.returncode == 1, res.stderr            # page.html failed
     assert "Traceback" not in res.stderr
-    assert "imported: 4" in res.stdout and "notes.txt: unsupported_media_type" in res.stdout
+    assert "imported: 4" in res.stdout and "page.html: unsupported_media_type" in res.stdout
     assert "imported: a.jpg -> media" in res.stdout   # plain lines, not a bar, off a TTY
     rows = {r["legacy_name"]: r for r in read_manifest(manifest)}
     assert rows["a.jpg"]["sha256"] == chat.sha("a.jpg").hex()
     assert rows["a.jpg"]["size"] == str(len(chat.files["a.jpg"]))
     assert rows["a.jpg"]["media_id"].isdigit()
     assert list(rows["a.jpg"])[:4] == ["legacy_name", "size", "sha256", "media_id"]
+    assert rows["a.jpg"]["stored_sha256"] == rows["a.jpg"]["sha256"]     # bytes kept
+    assert rows["a.jpg"]["processed"] == "false"
+    assert rows["page.html"]["outcome"] == "failed"
+    assert (rows["gone.jpg"]["outcome"], rows["gone.jpg"]["message_id"]) == (
+        "missing", str(chat.messages["missing"]))
+    assert rows["gone.jpg"]["processed"] == ""       # as wide as the others, empty
     # Second run: nothing new, nothing failed except the refused type.
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert "imported: 0" in res.stdout and "already there: 4" in res.stdout
@@ -224,11 +230,16 @@ def test_cli_import_with_manifest(db_dsn, tmp_path):
 
 
 async def _make_chat_dsn(dsn, tmp_path):
+    return await _pool_dsn(dsn, lambda pool: make_chat(pool, tmp_path))
+
+
+async def _pool_dsn(dsn, make):
+    """``await make(pool)`` on a pool of its own (for tests that then run the CLI)."""
     from server.settings import Settings
     from server.store.pool import create_pool
     pool = await create_pool(dsn, Settings(database_url=dsn))
     try:
-        return await make_chat(pool, tmp_path)
+        return await make(pool)
     finally:
         await pool.close()
 
@@ -315,9 +326,14 @@ async def _add_messages(dsn, names):
         await conn.close()
 
 
-async def test_process_is_refused_until_processing_exists(store, chat, pool):
+async def test_process_needs_the_servers_processing(store, chat, pool):
+    # --process without processing, or with the bytes-keeping policy, would silently
+    # store the files as they are: refused before anything is read.
+    from tests.legacy_util import policy
     with pytest.raises(ValueError, match="--process"):
-        await run_import(store, chat, process=True)
+        await run_import(store, chat, process=True, processing=False)
+    with pytest.raises(ValueError, match="MEDIA_PROCESSING is off"):
+        await run_import(store, chat, process=True, server_policy=policy(processing=False))
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
 

@@ -110,6 +110,8 @@ async def test_export_reproduces_the_original_bytes(store, imported, tmp_path):
     manifest = {r["legacy_name"]: r for r in read_manifest(to / "manifest.csv")}
     assert manifest["2023/c.jpg"]["sha256"] == chat.sha("2023/c.jpg").hex()
     assert manifest["2023/c.jpg"]["media_id"] == str(ids["2023/c.jpg"])
+    assert manifest["2023/c.jpg"]["legacy_sha256"] == chat.sha("2023/c.jpg").hex()
+    assert manifest["2023/c.jpg"]["processed"] == "false"
     # Again into the same folder: already there. A different file there: never overwritten.
     (to / "b.png").write_bytes(b"not the same")
     again = {r.name: r.outcome for r in await export(store, to, out=io.StringIO(), bar=False)}
@@ -142,6 +144,17 @@ async def test_stats_match_what_was_seeded(store, pool, imported):
     assert stats["legacy"] == {"imported": 4, "imported_bytes": sum(sizes), "left": 2}
     assert stats["uploads_in_progress"] == {"count": 0, "bytes": 0}
     assert stats["chunk_table_bytes"] > sum(sizes)
+    assert stats["zapi"] == {"sent": 0, "not_sent": 4, "pending": 0, "failed_or_unknown": 0}
+    # The outbox's deliveries (test-harness rows): two to go, one given up, one sent.
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO zapi_deliveries (media_id, phone, state) VALUES ($1, '5511', $2)",
+            [(ids["a.jpg"], "queued"), (ids["b.png"], "queued"), (ids["a.jpg"], "failed"),
+             (ids["2023/c.jpg"], "sent")])
+        await conn.execute("UPDATE media_files SET zapi_sent = true WHERE id = $1",
+                           ids["2023/c.jpg"])
+    stats = await collect(store, chat.folder)
+    assert stats["zapi"] == {"sent": 1, "not_sent": 3, "pending": 2, "failed_or_unknown": 1}
 
 
 def test_cli_verify_export_stats(db_dsn, tmp_path):

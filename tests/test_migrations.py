@@ -242,3 +242,35 @@ def test_serving_without_migrating_refuses_a_schema_that_is_behind(empty_dsn, tm
     apply_migrations(empty_dsn)
     from server.cli.migrate import pending_migrations
     assert pending_migrations(empty_dsn) == []
+
+
+async def test_indexes_built_concurrently_beforehand_as_the_readme_says(empty_dsn):
+    # A DBA on a large media_files builds 0007's indexes with CONCURRENTLY (outside
+    # any transaction) before migrating; the migration then accepts them as they are.
+    import re
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Migrations on a large database", 1)[1].split("\n### ", 1)[0]
+    statements = re.findall(r"^    (CREATE INDEX CONCURRENTLY .*;)$", section, re.M)
+    assert len(statements) == 3
+    apply_migrations(empty_dsn)
+    rollback_migrations(empty_dsn, len(ALL) - ALL.index("0007_legacy"))
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('media_files_search_idx')") is None
+        for st in statements:
+            await conn.execute(st)     # asyncpg runs each outside a transaction block
+        built = {r["name"]: r["oid"] for r in await conn.fetch(
+            "SELECT indexrelid::regclass::text AS name, indexrelid::int AS oid "
+            "FROM pg_index WHERE indexrelid::regclass::text LIKE 'media_files_search%'")}
+    finally:
+        await conn.close()
+    assert len(built) == 3
+    assert apply_migrations(empty_dsn) == ALL[ALL.index("0007_legacy"):]
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        after = {r["name"]: (r["oid"], r["indisvalid"]) for r in await conn.fetch(
+            "SELECT indexrelid::regclass::text AS name, indexrelid::int AS oid, indisvalid "
+            "FROM pg_index WHERE indexrelid::regclass::text LIKE 'media_files_search%'")}
+    finally:
+        await conn.close()
+    assert after == {name: (oid, True) for name, oid in built.items()}

@@ -143,6 +143,10 @@ PARSED = [
      datetime(2027, 1, 31, 12, 30, tzinfo=timezone.utc)),
     ("MEDIA_LEGACY_SUNSET", "2027-01-31T12:30:00-03:00", "legacy_sunset",
      datetime(2027, 1, 31, 15, 30, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_DEPRECATED_AT", "2026-11-01", "legacy_deprecated_at",
+     datetime(2026, 11, 1, tzinfo=timezone.utc)),
+    ("MEDIA_LEGACY_DEPRECATED_AT", "2026-11-01T09:00:00+01:00", "legacy_deprecated_at",
+     datetime(2026, 11, 1, 8, tzinfo=timezone.utc)),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -311,6 +315,11 @@ BAD = [
     ({"MEDIA_LEGACY_DIR": "/etc/hostname"}, "MEDIA_LEGACY_DIR"),    # a file, not a folder
     ({"MEDIA_LEGACY_SUNSET": "next year"}, "MEDIA_LEGACY_SUNSET"),
     ({"MEDIA_LEGACY_SUNSET": "31/01/2027"}, "MEDIA_LEGACY_SUNSET"),
+    ({"MEDIA_LEGACY_DEPRECATED_AT": "true"}, "MEDIA_LEGACY_DEPRECATED_AT"),
+    ({"MEDIA_LEGACY_DEPRECATED_AT": "@1688169599"}, "MEDIA_LEGACY_DEPRECATED_AT"),
+    # Gone before it was deprecated.
+    ({"MEDIA_LEGACY_DEPRECATED_AT": "2027-02-01", "MEDIA_LEGACY_SUNSET": "2027-01-31"},
+     "MEDIA_LEGACY_DEPRECATED_AT"),
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,8 +41,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--rewrite-urls", action="store_true",
                    help="point each message's column at the new route as its file is imported")
     p.add_argument("--process", action="store_true",
-                   help="compress and strip metadata as a new upload would "
-                        "(default: keep the file's bytes, sha256 equal to the file's)")
+                   help="compress and strip metadata as a new upload would (default: "
+                        "keep the file's bytes, sha256 equal to the file's; dimensions, "
+                        "duration and previews either way)")
     p.add_argument("--manifest", type=Path, metavar="FILE",
                    help="write a CSV: legacy name, size, sha256, media id")
 
@@ -120,22 +122,39 @@ def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
 
 async def _import(args, settings: Settings, dsn: str) -> int:
     from server.ingest.receive import Limits
-    from server.legacy.importer import ImportOptions, import_legacy
-    from server.legacy.manifest import write_manifest
+    from server.legacy.importer import ImportOptions, import_legacy, import_policy
+    from server.legacy.manifest import IMPORT_HEADER, write_manifest
+    from server.processing.pipeline import Processing
+    from server.processing.policy import Policy
     opts = ImportOptions(source=args.source, url_column=args.url_column,
                          url_prefix=args.url_prefix, orphans_to=args.orphans_to,
                          dry_run=args.dry_run, rewrite_urls=args.rewrite_urls,
                          process=args.process)
     limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
-    async with _store(dsn, settings) as store:
-        report = await import_legacy(store, opts, limits)
+    # The CPU work runs in this pool (MEDIA_PROCESS_CONCURRENCY threads), as the
+    # server's does; one file at a time, so one thread is busy.
+    processing = Processing(import_policy(Policy.from_settings(settings), args.process))
+    try:
+        async with _store(dsn, settings) as store:
+            report = await import_legacy(store, opts, limits, processing)
+    finally:
+        processing.close()
     if args.manifest:
-        write_manifest(args.manifest, (
-            (r.name, r.size, r.sha256.hex() if r.sha256 else None, r.media_id,
-             r.message_id, r.outcome)
-            for r in report.rows))
+        imported = ((r.name, r.size, _hex(r.sha256), r.media_id, r.message_id, r.outcome,
+                     _hex(r.stored_sha256), r.stored_size,
+                     "" if r.stored_sha256 is None else str(r.processed).lower())
+                    for r in report.rows)
+        # Messages pointing at no file: the record says what could not be backed up.
+        missing = ((name, None, None, None, message_id, "missing")
+                   for message_id, name in report.missing)
+        write_manifest(args.manifest, itertools.chain(imported, missing),
+                       header=IMPORT_HEADER)
     print("\n".join(report.summary()))
     return 0 if report.ok else 1
+
+
+def _hex(digest: bytes | None) -> str | None:
+    return digest.hex() if digest else None
 
 
 async def _verify(args, settings: Settings, dsn: str) -> int:

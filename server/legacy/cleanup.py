@@ -1,8 +1,10 @@
 """cleanup-legacy: delete legacy files whose database copy verifies, and only those.
 
 A file is deleted only when, at that moment: it was imported (legacy_media), its bytes
-still hash to the sha256 recorded at import, and its database copy reads back whole
-with the sha256 recorded at upload (the same as the file's, unless it was processed).
+still hash to the legacy sha256 recorded at import, and its database copy reads back
+whole with the sha256 recorded for it at import (the same as the file's, unless it was
+imported with --process: then the file it deletes is the only copy of the original
+bytes, which is what --archive is for).
 Anything else is kept and said why. Without ``yes`` nothing is touched; ``archive``
 first writes every file about to go into a .tar.gz, and nothing is deleted if that fails.
 """
@@ -93,7 +95,12 @@ async def _decide(store: MediaStore, source: Path, name: str) -> Decision:
     except MediaNotFound:
         d.reason = "its media is gone"
         return d
-    if not rec.is_compressed and rec.sha256 != d.sha256:
+    # The stored copy is held to the sha256 recorded for it at import: the file's own
+    # unless it was imported with --process (then other bytes, on purpose).
+    if rec.sha256 != known["stored_sha256"]:
+        d.reason = "the database copy is not the one imported"
+        return d
+    if not known["processed"] and rec.sha256 != d.sha256:
         d.reason = "the database copy differs from the file"
         return d
     if (problem := await check_media(store, rec)) is not None:

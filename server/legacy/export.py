@@ -4,7 +4,9 @@ Each file is written under its legacy name when it came from the legacy folder (
 folder can be put back as it was), else under its stored file_name; streamed from the
 chunks, checked against its sha256 as it is written, and renamed into place only when
 whole. A file already there with the same bytes is left alone; a different one is
-never overwritten.
+never overwritten. A file imported with --process comes back as stored (compressed,
+stripped), not as the original: the manifest's last columns say which (processed,
+and the legacy file's own sha256), and only cleanup's --archive kept the original.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from typing import TextIO
 import aiofiles
 
 from server.legacy.files import sha256_of
-from server.legacy.manifest import write_manifest
+from server.legacy.manifest import EXPORT_HEADER, write_manifest
 from server.legacy.paths import legacy_name, url_path
 from server.legacy.progress import Progress
 from server.legacy.stored import stored_media
 from server.store.media import MediaRecord, MediaStore, StorageCorrupt
+from server.store.sqlfiles import Q
 
 MANIFEST = "manifest.csv"
 WRITTEN, SAME, FAILED = "exported", "already_there", "failed"
@@ -37,6 +40,8 @@ class Exported:
     sha256: bytes
     outcome: str
     reason: str = ""
+    legacy_sha256: bytes | None = None   # the legacy file's, when it was imported
+    processed: bool | None = None        # imported with --process: not the original bytes
 
 
 async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
@@ -54,14 +59,22 @@ async def export(store: MediaStore, to: Path, *, message_id: int | None = None,
             rec = await store.stat(media_id)
             name = legacy if legacy is not None else rec.file_name
             res = await _export_one(store, rec, to, name)
+            if legacy is not None:
+                async with store.connection() as conn:
+                    known = await Q.legacy_get.fetchrow(conn, legacy_name=legacy)
+                if known is not None:
+                    res.legacy_sha256, res.processed = known["sha256"], known["processed"]
             results.append(res)
             if res.outcome == FAILED:
                 progress.line(f"failed: {name} (media {media_id}): {res.reason}")
             progress.step()
     finally:
         progress.close()
-    write_manifest(manifest or to / MANIFEST, ((r.name, r.size, r.sha256.hex(), r.media_id,
-                                    r.message_id, r.outcome) for r in results))
+    write_manifest(manifest or to / MANIFEST, (
+        (r.name, r.size, r.sha256.hex(), r.media_id, r.message_id, r.outcome,
+         r.legacy_sha256.hex() if r.legacy_sha256 else None,
+         None if r.processed is None else str(r.processed).lower())
+        for r in results), header=EXPORT_HEADER)
     return results
 
 

@@ -1,8 +1,13 @@
 """import-legacy: the files of the legacy folder into the media store, nothing lost.
 
 Each file goes through the same ingest as an upload (receive(): type from the bytes,
-size limit, streamed in pieces, never whole in memory). Without ``process`` the stored
-bytes are the file's own, so the copy's sha256 equals the file's.
+size limit, streamed in pieces, never whole in memory) and, given a ``Processing``,
+the same media processing (in its thread pool): dimensions, duration, waveform and
+previews. Without ``process`` that processing runs under a policy that keeps the bytes
+(policy.keeping_bytes), so the stored copy's sha256 is the file's; with it, the file is
+compressed and stripped as a new upload would be, and the map records both hashes:
+the legacy file's (what the folder holds, what a re-run and cleanup compare against)
+and the stored one's (what verify expects the chunks to hash to).
 
 Idempotent by the legacy_media map (legacy name -> media id, sha256, size, mtime),
 written in the same transaction that makes the media visible (and, with
@@ -22,7 +27,8 @@ import aiofiles
 import asyncpg
 
 from server.api.media_json import serve_path
-from server.errors import MediaError, ServiceUnavailable
+from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
+                           UnsupportedMediaType)
 from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.ingest.receive import Limits, receive
 from server.legacy import matching
@@ -31,6 +37,8 @@ from server.legacy.files import PIECE, FileStat, list_folder, sha256_of
 from server.legacy.lock import legacy_lock
 from server.legacy.paths import resolve
 from server.legacy.progress import Progress
+from server.processing.pipeline import Processing
+from server.processing.policy import Policy, keeping_bytes
 from server.security.audit import AuditEntry
 from server.store.media import MediaStore
 from server.store.sqlfiles import Q
@@ -63,6 +71,9 @@ class Row:
     message_id: int | None = None
     reason: str = ""
     rewritten: int = 0
+    stored_sha256: bytes | None = None   # differs from sha256 only when processed
+    stored_size: int | None = None
+    processed: bool = False
 
 
 @dataclasses.dataclass
@@ -108,14 +119,28 @@ class RecordedMeanwhile(Exception):
     """Another run recorded the same legacy name first."""
 
 
-async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits, *,
+class BytesRewritten(Exception):
+    """Stored bytes differ from the file's although they were to be kept."""
+
+
+def import_policy(policy: Policy, process: bool) -> Policy:
+    """The processing an import runs: what a new upload gets with ``process``; else the
+    same type policy, limits, facts and previews, with the bytes kept as they are."""
+    return policy if process else keeping_bytes(policy)
+
+
+async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits,
+                        processing: Processing | None = None, *,
                         out: TextIO | None = None, bar: bool | None = None) -> ImportReport:
-    """Import (or, with ``dry_run``, plan) every file of ``opts.source``."""
-    if opts.process:
-        # The flag is the interface; it is wired to receive()'s processing once
-        # server/processing exists. Until then the bytes are always kept as they are.
-        raise ValueError("--process: media processing is not part of this build; "
-                         "without it the files' own bytes are stored")
+    """Import (or, with ``dry_run``, plan) every file of ``opts.source``.
+
+    ``processing``: what each file goes through, on a policy from ``import_policy``
+    (None: type detection only, bytes kept, no facts or previews)."""
+    if opts.process and (processing is None or processing.policy.keep_bytes
+                         or not processing.policy.enabled):
+        # Asked for compression and stripping: storing the files as they are instead
+        # (and recording them as processed) would be a silent surprise.
+        raise ValueError("--process needs media processing, and MEDIA_PROCESSING is off")
     prefix = matching.normalise_prefix(opts.url_prefix)
     listing = await list_folder(opts.source)
     # The lock is held for the whole run: two imports would race for the same files.
@@ -132,8 +157,8 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits, 
         progress = Progress(len(listing.names), "import", out=out, bar=bar)
         try:
             for name in listing.names:
-                row = await _one(store, opts, limits, column, name, the_plan,
-                                 imported.get(name))
+                row = await _one(store, opts, limits, processing, column, name,
+                                 the_plan, imported.get(name))
                 rows.append(row)
                 if row.outcome != ALREADY:
                     progress.line(_describe(row))
@@ -170,8 +195,9 @@ async def _message_refs(conn: asyncpg.Connection, column: UrlColumn,
     return matching.refs_by_name(refs, prefix)
 
 
-async def _one(store: MediaStore, opts: ImportOptions, limits: Limits, column: UrlColumn,
-               name: str, the_plan: matching.Plan, known) -> Row:
+async def _one(store: MediaStore, opts: ImportOptions, limits: Limits,
+               processing: Processing | None, column: UrlColumn, name: str,
+               the_plan: matching.Plan, known) -> Row:
     path = resolve(opts.source, name)
     owner = the_plan.owners.get(name)
     refs = the_plan.referrers.get(name, [])
@@ -183,13 +209,14 @@ async def _one(store: MediaStore, opts: ImportOptions, limits: Limits, column: U
         if owner is None:
             return Row(name, ORPHAN, size=FileStat.of(path).size)
         if opts.dry_run:
-            return await _dry(name, path, owner, limits)
-        return await _import(store, opts, limits, column, name, path, owner, refs)
+            return await _dry(name, path, owner, limits, processing)
+        return await _import(store, opts, limits, processing, column, name, path,
+                             owner, refs)
     except ServiceUnavailable:
         raise   # the database is gone: nothing else will work either
     except RecordedMeanwhile:
         return Row(name, ALREADY, reason="imported by another run meanwhile")
-    except (MediaError, OSError, FileChanged, asyncpg.PostgresError) as e:
+    except (MediaError, OSError, FileChanged, BytesRewritten, asyncpg.PostgresError) as e:
         return Row(name, FAILED, message_id=owner, reason=_reason(e))
 
 
@@ -198,6 +225,8 @@ def _reason(e: BaseException) -> str:
         return f"{e.code}: {e.message}"
     if isinstance(e, FileChanged):
         return "the file changed while it was read; run again"
+    if isinstance(e, BytesRewritten):
+        return "processing changed the bytes although they were to be kept (a bug)"
     if isinstance(e, OSError):
         return f"unreadable: {e.strerror or e}"
     return f"database refused it: {e.__class__.__name__}: {e}"
@@ -207,9 +236,11 @@ async def _known(store: MediaStore, opts: ImportOptions, column: UrlColumn, name
                  path: Path, known, refs: list[matching.Ref]) -> Row:
     st = FileStat.of(path)
     row = Row(name, ALREADY, size=known["file_size"], sha256=known["sha256"],
-              media_id=known["media_id"])
+              media_id=known["media_id"], stored_sha256=known["stored_sha256"],
+              processed=known["processed"])
     if (st.size, st.mtime) != (known["file_size"], known["file_mtime"]):
-        # Touched since: only its content says whether it changed.
+        # Touched since: only its content says whether it changed, compared with the
+        # legacy file's own sha256 (processed or not, the stored one is another matter).
         sha, _ = await sha256_of(path)
         if sha != known["sha256"]:
             row.outcome = CHANGED
@@ -221,24 +252,34 @@ async def _known(store: MediaStore, opts: ImportOptions, column: UrlColumn, name
     return row
 
 
-async def _dry(name: str, path: Path, owner: int, limits: Limits) -> Row:
-    # What the import would refuse, found from the same first bytes it would sniff.
+async def _dry(name: str, path: Path, owner: int, limits: Limits,
+               processing: Processing | None) -> Row:
+    # What the import would refuse, found from the same first bytes it would sniff,
+    # by the same type policy and limits. (What only decoding finds, a truncated or
+    # oversized image, shows in the real run.)
     st = FileStat.of(path)
     async with aiofiles.open(path, "rb") as f:
         head = await f.read(SNIFF_BYTES)
     row = Row(name, WOULD_IMPORT, size=st.size, message_id=owner)
-    if not head:
-        row.outcome, row.reason = FAILED, "empty_file: the file is empty"
-    elif st.size > limits.max_bytes:
-        row.outcome, row.reason = FAILED, "payload_too_large: the file is too large"
-    elif sniff(head) is None:
-        row.outcome, row.reason = FAILED, "unsupported_media_type: type not accepted"
+    limit = limits.max_bytes
+    try:
+        if not head:
+            raise EmptyFile()
+        if processing is not None:
+            limit = processing.limit(processing.admit(head, complete=st.size <= len(head)),
+                                     limit)
+        elif sniff(head) is None:
+            raise UnsupportedMediaType("type not accepted")
+        if st.size > limit:
+            raise PayloadTooLarge("the file is too large")
+    except MediaError as e:
+        row.outcome, row.reason = FAILED, _reason(e)
     return row
 
 
 async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
-                  column: UrlColumn, name: str, path: Path, owner: int,
-                  refs: list[matching.Ref]) -> Row:
+                  processing: Processing | None, column: UrlColumn, name: str,
+                  path: Path, owner: int, refs: list[matching.Ref]) -> Row:
     before = FileStat.of(path)
     h = hashlib.sha256()
     async with aiofiles.open(path, "rb") as f:
@@ -246,13 +287,20 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
             piece = await f.read(PIECE)
             h.update(piece)
             return piece
-        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits)
-    row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner)
+        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits, processing)
+    row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner,
+              processed=opts.process)
 
     async def also(conn: asyncpg.Connection, rec) -> None:
+        row.stored_sha256, row.stored_size = rec.sha256, rec.file_size
+        if not opts.process and rec.sha256 != row.sha256:
+            # Cannot happen by design (the policy keeps the bytes); if it ever did,
+            # the map's constraint would refuse it too. Say which file, not a constraint.
+            raise BytesRewritten()
         got = await Q.legacy_record.fetchval(
             conn, legacy_name=name, media_id=rec.id, sha256=row.sha256,
-            file_size=row.size, file_mtime=before.mtime)
+            file_size=row.size, file_mtime=before.mtime, processed=opts.process,
+            stored_sha256=rec.sha256)
         if got is None:
             raise RecordedMeanwhile()
         if opts.rewrite_urls:

@@ -33,7 +33,8 @@ async def collect(store: MediaStore, legacy_dir: Path | None = None) -> dict:
                    "left": left},
         "uploads_in_progress": {"count": uploading["uploads"], "bytes": uploading["bytes"]},
         "chunk_table_bytes": chunk_bytes,
-        "zapi": {"sent": zapi["sent"], "not_sent": zapi["not_sent"]},
+        "zapi": {"sent": zapi["sent"], "not_sent": zapi["not_sent"],
+                 "pending": zapi["pending"], "failed_or_unknown": zapi["stuck"]},
     }
 
 
@@ -51,5 +52,7 @@ def render(stats: dict) -> list[str]:
               f"uploads in progress: {stats['uploads_in_progress']['count']} "
               f"({stats['uploads_in_progress']['bytes']} bytes)",
               f"chunk table on disk: {stats['chunk_table_bytes']} bytes",
-              f"Z-API: {stats['zapi']['sent']} sent, {stats['zapi']['not_sent']} not sent"]
+              f"Z-API: {stats['zapi']['sent']} sent, {stats['zapi']['not_sent']} not sent; "
+              f"deliveries pending: {stats['zapi']['pending']}, failed or unknown: "
+              f"{stats['zapi']['failed_or_unknown']}"]
     return lines

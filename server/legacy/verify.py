@@ -122,22 +122,34 @@ async def _verify_one(store: MediaStore, media_id: int, legacy: str | None,
     problems = []
     if (what := await check_media(store, rec)) is not None:
         problems.append(Problem(media_id, legacy, what))
-    if source is not None and legacy is not None:
-        if (what := await _against_legacy(store, rec, legacy, source)) is not None:
+    if legacy is not None:
+        async with store.connection() as conn:
+            known = await Q.legacy_get.fetchrow(conn, legacy_name=legacy)
+        for what in await _against_import(rec, known, source, legacy):
             problems.append(Problem(media_id, legacy, what))
     return problems
 
 
-async def _against_legacy(store: MediaStore, rec: MediaRecord, legacy: str,
-                          source: Path) -> str | None:
-    async with store.connection() as conn:
-        known = await Q.legacy_get.fetchrow(conn, legacy_name=legacy)
+async def _against_import(rec: MediaRecord, known, source: Path | None,
+                          legacy: str) -> list[str]:
+    """An imported media against what its import recorded and, with ``source``, against
+    its legacy file. The file is held to the legacy sha256 (its own, recorded at
+    import), the stored copy to the stored one: for a file imported with --process the
+    two differ on purpose, and only the stored copy's sha256 says it is still intact."""
+    if known is None:
+        return ["imported, but its map row is gone"]
+    found = []
+    if rec.sha256 != known["stored_sha256"]:
+        found.append("the database copy is not the one imported (its sha256 differs "
+                     "from the one recorded at import)")
+    if source is None:
+        return found
     path = resolve(source, legacy)
     if path is None:
-        return None   # cleaned up already: the database copy is the only one now
+        return found   # cleaned up already: the database copy is the only one now
     sha, _ = await sha256_of(path)
-    if known is None or sha != known["sha256"]:
-        return "the legacy file differs from the one imported"
-    if not rec.is_compressed and sha != rec.sha256:
-        return "the database copy differs from the legacy file"
-    return None
+    if sha != known["sha256"]:
+        found.append("the legacy file differs from the one imported")
+    elif not known["processed"] and sha != rec.sha256:
+        found.append("the database copy differs from the legacy file")
+    return found

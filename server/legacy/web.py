@@ -6,7 +6,9 @@
   sunset the old URL answers 410; a permanent redirect would be cached past both.
 - During the transition (MEDIA_LEGACY_DIR set), a file not imported yet is served from
   the folder by the same decision code as stored media (api/serve.serve_record: ranges,
-  validators, conditionals), with Deprecation and Sunset headers (RFC 8594).
+  validators, conditionals), with Deprecation (RFC 9745, from
+  MEDIA_LEGACY_DEPRECATED_AT) and Sunset (RFC 8594, MEDIA_LEGACY_SUNSET) headers; every
+  legacy answer (redirect, 404, 410) carries them too.
 - After MEDIA_LEGACY_SUNSET every legacy URL answers 410.
 
 Which file a URL may name is decided by legacy/paths.py on the still-encoded path:
@@ -14,6 +16,7 @@ traversal, encoded slashes, absolute paths, NUL, and symlinks out of the folder 
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,10 +44,22 @@ PREFIX = "/uploads/media/"
 TRANSITION_CACHE = "public, max-age=3600"
 
 
-def deprecation_headers(sunset: datetime | None) -> dict[str, str]:
-    """Deprecation (the draft's 'true': the URL is deprecated, since no known date) and,
-    when set, Sunset (RFC 8594) as an HTTP date."""
-    headers = {"Deprecation": "true"}
+def sf_date(dt: datetime) -> str:
+    """An HTTP structured-field Date (RFC 9651 §3.3.7): ``@`` and the whole seconds since
+    the epoch (rounded down, so a deprecation is never announced later than set)."""
+    return f"@{math.floor(dt.timestamp())}"
+
+
+def deprecation_headers(deprecated_at: datetime | None,
+                        sunset: datetime | None) -> dict[str, str]:
+    """Deprecation (RFC 9745, a structured-field Date) and Sunset (RFC 8594, an HTTP
+    date), each only when its date is set: RFC 9745 has no value for "deprecated, date
+    unknown" (the draft's ``true`` is not a Date, and a strict parser drops it), and a
+    made-up date (the time of the request, of the start) would be a different claim on
+    every answer or restart."""
+    headers = {}
+    if deprecated_at is not None:
+        headers["Deprecation"] = sf_date(deprecated_at)
     if sunset is not None:
         headers["Sunset"] = http_date(sunset)
     return headers
@@ -52,7 +67,7 @@ def deprecation_headers(sunset: datetime | None) -> dict[str, str]:
 
 async def legacy_media(request: web.Request) -> web.StreamResponse:
     settings = request.app[appkeys.SETTINGS]
-    extra = deprecation_headers(settings.legacy_sunset)
+    extra = deprecation_headers(settings.legacy_deprecated_at, settings.legacy_sunset)
     if settings.legacy_sunset is not None and \
             datetime.now(timezone.utc) >= settings.legacy_sunset:
         raise LegacyGone(headers=extra)

@@ -93,7 +93,7 @@ def _process(path: str, mime: str, size: int, plan: ImagePlan) -> ImageResult:
                 f"{w}x{h} pixels{f' in {frames} frames' if frames > 1 else ''} is more "
                 f"than the {plan.max_pixels} allowed")
         orientation = _orientation(im)
-        convert = mime in MUST_CONVERT
+        convert = mime in MUST_CONVERT and not plan.keep_bytes
         recompress = (plan.compress or convert) and frames == 1
         if recompress and im.format == "JPEG":
             im.draft("RGB", _draft_size(w, h, plan.max_edge))   # decode at 1/2, 1/4...

@@ -225,6 +225,8 @@ class Job:
 
 def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
     """Whether processing might store other bytes than those received."""
+    if plan.keep_bytes:
+        return False
     return kind.media_type == "image" and (
         plan.compress or not plan.keep_metadata or kind.mime_type in MUST_CONVERT)
 

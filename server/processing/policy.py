@@ -26,6 +26,9 @@ class Policy:
     keep_metadata: bool
     max_pixels: int
     concurrency: int
+    # Facts and previews only: the stored bytes are exactly those received (a legacy
+    # import without --process, whose sha256 must stay the file's).
+    keep_bytes: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
@@ -85,9 +88,20 @@ class ImagePlan:
     max_edge: int
     keep_metadata: bool
     max_pixels: int
+    keep_bytes: bool = False    # no conversion either (HEIC stays HEIC)
+
+
+def keeping_bytes(policy: Policy) -> Policy:
+    """``policy`` with nothing that changes the bytes: type checks, limits, facts and
+    previews as before; no compression, no stripping, no conversion."""
+    return dataclasses.replace(policy, compress=False, keep_metadata=True, keep_bytes=True)
 
 
 def image_plan(policy: Policy, options: Options) -> ImagePlan:
+    if policy.keep_bytes:
+        # A client's compress/quality cannot override it: nothing may be rewritten.
+        return ImagePlan(compress=False, quality=policy.quality, max_edge=policy.max_edge,
+                         keep_metadata=True, max_pixels=policy.max_pixels, keep_bytes=True)
     return ImagePlan(
         # quality=N alone asks for compression even where the server default is off.
         compress=(options.compress if options.compress is not None

@@ -29,8 +29,14 @@ SELECT count(*)::bigint AS files, coalesce(sum(file_size), 0)::bigint AS bytes
   FROM legacy_media;
 
 -- name: stats_zapi
--- Complete media sent on to WhatsApp (Z-API) and not (yet) sent.
+-- Complete media sent on to WhatsApp (Z-API) and not (yet) sent; the outbox's
+-- deliveries still to go (queued or being sent), and those that gave up or whose fate
+-- is unknown (a timeout after the request may have reached Z-API).
 SELECT count(*) FILTER (WHERE zapi_sent)::bigint AS sent,
-       count(*) FILTER (WHERE NOT zapi_sent)::bigint AS not_sent
+       count(*) FILTER (WHERE NOT zapi_sent)::bigint AS not_sent,
+       (SELECT count(*) FROM zapi_deliveries
+         WHERE state IN ('queued', 'sending'))::bigint AS pending,
+       (SELECT count(*) FROM zapi_deliveries
+         WHERE state IN ('failed', 'unknown'))::bigint AS stuck
   FROM media_files
  WHERE upload_state = 'complete';
