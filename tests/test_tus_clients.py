@@ -58,12 +58,23 @@ class CuttingProxy:
 
 
 async def _wait_unlocked(client, url: str, auth: dict) -> None:
-    # The first server notices the dropped connection and stores what arrived.
-    for _ in range(50):
-        r = await client.head(url, headers={"Tus-Resumable": "1.0.0", **auth})
+    """Wait until the first server has noticed the dropped connection, stored what
+    arrived and let go of the upload's lease. A HEAD answers during a PATCH, so it
+    cannot tell; an empty PATCH at the current offset takes the lease (204) or is
+    refused while another request holds it (423), or while the offset still moves
+    (409)."""
+    tus = {"Tus-Resumable": "1.0.0", **auth}
+    for _ in range(200):
+        r = await client.head(url, headers=tus)
         if r.status == 200:
-            return
+            p = await client.patch(url, data=b"", headers={
+                **tus, "Upload-Offset": r.headers["Upload-Offset"],
+                "Content-Type": "application/offset+octet-stream"})
+            if p.status == 204:
+                return
+            assert p.status in (409, 423), (p.status, await p.text())
         await asyncio.sleep(0.1)
+    raise AssertionError("the interrupted PATCH still holds the upload after 20 s")
 
 
 async def test_tuspy_interrupted_then_resumed_on_another_instance(
