@@ -105,15 +105,27 @@ def tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def tree_cpu(pid: int) -> float:
-    total = 0.0
-    for p in tree(pid):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+class TreeCpu:
+    """CPU seconds a process tree spends from now to .seconds(): per process, so a
+    child that exits meanwhile (a PostgreSQL backend) takes only its own share away
+    instead of making the total go negative, and one started meanwhile counts from 0."""
+
+    def __init__(self, pid: int):
+        self.pid, self.start = pid, self._snapshot()
+
+    def _snapshot(self) -> dict[int, float]:
+        out = {}
+        for p in tree(self.pid):
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def seconds(self) -> float:
+        return sum(max(0.0, v - self.start.get(pid, 0.0))
+                   for pid, v in self._snapshot().items())
 
 
 def tree_rss(pid: int) -> int:
@@ -203,7 +215,7 @@ def run_wrk(base: str, script: Path, seconds: int, conns: int,
             watch: dict[str, int]) -> dict:
     """One wrk run; besides its figures, the CPU (in cores) of wrk itself and of each
     watched process tree during the run."""
-    before = {k: tree_cpu(pid) for k, pid in watch.items()}
+    before = {k: TreeCpu(pid) for k, pid in watch.items()}
     c0, t0 = children_cpu(), time.monotonic()
     out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency",
                           "--timeout", "10s", "-s", str(script), base],
@@ -212,8 +224,8 @@ def run_wrk(base: str, script: Path, seconds: int, conns: int,
     wall = time.monotonic() - t0
     res = parse_wrk(out)
     res["wrk_cpu"] = (children_cpu() - c0) / wall
-    for k, pid in watch.items():
-        res[f"{k}_cpu"] = (tree_cpu(pid) - before[k]) / wall
+    for k, cpu in before.items():
+        res[f"{k}_cpu"] = cpu.seconds() / wall
     return res
 
 
@@ -592,12 +604,12 @@ http {{
                     else:
                         url = self.bases[t] + self.big_path[t]
                         idle = tree_rss(self.pids[t])
-                        c0, p0 = tree_cpu(self.pids[t]), tree_cpu(self.pg_pid)
+                        c0, p0 = TreeCpu(self.pids[t]), TreeCpu(self.pg_pid)
                         with PeakRss(self.pids[t]) as peak:
                             res = await asyncio.to_thread(curl_downloads, url, n,
                                                           self.big_size)
-                        res["server_cpu"] = (tree_cpu(self.pids[t]) - c0) / res["seconds"]
-                        res["pg_cpu"] = (tree_cpu(self.pg_pid) - p0) / res["seconds"]
+                        res["server_cpu"] = c0.seconds() / res["seconds"]
+                        res["pg_cpu"] = p0.seconds() / res["seconds"]
                         res["peak_rss_above_idle_mib"] = (peak.peak - idle) / MiB
                         if t == "peer" and n == 1:
                             peer_rss = res["peak_rss_above_idle_mib"]
