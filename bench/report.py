@@ -57,8 +57,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import bench_throughput as thr  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
-from bench.report_format import (check, fmt_num, fmt_ratio, markdown_table,  # noqa: E402
-                                 medians, rotate, summarize_profile)
+from bench.report_format import (check, fmt_num, fmt_ratio, fmt_ratio_range,  # noqa: E402
+                                 markdown_table, medians, rotate, round_ratios,
+                                 summarize_profile)
 
 PEER_DIR = ROOT / "bench" / "django_peer"
 PEER_VENV = PEER_DIR / ".venv"
@@ -82,16 +83,17 @@ class Config:
     slow_rate: int                  # bytes/s each slow upload trickles at
     slow_pool: int
     profile_seconds: int
+    large_rounds: int               # large downloads are short and noisy: more rounds
 
 
 FULL = Config(rounds=3, seconds=8, ids=(200, 2000), conns=(32, 128), big_mib=256,
               many_uploads=32, many_mib=5, mem_upload_mib=1024, mem_downloads=16,
               slow_uploads=200, slow_kib=1024, slow_rate=64 * 1024, slow_pool=10,
-              profile_seconds=10)
+              profile_seconds=10, large_rounds=5)
 QUICK = Config(rounds=1, seconds=3, ids=(200, 400), conns=(32, 128), big_mib=16,
                many_uploads=8, many_mib=1, mem_upload_mib=64, mem_downloads=4,
                slow_uploads=20, slow_kib=128, slow_rate=64 * 1024, slow_pool=10,
-               profile_seconds=3)
+               profile_seconds=3, large_rounds=1)
 SECTIONS = ("small", "seek", "304", "large", "upload", "memory", "slow", "profile")
 
 
@@ -595,7 +597,7 @@ http {{
             ["peer"] if "peer" in self.bases else [])
         results: dict = {}
         peer_rss = None
-        for r in range(cfg.rounds):
+        for r in range(max(cfg.rounds, cfg.large_rounds)):
             for n in (1, 4):
                 for t in rotate(targets, r):
                     if t == "asyncpg loop":
@@ -846,6 +848,7 @@ http {{
                 await r
             self.log(f"section {name} done in {time.monotonic() - t:.0f} s, "
                      f"load {os.getloadavg()[0]:.1f}")
+            self.report.setdefault("load_after_section", {})[name] = os.getloadavg()
             self.write()   # a run cut short still leaves what it measured
         self.report["machine"]["load_after"] = os.getloadavg()
 
@@ -910,15 +913,18 @@ def render(rep: dict) -> str:
             ngx = by.get("nginx", {}).get("median", {})
             for t, d in by.items():
                 md = d["median"]
-                rows.append([scenario, t, fmt_num(md.get("rps")), fmt_num(md.get("p50_ms")),
+                rps = [x["rps"] for x in d.get("runs", [])] or [md.get("rps")]
+                rows.append([scenario, t, fmt_num(md.get("rps")),
+                             f"{fmt_num(min(rps))}–{fmt_num(max(rps))}",
+                             fmt_num(md.get("p50_ms")),
                              fmt_num(md.get("p99_ms")), fmt_ratio(md.get("rps"), ref.get("rps")),
                              fmt_ratio(md.get("rps"), ngx.get("rps")),
                              fmt_num(md.get("wrk_cpu")), fmt_num(md.get("server_cpu")),
                              fmt_num(md.get("pg_cpu")), int(md.get("errors", 0))])
         lines += [markdown_table(
-            ["scenario", "target", "req/s", "p50 ms", "p99 ms", "vs FileResponse",
-             "vs nginx", "wrk CPU", "server CPU", "PG CPU", "errors"], rows,
-            [False, False] + [True] * 9), ""]
+            ["scenario", "target", "req/s", "rounds' range", "p50 ms", "p99 ms",
+             "vs FileResponse", "vs nginx", "wrk CPU", "server CPU", "PG CPU", "errors"], rows,
+            [False, False] + [True] * 10), ""]
     large = sec.get("large", {})
     if large:
         lines += ["## Large media downloads (curl)", ""]
@@ -928,7 +934,9 @@ def render(rep: dict) -> str:
                     for k in ("FileResponse", "nginx", "asyncpg loop")}
             for t, d in by.items():
                 md = d["median"]
+                runs = [x["mib_s"] for x in d.get("runs", [])] or [md.get("mib_s")]
                 rows.append([f"{n} × {cfg.get('big_mib')} MiB", t, fmt_num(md.get("mib_s")),
+                             f"{fmt_num(min(runs))}–{fmt_num(max(runs))}",
                              fmt_ratio(md.get("mib_s"), base["FileResponse"]),
                              fmt_ratio(md.get("mib_s"), base["nginx"]),
                              fmt_ratio(md.get("mib_s"), base["asyncpg loop"]),
@@ -936,20 +944,24 @@ def render(rep: dict) -> str:
                              fmt_num(md.get("pg_cpu")),
                              fmt_num(md.get("peak_rss_above_idle_mib"))])
         lines += [markdown_table(
-            ["downloads", "target", "MiB/s", "vs FileResponse", "vs nginx", "vs asyncpg loop",
-             "curl CPU", "server CPU", "PG CPU", "peak RSS +MiB"], rows,
-            [False, False] + [True] * 8), ""]
+            ["downloads", "target", "MiB/s", "rounds' range", "vs FileResponse", "vs nginx",
+             "vs asyncpg loop", "curl CPU", "server CPU", "PG CPU", "peak RSS +MiB"], rows,
+            [False, False] + [True] * 9), ""]
     up = sec.get("upload", {})
     if up:
         lines += ["## Uploads", ""]
         label = {"one": f"1 × {cfg.get('big_mib')} MiB",
                  "many": f"{cfg.get('many_uploads')} × {cfg.get('many_mib')} MiB concurrent"}
+        def spread(d: dict) -> str:
+            runs = d.get("runs") or [d.get("median")]
+            return f"{fmt_num(min(runs))}–{fmt_num(max(runs))}" if runs[0] is not None else "—"
         rows = [[label[k], fmt_num(by.get("service", {}).get("median")),
-                 fmt_num(by.get("COPY", {}).get("median")),
+                 spread(by.get("service", {})), fmt_num(by.get("COPY", {}).get("median")),
+                 spread(by.get("COPY", {})),
                  fmt_ratio(by.get("service", {}).get("median"), by.get("COPY", {}).get("median"))]
                 for k, by in up.items()]
-        lines += [markdown_table(["uploads", "service MiB/s", "COPY MiB/s", "ratio"], rows,
-                                 [False, True, True, True]), ""]
+        lines += [markdown_table(["uploads", "service MiB/s", "range", "COPY MiB/s", "range",
+                                  "ratio"], rows, [False] + [True] * 5), ""]
     mem = sec.get("memory")
     if mem:
         lines += ["## Memory (a fresh service process)", ""]
@@ -1010,59 +1022,78 @@ def targets_table(rep: dict) -> str:
     def med(scenario: str, target: str, key: str):
         return wrk.get(scenario, {}).get(target, {}).get("median", {}).get(key)
 
+    def runs(scenario: str, target: str, key: str) -> list:
+        return [r.get(key) for r in wrk.get(scenario, {}).get(target, {}).get("runs", [])]
+
+    def rr(a: list, b: list) -> str:
+        return fmt_ratio_range(round_ratios(a, b))
+
     n0, c0 = (cfg.get("ids") or [200])[0], (cfg.get("conns") or [32])[0]
     for scenario in [s for s in wrk if s.startswith("small-")]:
         s, f = med(scenario, "service", "rps"), med(scenario, "FileResponse", "rps")
         r = s / f if s and f else None
-        rows.append([f"{scenario}: req/s vs FileResponse", fmt_ratio(s, f), "≥ 2×",
-                     check(r, ">=", 2)])
+        rows.append([f"{scenario}: req/s vs FileResponse", fmt_ratio(s, f),
+                     rr(runs(scenario, "service", "rps"), runs(scenario, "FileResponse", "rps")),
+                     "≥ 2×", check(r, ">=", 2)])
         sp, fp = med(scenario, "service", "p99_ms"), med(scenario, "FileResponse", "p99_ms")
         rows.append([f"{scenario}: p99 (service / FileResponse)",
-                     f"{fmt_num(sp)} / {fmt_num(fp)} ms", "no worse",
+                     f"{fmt_num(sp)} / {fmt_num(fp)} ms",
+                     rr(runs(scenario, "service", "p99_ms"),
+                        runs(scenario, "FileResponse", "p99_ms")), "no worse",
                      check(sp / fp if sp and fp else None, "<=", 1)])
     seek = f"seek-c{c0}"
     if seek in wrk:
         s, f = med(seek, "service", "rps"), med(seek, "FileResponse", "rps")
-        rows.append([f"{seek}: req/s vs FileResponse", fmt_ratio(s, f), "≥ 1×",
+        rows.append([f"{seek}: req/s vs FileResponse", fmt_ratio(s, f),
+                     rr(runs(seek, "service", "rps"), runs(seek, "FileResponse", "rps")), "≥ 1×",
                      check(s / f if s and f else None, ">=", 1)])
     r304 = f"304-{n0}-c{c0}"
     if r304 in wrk:
         s, f = med(r304, "service", "rps"), med(f"small-{n0}-c{c0}", "FileResponse", "rps")
         rows.append([f"{r304}: service 304s vs FileResponse's small 200s", fmt_ratio(s, f),
-                     "≥ 3×", check(s / f if s and f else None, ">=", 3)])
+                     rr(runs(r304, "service", "rps"),
+                        runs(f"small-{n0}-c{c0}", "FileResponse", "rps")), "≥ 3×", check(s / f if s and f else None, ">=", 3)])
     for scenario in (f"small-{n0}-c{c0}", r304):
         on, off = med(scenario, "service", "rps"), med(scenario, "service-nolog", "rps")
         if on and off:
             cost = 1 - on / off
+            costs = [1 - x for x in round_ratios(runs(scenario, "service", "rps"),
+                                                 runs(scenario, "service-nolog", "rps"))]
             rows.append([f"{scenario}: access log cost (1 − on/off)", f"{100 * cost:.0f}%",
+                         f"{100 * min(costs):.0f}–{100 * max(costs):.0f}%" if costs else "—",
                          "≤ 15%", check(cost, "<=", 0.15)])
     large = sec.get("large", {})
     for n, by in large.items():
         s = by.get("service", {}).get("median", {}).get("mib_s")
         lp = by.get("asyncpg loop", {}).get("median", {}).get("mib_s")
-        rows.append([f"{n} large download(s): MiB/s vs asyncpg loop", fmt_ratio(s, lp), "≥ 0.8×",
+        rows.append([f"{n} large download(s): MiB/s vs asyncpg loop", fmt_ratio(s, lp),
+                     rr([x["mib_s"] for x in by.get("service", {}).get("runs", [])],
+                        [x["mib_s"] for x in by.get("asyncpg loop", {}).get("runs", [])]),
+                     "≥ 0.8×",
                      check(s / lp if s and lp else None, ">=", 0.8)])
     for kind, by in sec.get("upload", {}).items():
         s, c = by.get("service", {}).get("median"), by.get("COPY", {}).get("median")
-        rows.append([f"upload ({kind}): MiB/s vs COPY", fmt_ratio(s, c), "≥ 0.8×",
+        rows.append([f"upload ({kind}): MiB/s vs COPY", fmt_ratio(s, c),
+                     rr(by.get("service", {}).get("runs", []), by.get("COPY", {}).get("runs", [])),
+                     "≥ 0.8×",
                      check(s / c if s and c else None, ">=", 0.8)])
     mem = sec.get("memory", {})
     if "upload" in mem:
         u = mem["upload"]
         rows.append([f"{u['mib']} MiB upload: peak RSS above idle",
-                     f"{fmt_num(u['peak_above_idle_mib'])} MiB", "< 64 MiB",
+                     f"{fmt_num(u['peak_above_idle_mib'])} MiB", "", "< 64 MiB",
                      check(u["peak_above_idle_mib"], "<=", 64)])
     if "downloads" in mem:
         d = mem["downloads"]
         rows.append([f"{d['n']} × {d['mib_each']} MiB downloads: peak RSS above idle",
-                     f"{fmt_num(d['peak_above_idle_mib'])} MiB", "bounded (< one file)",
+                     f"{fmt_num(d['peak_above_idle_mib'])} MiB", "", "bounded (< one file)",
                      check(d["peak_above_idle_mib"], "<=", d["mib_each"])])
     slow = sec.get("slow")
     if slow:
         rows.append([f"{slow['uploads']} slow uploads, pool {slow['pool']}: completed",
-                     f"{slow['completed']}/{slow['uploads']}", "all",
+                     f"{slow['completed']}/{slow['uploads']}", "", "all",
                      check(slow["completed"], ">=", slow["uploads"])])
-    return markdown_table(["what", "measured", "target", ""], rows)
+    return markdown_table(["what", "measured (medians)", "per round", "target", ""], rows)
 
 
 def main() -> None:

@@ -56,6 +56,20 @@ def medians(runs: Sequence[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
 
 
+def round_ratios(a: Sequence[float | None], b: Sequence[float | None]) -> list[float]:
+    """a[i]/b[i] for each round both sides measured (rounds pair the runs that were
+    taken minutes apart, so their ratio carries less of the machine's drift)."""
+    return [x / y for x, y in zip(a, b) if x is not None and y]
+
+
+def fmt_ratio_range(ratios: Sequence[float]) -> str:
+    """'1.31–1.92×' over the rounds; one round: its ratio; none: a dash."""
+    if not ratios:
+        return "—"
+    lo, hi = min(ratios), max(ratios)
+    return f"{lo:.2f}×" if len(ratios) == 1 or lo == hi else f"{lo:.2f}–{hi:.2f}×"
+
+
 def rotate(items: Sequence, round_no: int) -> list:
     """The targets in a different order each round, so none always runs first (on a
     warm cache) or last (after the others heated the machine)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report_format import (check, fmt_num, fmt_ratio, markdown_table, medians, rotate,
-                                 summarize_profile)
+from bench.report_format import (check, fmt_num, fmt_ratio, fmt_ratio_range, markdown_table,
+                                 medians, rotate, round_ratios, summarize_profile)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -62,6 +62,26 @@ def test_medians_per_field_skip_missing_and_non_numbers():
             {"rps": 30, "p99_ms": 1.0},
             {"rps": 20}]
     assert medians(runs) == {"rps": 20, "p99_ms": 3.0}
+
+
+@pytest.mark.parametrize("a, b, ratios", [
+    ([4, 6, 9], [2, 3, 3], [2.0, 2.0, 3.0]),
+    ([4, None, 9], [2, 3, 0], [2.0]),      # a round missing or with a zero base is skipped
+    ([4, 6], [2], [2.0]),                  # only the rounds both sides have
+    ([], [], []),
+])
+def test_round_ratios(a, b, ratios):
+    assert round_ratios(a, b) == ratios
+
+
+@pytest.mark.parametrize("ratios, text", [
+    ([1.31, 1.92, 1.5], "1.31–1.92×"),
+    ([2.5], "2.50×"),
+    ([2.5, 2.5], "2.50×"),
+    ([], "—"),
+])
+def test_fmt_ratio_range(ratios, text):
+    assert fmt_ratio_range(ratios) == text
 
 
 @pytest.mark.parametrize("items, round_no, order", [
