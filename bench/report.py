@@ -113,7 +113,8 @@ class TreeCpu:
     instead of making the total go negative, and one started meanwhile counts from 0."""
 
     def __init__(self, pid: int):
-        self.pid, self.start = pid, self._snapshot()
+        self.pid = pid
+        self.start = self._snapshot()
 
     def _snapshot(self) -> dict[int, float]:
         out = {}
