@@ -963,6 +963,12 @@ def render(rep: dict) -> str:
                 for k, by in up.items()]
         lines += [markdown_table(["uploads", "service MiB/s", "range", "COPY MiB/s", "range",
                                   "ratio"], rows, [False] + [True] * 5), ""]
+    peer_load = sec.get("peer_load")
+    if peer_load:
+        lines += [f"The peer, for scale: saving the {cfg.get('big_mib')} MiB file through "
+                  f"django-db-file-storage's storage (in a script, no HTTP) took "
+                  f"{fmt_num(peer_load['big_save_seconds'])} s, "
+                  f"{fmt_num(peer_load['big_save_mib_s'])} MiB/s (one run).", ""]
     mem = sec.get("memory")
     if mem:
         lines += ["## Memory (a fresh service process)", ""]
