@@ -57,9 +57,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import bench_throughput as thr  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
-from bench.report_format import (check, fmt_num, fmt_ratio, fmt_ratio_range,  # noqa: E402
-                                 markdown_table, medians, rotate, round_ratios,
-                                 summarize_profile)
+from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio,  # noqa: E402
+                                 fmt_ratio_range, markdown_table, medians, rotate,
+                                 round_ratios, summarize_profile)
 
 PEER_DIR = ROOT / "bench" / "django_peer"
 PEER_VENV = PEER_DIR / ".venv"
@@ -768,8 +768,10 @@ http {{
                "statuses": codes, "completed": codes.get("201", 0),
                "wall_seconds": wall, "ideal_seconds": ideal,
                "slowest_seconds": max(d for _, d in got),
-               "get_before_p50_ms": statistics.median(before), "get_before_p99_ms": pct(before, .99),
-               "get_during_p50_ms": statistics.median(during), "get_during_p99_ms": pct(during, .99),
+               "get_before_p50_ms": statistics.median(before),
+               "get_before_p99_ms": pct(before, .99),
+               "get_during_p50_ms": statistics.median(during),
+               "get_during_p99_ms": pct(during, .99),
                "get_during_n": len(during)}
         self.log(f"slow: {out['completed']}/{cfg.slow_uploads} completed in {wall:.0f} s "
                  f"(ideal {ideal:.0f} s); small GET p50 {out['get_before_p50_ms']:.1f} -> "
@@ -991,7 +993,8 @@ def render(rep: dict) -> str:
                   f"{fmt_num(slow['rate_kib_s'])} KiB/s each, DB_POOL_MAX={slow['pool']}: "
                   f"{slow['completed']} completed (statuses {slow['statuses']}) in "
                   f"{fmt_num(slow['wall_seconds'])} s (at the pace alone: "
-                  f"{fmt_num(slow['ideal_seconds'])} s; slowest {fmt_num(slow['slowest_seconds'])} s). "
+                  f"{fmt_num(slow['ideal_seconds'])} s; slowest "
+                  f"{fmt_num(slow['slowest_seconds'])} s). "
                   f"A small GET meanwhile: p50 {fmt_num(slow['get_during_p50_ms'])} ms, p99 "
                   f"{fmt_num(slow['get_during_p99_ms'])} ms ({slow['get_during_n']} GETs), against "
                   f"p50 {fmt_num(slow['get_before_p50_ms'])} ms, p99 "
@@ -1059,7 +1062,8 @@ def targets_table(rep: dict) -> str:
         s, f = med(r304, "service", "rps"), med(f"small-{n0}-c{c0}", "FileResponse", "rps")
         rows.append([f"{r304}: service 304s vs FileResponse's small 200s", fmt_ratio(s, f),
                      rr(runs(r304, "service", "rps"),
-                        runs(f"small-{n0}-c{c0}", "FileResponse", "rps")), "≥ 3×", check(s / f if s and f else None, ">=", 3)])
+                        runs(f"small-{n0}-c{c0}", "FileResponse", "rps")), "≥ 3×",
+                     check(s / f if s and f else None, ">=", 3)])
     for scenario in (f"small-{n0}-c{c0}", r304):
         on, off = med(scenario, "service", "rps"), med(scenario, "service-nolog", "rps")
         if on and off:
@@ -1067,7 +1071,7 @@ def targets_table(rep: dict) -> str:
             costs = [1 - x for x in round_ratios(runs(scenario, "service", "rps"),
                                                  runs(scenario, "service-nolog", "rps"))]
             rows.append([f"{scenario}: access log cost (1 − on/off)", f"{100 * cost:.0f}%",
-                         f"{100 * min(costs):.0f}–{100 * max(costs):.0f}%" if costs else "—",
+                         fmt_pct_range(costs),
                          "≤ 15%", check(cost, "<=", 0.15)])
     large = sec.get("large", {})
     for n, by in large.items():

@@ -70,6 +70,14 @@ def fmt_ratio_range(ratios: Sequence[float]) -> str:
     return f"{lo:.2f}×" if len(ratios) == 1 or lo == hi else f"{lo:.2f}–{hi:.2f}×"
 
 
+def fmt_pct_range(values: Sequence[float]) -> str:
+    """Fractions as '7–25%' over the rounds ('−5%' for one round or equal ends)."""
+    if not values:
+        return "—"
+    lo, hi = (round(100 * v) for v in (min(values), max(values)))
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
 def rotate(items: Sequence, round_no: int) -> list:
     """The targets in a different order each round, so none always runs first (on a
     warm cache) or last (after the others heated the machine)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report_format import (check, fmt_num, fmt_ratio, fmt_ratio_range, markdown_table,
-                                 medians, rotate, round_ratios, summarize_profile)
+from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio, fmt_ratio_range,
+                                 markdown_table, medians, rotate, round_ratios,
+                                 summarize_profile)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -82,6 +83,17 @@ def test_round_ratios(a, b, ratios):
 ])
 def test_fmt_ratio_range(ratios, text):
     assert fmt_ratio_range(ratios) == text
+
+
+@pytest.mark.parametrize("values, text", [
+    ([0.07, 0.25, 0.08], "7–25%"),
+    ([-0.05], "-5%"),
+    ([-0.06, 0.30], "-6–30%"),
+    ([0.151, 0.149], "15%"),
+    ([], "—"),
+])
+def test_fmt_pct_range(values, text):
+    assert fmt_pct_range(values) == text
 
 
 @pytest.mark.parametrize("items, round_no, order", [
