@@ -1,0 +1,146 @@
+"""The pure half of bench/report.py: numbers to text, medians to table rows, py-spy
+samples to a profile summary, figures to the issue's targets. No I/O, no timing, so
+tests/test_bench_report.py can pin the formatting down.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+
+def fmt_num(x: float | None) -> str:
+    """A figure as a table shows it: thousands grouped from 1,000, one decimal below
+    100, two below 10; None (not measured) as a dash."""
+    if x is None:
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_ratio(num: float | None, den: float | None) -> str:
+    """num/den as '2.55×'; a dash when either side is missing or the base is zero."""
+    if num is None or den is None or den == 0:
+        return "—"
+    return f"{num / den:.2f}×"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
+                   numeric: Sequence[bool] | None = None) -> str:
+    """A GitHub markdown table; numeric columns are right-aligned. Cells are str()'d,
+    and a '|' inside a cell is escaped so it cannot split the row."""
+    numeric = list(numeric) if numeric is not None else [False] * len(headers)
+    if len(numeric) != len(headers):
+        raise ValueError("numeric must have one flag per header")
+
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    for row in rows:
+        row = list(row)
+        if len(row) != len(headers):
+            raise ValueError(f"row {row!r} has {len(row)} cells, expected {len(headers)}")
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def medians(runs: Sequence[dict]) -> dict:
+    """The median of every numeric field across rounds (fields missing in a round are
+    taken over the rounds that have them)."""
+    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float))
+            and not isinstance(v, bool)}
+    return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
+
+
+def round_ratios(a: Sequence[float | None], b: Sequence[float | None]) -> list[float]:
+    """a[i]/b[i] for each round both sides measured (rounds pair the runs that were
+    taken minutes apart, so their ratio carries less of the machine's drift)."""
+    return [x / y for x, y in zip(a, b) if x is not None and y]
+
+
+def fmt_ratio_range(ratios: Sequence[float]) -> str:
+    """'1.31–1.92×' over the rounds; one round: its ratio; none: a dash."""
+    if not ratios:
+        return "—"
+    lo, hi = min(ratios), max(ratios)
+    return f"{lo:.2f}×" if len(ratios) == 1 or lo == hi else f"{lo:.2f}–{hi:.2f}×"
+
+
+def fmt_pct_range(values: Sequence[float]) -> str:
+    """Fractions as '7–25%' over the rounds ('−5%' for one round or equal ends)."""
+    if not values:
+        return "—"
+    lo, hi = (round(100 * v) for v in (min(values), max(values)))
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
+def rotate(items: Sequence, round_no: int) -> list:
+    """The targets in a different order each round, so none always runs first (on a
+    warm cache) or last (after the others heated the machine)."""
+    if not items:
+        return []
+    k = round_no % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+def _frame_name(frame: str) -> str:
+    """'func (path/to/site-packages/pkg/mod.py:123)' -> 'func (pkg/mod.py)'."""
+    func, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0] if where else ""
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            if marker == "/lib/python3":
+                path = "stdlib/" + path.split("/", 1)[-1]
+            break
+    else:
+        for marker in ("/server/", "/bench/"):
+            if marker in path:
+                path = marker.strip("/") + "/" + path.split(marker, 1)[1]
+                break
+    return f"{func} ({path})" if path else func
+
+
+# Frames every sample of the service passes through (start-up and the loop's entry):
+# listing them as "inclusive" time says nothing.
+ENTRY_FRAMES = ("(server/cli/", "run_app (server/limits/protocol.py)")
+
+
+def summarize_profile(collapsed: str, top: int = 12) -> dict:
+    """Summarize py-spy's raw (collapsed) output: 'a;b;c COUNT' per line, root first.
+
+    Returns the sample count, the leaf functions taking most samples ("self"), and the
+    service's own functions (server/..., less the entry frames) by the share of samples
+    under them ("inclusive"), each as (name, percent) pairs, highest first."""
+    self_ = Counter()
+    incl = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        self_[frames[-1]] += n
+        for name in set(frames):
+            if "(server/" in name and not any(e in name for e in ENTRY_FRAMES):
+                incl[name] += n
+    pct = (lambda c: [(name, 100.0 * k / total) for name, k in c.most_common(top)]) \
+        if total else (lambda c: [])
+    return {"samples": total, "self": pct(self_), "inclusive": pct(incl)}
+
+
+def check(measured: float | None, op: str, goal: float) -> str:
+    """'met' / 'not met' for measured OP goal ('>=' or '<='); '—' if not measured."""
+    if measured is None:
+        return "—"
+    ok = measured >= goal if op == ">=" else measured <= goal
+    return "met" if ok else "not met"

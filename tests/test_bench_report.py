@@ -1,0 +1,141 @@
+"""The performance report's text (bench/report_format.py): how figures, ratios, tables,
+medians and py-spy profiles are turned into the report. No timing is measured here."""
+from __future__ import annotations
+
+import pytest
+
+from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio, fmt_ratio_range,
+                                 markdown_table, medians, rotate, round_ratios,
+                                 summarize_profile)
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, "—"),
+    (0, "0.00"),
+    (2.345, "2.35"),
+    (9.994, "9.99"),
+    (10, "10.0"),
+    (55.55, "55.5"),       # binary float: 55.549999...
+    (99.94, "99.9"),
+    (100, "100"),
+    (3997.4, "3,997"),
+    (1234567.8, "1,234,568"),
+    (-250, "-250"),
+])
+def test_fmt_num(value, text):
+    assert fmt_num(value) == text
+
+
+@pytest.mark.parametrize("num, den, text", [
+    (3997, 1567, "2.55×"),
+    (1, 1, "1.00×"),
+    (5, 0, "—"),
+    (None, 3, "—"),
+    (3, None, "—"),
+    (0, 4, "0.00×"),
+])
+def test_fmt_ratio(num, den, text):
+    assert fmt_ratio(num, den) == text
+
+
+def test_markdown_table_aligns_numeric_columns_and_escapes_pipes():
+    table = markdown_table(["what", "req/s"], [["a|b", "3,997"], ["c", 12]], [False, True])
+    assert table.splitlines() == [
+        "| what | req/s |",
+        "|---|---:|",
+        "| a\\|b | 3,997 |",
+        "| c | 12 |",
+    ]
+
+
+@pytest.mark.parametrize("headers, rows, numeric", [
+    (["a", "b"], [["only one"]], None),
+    (["a", "b"], [["1", "2", "3"]], None),
+    (["a", "b"], [], [True]),
+])
+def test_markdown_table_refuses_ragged_input(headers, rows, numeric):
+    with pytest.raises(ValueError):
+        markdown_table(headers, rows, numeric)
+
+
+def test_medians_per_field_skip_missing_and_non_numbers():
+    runs = [{"rps": 10, "p99_ms": 5.0, "name": "x", "ok": True},
+            {"rps": 30, "p99_ms": 1.0},
+            {"rps": 20}]
+    assert medians(runs) == {"rps": 20, "p99_ms": 3.0}
+
+
+@pytest.mark.parametrize("a, b, ratios", [
+    ([4, 6, 9], [2, 3, 3], [2.0, 2.0, 3.0]),
+    ([4, None, 9], [2, 3, 0], [2.0]),      # a round missing or with a zero base is skipped
+    ([4, 6], [2], [2.0]),                  # only the rounds both sides have
+    ([], [], []),
+])
+def test_round_ratios(a, b, ratios):
+    assert round_ratios(a, b) == ratios
+
+
+@pytest.mark.parametrize("ratios, text", [
+    ([1.31, 1.92, 1.5], "1.31–1.92×"),
+    ([2.5], "2.50×"),
+    ([2.5, 2.5], "2.50×"),
+    ([], "—"),
+])
+def test_fmt_ratio_range(ratios, text):
+    assert fmt_ratio_range(ratios) == text
+
+
+@pytest.mark.parametrize("values, text", [
+    ([0.07, 0.25, 0.08], "7–25%"),
+    ([-0.05], "-5%"),
+    ([-0.06, 0.30], "-6–30%"),
+    ([0.151, 0.149], "15%"),
+    ([], "—"),
+])
+def test_fmt_pct_range(values, text):
+    assert fmt_pct_range(values) == text
+
+
+@pytest.mark.parametrize("items, round_no, order", [
+    (["s", "n", "f"], 0, ["s", "n", "f"]),
+    (["s", "n", "f"], 1, ["n", "f", "s"]),
+    (["s", "n", "f"], 2, ["f", "s", "n"]),
+    (["s", "n", "f"], 3, ["s", "n", "f"]),
+    ([], 5, []),
+])
+def test_rotate(items, round_no, order):
+    assert rotate(items, round_no) == order
+
+
+@pytest.mark.parametrize("measured, op, goal, verdict", [
+    (2.1, ">=", 2, "met"),
+    (1.99, ">=", 2, "not met"),
+    (63.9, "<=", 64, "met"),
+    (64.1, "<=", 64, "not met"),
+    (None, ">=", 1, "—"),
+])
+def test_check(measured, op, goal, verdict):
+    assert check(measured, op, goal) == verdict
+
+
+PROFILE = """\
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:90);_write (/v/lib/python3.11/site-packages/aiohttp/http_writer.py:70) 6
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:91);get (/repo/server/store/cache.py:12) 3
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40) 1
+not a sample line
+"""
+
+
+def test_summarize_profile_self_and_inclusive_shares():
+    s = summarize_profile(PROFILE)
+    assert s["samples"] == 10
+    assert s["self"] == [("_write (aiohttp/http_writer.py)", 60.0),
+                         ("get (server/store/cache.py)", 30.0),
+                         ("run_app (server/limits/protocol.py)", 10.0)]
+    # one entry per function whatever the line; the entry frames are left out
+    assert s["inclusive"] == [("serve_media (server/api/serve.py)", 90.0),
+                              ("get (server/store/cache.py)", 30.0)]
+
+
+def test_summarize_profile_of_nothing():
+    assert summarize_profile("") == {"samples": 0, "self": [], "inclusive": []}
