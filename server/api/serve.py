@@ -204,16 +204,23 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
                            + len(tail))
     reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
     first, stream = await _first_and_rest(reads.read(ranges[0]))
+    body = _chain(first, stream)
+    del first
 
-    async def body() -> Body:
+    def reopen(start: int, end: int) -> Body:
+        return reads.read(ByteRange(start, end))
+
+    async def send(sender: Sender) -> None:
+        # Each part as a single range goes: a stalled client lets go of the chunk
+        # it was sent from, and of the one kept for the next part (reads.forget).
         for i, (head, r) in enumerate(zip(heads, ranges)):
-            yield head
-            async for piece in _chain(first, stream) if i == 0 else _chain(b"", reads.read(r)):
-                yield piece
-            yield b"\r\n"
-        yield tail
+            await sender.send_all(head)
+            await sender.send_stream(body if i == 0 else reads.read(r), r.start, r.end,
+                                     reopen, on_stall=reads.forget)
+            await sender.send_all(b"\r\n")
+        await sender.send_all(tail)
 
-    return await _stream(request, resp, body())
+    return await _stream(request, resp, body, send)
 
 
 async def _chain(first: bytes, rest: Body | None) -> Body:
@@ -236,8 +243,8 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
                   send: Callable[[Sender], Awaitable[None]] | None = None,
                   slots: StreamSlots | None = None) -> web.StreamResponse:
     """Send the headers, then the body: ``send(sender)`` when given, else every piece
-    of ``body`` (multipart bodies, bounded by MEDIA_MAX_RANGE_CHUNKS). ``slots``: the
-    stream slot taken for ``body``, which ``send`` gives back."""
+    of ``body``. ``slots``: the stream slot taken for ``body``, which ``send`` gives
+    back."""
     metrics = request.app[appkeys.METRICS]
     sender = Sender(request, resp, request.app[appkeys.SETTINGS].send_timeout,
                     metrics.bytes_served.inc, slots)

@@ -126,6 +126,9 @@ class Sender:
             # costs a write then, as a whole chunk would.
             self.on_sent(n)
             return None
+        # The socket is full: wait for it in a task that can outlive the grace (never
+        # a timeout around the drain itself: aiohttp's drain waiter is shared by every
+        # drain of the connection, and cancelling it breaks the next one).
         task = asyncio.ensure_future(self._drained(n))
         task.add_done_callback(_consume)
         grace = YIELD_GRACE if self.slots is not None and self.slots.waiting else STALL_GRACE
@@ -157,7 +160,8 @@ class Sender:
                 await self.finish(pending)
 
     async def send_stream(self, stream: Body, start: int, end: int,
-                          reopen: Callable[[int, int], Body]) -> None:
+                          reopen: Callable[[int, int], Body],
+                          on_stall: Callable[[], None] = lambda: None) -> None:
         """Send the bytes ``start..end`` that ``stream`` yields, holding a stream slot
         (taken by the caller when ``self.slots`` is set) while it reads. When the client
         stalls, or lets others wait, ``stream`` is closed (its memory let go of) and the
@@ -195,6 +199,7 @@ class Sender:
                 if self.slots is not None:
                     self.slots.release()
                 if pending is not None:
+                    on_stall()   # whatever else the caller keeps for this response
                     await self.finish(pending)
                 if pos <= end and not exhausted:
                     if self.slots is not None:
