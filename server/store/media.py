@@ -505,12 +505,7 @@ class MediaStore:
                     del text
                     lo = start - row_seq * cs if row_seq == first else 0
                     hi = end - row_seq * cs + 1 if row_seq == last else len(data)
-                    piece = data[lo:hi] if (lo, hi) != (0, len(data)) else data
-                    del data
-                    yield piece
-                    # Not kept while the next batch is awaited: a reader queued for
-                    # the pool would hold its last chunk (1,000 readers, 250 MiB).
-                    del piece
+                    yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
                 seq = nxt
         finally:
             if ahead is not None:
