@@ -12,6 +12,7 @@ from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.limits.memory import memory_trimmer
+from server.limits.sending import StreamSlots
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
@@ -83,6 +84,9 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app[appkeys.SETTINGS] = settings
     app[appkeys.DSN] = dsn
     app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
+    # Long reads from the store at once: half the pool, so the other half is always
+    # free for small requests (server/limits/sending.py).
+    app[appkeys.STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
     app[appkeys.METRICS] = Metrics()
 
     async def database(app: web.Application):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.limits.sending import StreamSlots
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.processing.pipeline import Processing
@@ -16,4 +17,5 @@ STORE = web.AppKey("store", MediaStore)
 METRICS = web.AppKey("metrics", Metrics)
 OUTBOX = web.AppKey("outbox", Outbox)
 UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 PROCESSING = web.AppKey("processing", Processing)

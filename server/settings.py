@@ -130,10 +130,15 @@ class Settings:
     # Limits against abuse (README "Limits and abuse"); each bounds what one client or
     # one stalled peer can hold on to.
     send_timeout: float = 60.0              # a response write with no progress this long
+    header_timeout: float = 15.0            # a new connection's first request headers
     upload_min_rate: int = 1024             # bytes/s an upload must average ...
     upload_rate_window: float = 60.0        # ... over each window this long
     max_concurrent_uploads: int = 256       # per instance; the next gets 503
     db_command_timeout: float = 30.0        # every statement, client side
+    # ... of the admin commands (server/cli/); None: unbounded. An hour: longer than any
+    # one statement they run (a stats count or a cleanup over a large chunk table), yet
+    # a cron'ed reclaim facing a frozen database still ends instead of piling up.
+    db_admin_command_timeout: float | None = 3600.0
     max_range_chunks: int = 8               # chunk reads one multi-range request may cost
 
     # Z-API (server/zapi/). The instance id and token sit in Z-API's URL path and, with
@@ -506,6 +511,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
         send_timeout=_float(env, "MEDIA_SEND_TIMEOUT_SECONDS", Settings.send_timeout,
                             lo=1, hi=86400),
+        header_timeout=_float(env, "MEDIA_HEADER_TIMEOUT_SECONDS", Settings.header_timeout,
+                              lo=0.1, hi=3600),
         upload_min_rate=_int(env, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND",
                              Settings.upload_min_rate, lo=0, hi=2**40),
         upload_rate_window=_float(env, "MEDIA_UPLOAD_RATE_WINDOW_SECONDS",
@@ -514,6 +521,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                     Settings.max_concurrent_uploads, lo=1, hi=100_000),
         db_command_timeout=_float(env, "DB_COMMAND_TIMEOUT_SECONDS",
                                   Settings.db_command_timeout, lo=0.1, hi=86400),
+        db_admin_command_timeout=_float(env, "DB_ADMIN_COMMAND_TIMEOUT_SECONDS",
+                                        Settings.db_admin_command_timeout,
+                                        lo=0, hi=7 * 86400) or None,
         max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
                               lo=1, hi=100_000),
         legacy_dir=_legacy_dir(env),

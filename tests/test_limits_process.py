@@ -352,6 +352,51 @@ async def test_a_reader_that_stops_reading_is_cut_after_the_send_timeout(srv, ds
     assert status == 200 and body == data
 
 
+async def _paused_read(srv: Server, url: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    """A GET whose client reads a little, then nothing for longer than the stall grace
+    (1 s; less than the send timeout), then the rest: the server lets go of what it
+    held and must take up again exactly where it stopped."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", srv.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    writer.write((f"GET {url} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n"
+                  "Connection: close\r\n" + "".join(f"{k}: {v}\r\n" for k, v in
+                                                   headers.items()) + "\r\n").encode())
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        lines = head.decode("latin-1").split("\r\n")
+        hdrs = {k.lower(): v for k, _, v in (l.partition(": ") for l in lines[1:] if l)}
+        length = int(hdrs["content-length"])
+        body = await asyncio.wait_for(reader.readexactly(min(length, 50_000)), 30)
+        await asyncio.sleep(SEND_TIMEOUT * 0.6)   # stalled, not cut
+        body += await asyncio.wait_for(reader.readexactly(length - len(body)), 60)
+        return int(lines[0].split()[1]), hdrs, body
+    finally:
+        writer.close()
+
+
+async def test_readers_that_pause_get_every_byte(srv, dsn):
+    """Twelve readers pause mid-response at once (more than the stream slots, so they
+    also give slots up to each other): whole files and multipart ranges arrive exact."""
+    data = jpeg_bytes(64 * CHUNK + 12_345)   # 16 MiB: more than the kernel buffers
+    url = (await upload(srv, await new_message(dsn), data))["url"]
+    parts = [(100, 40_000), (100_000, 4 * CHUNK - 1)]   # 4 chunk reads, the 2nd shared
+    multi = {"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in parts)}
+    answers = await asyncio.gather(*(_paused_read(srv, url, {} if i % 2 else multi)
+                                     for i in range(12)))
+    for i, (status, headers, body) in enumerate(answers):
+        if i % 2:
+            assert status == 200 and body == data
+            continue
+        assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+        for a, b in parts:
+            mark = f"Content-Range: bytes {a}-{b}/{len(data)}\r\n\r\n".encode()
+            at = body.index(mark) + len(mark)
+            assert body[at:at + b - a + 1] == data[a:b + 1]
+
+
 async def test_expect_continue_uploads_are_refused_before_they_send(srv, dsn):
     message_id = await new_message(dsn)
     for extra, status, code in [({"Content_Encoding": "gzip"}, 415,

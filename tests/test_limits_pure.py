@@ -1,7 +1,9 @@
 """The pure parts of server/limits, table-tested: content codings, the upload pace,
-upload slots, chunk reads of multi-range requests, listing cursors and limits."""
+upload slots, stream slots, chunk reads of multi-range requests, listing cursors and
+limits."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 import pytest
@@ -12,6 +14,7 @@ from server.http.ranges import ByteRange
 from server.limits import paging
 from server.limits.protocol import parser_error_answer
 from server.limits.ranges import chunk_reads, too_costly
+from server.limits.sending import StreamSlots
 from server.limits.uploads import Pace, UploadSlots, has_content_coding
 
 
@@ -172,3 +175,58 @@ def test_parser_error_answer(status, code):
     assert resp.headers["Server"] == "media-store"
     assert resp.headers["Cache-Control"] == "no-store"
     assert b'"error": "%s"' % code.encode() in resp.body
+
+
+async def test_stream_slots_pass_on_in_arrival_order():
+    slots = StreamSlots(2)
+    await slots.acquire()
+    await slots.acquire()
+    assert (slots.in_use, slots.waiting) == (2, 0)
+    order = []
+
+    async def waiter(name):
+        await slots.acquire()
+        order.append(name)
+
+    tasks = [asyncio.ensure_future(waiter(n)) for n in "abc"]
+    await asyncio.sleep(0)
+    assert (slots.in_use, slots.waiting) == (2, 3)
+    slots.release()             # handed to "a": still two in use
+    await asyncio.sleep(0)
+    assert order == ["a"] and (slots.in_use, slots.waiting) == (2, 2)
+    slots.release()
+    slots.release()
+    await asyncio.gather(*tasks)
+    assert order == ["a", "b", "c"] and (slots.in_use, slots.waiting) == (2, 0)
+    for _ in range(2):
+        slots.release()
+    assert slots.in_use == 0
+
+
+async def test_stream_slots_survive_cancelled_waiters():
+    slots = StreamSlots(1)
+    await slots.acquire()
+    gone = asyncio.ensure_future(slots.acquire())
+    late = asyncio.ensure_future(slots.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()               # left the queue before its turn
+    await asyncio.gather(gone, return_exceptions=True)
+    assert slots.waiting == 1
+    slots.release()             # goes to "late", not to the cancelled one
+    await late
+    assert (slots.in_use, slots.waiting) == (1, 0)
+
+    handed = asyncio.ensure_future(slots.acquire())
+    after = asyncio.ensure_future(slots.acquire())
+    await asyncio.sleep(0)
+    slots.release()             # handed to "handed"...
+    handed.cancel()             # ... which is cancelled before it runs: passes it on
+    await asyncio.gather(handed, return_exceptions=True)
+    await after
+    assert (slots.in_use, slots.waiting) == (1, 0)
+    slots.release()
+    assert slots.in_use == 0
+
+
+def test_stream_slots_at_least_one():
+    assert StreamSlots(0).limit == 1   # a pool of one connection still serves reads

@@ -1,17 +1,21 @@
-"""Stalled readers against a real server process (issue 6): what they cost and that
-it is given back.
+"""Stalled readers against a real server process (issue 6): what they cost at peak,
+and that it is given back.
 
-Scaled down for this shared machine: READERS connections ask for a 64 MiB file and
-never read. The issue's budget, 256 MiB above idle for 1,000 stalled readers, is
-256 KiB per reader; the full-size figures are measured by
-bench/bench_stalled_readers.py and written in the README ("Limits and abuse").
+The issue's bound: 1,000 readers of a 64 MiB file that ask for it and never read cost
+under 256 MiB above idle at peak. The peak is the process's VmHWM, reset once the
+server is idle (/proc/PID/clear_refs), so nothing between two samples escapes it. The
+readers' receive buffers are small, as a cheap attacker's are, so the kernel's buffers
+fill in seconds; bench/bench_stalled_readers.py runs the same attack with default
+buffers (the figures in the README, "Limits and abuse").
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -19,9 +23,21 @@ import pytest
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server, run_cli
 
-READERS = 150
-BUDGET_KIB_PER_READER = 256
+READERS = 1000
+BUDGET_MIB = 256
+KEPT_MIB = 32
 MIB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def enough_descriptors():
+    """1,000 connections here, and as many in the server, which inherits the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture
@@ -74,8 +90,14 @@ async def _settled_rss(srv: Server, timeout: float) -> int:
     return srv.rss_kib()
 
 
+def _reset_peak(srv: Server) -> None:
+    # "5" resets VmHWM to the current RSS (proc(5), clear_refs).
+    Path(f"/proc/{srv.pid}/clear_refs").write_text("5")
+
+
 @pytest.mark.slow
 async def test_stalled_readers_cost_a_bounded_amount_given_back_when_they_go(procs):
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 2 * READERS + 100
     data_dir = procs.data_dir()
     env = {"MEDIA_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING",
            # Long enough that the readers are still there when measured.
@@ -85,10 +107,14 @@ async def test_stalled_readers_cost_a_bounded_amount_given_back_when_they_go(pro
     srv = procs.start(env)
     path = await _upload(srv, message_id, jpeg_bytes(64 * MIB), key)
     idle = await _settled_rss(srv, 30)
+    _reset_peak(srv)
 
-    socks = [await _stalled_reader(srv.port, path, key) for _ in range(READERS)]
+    socks = []
     try:
-        stalled = await _settled_rss(srv, 90)
+        for _ in range(READERS):
+            socks.append(await _stalled_reader(srv.port, path, key))
+        stalled = await _settled_rss(srv, 60)
+        peak = srv.hwm_kib()
         # A normal request is still served while they hang on.
         status = await asyncio.to_thread(_get_status, srv, "/readyz")
         assert status == 200
@@ -96,17 +122,20 @@ async def test_stalled_readers_cost_a_bounded_amount_given_back_when_they_go(pro
         for s in socks:
             s.close()
     cost = stalled - idle
-    print(f"\n{READERS} stalled readers: idle {idle / 1024:.0f} MiB, "
-          f"stalled +{cost / 1024:.0f} MiB ({cost / READERS:.0f} KiB each)")
-    assert cost < READERS * BUDGET_KIB_PER_READER
+    print(f"\n{READERS} stalled readers: idle {idle / 1024:.0f} MiB, peak "
+          f"+{(peak - idle) / 1024:.0f} MiB, stalled +{cost / 1024:.0f} MiB "
+          f"({cost / READERS:.0f} KiB each)")
+    assert peak - idle < BUDGET_MIB * 1024
 
-    # Given back once they have gone (the trimmer runs every 10 s).
+    # Given back once they have gone (the trimmer runs every 10 s), but for what the
+    # interpreter keeps of 1,000 connections' small objects (its arenas and free
+    # lists: about 20 MiB here).
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         await asyncio.sleep(2)
         after = srv.rss_kib()
-        if after - idle < max(16 * 1024, cost // 4):
+        if after - idle < KEPT_MIB * 1024:
             break
     print(f"after they went: {after / 1024:.0f} MiB")
-    assert after - idle < max(16 * 1024, cost // 4)
+    assert after - idle < KEPT_MIB * 1024
     assert srv.proc.poll() is None

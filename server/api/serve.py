@@ -25,11 +25,11 @@ from server.http.conditional import (
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.limits.ranges import SharedReads, too_costly
-from server.limits.sending import Sender, SendTimeout
+from server.limits.sending import Sender, SendTimeout, StreamSlots
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
 from server.processing.variants import stat_variant
-from server.store.media import MediaRecord, MediaStore, StorageCorrupt
+from server.store.media import SHORT_READ_CHUNKS, MediaRecord, MediaStore, StorageCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,18 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
     if not ranges:
         return await _stream(request, resp, _chain(b"", None))
     r = ranges[0]
-    first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+    # A long read takes a stream slot first (server/limits/sending.py); a short one
+    # (a photo, a seek) is a chunk or two, mostly from the chunk cache.
+    slots = request.app[appkeys.STREAM_SLOTS] \
+        if r.end // rec.chunk_size - r.start // rec.chunk_size >= SHORT_READ_CHUNKS else None
+    if slots is not None:
+        await slots.acquire()
+    try:
+        first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+    except BaseException:
+        if slots is not None:
+            slots.release()
+        raise
     # Only the body holds the first piece from here: a stalled client's body is
     # dropped (server/limits/sending.py), and the piece must go with it.
     body = _chain(first, stream)
@@ -174,7 +185,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
         # A stalled client's stream is dropped and reopened where it stopped.
         await sender.send_stream(body, r.start, r.end,
                                  lambda start, end: store.read(rec, start, end))
-    return await _stream(request, resp, body, send)
+    return await _stream(request, resp, body, send, slots)
 
 
 async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRecord,
@@ -193,16 +204,23 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
                            + len(tail))
     reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
     first, stream = await _first_and_rest(reads.read(ranges[0]))
+    body = _chain(first, stream)
+    del first
 
-    async def body() -> Body:
+    def reopen(start: int, end: int) -> Body:
+        return reads.read(ByteRange(start, end))
+
+    async def send(sender: Sender) -> None:
+        # Each part as a single range goes: a stalled client lets go of the chunk
+        # it was sent from, and of the one kept for the next part (reads.forget).
         for i, (head, r) in enumerate(zip(heads, ranges)):
-            yield head
-            async for piece in _chain(first, stream) if i == 0 else _chain(b"", reads.read(r)):
-                yield piece
-            yield b"\r\n"
-        yield tail
+            await sender.send_all(head)
+            await sender.send_stream(body if i == 0 else reads.read(r), r.start, r.end,
+                                     reopen, on_stall=reads.forget)
+            await sender.send_all(b"\r\n")
+        await sender.send_all(tail)
 
-    return await _stream(request, resp, body())
+    return await _stream(request, resp, body, send)
 
 
 async def _chain(first: bytes, rest: Body | None) -> Body:
@@ -214,6 +232,7 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
         if rest is not None:
             async for piece in rest:
                 yield piece
+                del piece   # not held while the next one is read (limits/sending.py)
     finally:
         # Closed early (client gone): stop the store's read-ahead now, not at GC.
         if rest is not None:
@@ -221,15 +240,21 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
 
 
 async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | None,
-                  send: Callable[[Sender], Awaitable[None]] | None = None
-                  ) -> web.StreamResponse:
+                  send: Callable[[Sender], Awaitable[None]] | None = None,
+                  slots: StreamSlots | None = None) -> web.StreamResponse:
     """Send the headers, then the body: ``send(sender)`` when given, else every piece
-    of ``body`` (multipart bodies, bounded by MEDIA_MAX_RANGE_CHUNKS)."""
+    of ``body``. ``slots``: the stream slot taken for ``body``, which ``send`` gives
+    back."""
     metrics = request.app[appkeys.METRICS]
     sender = Sender(request, resp, request.app[appkeys.SETTINGS].send_timeout,
-                    metrics.bytes_served.inc)
+                    metrics.bytes_served.inc, slots)
     try:
-        await resp.prepare(request)
+        try:
+            await resp.prepare(request)
+        except BaseException:
+            if slots is not None:
+                slots.release()   # send never ran: the slot is still ours
+            raise
         if send is not None:
             await send(sender)
         else:

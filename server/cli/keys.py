@@ -24,32 +24,32 @@ def _actor() -> str:
         return "cli"
 
 
-async def _run(dsn: str, fn):
-    conn = await asyncpg.connect(dsn)
+async def _run(dsn: str, fn, command_timeout: float | None = None):
+    conn = await asyncpg.connect(dsn, command_timeout=command_timeout)
     try:
         return await fn(conn)
     finally:
         await conn.close()
 
 
-def keys_command(dsn: str, args) -> int:
+def keys_command(dsn: str, args, command_timeout: float | None = None) -> int:
     """Run one ``keys`` sub-command; the exit code."""
     actor = _actor()
     try:
         if args.keys_command == "create":
             audit = AuditEntry(actor=actor, action="key_created", outcome="ok")
             key = asyncio.run(_run(dsn, lambda c: create_key(
-                c, args.name, args.scope, audit=_Named(audit, args.name))))
+                c, args.name, args.scope, audit=_Named(audit, args.name)), command_timeout))
             print(key)
         elif args.keys_command == "revoke":
             audit = AuditEntry(actor=actor, action="key_revoked", outcome="ok")
             if not asyncio.run(_run(dsn, lambda c: revoke_key(
-                    c, args.name, audit=_Named(audit, args.name)))):
+                    c, args.name, audit=_Named(audit, args.name)), command_timeout)):
                 print(f"error: no active key named {args.name!r}", file=sys.stderr)
                 return 1
             print(f"revoked {args.name}")
         else:
-            _print_table(asyncio.run(_run(dsn, list_keys)))
+            _print_table(asyncio.run(_run(dsn, list_keys, command_timeout)))
     except KeyRefused as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -90,7 +90,7 @@ def _date(text: str):
 async def _store(dsn: str, settings: Settings) -> AsyncIterator:
     from server.store.media import MediaStore
     from server.store.pool import create_pool
-    pool = await create_pool(dsn, settings)
+    pool = await create_pool(dsn, settings, admin=True)
     try:
         yield MediaStore(pool, chunk_size=settings.chunk_bytes,
                          read_ahead=settings.read_ahead_chunks,

@@ -92,7 +92,7 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
 async def _with_store(dsn: str, settings: Settings, fn):
     from server.store.media import MediaStore
     from server.store.pool import create_pool
-    pool = await create_pool(dsn, settings)
+    pool = await create_pool(dsn, settings, admin=True)
     try:
         return await fn(MediaStore(pool, chunk_size=settings.chunk_bytes))
     finally:
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 from server.cli.keys import keys_command
                 if settings.auto_migrate:
                     apply_migrations(dsn)
-                return keys_command(dsn, args)
+                return keys_command(dsn, args, settings.db_admin_command_timeout)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)
@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
 def _database_error(e: BaseException) -> int:
     # Unreachable server, wrong credentials, missing database, a migration lock held
     # too long: an operator's problem, told in one line, not a traceback.
+    from server.errors import ServiceUnavailable
+    if isinstance(e, ServiceUnavailable) and e.__cause__ is not None:
+        e = e.__cause__   # the store's 503 for requests: what the database did is news
     print(f"database error: {e.__class__.__name__}: {redact(str(e).strip())}",
           file=sys.stderr)
     return 1
@@ -217,8 +220,10 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     import asyncpg
     import psycopg
     from yoyo.exceptions import LockTimeout
+
+    from server.errors import ServiceUnavailable
     return (OSError, psycopg.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
-            LockTimeout)
+            LockTimeout, ServiceUnavailable)
 
 
 DATABASE_ERRORS = _database_errors()

@@ -49,6 +49,7 @@ def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> Non
     run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
             reuse_port=reuse_port or None,
             shutdown_timeout=settings.shutdown_timeout,
+            header_timeout=settings.header_timeout,
             access_log=logging.getLogger("media.access"),
             access_log_class=AccessLogger,
             print=lambda msg: log.info(msg.strip()))

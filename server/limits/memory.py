@@ -21,7 +21,7 @@ import logging
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3          # from glibc's malloc.h
-MMAP_THRESHOLD = 64 * 1024     # below the 64 KiB send slices: they are mapped too
+MMAP_THRESHOLD = 64 * 1024     # chunks (255 KiB) and their base64 are mapped, and unmapped when freed
 
 
 def return_freed_memory() -> bool:

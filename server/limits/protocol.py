@@ -12,7 +12,15 @@ no middleware caught) is still logged with its stack.
 aiohttp has no setting for the handler class, so :class:`MediaRunner` gives its server
 one, and :func:`run_app` is aiohttp's ``run_app`` with that runner (same signals, same
 graceful shutdown).
+
+The same handler bounds how long a connection may take to send its first request's
+headers (MEDIA_HEADER_TIMEOUT_SECONDS). aiohttp has no header timeout of its own: the
+keep-alive timer it arms when a connection opens (75 s) is the only thing that ever
+closes a connection trickling a header line (slowloris), and 1,100 of them once held
+every descriptor of a server with the default 1,024 limit. Later requests on a kept-alive
+connection are bounded by the keep-alive timer, bodies by the upload pace (uploads.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +50,33 @@ def parser_error_answer(status: int) -> web.Response:
 
 
 class MediaRequestHandler(RequestHandler):
-    """aiohttp's connection handler, with the service's error pages."""
+    """aiohttp's connection handler, with the service's error pages and a deadline for
+    the first request's headers."""
+
+    header_timeout: float | None = None
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self.header_timeout:
+            self._header_deadline = self._loop.call_later(self.header_timeout,
+                                                          self._headers_overdue)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+        super().connection_lost(exc)
+
+    def _headers_overdue(self) -> None:
+        self._header_deadline = None
+        if self._request_count == 0 and self.transport is not None:
+            # No request line and headers yet: nothing to answer (nginx closes such a
+            # connection silently too, after client_header_timeout).
+            log.debug("no request headers within %g s from %s: closed",
+                      self.header_timeout,
+                      self.transport.get_extra_info("peername"))
+            self.force_close()
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
@@ -59,30 +93,41 @@ class MediaRequestHandler(RequestHandler):
 
 
 class MediaServer(web.Server):
+    header_timeout: float | None = None
+
     def __call__(self) -> RequestHandler:
-        return MediaRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = MediaRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.header_timeout = self.header_timeout
+        return handler
 
 
 class MediaRunner(web.AppRunner):
     """An AppRunner whose connections are handled by :class:`MediaRequestHandler`."""
+
+    def __init__(self, app: web.Application, *, header_timeout: float | None = None,
+                 **kwargs):
+        super().__init__(app, **kwargs)
+        self.header_timeout = header_timeout
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # aiohttp builds the Server itself (with the app's handler and request
         # factory); only the class that makes each connection's handler changes.
         server.__class__ = MediaServer
+        server.header_timeout = self.header_timeout
         return server
 
 
 def run_app(app: web.Application, *, host: str, port: int, reuse_port: bool | None,
             shutdown_timeout: float,
             access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
-            print: Callable[[str], None]) -> None:
+            print: Callable[[str], None], header_timeout: float | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
     :class:`MediaRunner`)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    runner = MediaRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout,
+    runner = MediaRunner(app, header_timeout=header_timeout,
+                         handle_signals=True, shutdown_timeout=shutdown_timeout,
                          keepalive_timeout=75.0,   # run_app's default
                          access_log=access_log, access_log_class=access_log_class)
 

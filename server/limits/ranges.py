@@ -69,6 +69,10 @@ class SharedReads:
         self.held = (last, data)
         yield data[start - last * cs:r.end - last * cs + 1]
 
+    def forget(self) -> None:
+        """Drop the kept chunk (its client stalled); the next range re-reads it."""
+        self.held = None
+
     async def _chunk(self, seq: int) -> bytes:
         cs = self.rec.chunk_size
         # One chunk's range: the store yields it whole, in one piece.

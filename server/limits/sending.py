@@ -7,16 +7,24 @@ and each slow reader held a decoded chunk, the rest of its batch and the next ba
 - The body goes out in slices of SLICE bytes, each handed to the socket only once it
   has drained below its high-water mark. A slice the socket does not take within
   MEDIA_SEND_TIMEOUT_SECONDS means the client makes no progress: the connection is
-  closed (a 1 byte/s reader cannot take 64 KiB in 60 s either).
+  closed (a 1 byte/s reader cannot take 16 KiB in 60 s either).
 - A client that has not taken a slice within STALL_GRACE is stalled: the sender lets go
   of everything it holds from the store (the decoded chunk, the read-ahead) and waits
   for the socket with nothing but that one slice in hand; when the client reads again,
   the store is asked again from where it stopped. A stalled reader then costs one
   slice and its connection, whatever the size of the file.
+- At most a few responses read from the store at once (:class:`StreamSlots`, half the
+  pool): 1,000 readers filling their sockets' kernel buffers once held a chunk and a
+  read-ahead batch each while queued for the pool (+259 MiB), and the queue made a
+  small GET wait seconds for a connection. The others wait for a slot holding nothing
+  but their connection. A holder lets go when it has held its slot QUANTUM seconds
+  while others wait (at the next piece), or when the client hasn't taken a slice
+  within YIELD_GRACE while others wait, and asks again from where it stopped.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncGenerator, Callable
 
@@ -24,8 +32,10 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
-SLICE = 64 * 1024      # the socket's default high-water mark: one slice fills it
+SLICE = 16 * 1024      # what a stalled reader holds (with 64 KiB: 158 KiB per reader, now 45)
 STALL_GRACE = 1.0      # seconds before a reader counts as stalled and is let go of
+YIELD_GRACE = 0.01     # ... when others wait for a stream slot
+QUANTUM = 1.0          # seconds a reader keeps its slot while others wait
 
 Body = AsyncGenerator[bytes, None]
 
@@ -37,6 +47,43 @@ def _consume(task: asyncio.Task) -> None:
         task.exception()
 
 
+class StreamSlots:
+    """At most ``limit`` responses reading from the store at once, first come first
+    served (one event loop: no lock). A waiter holds nothing but its connection."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self.in_use = 0
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()      # handed over just as the waiter was cancelled
+            else:
+                self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)   # the slot passes on: in_use is unchanged
+                return
+        self.in_use -= 1
+
+
 class SendTimeout(ConnectionError):
     """The client took nothing for MEDIA_SEND_TIMEOUT_SECONDS: the connection is closed."""
 
@@ -45,31 +92,49 @@ class Sender:
     """Writes one response's body with the send timeout and the stall rule."""
 
     def __init__(self, request: web.Request, resp: web.StreamResponse, timeout: float,
-                 on_sent: Callable[[int], None] = lambda n: None):
+                 on_sent: Callable[[int], None] = lambda n: None,
+                 slots: StreamSlots | None = None):
         self.request = request
         self.resp = resp
         self.timeout = timeout
         self.on_sent = on_sent
+        self.slots = slots
+        self.waited = 0.0   # of the send timeout, spent in the current send's grace
+        self.high = SLICE // 2
         if request.transport is not None:
             # Pause (and so wait in drain) as soon as one slice is queued, not two: a
             # stalled reader then holds one slice in user space. The kernel's socket
             # buffer, which does the real buffering, is untouched.
-            request.transport.set_write_buffer_limits(high=SLICE // 2)
+            request.transport.set_write_buffer_limits(high=self.high)
 
-    async def _write(self, data: bytes) -> None:
-        await self.resp.write(data)
-        # resp.write drains only every 64 KiB written; wait for the socket now, so no
-        # more than one slice is ever queued in user space.
+    async def _drained(self, n: int) -> None:
         await self.request.writer.drain()
-        self.on_sent(len(data))
+        self.on_sent(n)
 
     async def send(self, data: bytes) -> asyncio.Task | None:
         """Hand ``data`` (at most one slice) to the socket. None when the client took
         it within STALL_GRACE; else the write still waiting, for :meth:`finish`."""
-        task = asyncio.ensure_future(self._write(data))
+        n = len(data)
+        # Not resp.write, which drains only every 64 KiB written (and holds the data
+        # meanwhile): wait for the socket after each slice, so no more than one slice
+        # is ever queued in user space. Without compression this write doesn't wait.
+        await self.request.writer.write(data, drain=False)
+        del data
+        transport = self.request.transport
+        if transport is not None and transport.get_write_buffer_size() <= self.high:
+            # The socket took it (all but a little): no task, no wait. A 16 KiB slice
+            # costs a write then, as a whole chunk would.
+            self.on_sent(n)
+            return None
+        # The socket is full: wait for it in a task that can outlive the grace (never
+        # a timeout around the drain itself: aiohttp's drain waiter is shared by every
+        # drain of the connection, and cancelling it breaks the next one).
+        task = asyncio.ensure_future(self._drained(n))
         task.add_done_callback(_consume)
+        grace = YIELD_GRACE if self.slots is not None and self.slots.waiting else STALL_GRACE
+        self.waited = min(grace, self.timeout)
         try:
-            done, _ = await asyncio.wait({task}, timeout=min(STALL_GRACE, self.timeout))
+            done, _ = await asyncio.wait({task}, timeout=self.waited)
         except asyncio.CancelledError:
             task.cancel()   # the handler was cancelled (client gone): so is its write
             raise
@@ -81,7 +146,7 @@ class Sender:
     async def finish(self, pending: asyncio.Task) -> None:
         """Wait for a stalled write, up to the send timeout in all; close on expiry."""
         try:
-            await asyncio.wait_for(pending, max(0.0, self.timeout - STALL_GRACE))
+            await asyncio.wait_for(pending, max(0.0, self.timeout - self.waited))
         except asyncio.TimeoutError:
             if self.request.transport is not None:
                 self.request.transport.close()
@@ -95,28 +160,56 @@ class Sender:
                 await self.finish(pending)
 
     async def send_stream(self, stream: Body, start: int, end: int,
-                          reopen: Callable[[int, int], Body]) -> None:
-        """Send the bytes ``start..end`` that ``stream`` yields. When the client
-        stalls, ``stream`` is closed (its memory let go of) and, once the client reads
-        again, ``reopen(pos, end)`` continues from the next byte to send."""
+                          reopen: Callable[[int, int], Body],
+                          on_stall: Callable[[], None] = lambda: None) -> None:
+        """Send the bytes ``start..end`` that ``stream`` yields, holding a stream slot
+        (taken by the caller when ``self.slots`` is set) while it reads. When the client
+        stalls, or lets others wait, ``stream`` is closed (its memory let go of) and the
+        slot given up; once the client reads again and a slot is free,
+        ``reopen(pos, end)`` continues from the next byte to send."""
+        loop = asyncio.get_running_loop()
         pos = start
-        while stream is not None:
-            pending = None
-            try:
-                async for piece in stream:
-                    for off in range(0, len(piece), SLICE):
-                        part = piece if len(piece) <= SLICE else piece[off:off + SLICE]
-                        pos += len(part)
-                        pending = await self.send(part)
-                        if pending is not None:
+        try:
+            while stream is not None:
+                pending = None
+                exhausted = False
+                began = loop.time()
+                try:
+                    while pending is None:
+                        try:
+                            piece = await anext(stream)
+                        except StopAsyncIteration:
+                            exhausted = True
                             break
-                    if pending is not None:
-                        break
-            finally:
-                await stream.aclose()
-            stream = None
-            if pending is not None:
-                del piece, part   # let go of the chunk while the client is away
-                await self.finish(pending)
-                if pos <= end:
+                        for off in range(0, len(piece), SLICE):
+                            part = piece if len(piece) <= SLICE else piece[off:off + SLICE]
+                            pos += len(part)
+                            pending = await self.send(part)
+                            del part
+                            if pending is not None:
+                                break
+                        # Not held while the next piece is awaited: a reader waiting
+                        # for the database would keep its last chunk.
+                        del piece
+                        if pending is None and pos <= end and self._should_yield(began, loop):
+                            break
+                finally:
+                    await stream.aclose()
+                stream = None
+                if self.slots is not None:
+                    self.slots.release()
+                if pending is not None:
+                    on_stall()   # whatever else the caller keeps for this response
+                    await self.finish(pending)
+                if pos <= end and not exhausted:
+                    if self.slots is not None:
+                        await self.slots.acquire()
                     stream = reopen(pos, end)
+        except BaseException:
+            if stream is not None and self.slots is not None:
+                self.slots.release()   # the slot taken for a stream never read from
+            raise
+
+    def _should_yield(self, began: float, loop: asyncio.AbstractEventLoop) -> bool:
+        return self.slots is not None and self.slots.waiting > 0 and \
+            loop.time() - began >= QUANTUM

@@ -15,7 +15,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, settings: Settings, *,
-                      min_size: int | None = None) -> asyncpg.Pool:
+                      min_size: int | None = None, admin: bool = False) -> asyncpg.Pool:
+    """The pool; ``admin``: for a command line tool, whose statements are bounded by
+    DB_ADMIN_COMMAND_TIMEOUT_SECONDS instead of the requests' DB_COMMAND_TIMEOUT_SECONDS."""
     return await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min if min_size is None else min_size,
@@ -23,5 +25,6 @@ async def create_pool(dsn: str, settings: Settings, *,
         init=_init_connection,
         # Idle connections are recycled so a pool sized for peaks shrinks again.
         max_inactive_connection_lifetime=300,
-        command_timeout=settings.db_command_timeout,
+        command_timeout=settings.db_admin_command_timeout if admin else
+        settings.db_command_timeout,
     )
