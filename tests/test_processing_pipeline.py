@@ -52,8 +52,12 @@ async def test_processing_off_stores_as_sent_without_checks(processing_client_wi
     assert await fetch(client, body["url"]) == photo and body["is_compressed"] is False
 
 
-async def test_spool_files_are_removed(processing_client, pool, message_id):
+async def test_spool_files_are_removed(processing_client, pool, message_id, tmp_path,
+                                       monkeypatch):
+    # A private temporary folder: other test runs on the machine spool files too.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = spool_files()
+    assert before == set()
     await created(await post(processing_client, message_id, exif_photo()))
     await created(await post(processing_client, message_id,
                              av_sample("ogg", audio="libopus", seconds=1), name="v.ogg"))
