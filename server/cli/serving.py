@@ -14,6 +14,7 @@ scrape sees the whole instance whichever worker answers it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -45,6 +46,12 @@ def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> Non
     except ImportError:  # uvloop is optional (Windows)
         pass
     return_freed_memory()
+    # What exists before serving (modules, classes, settings: about 70,000 objects)
+    # lives as long as the process. Frozen out of the collector's sight, the full
+    # collection the memory trimmer runs every 10 s walks only what came after: about
+    # 1 ms on the event loop instead of 40 (a pause every slow request would feel).
+    gc.collect()
+    gc.freeze()
     # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
     run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
             reuse_port=reuse_port or None,

@@ -56,7 +56,8 @@ async def memory_trimmer(app) -> None:
     Freed connections leave small objects scattered over the heap; glibc only gives
     back its top, so without this a burst of 1,000 stalled readers kept most of what
     they had cost after they had gone. A full garbage collection first frees what
-    cycles still hold (a few milliseconds on the loop, every 10 s). The trim runs in
+    cycles still hold (about a millisecond on the loop every 10 s, since serving.py
+    freezes what exists at start-up out of its sight). The trim runs in
     a thread (it is thread-safe, and needn't take its milliseconds from the loop)."""
     trim = _malloc_trim()
     if trim is None:
