@@ -71,6 +71,17 @@ def test_verify_media(media_id, variant, exp, sig, keys, expected):
     assert verify_media(keys, media_id, variant, exp, sig, NOW) is expected
 
 
+def test_verify_media_remembers_signatures_not_verdicts():
+    # The same URL again answers from the remembered HMAC, but its expiry still follows
+    # the clock, and a key dropped from the rotation no longer signs it.
+    sig, exp = _sig(exp=NOW + 60), str(NOW + 60)
+    assert verify_media([K1], 7, None, exp, sig, NOW) is Check.OK
+    assert verify_media([K1], 7, None, exp, sig, NOW) is Check.OK
+    assert verify_media([K1], 7, None, exp, sig, NOW + 61) is Check.EXPIRED
+    assert verify_media([K2], 7, None, exp, sig, NOW) is Check.INVALID
+    assert verify_media([K1], 8, None, exp, sig, NOW) is Check.INVALID
+
+
 @pytest.mark.parametrize("now,ttl,expected", [
     (0, 100, 100),
     (1, 100, 110),          # window = 10 s: rounded up
