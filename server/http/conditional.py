@@ -8,6 +8,7 @@ date is ignored, as §13.1.3-13.1.4 require.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from datetime import datetime, timezone
 from typing import Literal
@@ -53,6 +54,7 @@ def _whole_seconds(dt: datetime) -> datetime:
     return dt.replace(microsecond=0)
 
 
+@functools.lru_cache(maxsize=4096)   # the same Last-Modified, again and again
 def http_date(dt: datetime) -> str:
     """Format ``dt`` as an IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``.
 
