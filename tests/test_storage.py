@@ -311,7 +311,7 @@ async def test_short_reads_are_served_from_the_chunk_cache(pool, message_id, db_
 
 
 async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(pool):
-    # append_chunk turns synchronous_commit off for its own transaction only: the pooled
+    # append_chunks turns synchronous_commit off for its own transaction only: the pooled
     # connection must come back with the server's setting, or every later write on it
     # (finalising uploads, deletes, audit rows) would lose its durability.
     from server.store.sqlfiles import Q
@@ -320,9 +320,10 @@ async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(po
         media_id = await Q.create_upload.fetchval(
             conn, file_name="s.bin", original_name="s.bin", mime_type="image/jpeg",
             media_type="image", chunk_size=3, instance_id=None)
-        status = await Q.append_chunk.execute(conn, media_id=media_id, seq=0, data="QUJD",
-                                              stored_bytes=3)
+        status = await Q.append_chunks.execute(conn, media_id=media_id, first_seq=0,
+                                               data0="QUJD", data1="REVG", data2=None,
+                                               data3=None, stored_bytes=6, chunk_count=2)
         assert status == "UPDATE 1"
         assert await conn.fetchval("SHOW synchronous_commit") == before == "on"
-        assert await conn.fetchval("SELECT data FROM media_chunks WHERE media_id = $1",
-                                   media_id) == "QUJD"
+        assert await conn.fetch("SELECT seq, data FROM media_chunks WHERE media_id = $1 "
+                                "ORDER BY seq", media_id) == [(0, "QUJD"), (1, "REVG")]

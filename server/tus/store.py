@@ -24,6 +24,7 @@ import pybase64
 
 from server.errors import MessageNotFound, TusLocked, UploadExpired
 from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.store.chunking import decode_chunk
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
@@ -169,7 +170,7 @@ class TusStore:
 
 
 def _decode_hash(sha, text: str) -> bytes:
-    data = pybase64.b64decode(text)
+    data = decode_chunk(text)
     sha.update(data)
     return data
 
