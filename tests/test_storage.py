@@ -113,6 +113,57 @@ async def test_abort_reclaims_everything(store, pool, message_id):
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
 
 
+async def progress(pool, media_id) -> tuple[int, int, list[int]]:
+    """(file_size, chunk_count) of the progress row, and the stored chunks' seqs."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        row = await conn.fetchrow("SELECT file_size, chunk_count FROM media_files "
+                                  "WHERE id = $1", media_id)
+        seqs = [r["seq"] for r in await conn.fetch(
+            "SELECT seq FROM media_chunks WHERE media_id = $1 ORDER BY seq", media_id)]
+    return row["file_size"], row["chunk_count"], seqs
+
+
+async def test_batched_writes_keep_progress_and_chunks_contiguous(store, pool, message_id):
+    # Chunks that fill while a write is in flight go together in the next statement.
+    # Whenever it is looked at, the progress row names exactly the chunks stored, with
+    # no gap, and after flush every full chunk is there, in order, with its bytes.
+    up = await store.begin_upload(file_name="p.pdf", original_name="p.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    data = os.urandom(40 * CHUNK + 5)
+    rng = random.Random(3)
+    pos = 0
+    while pos < len(data):
+        n = rng.choice([1, 700, CHUNK - 1, 3 * CHUNK + 2, 6 * CHUNK])
+        await up.write(data[pos:pos + n])
+        pos += n
+        size, count, seqs = await progress(pool, up.media_id)
+        assert seqs == list(range(count)) and size == count * CHUNK
+    await up.flush()
+    assert await progress(pool, up.media_id) == (40 * CHUNK, 40, list(range(40)))
+    async with pool.acquire() as conn:
+        # Chunks written by one statement share its transaction id: batches formed.
+        batches = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM media_chunks "
+                                      "WHERE media_id = $1", up.media_id)
+    assert batches < 40
+    rec = await up.finish(message_id)
+    assert await get(store, rec) == data
+
+
+async def test_abort_with_a_batch_in_flight_and_more_queued_leaves_nothing(store, pool):
+    # A request cut mid-upload: one write in flight, chunks queued behind it. Nothing
+    # may be left, and no queued batch may be written after the abort.
+    up = await store.begin_upload(file_name="q.pdf", original_name="q.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    for _ in range(6):
+        await up.write(os.urandom(CHUNK))
+    assert up._pending is not None and not up._pending.done() and up._queued
+    await up.abort()
+    await asyncio.sleep(0.3)
+    assert await chunk_rows(pool) == 0
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
+
+
 async def test_abort_from_cancelled_task_still_reclaims(store, pool):
     up = await store.begin_upload(file_name="c.pdf", original_name="c.pdf",
                                   mime_type="application/pdf", media_type="document")
