@@ -33,3 +33,12 @@ SELECT seq, data
   FROM media_chunks
  WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;
+
+-- name: serve_chunks
+-- read_chunks for the serving path: the base64 as bytes (convert_to within the same
+-- encoding only checks it and returns it as is), so that the server can decode any
+-- slice of it without copying the text first.
+SELECT seq, convert_to(data, 'UTF8') AS data
+  FROM media_chunks
+ WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+ ORDER BY seq;

@@ -378,3 +378,29 @@ async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(po
         assert await conn.fetchval("SHOW synchronous_commit") == before == "on"
         assert await conn.fetch("SELECT seq, data FROM media_chunks WHERE media_id = $1 "
                                 "ORDER BY seq", media_id) == [(0, "QUJD"), (1, "REVG")]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 17, 18, 19])
+def test_pieces_decode_exactly_the_range_in_bounded_pieces(n):
+    from server.store.media import _pieces
+    raw = os.urandom(n)
+    text = base64.b64encode(raw)
+    for lo in range(n):
+        for hi in range(lo + 1, n + 1):
+            for size in (3, 6, 9):
+                got = list(_pieces(None, 0, text, lo, hi, size))
+                assert b"".join(got) == raw[lo:hi], (lo, hi, size)
+                assert all(0 < len(p) <= size for p in got)
+
+
+async def test_ranges_inside_default_size_chunks_are_exact(pool, message_id):
+    # Chunks larger than a piece: ranges starting and ending anywhere inside them.
+    store = MediaStore(pool, chunk_size=261_120)
+    data = random.Random(11).randbytes(3 * 261_120 + 1001)
+    rec = await put(store, message_id, data, piece=100_000)
+    rng = random.Random(5)
+    for _ in range(25):
+        a = rng.randrange(len(data))
+        b = rng.randrange(a, min(len(data), a + 600_000))
+        assert await get(store, rec, a, b) == data[a:b + 1]
+    assert await get(store, rec) == data
