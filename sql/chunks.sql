@@ -12,13 +12,18 @@
 -- that was not complete anyway. It spares one WAL flush per batch.
 -- Up to four chunks, from :first_seq on, in :data0..:data3 (the unused ones NULL):
 -- four scalar parameters rather than one text[] because the driver copies each
--- element of an array three times on its way out, and a scalar once.
+-- element of an array three times on its way out, and a scalar once. They come as
+-- bytea, the base64's ASCII, so the server needn't make a text copy of each chunk;
+-- convert_from within the same encoding only checks it.
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), stored AS (
     INSERT INTO media_chunks (media_id, seq, data)
     SELECT :media_id, :first_seq + c.i - 1, c.data
-      FROM unnest(ARRAY[:data0, :data1, :data2, :data3]::text[]) WITH ORDINALITY
+      FROM unnest(ARRAY[convert_from(:data0::bytea, 'UTF8'),
+                        convert_from(:data1::bytea, 'UTF8'),
+                        convert_from(:data2::bytea, 'UTF8'),
+                        convert_from(:data3::bytea, 'UTF8')]) WITH ORDINALITY
            AS c(data, i)
      WHERE c.data IS NOT NULL
 )

@@ -372,7 +372,7 @@ async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(po
             conn, file_name="s.bin", original_name="s.bin", mime_type="image/jpeg",
             media_type="image", chunk_size=3, instance_id=None)
         status = await Q.append_chunks.execute(conn, media_id=media_id, first_seq=0,
-                                               data0="QUJD", data1="REVG", data2=None,
+                                               data0=b"QUJD", data1=b"REVG", data2=None,
                                                data3=None, stored_bytes=6, chunk_count=2)
         assert status == "UPDATE 1"
         assert await conn.fetchval("SHOW synchronous_commit") == before == "on"

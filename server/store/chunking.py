@@ -25,7 +25,12 @@ def decode_chunk(text: str | bytes) -> bytes:
 class Chunk(NamedTuple):
     seq: int
     nbytes: int     # raw bytes it encodes
-    text: str       # their base64
+    b64: bytes      # their base64
+
+    @property
+    def text(self) -> str:
+        """The base64 as text (a copy: the store passes ``b64`` as it is)."""
+        return self.b64.decode("ascii")
 
 
 class ChunkEncoder:
@@ -33,7 +38,7 @@ class ChunkEncoder:
 
     ``feed`` returns the chunks completed by this piece (often none); ``finish`` returns
     the last, partial chunk (none for an empty stream or an exact multiple). Each chunk
-    comes as ``Chunk(seq, nbytes, text)``. Memory held is one chunk's raw bytes (one
+    comes as ``Chunk(seq, nbytes, b64)``. Memory held is one chunk's raw bytes (one
     buffer, reused) besides the chunks returned.
     """
 
@@ -81,8 +86,8 @@ class ChunkEncoder:
     def _take(self) -> Chunk:
         # A chunk holds a multiple of 3 bytes (all but the last), so its base64 has
         # no padding and stands alone.
-        text = pybase64.b64encode(memoryview(self._raw)[:self._fill]).decode("ascii")
-        chunk = Chunk(self.chunks, self._fill, text)
+        chunk = Chunk(self.chunks, self._fill,
+                      pybase64.b64encode(memoryview(self._raw)[:self._fill]))
         self._fill = 0
         self.chunks += 1
         return chunk

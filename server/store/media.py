@@ -244,7 +244,7 @@ class Upload:
         batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
         last = batch[-1]
         self._pending = task = asyncio.ensure_future(self.store._append_chunks(
-            self.media_id, batch[0].seq, [c.text for c in batch],
+            self.media_id, batch[0].seq, [c.b64 for c in batch],
             last.seq * self._enc.chunk_size + last.nbytes))
         task.add_done_callback(self._written)
 
@@ -415,7 +415,7 @@ class MediaStore:
                 instance_id=self.instance_id)
         return Upload(self, media_id, self.chunk_size)
 
-    async def _append_chunks(self, media_id: int, first_seq: int, texts: list[str],
+    async def _append_chunks(self, media_id: int, first_seq: int, texts: list[bytes],
                              stored: int) -> None:
         slots = dict(zip(APPEND_SLOTS, [*texts, *[None] * (WRITE_BATCH - len(texts))],
                          strict=True))
