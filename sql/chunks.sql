@@ -40,16 +40,10 @@ SELECT seq, data
  ORDER BY seq;
 
 -- name: serve_chunks
--- read_chunks for the serving path: each chunk's base64 as bytes, cut in pieces of
--- :piece_chars characters (a multiple of 4, so each piece decodes alone), one row per
--- piece, in order. Small rows reach the server inside the buffers it reads from the
--- socket, so the driver copies none of them into a chunk-sized buffer of its own, and
--- none needs a fresh chunk-sized allocation. convert_to within the same encoding only
--- checks the text; OFFSET 0 keeps it to one detoasting per chunk.
-SELECT c.seq, substring(c.data FROM p.i * :piece_chars + 1 FOR :piece_chars) AS data
-  FROM (SELECT seq, convert_to(data, 'UTF8') AS data
-          FROM media_chunks
-         WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
-        OFFSET 0) AS c
- CROSS JOIN LATERAL generate_series(0, (octet_length(c.data) - 1) / :piece_chars) AS p(i)
- ORDER BY c.seq, p.i;
+-- read_chunks for the serving path: the base64 as bytes (convert_to within the same
+-- encoding only checks it and returns it as is), so that the server can decode any
+-- slice of it without copying the text first.
+SELECT seq, convert_to(data, 'UTF8') AS data
+  FROM media_chunks
+ WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+ ORDER BY seq;

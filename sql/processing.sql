@@ -45,12 +45,9 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, v.mime_type, v.file_siz
  WHERE v.media_id = :id AND v.name = :name AND f.upload_state = 'complete';
 
 -- name: read_variant_chunks
--- The chunks of a variant covering a byte range, in pieces, as serve_chunks for media.
-SELECT c.seq, substring(c.data FROM p.i * :piece_chars + 1 FOR :piece_chars) AS data
-  FROM (SELECT seq, convert_to(data, 'UTF8') AS data
-          FROM media_variant_chunks
-         WHERE media_id = :media_id AND name = :name
-           AND seq BETWEEN :first_seq AND :last_seq
-        OFFSET 0) AS c
- CROSS JOIN LATERAL generate_series(0, (octet_length(c.data) - 1) / :piece_chars) AS p(i)
- ORDER BY c.seq, p.i;
+-- The chunks of a variant covering a byte range, in order, the base64 as bytes (as
+-- serve_chunks for media).
+SELECT seq, convert_to(data, 'UTF8') AS data
+  FROM media_variant_chunks
+ WHERE media_id = :media_id AND name = :name AND seq BETWEEN :first_seq AND :last_seq
+ ORDER BY seq;

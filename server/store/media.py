@@ -83,31 +83,27 @@ def _decode(rec: "MediaRecord", seq: int, text: bytes | memoryview) -> bytes:
         raise StorageCorrupt(f"media {rec.id}: chunk {seq} is not base64") from None
 
 
-# Base64 characters per piece a chunk is read in (serve_chunks): a multiple of 4 (each
-# piece decodes alone), and, with the row's and the bytes object's headers, under
-# glibc's mmap threshold (server/limits/memory.py), so that neither the piece nor its
-# decoded bytes is a fresh mapping, and under the 64 KiB send slice, so that it goes
-# to the socket as it is. Chunk-sized rows and buffers cost five fresh mappings per
-# chunk, and their page faults were most of the serving path's CPU time.
-PIECE_CHARS = 65_440
-PIECE_BYTES = PIECE_CHARS // 4 * 3
+# Raw bytes per piece of a long read: a multiple of 3 (its base64 stands alone), and
+# with the bytes object's header still under the 64 KiB send slice and glibc's mmap
+# threshold (server/limits/sending.py, memory.py). Each piece then goes to the socket
+# as it is, and comes from the heap: decoding a chunk whole and slicing it for the
+# socket cost five fresh mappings per chunk, and their page faults were most of the
+# serving path's CPU time.
+PIECE = 65_472
 
 
-def _slice(rec: "MediaRecord", seq: int, pieces: list[bytes], lo: int, hi: int,
-           per_piece: int = PIECE_BYTES) -> Iterator[bytes]:
-    """The bytes lo..hi-1 of a chunk whose base64 comes in ``pieces`` (each but the
-    last encoding ``per_piece`` bytes), decoded piece by piece, skipping those
-    outside."""
-    for k, text in enumerate(pieces):
-        at = k * per_piece
-        if at >= hi:
-            return
-        if at + per_piece <= lo:
-            continue
-        raw = _decode(rec, seq, text)
-        a, b = max(lo - at, 0), min(hi - at, len(raw))
-        if a < b:
-            yield raw if (a, b) == (0, len(raw)) else raw[a:b]
+def _pieces(rec: "MediaRecord", seq: int, text: bytes, lo: int, hi: int,
+            size: int = PIECE) -> Iterator[bytes]:
+    """The bytes lo..hi-1 of a chunk whose base64 is ``text``, decoded in pieces of at
+    most ``size`` (a multiple of 3)."""
+    view = memoryview(text)
+    off = lo - lo % 3
+    while off < hi:
+        end = min(off + size, hi)
+        raw = _decode(rec, seq, view[off // 3 * 4:-(-end // 3) * 4])
+        a, b = max(lo - off, 0), end - off
+        yield raw if (a, b) == (0, len(raw)) else raw[a:b]
+        off += size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -549,8 +545,8 @@ class MediaStore:
         data = cache.get(key)
         if data is None:
             generation = self._generation
-            [(_, pieces)] = await self._read_chunks(rec, seq, seq)
-            data = b"".join(_slice(rec, seq, pieces, 0, rec.chunk_size))
+            [(_, text)] = await self._read_chunks(rec, seq, seq)
+            data = _decode(rec, seq, text)
             if generation == self._generation and self._stat_trusted:
                 cache.put(key, data)
         return data
@@ -583,16 +579,16 @@ class MediaStore:
                 rows.reverse()
                 while rows:
                     # Popped, so each chunk's text is freed once sent.
-                    row_seq, pieces = rows.pop()
+                    row_seq, text = rows.pop()
                     if ahead is None and nxt <= last and (keeping_up or not rows):
                         batch = min(2 * batch, self.read_ahead)
                         ahead = fetch(nxt, batch)
                     lo = start - row_seq * cs if row_seq == first else 0
                     hi = end - row_seq * cs + 1 if row_seq == last else cs
-                    for piece in _slice(rec, row_seq, pieces, lo, hi):
+                    for piece in _pieces(rec, row_seq, text, lo, hi):
                         yield piece
                         keeping_up = True
-                    del pieces
+                    del text
                 seq = nxt
         finally:
             if ahead is not None:
@@ -600,35 +596,22 @@ class MediaStore:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _read_chunks(self, rec: MediaRecord, first: int, last: int
-                           ) -> list[tuple[int, list[bytes]]]:
-        """Chunks first..last, each as (seq, its base64 in pieces); StorageCorrupt
-        unless they are all there."""
+                           ) -> list[tuple[int, bytes]]:
         want = list(range(first, last + 1))
 
         def fetch(conn: asyncpg.Connection):
             if rec.variant is not None:   # a variant's chunks: same layout, own table
-                return Q.read_variant_chunks.fetch(
-                    conn, media_id=rec.id, name=rec.variant, first_seq=first,
-                    last_seq=last, piece_chars=PIECE_CHARS)
-            return Q.serve_chunks.fetch(conn, media_id=rec.id, first_seq=first,
-                                        last_seq=last, piece_chars=PIECE_CHARS)
+                return Q.read_variant_chunks.fetch(conn, media_id=rec.id, name=rec.variant,
+                                                   first_seq=first, last_seq=last)
+            return Q.serve_chunks.fetch(conn, media_id=rec.id, first_seq=first, last_seq=last)
 
         if self.replicas is not None:
-            got = _by_chunk(await self.replicas.fetch(fetch) or [])
-            if [s for s, _ in got] == want:
-                return got
+            rows = await self.replicas.fetch(fetch)
+            if rows is not None and [r["seq"] for r in rows] == want:
+                return [(r["seq"], r["data"]) for r in rows]
         async with self.connection() as conn:
-            got = _by_chunk(await fetch(conn))
+            rows = await fetch(conn)
+        got = [(r["seq"], r["data"]) for r in rows]
         if [s for s, _ in got] != want:
             raise StorageCorrupt(f"media {rec.id}: chunks {first}-{last} incomplete")
         return got
-
-
-def _by_chunk(rows: list[asyncpg.Record]) -> list[tuple[int, list[bytes]]]:
-    got: list[tuple[int, list[bytes]]] = []
-    for seq, data in rows:
-        if got and got[-1][0] == seq:
-            got[-1][1].append(data)
-        else:
-            got.append((seq, [data]))
-    return got
