@@ -84,12 +84,13 @@ def _decode(rec: "MediaRecord", seq: int, text: bytes | memoryview) -> bytes:
 
 
 # Raw bytes per piece of a long read: a multiple of 3 (its base64 stands alone), and
-# with the bytes object's header still under the 64 KiB send slice and glibc's mmap
-# threshold (server/limits/sending.py, memory.py). Each piece then goes to the socket
-# as it is, and comes from the heap: decoding a chunk whole and slicing it for the
-# socket cost five fresh mappings per chunk, and their page faults were most of the
-# serving path's CPU time.
-PIECE = 65_472
+# no more than the 64 KiB send slice (server/limits/sending.py), so each piece goes to
+# the socket as it is: no whole decoded chunk, no slice copies. With the bytes
+# object's header it is just over glibc's mmap threshold (server/limits/memory.py),
+# like the slices were: a stalled reader's piece is mapped and given back the moment
+# it goes. A heap-sized piece (65,472) cost 2-3x the stalled readers' memory in
+# tests/test_limits_readers.py, kept by the heap until the next trim.
+PIECE = 65_505
 
 
 def _pieces(rec: "MediaRecord", seq: int, text: bytes, lo: int, hi: int,
