@@ -1,26 +1,49 @@
 -- Statements on media_chunks: the bytes, as base64 text, one row per chunk.
 
--- name: append_chunk
--- Stores one chunk and records the upload's progress in the same statement, so the
--- row always says how far the upload got (for resuming, and for the janitor).
+-- name: append_chunks
+-- Stores a batch of consecutive chunks and records the
+-- upload's progress in the same statement, so the row always says how far the upload
+-- got (for the janitor's idle clock, and for reading the progress back). One statement
+-- for several chunks: one round trip, one commit and one progress update per batch.
 -- Its commit does not wait for the WAL flush (synchronous_commit off, for this
 -- statement's transaction only): a chunk of an upload in progress needs no durability
 -- of its own. The upload's finalising UPDATE commits synchronously, and that flush
 -- makes every chunk before it durable too; a crash before it loses only an upload
--- that was not complete anyway. It spares one WAL flush per chunk.
+-- that was not complete anyway. It spares one WAL flush per batch.
+-- Up to four chunks, from :first_seq on, in :data0..:data3 (the unused ones NULL):
+-- four scalar parameters rather than one text[] because the driver copies each
+-- element of an array three times on its way out, and a scalar once. They come as
+-- bytea, the base64's ASCII, so the server needn't make a text copy of each chunk;
+-- convert_from within the same encoding only checks it.
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), stored AS (
-    INSERT INTO media_chunks (media_id, seq, data) VALUES (:media_id, :seq, :data)
+    INSERT INTO media_chunks (media_id, seq, data)
+    SELECT :media_id, :first_seq + c.i - 1, c.data
+      FROM unnest(ARRAY[convert_from(:data0::bytea, 'UTF8'),
+                        convert_from(:data1::bytea, 'UTF8'),
+                        convert_from(:data2::bytea, 'UTF8'),
+                        convert_from(:data3::bytea, 'UTF8')]) WITH ORDINALITY
+           AS c(data, i)
+     WHERE c.data IS NOT NULL
 )
 UPDATE media_files
-   SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
+   SET file_size = :stored_bytes, chunk_count = :chunk_count, updated_at = now()
  WHERE id = :media_id AND upload_state = 'uploading'
    AND EXISTS (SELECT FROM async_commit);
 
 -- name: read_chunks
 -- The chunks covering a byte range, in order; the caller asks for a few at a time.
 SELECT seq, data
+  FROM media_chunks
+ WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+ ORDER BY seq;
+
+-- name: serve_chunks
+-- read_chunks for the serving path: the base64 as bytes (convert_to within the same
+-- encoding only checks it and returns it as is), so that the server can decode any
+-- slice of it without copying the text first.
+SELECT seq, convert_to(data, 'UTF8') AS data
   FROM media_chunks
  WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;

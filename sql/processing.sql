@@ -45,8 +45,9 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, v.mime_type, v.file_siz
  WHERE v.media_id = :id AND v.name = :name AND f.upload_state = 'complete';
 
 -- name: read_variant_chunks
--- The chunks of a variant covering a byte range, in order (as read_chunks for media).
-SELECT seq, data
+-- The chunks of a variant covering a byte range, in order, the base64 as bytes (as
+-- serve_chunks for media).
+SELECT seq, convert_to(data, 'UTF8') AS data
   FROM media_variant_chunks
  WHERE media_id = :media_id AND name = :name AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;

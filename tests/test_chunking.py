@@ -1,11 +1,13 @@
-"""Incremental base64 with carry, and cutting into chunks: pure, table-driven."""
+"""Cutting a stream into base64 chunks, and decoding them back: pure, table-driven."""
 import base64
 import hashlib
 import os
 
 import pytest
 
-from server.store.chunking import Base64Carry, ChunkEncoder
+import binascii
+
+from server.store.chunking import ChunkEncoder, decode_chunk
 
 
 @pytest.mark.parametrize("pieces", [
@@ -18,10 +20,12 @@ from server.store.chunking import Base64Carry, ChunkEncoder
     pytest.param([b"", b"abcd", b"", b"e"], id="empty-pieces-between"),
     pytest.param([os.urandom(1000), os.urandom(7), os.urandom(2)], id="random"),
 ])
-def test_carry_concatenation_equals_whole_base64(pieces):
-    enc = Base64Carry()
-    out = b"".join(enc.feed(p) for p in pieces) + enc.finish()
-    assert out == base64.b64encode(b"".join(pieces))
+def test_pieces_of_any_size_give_the_whole_base64(pieces):
+    enc = ChunkEncoder(9)
+    chunks = [c for p in pieces for c in enc.feed(p)] + enc.finish()
+    assert "".join(c.text for c in chunks) == base64.b64encode(b"".join(pieces)).decode()
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    assert enc.sha256() == hashlib.sha256(b"".join(pieces)).digest()
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 8, 9, 10, 17, 18, 19, 1000])
@@ -63,3 +67,15 @@ def test_exact_multiple_has_no_trailing_empty_chunk():
 def test_chunk_size_must_be_positive_multiple_of_three(bad):
     with pytest.raises(ValueError):
         ChunkEncoder(bad)
+
+
+@pytest.mark.parametrize("data", [b"", b"a", b"ab", b"abc", os.urandom(1000)])
+def test_decode_chunk_inverts_the_encoding(data):
+    assert decode_chunk(base64.b64encode(data).decode()) == data
+    assert decode_chunk(base64.b64encode(data)) == data
+
+
+@pytest.mark.parametrize("text", ["QUJ", "QU=D", "QUJD\n", "QU JD", "QUJ*"])
+def test_decode_chunk_refuses_what_was_not_stored_base64(text):
+    with pytest.raises(binascii.Error):
+        decode_chunk(text)

@@ -113,6 +113,57 @@ async def test_abort_reclaims_everything(store, pool, message_id):
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
 
 
+async def progress(pool, media_id) -> tuple[int, int, list[int]]:
+    """(file_size, chunk_count) of the progress row, and the stored chunks' seqs."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        row = await conn.fetchrow("SELECT file_size, chunk_count FROM media_files "
+                                  "WHERE id = $1", media_id)
+        seqs = [r["seq"] for r in await conn.fetch(
+            "SELECT seq FROM media_chunks WHERE media_id = $1 ORDER BY seq", media_id)]
+    return row["file_size"], row["chunk_count"], seqs
+
+
+async def test_batched_writes_keep_progress_and_chunks_contiguous(store, pool, message_id):
+    # Chunks that fill while a write is in flight go together in the next statement.
+    # Whenever it is looked at, the progress row names exactly the chunks stored, with
+    # no gap, and after flush every full chunk is there, in order, with its bytes.
+    up = await store.begin_upload(file_name="p.pdf", original_name="p.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    data = os.urandom(40 * CHUNK + 5)
+    rng = random.Random(3)
+    pos = 0
+    while pos < len(data):
+        n = rng.choice([1, 700, CHUNK - 1, 3 * CHUNK + 2, 6 * CHUNK])
+        await up.write(data[pos:pos + n])
+        pos += n
+        size, count, seqs = await progress(pool, up.media_id)
+        assert seqs == list(range(count)) and size == count * CHUNK
+    await up.flush()
+    assert await progress(pool, up.media_id) == (40 * CHUNK, 40, list(range(40)))
+    async with pool.acquire() as conn:
+        # Chunks written by one statement share its transaction id: batches formed.
+        batches = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM media_chunks "
+                                      "WHERE media_id = $1", up.media_id)
+    assert batches < 40
+    rec = await up.finish(message_id)
+    assert await get(store, rec) == data
+
+
+async def test_abort_with_a_batch_in_flight_and_more_queued_leaves_nothing(store, pool):
+    # A request cut mid-upload: one write in flight, chunks queued behind it. Nothing
+    # may be left, and no queued batch may be written after the abort.
+    up = await store.begin_upload(file_name="q.pdf", original_name="q.pdf",
+                                  mime_type="application/pdf", media_type="document")
+    for _ in range(6):
+        await up.write(os.urandom(CHUNK))
+    assert up._pending is not None and not up._pending.done() and up._queued
+    await up.abort()
+    await asyncio.sleep(0.3)
+    assert await chunk_rows(pool) == 0
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
+
+
 async def test_abort_from_cancelled_task_still_reclaims(store, pool):
     up = await store.begin_upload(file_name="c.pdf", original_name="c.pdf",
                                   mime_type="application/pdf", media_type="document")
@@ -311,7 +362,7 @@ async def test_short_reads_are_served_from_the_chunk_cache(pool, message_id, db_
 
 
 async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(pool):
-    # append_chunk turns synchronous_commit off for its own transaction only: the pooled
+    # append_chunks turns synchronous_commit off for its own transaction only: the pooled
     # connection must come back with the server's setting, or every later write on it
     # (finalising uploads, deletes, audit rows) would lose its durability.
     from server.store.sqlfiles import Q
@@ -320,9 +371,36 @@ async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(po
         media_id = await Q.create_upload.fetchval(
             conn, file_name="s.bin", original_name="s.bin", mime_type="image/jpeg",
             media_type="image", chunk_size=3, instance_id=None)
-        status = await Q.append_chunk.execute(conn, media_id=media_id, seq=0, data="QUJD",
-                                              stored_bytes=3)
+        status = await Q.append_chunks.execute(conn, media_id=media_id, first_seq=0,
+                                               data0=b"QUJD", data1=b"REVG", data2=None,
+                                               data3=None, stored_bytes=6, chunk_count=2)
         assert status == "UPDATE 1"
         assert await conn.fetchval("SHOW synchronous_commit") == before == "on"
-        assert await conn.fetchval("SELECT data FROM media_chunks WHERE media_id = $1",
-                                   media_id) == "QUJD"
+        assert await conn.fetch("SELECT seq, data FROM media_chunks WHERE media_id = $1 "
+                                "ORDER BY seq", media_id) == [(0, "QUJD"), (1, "REVG")]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 17, 18, 19])
+def test_pieces_decode_exactly_the_range_in_bounded_pieces(n):
+    from server.store.media import _pieces
+    raw = os.urandom(n)
+    text = base64.b64encode(raw)
+    for lo in range(n):
+        for hi in range(lo + 1, n + 1):
+            for size in (3, 6, 9):
+                got = list(_pieces(None, 0, text, lo, hi, size))
+                assert b"".join(got) == raw[lo:hi], (lo, hi, size)
+                assert all(0 < len(p) <= size for p in got)
+
+
+async def test_ranges_inside_default_size_chunks_are_exact(pool, message_id):
+    # Chunks larger than a piece: ranges starting and ending anywhere inside them.
+    store = MediaStore(pool, chunk_size=261_120)
+    data = random.Random(11).randbytes(3 * 261_120 + 1001)
+    rec = await put(store, message_id, data, piece=100_000)
+    rng = random.Random(5)
+    for _ in range(25):
+        a = rng.randrange(len(data))
+        b = rng.randrange(a, min(len(data), a + 600_000))
+        assert await get(store, rec, a, b) == data[a:b + 1]
+    assert await get(store, rec) == data

@@ -75,9 +75,9 @@ class SharedReads:
 
     async def _chunk(self, seq: int) -> bytes:
         cs = self.rec.chunk_size
-        # One chunk's range: the store yields it whole, in one piece.
+        # One chunk's range; the store may yield it in several pieces.
         stream = self.store.read(self.rec, seq * cs, min(self.rec.file_size, (seq + 1) * cs) - 1)
         try:
-            return await anext(stream)
+            return b"".join([piece async for piece in stream])
         finally:
             await stream.aclose()

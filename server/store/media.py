@@ -22,22 +22,22 @@ The contract (what the HTTP layer may rely on; it never sees SQL or asyncpg):
 from __future__ import annotations
 
 import asyncio
+import binascii
 import collections
 import contextlib
 import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import pybase64
 
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.store.cache import ChunkCache
-from server.store.chunking import Chunk, ChunkEncoder
+from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -54,6 +54,13 @@ def _consume(task: asyncio.Task) -> None:
 # notes, players' probes and seeks); longer ones stream past it.
 SHORT_READ_CHUNKS = 2
 
+# Most chunks an upload stores in one statement (and so, with those waiting for it,
+# about twice this many chunks' base64 held per upload while the database is slower
+# than the client).
+WRITE_BATCH = 4
+# append_chunks' parameters for them (sql/chunks.sql).
+APPEND_SLOTS = tuple(f"data{i}" for i in range(WRITE_BATCH))
+
 
 # The connection itself is unusable: the driver's state, not the statement, failed.
 _CONNECTION_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
@@ -67,6 +74,37 @@ _DATABASE_UNAVAILABLE = (asyncio.TimeoutError, OSError, *_CONNECTION_BROKEN,
 
 class StorageCorrupt(Exception):
     """A complete file is missing chunks: deleted while being read, or damaged."""
+
+
+def _decode(rec: "MediaRecord", seq: int, text: bytes | memoryview) -> bytes:
+    try:
+        return decode_chunk(text)
+    except binascii.Error:
+        raise StorageCorrupt(f"media {rec.id}: chunk {seq} is not base64") from None
+
+
+# Raw bytes per piece of a long read: a multiple of 3 (its base64 stands alone), and
+# no more than the 64 KiB send slice (server/limits/sending.py), so each piece goes to
+# the socket as it is: no whole decoded chunk, no slice copies. With the bytes
+# object's header it is just over glibc's mmap threshold (server/limits/memory.py),
+# like the slices were: a stalled reader's piece is mapped and given back the moment
+# it goes. A heap-sized piece (65,472) cost 2-3x the stalled readers' memory in
+# tests/test_limits_readers.py, kept by the heap until the next trim.
+PIECE = 65_505
+
+
+def _pieces(rec: "MediaRecord", seq: int, text: bytes, lo: int, hi: int,
+            size: int = PIECE) -> Iterator[bytes]:
+    """The bytes lo..hi-1 of a chunk whose base64 is ``text``, decoded in pieces of at
+    most ``size`` (a multiple of 3)."""
+    view = memoryview(text)
+    off = lo - lo % 3
+    while off < hi:
+        end = min(off + size, hi)
+        raw = _decode(rec, seq, view[off // 3 * 4:-(-end // 3) * 4])
+        a, b = max(lo - off, 0), end - off
+        yield raw if (a, b) == (0, len(raw)) else raw[a:b]
+        off += size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,9 +151,14 @@ class Upload:
         self.store = store
         self.media_id = media_id
         self._enc = ChunkEncoder(chunk_size)
-        # At most one chunk write in flight: the next chunk is read from the client
-        # while the previous one is being stored.
+        # One write in flight, in order: the next chunks are read from the client while
+        # the previous ones are being stored. Chunks that fill meanwhile wait in
+        # _queued and go together in the next write (one statement, one round trip, one
+        # progress update), which starts as soon as the one in flight is done, so
+        # nothing waits for the client's next bytes. At most WRITE_BATCH chunks queue:
+        # then the client is read no further until they are taken.
         self._pending: asyncio.Task | None = None
+        self._queued: list[Chunk] = []
         self._closed = False
 
     @property
@@ -171,6 +214,7 @@ class Upload:
         await asyncio.shield(self._abort())
 
     async def _abort(self) -> None:
+        self._queued = []
         if self._pending is not None:
             self._pending.cancel()
             await asyncio.gather(self._pending, return_exceptions=True)
@@ -182,15 +226,46 @@ class Upload:
                         exc_info=True)
 
     async def _store_chunk(self, chunk: Chunk) -> None:
-        await self._drain()
-        stored = chunk.seq * self._enc.chunk_size + chunk.nbytes
-        self._pending = asyncio.ensure_future(self.store._append_chunk(
-            self.media_id, chunk.seq, chunk.text, stored))
+        self._queued.append(chunk)
+        while self._pending is not None and not self._pending.done():
+            if len(self._queued) < WRITE_BATCH:
+                return   # goes with the next write, started when this one is done
+            # The queue is full: wait for the write in flight; its done callback then
+            # starts the next one with the queue (unless it failed).
+            await asyncio.wait({self._pending})
+        self._check_written()
+        if self._queued:
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
+        last = batch[-1]
+        self._pending = task = asyncio.ensure_future(self.store._append_chunks(
+            self.media_id, batch[0].seq, [c.b64 for c in batch],
+            last.seq * self._enc.chunk_size + last.nbytes))
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task) -> None:
+        # The next batch goes as soon as this one is stored; a failure stays in
+        # _pending for the next write, flush or finish to raise.
+        if (task is self._pending and self._queued and not self._closed
+                and not task.cancelled() and task.exception() is None):
+            self._write_queued()
+
+    def _check_written(self) -> None:
+        """Raise the failure of the last write, if it failed; it is done or absent."""
+        if self._pending is not None and self._pending.done():
+            task, self._pending = self._pending, None
+            task.result()
 
     async def _drain(self) -> None:
-        if self._pending is not None:
-            task, self._pending = self._pending, None
-            await task
+        while self._pending is not None or self._queued:
+            if self._pending is not None:
+                await asyncio.wait({self._pending})
+                if self._pending.done():
+                    self._check_written()
+            elif self._queued:
+                self._write_queued()
 
 
 class MediaStore:
@@ -337,11 +412,15 @@ class MediaStore:
                 instance_id=self.instance_id)
         return Upload(self, media_id, self.chunk_size)
 
-    async def _append_chunk(self, media_id: int, seq: int, text: str, stored: int) -> None:
+    async def _append_chunks(self, media_id: int, first_seq: int, texts: list[bytes],
+                             stored: int) -> None:
+        slots = dict(zip(APPEND_SLOTS, [*texts, *[None] * (WRITE_BATCH - len(texts))],
+                         strict=True))
         try:
             async with self.connection() as conn:
-                status = await Q.append_chunk.execute(conn, media_id=media_id, seq=seq,
-                                                      data=text, stored_bytes=stored)
+                status = await Q.append_chunks.execute(
+                    conn, media_id=media_id, first_seq=first_seq, **slots,
+                    stored_bytes=stored, chunk_count=first_seq + len(texts))
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
@@ -468,7 +547,7 @@ class MediaStore:
         if data is None:
             generation = self._generation
             [(_, text)] = await self._read_chunks(rec, seq, seq)
-            data = pybase64.b64decode(text)
+            data = _decode(rec, seq, text)
             if generation == self._generation and self._stat_trusted:
                 cache.put(key, data)
         return data
@@ -486,6 +565,9 @@ class MediaStore:
         # when the last chunk of this one is asked for, i.e. once the socket has taken
         # the others; and batches grow from one chunk to read_ahead as the reader keeps
         # up, so a reader that stalls at once has cost one chunk, not two batches.
+        # (Fetching the next batch as soon as this one arrived bought nothing measurable
+        # once decoding got cheap, the server being CPU-bound, and cost slow readers
+        # about 60% more memory.)
         batch = 1
         seq = first
         ahead: asyncio.Task | None = fetch(first, batch)
@@ -501,25 +583,26 @@ class MediaStore:
                     if not rows and nxt <= last:
                         batch = min(2 * batch, self.read_ahead)
                         ahead = fetch(nxt, batch)
-                    data = pybase64.b64decode(text)
-                    del text
                     lo = start - row_seq * cs if row_seq == first else 0
-                    hi = end - row_seq * cs + 1 if row_seq == last else len(data)
-                    yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+                    hi = end - row_seq * cs + 1 if row_seq == last else cs
+                    for piece in _pieces(rec, row_seq, text, lo, hi):
+                        yield piece
+                    del text
                 seq = nxt
         finally:
             if ahead is not None:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _read_chunks(self, rec: MediaRecord, first: int, last: int) -> list[tuple[int, str]]:
+    async def _read_chunks(self, rec: MediaRecord, first: int, last: int
+                           ) -> list[tuple[int, bytes]]:
         want = list(range(first, last + 1))
 
         def fetch(conn: asyncpg.Connection):
             if rec.variant is not None:   # a variant's chunks: same layout, own table
                 return Q.read_variant_chunks.fetch(conn, media_id=rec.id, name=rec.variant,
                                                    first_seq=first, last_seq=last)
-            return Q.read_chunks.fetch(conn, media_id=rec.id, first_seq=first, last_seq=last)
+            return Q.serve_chunks.fetch(conn, media_id=rec.id, first_seq=first, last_seq=last)
 
         if self.replicas is not None:
             rows = await self.replicas.fetch(fetch)

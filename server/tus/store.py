@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pybase64
 
 from server.errors import TusLocked
+from server.store.chunking import decode_chunk
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
@@ -188,7 +189,7 @@ class TusStore:
             for r in rows:
                 if r["seq"] != seq:   # a gap would silently corrupt the file
                     raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
-                yield await loop.run_in_executor(None, pybase64.b64decode, r["data"])
+                yield await loop.run_in_executor(None, decode_chunk, r["data"])
                 seq += 1
 
     def adopt(self, state: TusState, lock_id: uuid.UUID):
