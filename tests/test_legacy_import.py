@@ -199,6 +199,41 @@ async def test_one_run_at_a_time(store, chat):
             await run_import(store, chat)
 
 
+async def _advisory_locks(pool) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+
+
+async def test_the_lock_goes_with_the_run(store, pool, chat):
+    # Pooled connections go back without asyncpg's reset query (store/pool.py): the
+    # lock must be let go of by its holder, or go with its connection.
+    await run_import(store, chat)
+    assert await _advisory_locks(pool) == 0
+    async with legacy_lock(store):
+        assert await _advisory_locks(pool) == 1
+    assert await _advisory_locks(pool) == 0
+    # An unlock cut short (cancelled while its statement runs): the connection is
+    # closed, and the lock with it, rather than pooled still holding it.
+    held = legacy_lock(store)
+    pid = (await held.__aenter__()).get_server_pid()
+    task = asyncio.ensure_future(held.__aexit__(None, None, None))
+    await asyncio.sleep(0)          # the unlock is on its way
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):            # the backend ends just after
+        async with pool.acquire() as c:
+            gone = not await c.fetchval("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE pid = $1", pid)
+        if gone:
+            break
+        await asyncio.sleep(0.05)
+    assert gone
+    assert await _advisory_locks(pool) == 0
+    report, _ = await run_import(store, chat)     # and a later run is not LegacyBusy
+    assert report.count(ALREADY) == 4
+
+
 def test_cli_import_with_manifest(db_dsn, tmp_path):
     chat = asyncio.run(_make_chat_dsn(db_dsn, tmp_path))
     manifest = tmp_path / "manifest.csv"

@@ -24,4 +24,10 @@ async def legacy_lock(store: MediaStore) -> AsyncIterator[asyncpg.Connection]:
         try:
             yield conn
         finally:
-            await Q.legacy_unlock.fetchval(conn)
+            try:
+                await Q.legacy_unlock.fetchval(conn)
+            except BaseException:
+                # Not unlocked (cancelled, timed out): the connection must not go back
+                # to the pool still holding the lock (store/pool.py resets nothing).
+                conn.terminate()
+                raise
