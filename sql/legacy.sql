@@ -61,15 +61,6 @@ SELECT l.legacy_name, l.media_id, l.sha256, l.file_size, l.file_mtime, l.process
   JOIN media_files f ON f.id = l.media_id AND f.upload_state = 'complete'
  WHERE l.legacy_name = :legacy_name;
 
--- name: legacy_map_page
--- The map, a page at a time in name order (verify --from, export).
-SELECT legacy_name, media_id, sha256, file_size, file_mtime, processed,
-       coalesce(stored_sha256, sha256) AS stored_sha256
-  FROM legacy_media
- WHERE legacy_name > :after
- ORDER BY legacy_name
- LIMIT :batch;
-
 -- name: get_media_by_legacy_name
 -- /uploads/media/{name}: the media imported from that legacy file.
 SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_size,
