@@ -5,8 +5,8 @@ Two habits of glibc's allocator kept what slow readers had cost after they had g
 glibc serves large allocations (base64 chunks, decoded chunks) from mmap and returns
 them on free, but after the first such free it raises its mmap threshold (up to
 32 MiB), and later chunks come from the heap, where fragmentation keeps them: 2,000
-slow readers left 5.2 GB behind after they had gone. Fixing the threshold turns the
-adjustment off, so every chunk-sized buffer is mapped and unmapped again. And
+slow readers left 5.2 GB behind after they had gone. Fixing the threshold (at 1 MiB)
+turns the adjustment off: what is larger is always mapped and unmapped again. And
 it gives back only the top of its heap; :func:`memory_trimmer` hands back the free
 pages inside it too.
 """
@@ -21,7 +21,12 @@ import logging
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3          # from glibc's malloc.h
-MMAP_THRESHOLD = 64 * 1024     # chunks (255 KiB) and their base64 are mapped, and unmapped when freed
+# Above a chunk's base64 (348 KB) and the rows asyncpg joins: those come from the heap,
+# reused from one chunk to the next, rather than from a fresh mapping faulted in page by
+# page (at 64 KiB, page faults were most of a download's CPU). What stays bounded is
+# what the stream slots and the stall rule hold (limits/sending.py), and the trimmer
+# hands the heap's free pages back.
+MMAP_THRESHOLD = 1024 * 1024
 
 
 def return_freed_memory() -> bool:
