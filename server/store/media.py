@@ -38,6 +38,7 @@ import asyncpg
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
+from server.store.pool import FairGate
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -276,6 +277,7 @@ class MediaStore:
                  chunk_cache: ChunkCache | None = None,
                  replicas: ReadReplicas | None = None):
         self.pool = pool
+        self._gate = FairGate(pool.get_max_size())
         # The server process this store belongs to; recorded on the uploads it receives
         # so that, if it dies, another instance can reclaim them (see instances.sql).
         self.instance_id = instance_id
@@ -345,16 +347,26 @@ class MediaStore:
 
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        # Counted, so operators see requests queueing for the pool (/metrics).
+        # Counted, so operators see requests queueing for the pool (/metrics). Queued
+        # in order of arrival (pool.FairGate), not in asyncpg's own queue, where a
+        # newcomer could take the connection a waiter was woken for.
         self.waiting += 1
         try:
-            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+            await self._gate.acquire(self.acquire_timeout)
+            try:
+                conn = await self.pool.acquire(timeout=self.acquire_timeout)
+            except BaseException:
+                self._gate.release()
+                raise
         finally:
             self.waiting -= 1
         try:
             yield conn
         finally:
-            await self.pool.release(conn)
+            try:
+                await self.pool.release(conn)
+            finally:
+                self._gate.release()
 
     def pool_usage(self) -> tuple[int, int, int]:
         """(connections in use, idle, requests waiting for one)."""
