@@ -37,7 +37,8 @@ def setup_routes(app: web.Application) -> None:
 async def _tus_resumable(request: web.Request, response: web.StreamResponse) -> None:
     """Tus-Resumable on every tus answer but OPTIONS, the refusals of the access
     middleware (401, 403) included: they come before the handlers' own wrapper."""
-    if request.method != "OPTIONS" and request.path.startswith(BASE) \
+    # raw_path: every response of the service passes here, and the decoded path costs.
+    if request.raw_path.startswith(BASE) and request.method != "OPTIONS" \
             and "Tus-Resumable" not in response.headers:
         response.headers["Tus-Resumable"] = handler.h.VERSION
 
