@@ -1,9 +1,9 @@
-"""store.pool.FairGate: first come, first served admission to the pool (pure asyncio)."""
+"""server.fairgate.FairGate: first come, first served admission (pure asyncio)."""
 import asyncio
 
 import pytest
 
-from server.store.pool import FairGate
+from server.fairgate import FairGate
 
 
 async def test_waiters_are_served_in_order_of_arrival_not_newcomers_first():
@@ -75,3 +75,16 @@ async def test_a_cancelled_waiter_passes_on_a_place_handed_to_it():
     assert gate.in_use == 1
     gate.release()
     assert gate.in_use == 0
+
+
+async def test_a_timed_out_waiter_does_not_keep_the_one_behind_it_waiting():
+    gate = FairGate(1)
+    await gate.acquire()
+    early = asyncio.ensure_future(gate.acquire(timeout=0.01))
+    behind = asyncio.ensure_future(gate.acquire(timeout=5))
+    with pytest.raises(asyncio.TimeoutError):
+        await early
+    assert gate.waiting == 1
+    gate.release()
+    await asyncio.wait_for(behind, 1)
+    assert gate.in_use == 1 and gate.waiting == 0

@@ -24,11 +24,12 @@ and each slow reader held a decoded chunk, the rest of its batch and the next ba
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import AsyncGenerator, Callable
 
 from aiohttp import web
+
+from server.fairgate import FairGate
 
 log = logging.getLogger(__name__)
 
@@ -51,41 +52,9 @@ def _consume(task: asyncio.Task) -> None:
         task.exception()
 
 
-class StreamSlots:
-    """At most ``limit`` responses reading from the store at once, first come first
-    served (one event loop: no lock). A waiter holds nothing but its connection."""
-
-    def __init__(self, limit: int):
-        self.limit = max(1, limit)
-        self.in_use = 0
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    async def acquire(self) -> None:
-        if self.in_use < self.limit and not self._waiters:
-            self.in_use += 1
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()      # handed over just as the waiter was cancelled
-            else:
-                self._waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)   # the slot passes on: in_use is unchanged
-                return
-        self.in_use -= 1
+class StreamSlots(FairGate):
+    """At most ``limit`` responses reading from the store at once (half the pool),
+    first come first served. A waiter holds nothing but its connection."""
 
 
 class SendTimeout(ConnectionError):

@@ -36,9 +36,9 @@ from typing import Any
 import asyncpg
 
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
+from server.fairgate import FairGate
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
-from server.store.pool import FairGate
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -348,7 +348,7 @@ class MediaStore:
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
         # Counted, so operators see requests queueing for the pool (/metrics). Queued
-        # in order of arrival (pool.FairGate), not in asyncpg's own queue, where a
+        # in order of arrival (server/fairgate.py), not in asyncpg's own queue, where a
         # newcomer could take the connection a waiter was woken for.
         self.waiting += 1
         try:

@@ -1,8 +1,6 @@
 """The asyncpg pool: opened and closed with the application."""
 from __future__ import annotations
 
-import asyncio
-import collections
 import json
 
 import asyncpg
@@ -43,42 +41,3 @@ async def create_pool(dsn: str, settings: Settings, *,
         settings.db_command_timeout,
     )
 
-
-class FairGate:
-    """First come, first served admission to the pool, ``limit`` holders at a time.
-
-    asyncpg's pool waits in an asyncio.Queue, which lets a newcomer take a connection
-    just freed for a waiter that has not run yet; the waiter then queues again at the
-    back. Under saturation some requests lost that race again and again: 128 clients
-    on a pool of 10 saw a p99 near a second with a p50 of 7 ms. Here a freed place is
-    handed to the oldest waiter directly, and newcomers queue behind it."""
-
-    def __init__(self, limit: int):
-        self.limit = max(1, limit)
-        self.in_use = 0
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
-
-    async def acquire(self, timeout: float | None = None) -> None:
-        """Wait for a place; asyncio.TimeoutError after ``timeout`` seconds."""
-        if self.in_use < self.limit and not self._waiters:
-            self.in_use += 1
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except BaseException:
-            if fut.done() and not fut.cancelled():
-                self.release()          # handed over just as we gave up: pass it on
-            else:
-                fut.cancel()
-                self._waiters.remove(fut)
-            raise
-
-    def release(self) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)    # the place passes on: in_use is unchanged
-                return
-        self.in_use -= 1
