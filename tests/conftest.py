@@ -24,6 +24,7 @@ from server.store.pool import create_pool
 from tests.apps import build_app, start_client
 from tests.dbutil import admin, create_api_key, dsn_for
 from tests.media import BYTES_KEPT
+from tests.procs import Processes
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
 
@@ -169,3 +170,13 @@ async def processing_client_with(server_for):
 @pytest.fixture
 async def processing_client(processing_client_with):
     return await processing_client_with()
+
+
+@pytest.fixture
+def procs():
+    """Server and tool processes a test starts, stopped and cleaned up after it."""
+    p = Processes()
+    try:
+        yield p
+    finally:
+        p.cleanup()

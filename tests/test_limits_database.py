@@ -19,18 +19,9 @@ import pytest
 
 from server.cli import embedded_pg
 from tests.media import jpeg_bytes
-from tests.procs import Processes, postgres_processes, run_cli
+from tests.procs import postgres_processes, run_cli
 
 COMMAND_TIMEOUT = 2
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def _request(url: str, *, data: bytes | None = None, headers: dict | None = None,

@@ -24,7 +24,6 @@ import resource
 import sys
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
@@ -68,15 +67,6 @@ def dsn(pg_server_dsn, template_dsn):
     asyncio.run(admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     yield dsn_for(pg_server_dsn, name)
     asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def start(procs: Processes, dsn: str, nofile: int) -> Server:

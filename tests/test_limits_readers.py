@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.media import jpeg_bytes
-from tests.procs import Processes, Server, run_cli
+from tests.procs import Server, run_cli
 
 READERS = 1000
 BUDGET_MIB = 256
@@ -38,15 +38,6 @@ def enough_descriptors():
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 async def _upload(srv: Server, message_id: int, data: bytes, key: str) -> str:

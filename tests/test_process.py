@@ -26,19 +26,10 @@ import pytest
 
 from tests.dbutil import bearer, create_api_key, fetchval
 from tests.media import jpeg_bytes
-from tests.procs import Processes, Server, postgres_processes, run_cli, wait_no_postgres
+from tests.procs import Server, postgres_processes, run_cli, wait_no_postgres
 
 MIB = 1024 * 1024
 UPLOAD = "/api/media/upload-production"
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 async def _new_message(dsn: str) -> int:

@@ -15,19 +15,9 @@ import pytest
 
 from tests.dbutil import bearer, create_api_key, fetchval
 from tests.media import av_sample
-from tests.procs import Processes
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def meta(**kw) -> str:

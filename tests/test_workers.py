@@ -9,18 +9,9 @@ import time
 import psutil
 import pytest
 
-from tests.procs import Processes, postgres_processes, wait_no_postgres
+from tests.procs import postgres_processes, wait_no_postgres
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def _workers(pid: int) -> list[psutil.Process]:

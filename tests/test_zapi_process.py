@@ -27,15 +27,6 @@ async def fake(aiohttp_server):
     return f
 
 
-@pytest.fixture
-def procs():
-    p = Processes()
-    try:
-        yield p
-    finally:
-        p.cleanup()
-
-
 def server_env(db_dsn: str, fake: FakeZapi, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": db_dsn, "MEDIA_AUTO_MIGRATE": "false",
             "ZAPI_BASE_URL": f"http://127.0.0.1:{fake.server.port}",
