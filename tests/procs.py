@@ -7,7 +7,9 @@ server (or an embedded PostgreSQL) behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -239,3 +241,15 @@ class Processes:
             stop_postgres(d)
             shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def all_descriptors():
+    """This process's descriptor limit raised to its hard limit meanwhile (the servers
+    it starts inherit it): for tests that open a thousand connections or more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

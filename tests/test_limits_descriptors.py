@@ -31,7 +31,7 @@ import pytest
 
 from tests.dbutil import admin, create_api_key, dsn_for, fetchval
 from tests.media import jpeg_bytes
-from tests.procs import REPO, RUN_PY, Processes, Server
+from tests.procs import REPO, RUN_PY, Processes, Server, all_descriptors
 
 HEADER_TRICKLERS = 1100
 UPLOAD_TRICKLERS = 300
@@ -52,12 +52,8 @@ def unit_nofile() -> int:
 @pytest.fixture(scope="module", autouse=True)
 def enough_descriptors():
     """This process opens 1,100 connections and its servers inherit its limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
+    with all_descriptors():
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture(scope="module")

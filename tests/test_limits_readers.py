@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.media import jpeg_bytes
-from tests.procs import Server, run_cli
+from tests.procs import Server, all_descriptors, run_cli
 
 READERS = 1000
 BUDGET_MIB = 256
@@ -32,12 +32,8 @@ MIB = 1024 * 1024
 @pytest.fixture(autouse=True)
 def enough_descriptors():
     """1,000 connections here, and as many in the server, which inherits the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
+    with all_descriptors():
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def _upload(srv: Server, message_id: int, data: bytes, key: str) -> str:
