@@ -32,16 +32,14 @@ RETURNING id;
 
 -- name: ensure_service_secret
 -- Keeps :secret under :name unless another instance got there first; either way
--- returns the secret every instance now shares.
-WITH inserted AS (
-    INSERT INTO service_secrets (name, secret) VALUES (:name, :secret)
-    ON CONFLICT (name) DO NOTHING
-    RETURNING secret
-)
-SELECT secret FROM inserted
-UNION ALL
-SELECT secret FROM service_secrets WHERE name = :name
-LIMIT 1;
+-- returns the secret every instance now shares. DO UPDATE rather than DO NOTHING: when
+-- two instances start at once, the loser waits for the winner's insert and must then
+-- see its row, which a SELECT in the same statement cannot (its snapshot predates the
+-- winner's commit); DO UPDATE locks and returns the committed row. The update changes
+-- nothing.
+INSERT INTO service_secrets (name, secret) VALUES (:name, :secret)
+ON CONFLICT (name) DO UPDATE SET secret = service_secrets.secret
+RETURNING secret;
 
 -- name: insert_audit
 -- One audit row; run on the same connection and in the same transaction as the change

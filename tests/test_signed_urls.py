@@ -223,3 +223,25 @@ async def test_reads_are_audited_only_when_asked(client, anon_client, client_wit
             break
         await asyncio.sleep(0.02)
     assert row == f"(signed-url,{meta['id']},200,phone/1.0)"
+
+
+async def test_instances_starting_together_share_the_generated_key(store, db_dsn):
+    # The race two workers of one server met at start: one instance's insert of the key
+    # is not committed yet when the other asks for it. The second must wait and come back
+    # with the first one's key, not with nothing.
+    import asyncpg
+    from server.security.setup import GENERATED_KEY, signing_keys
+    first = await asyncpg.connect(db_dsn)
+    try:
+        tx = first.transaction()
+        await tx.start()
+        await first.execute("INSERT INTO service_secrets (name, secret) VALUES ($1, $2)",
+                            GENERATED_KEY, K1)
+        waiting = asyncio.ensure_future(signing_keys(store, ()))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()           # blocked on the uncommitted row
+        await tx.commit()
+        assert await asyncio.wait_for(waiting, 10) == (K1,)
+    finally:
+        await first.close()
+    assert await fetchval(db_dsn, "SELECT count(*) FROM service_secrets") == 1
