@@ -78,6 +78,19 @@ def test_workers_share_a_port_and_one_embedded_postgres(procs):
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
 
 
+def test_workers_take_the_secret_settings_along(procs, db_dsn):
+    # DATABASE_URL and MEDIA_SIGNING_KEYS are Secrets, which refuse pickling; the
+    # workers must still get them (they once died at start whenever either was set).
+    key = "k" * 32
+    srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_SIGNING_KEYS": key},
+                      ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+    for _ in range(10):
+        assert srv.get("/readyz")[0] == 200
+    assert srv.signal_and_wait(signal.SIGTERM, timeout=60) == 0
+    assert key not in srv.stderr() and "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
 def test_workers_refuse_a_port_held_by_something_else(procs, db_dsn):
     import socket
     holder = socket.socket()

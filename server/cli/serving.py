@@ -24,7 +24,9 @@ import socket
 import tempfile
 import time
 from multiprocessing.connection import wait
+from multiprocessing.reduction import ForkingPickler
 
+from server.secret import Secret
 from server.settings import Settings
 
 log = logging.getLogger("media")
@@ -80,9 +82,18 @@ def _check_port(settings: Settings) -> None:
         s.bind((settings.host, settings.port))
 
 
+def _secret_to_worker(secret: Secret):
+    return Secret, (secret.reveal(), str(secret))
+
+
 def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     """Supervise ``count`` worker processes until told to stop; the exit code."""
     _check_port(settings)
+    # The workers get the settings as this process read them, pickled down the spawn
+    # pipe. A Secret refuses pickling so that it never lands in a file or a cache; this
+    # pipe, to a child of ours, is the one way it may take (multiprocessing's pickler
+    # looks up this reducer before the class's own refusal).
+    ForkingPickler.register(Secret, _secret_to_worker)
     metrics_dir = tempfile.mkdtemp(prefix="media-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir   # inherited by the workers
     ctx = multiprocessing.get_context("spawn")
