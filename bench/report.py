@@ -4,6 +4,7 @@ one run on this machine, written as a markdown table and JSON. Never part of the
     python bench/report.py            # full: 3 rounds, 256 MiB files, 2,000 ids (~40 min)
     python bench/report.py --quick    # smoke check: small sizes, one round (~5 min)
     python bench/report.py --sections small,seek --no-peer --rounds 5
+    python bench/report.py --sections small,large --variant w2:MEDIA_WORKERS=2
 
 Writes bench/results/<UTC date-time>[-quick].md and .json (--out to change the folder).
 
@@ -340,6 +341,8 @@ class Bench:
         self.pids: dict[str, int] = {}       # target -> pid of its process tree
         self.small_paths: dict[str, list[str]] = {}   # target -> one path per small id
         self.big_path: dict[str, str] = {}
+        # --variant: the service again with other settings, measured beside it
+        self.variants: dict[str, dict[str, str]] = dict(args.variant or ())
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -409,13 +412,14 @@ class Bench:
         self.log(f"seeded {n} small files in {time.monotonic() - t:.0f} s, "
                  f"{statistics.mean(sizes) / 1024:.1f} KiB on average as stored")
         self.report["small_file_kib"] = statistics.mean(sizes) / 1024
-        self.small_paths["service"] = urls
-        self.small_paths["service-nolog"] = urls
+        for t in ("service", "service-nolog", *self.variants):
+            self.small_paths[t] = urls
         self.big_size = cfg.big_mib * MiB
         self.big_pieces = pdf_payload(self.big_size)
         _, meta = await service_upload(base, self.message_id, self.big_pieces, self.key)
         self.big_meta = meta
-        self.big_path["service"] = self.big_path["service-nolog"] = meta["url"]
+        for t in ("service", "service-nolog", *self.variants):
+            self.big_path[t] = meta["url"]
         with open(folder / "big.pdf", "wb") as f:
             for p in self.big_pieces:
                 f.write(p)
@@ -538,17 +542,18 @@ http {{
         if "small" in self.sections:
             for n in cfg.ids:
                 for c in cfg.conns:
-                    targets = ["service", "nginx", "FileResponse"] + (["peer"] if have_peer
-                                                                      else [])
+                    targets = ["service", *self.variants, "nginx", "FileResponse"] + (
+                        ["peer"] if have_peer else [])
                     if n == cfg.ids[0] and c == cfg.conns[0]:
                         targets.append("service-nolog")
                     out.append((f"small-{n}-c{c}", c, targets))
         if "304" in self.sections:
             out.append((f"304-{cfg.ids[0]}-c{cfg.conns[0]}", cfg.conns[0],
-                        ["service", "service-nolog", "nginx", "FileResponse"]))
+                        ["service", *self.variants, "service-nolog", "nginx",
+                         "FileResponse"]))
         if "seek" in self.sections:
             out.append((f"seek-c{cfg.conns[0]}", cfg.conns[0],
-                        ["service", "nginx", "FileResponse"]))
+                        ["service", *self.variants, "nginx", "FileResponse"]))
         return out
 
     def scripts(self) -> dict:
@@ -594,7 +599,7 @@ http {{
     async def run_large(self) -> None:
         cfg = self.cfg
         chunks = len(self.big_pieces)
-        targets = ["service", "nginx", "FileResponse", "asyncpg loop"] + (
+        targets = ["service", *self.variants, "nginx", "FileResponse", "asyncpg loop"] + (
             ["peer"] if "peer" in self.bases else [])
         results: dict = {}
         peer_rss = None
@@ -823,6 +828,11 @@ http {{
         self.start_pg()
         self.start_service("service")
         self.start_service("service-nolog", LOG_LEVEL="WARNING")
+        for name, env in self.variants.items():
+            self.start_service(name, **env)
+            self.report["choices"].append(
+                f"variant {name}: the service with " + ", ".join(
+                    f"{k}={v}" for k, v in env.items()))
         await self.seed()
         self.start_nginx()
         self.start_fileresponse()
@@ -1107,6 +1117,14 @@ def targets_table(rep: dict) -> str:
     return markdown_table(["what", "measured (medians)", "per round", "target", ""], rows)
 
 
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    name, _, assignments = text.partition(":")
+    env = dict(a.split("=", 1) for a in assignments.split(",") if "=" in a)
+    if not name or not env or name in ("service", "service-nolog"):
+        raise argparse.ArgumentTypeError(f"expected NAME:KEY=VALUE[,KEY=VALUE], got {text!r}")
+    return name, env
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
@@ -1116,6 +1134,9 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="leave django-db-file-storage out")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    ap.add_argument("--variant", action="append", type=variant, metavar="NAME:K=V[,K=V]",
+                    help="also measure the service with these settings (small, 304, seek, "
+                         "large), e.g. w2:MEDIA_WORKERS=2; repeatable")
     args = ap.parse_args()
     cfg = dataclasses.replace(QUICK if args.quick else FULL)
     if args.rounds:
