@@ -199,3 +199,42 @@ async def test_small_reads_stay_fast_during_a_burst_of_photo_uploads(processing_
     assert len(during) >= 10
     # A generous bound for a loaded 2-core machine: the CPU work is off the event loop.
     assert busy <= 8 * idle + 0.015
+
+
+async def test_documents_are_checked_as_they_stream_and_only_archives_are_spooled(
+        processing_client, pool, message_id, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: set[str] = set()
+    stop = asyncio.Event()
+
+    async def watch():     # every spool file that exists at any moment of the uploads
+        while not stop.is_set():
+            seen.update(spool_files())
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        pdf = b"%PDF-1.4\n" + os.urandom(3_000_000) + b"\n%%EOF\n"
+        text = "linha com acentuação ✓\n".encode() * 100_000
+        resp = await post(processing_client, message_id, pdf[:-20], name="cut.pdf")
+        await assert_refused(resp, pool, 422, "invalid_media", "end-of-file marker")
+        resp = await post(processing_client, message_id, text + b"\x00" + text, name="b.txt")
+        await assert_refused(resp, pool, 422, "invalid_media", "control characters")
+        resp = await post(processing_client, message_id, text + b"\xff\xfe" + text,
+                          name="c.txt")
+        await assert_refused(resp, pool, 422, "invalid_media", "UTF-8")
+        body = await created(await post(processing_client, message_id, pdf, name="a.pdf"))
+        assert await fetch(processing_client, body["url"]) == pdf
+        body = await created(await post(processing_client, message_id, text, name="t.txt"))
+        assert await fetch(processing_client, body["url"]) == text
+        assert seen == set()        # none of them went through a temporary file
+        stored = await count(pool, "media_files")
+        archive = b"PK\x03\x04" + os.urandom(3_000_000)
+        resp = await post(processing_client, message_id, archive, name="a.zip")
+        assert resp.status == 422 and "archive" in (await resp.json())["message"]
+        assert await count(pool, "media_files") == stored
+        assert seen                  # the archive was spooled: its check reads the end
+    finally:
+        stop.set()
+        await watcher
+    assert spool_files() == set()

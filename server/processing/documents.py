@@ -1,5 +1,9 @@
 """Documents: check that the container is what its signature says, without opening
-what is inside (no decompression of archive members, no PDF parsing)."""
+what is inside (no decompression of archive members, no PDF parsing).
+
+Only archives need the whole file; a PDF (its end marker) and text (UTF-8 without
+binary controls) are checked as their bytes stream in, so an upload of either is never
+copied to a temporary file (pipeline.py)."""
 from __future__ import annotations
 
 import codecs
@@ -19,14 +23,44 @@ _ZIPS = _OOXML | {"application/zip", "application/epub+zip",
                   "application/vnd.oasis.opendocument.presentation"}
 
 
+def needs_whole_file(mime: str) -> bool:
+    """Whether checking this document takes the whole file (an archive's directory is
+    at its end and points back into it); the others are checked as they stream in."""
+    return mime in _ZIPS
+
+
+class StreamCheck:
+    """A document's check fed its bytes in order: ``feed`` raises InvalidMedia as soon
+    as the bytes so far prove the file bad, ``finish`` once they are all in."""
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def stream_check(mime: str) -> StreamCheck:
+    """The check for a type ``needs_whole_file`` says no to."""
+    if mime == "application/pdf":
+        return _PdfEnd()
+    if mime in ("text/plain", "text/csv"):
+        return _Utf8Text()
+    return StreamCheck()
+
+
 def validate_document(path: str, mime: str) -> None:
     """Raise InvalidMedia unless the file's structure holds together."""
-    if mime in _ZIPS:
+    if needs_whole_file(mime):
         _zip(path, mime)
-    elif mime == "application/pdf":
-        _pdf(path)
-    elif mime in ("text/plain", "text/csv"):
-        _text(path)
+        return
+    check = stream_check(mime)
+    with open(path, "rb") as f:
+        if isinstance(check, _PdfEnd):   # only its end matters: skip the rest
+            f.seek(max(0, os.fstat(f.fileno()).st_size - _PdfEnd.TAIL))
+        while block := f.read(1024 * 1024):
+            check.feed(block)
+    check.finish()
 
 
 def _zip(path: str, mime: str) -> None:
@@ -41,22 +75,38 @@ def _zip(path: str, mime: str) -> None:
         raise InvalidMedia("not an Office document")
 
 
-def _pdf(path: str) -> None:
+class _PdfEnd(StreamCheck):
     # Readers look for the end-of-file marker in the last KiB; allow some trailing junk.
-    with open(path, "rb") as f:
-        f.seek(max(0, os.fstat(f.fileno()).st_size - 64 * 1024))
-        tail = f.read()
-    if b"%%EOF" not in tail:
-        raise InvalidMedia("the PDF is truncated (no end-of-file marker)")
+    TAIL = 64 * 1024
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if len(data) >= self.TAIL:
+            self._tail = data[-self.TAIL:]
+        else:
+            self._tail = (self._tail + data)[-self.TAIL:]
+
+    def finish(self) -> None:
+        if b"%%EOF" not in self._tail:
+            raise InvalidMedia("the PDF is truncated (no end-of-file marker)")
 
 
-def _text(path: str) -> None:
-    dec = codecs.getincrementaldecoder("utf-8-sig")()
-    with open(path, "rb") as f:
+class _Utf8Text(StreamCheck):
+    def __init__(self) -> None:
+        self._dec = codecs.getincrementaldecoder("utf-8-sig")()
+
+    def feed(self, data: bytes) -> None:
         try:
-            while block := f.read(1024 * 1024):
-                if _CONTROL.search(dec.decode(block)):
-                    raise InvalidMedia("not a text file: binary control characters")
-            dec.decode(b"", final=True)
+            text = self._dec.decode(data)
+        except UnicodeDecodeError:
+            raise InvalidMedia("not a text file: invalid UTF-8") from None
+        if _CONTROL.search(text):
+            raise InvalidMedia("not a text file: binary control characters")
+
+    def finish(self) -> None:
+        try:
+            self._dec.decode(b"", final=True)
         except UnicodeDecodeError:
             raise InvalidMedia("not a text file: invalid UTF-8") from None

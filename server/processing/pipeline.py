@@ -1,9 +1,10 @@
 """The processing pipeline every received file goes through (upload today; URL import,
 legacy files and tus later, all via ingest.receive).
 
-While the bytes stream in they are spooled to a temporary file (probing needs the whole
-file: an MP4's index can sit at its end), and, for types whose bytes are kept as sent
-(video, audio, documents), written to the store at the same time. When the request is
+While the bytes stream in they are spooled to a temporary file (spool.py) where the
+checks need the whole file (images, video and audio: an MP4's index can sit at its end;
+archives), or checked as they pass (other documents: documents.py), and, for types whose
+bytes are kept as sent (video, audio, documents), written to the store at the same time. When the request is
 complete, ``Job.finish`` does the CPU work in a bounded thread pool, then stores what
 was decided: the re-encoded or stripped image, the facts (dimensions, duration,
 waveform, compression), the variants, and makes the media visible. Any failure, at
@@ -16,12 +17,9 @@ import contextlib
 import functools
 import logging
 import os
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-
-import aiofiles
 
 from server.errors import UnsupportedMediaType
 from server.processing import variants
@@ -32,9 +30,15 @@ from server.processing.audio_video import (
     whole_seconds,
 )
 from server.processing.detect import Detected, identify
-from server.processing.documents import validate_document
+from server.processing.documents import (
+    StreamCheck,
+    needs_whole_file,
+    stream_check,
+    validate_document,
+)
 from server.processing.images import MUST_CONVERT, process_image
 from server.processing.policy import ImagePlan, Options, Policy, image_plan
+from server.processing.spool import Spool
 from server.store.media import MediaRecord, MediaStore, Upload
 from server.store.sqlfiles import Q
 
@@ -92,8 +96,9 @@ class Job:
         self.client_name = client_name
         self.options = options
         self.size = 0
+        self._spool: Spool | None = None
         self._spool_path: str | None = None
-        self._spool = None
+        self._check: StreamCheck | None = None
         self._upload: Upload | None = None
         self._process = processing.policy.enabled
         # Images that may be replaced by their re-encoding reach the store only once
@@ -103,10 +108,12 @@ class Job:
             kind, image_plan(processing.policy, options))
 
     async def open(self) -> None:
-        if self._process:
-            fd, self._spool_path = tempfile.mkstemp(prefix="media-spool-")
-            os.close(fd)
-            self._spool = await aiofiles.open(self._spool_path, "wb")
+        if self._process and (self.kind.media_type != "document"
+                              or needs_whole_file(self.kind.mime_type)):
+            self._spool = await Spool.create()
+            self._spool_path = self._spool.path
+        elif self._process:
+            self._check = stream_check(self.kind.mime_type)
         if self._direct:
             self._upload = await self._begin(self.kind.mime_type, self.kind.extension)
 
@@ -123,6 +130,8 @@ class Job:
         self.size += len(data)
         if self._spool is not None:
             await self._spool.write(data)
+        elif self._check is not None:
+            self._check.feed(data)
         if self._upload is not None:
             await self._upload.write(data)
 
@@ -132,8 +141,9 @@ class Job:
         try:
             if self._spool is not None:
                 await self._spool.close()
-                self._spool = None
                 await self._process_and_store()
+            elif self._check is not None:
+                self._check.finish()
             assert self._upload is not None
             return await self._upload.finish(message_id, audit=audit, then=then)
         except BaseException:
@@ -151,13 +161,8 @@ class Job:
 
     async def _remove_spool(self) -> None:
         if self._spool is not None:
-            with contextlib.suppress(Exception):
-                await self._spool.close()
-            self._spool = None
-        if self._spool_path is not None:
-            path, self._spool_path = self._spool_path, None
-            with contextlib.suppress(FileNotFoundError):
-                await asyncio.shield(asyncio.to_thread(os.unlink, path))
+            spool, self._spool = self._spool, None
+            await spool.remove()
 
     # -- the work -----------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class Job:
         facts: dict = dict(dimensions=None, duration=None, duration_exact=None,
                            is_compressed=False, compression_quality=None, waveform=None)
         found: list[variants.VariantSource] = []
-        m4a_path = self._spool_path + ".m4a"
+        m4a_path = f"{self._spool_path}.m4a"
         try:
             if self.kind.media_type == "image":
                 await self._image(facts, found)
