@@ -71,6 +71,9 @@ def clean_env(overrides: dict[str, str]) -> dict[str, str]:
     # These tests send padded JPEGs and expect them back byte for byte: images are
     # validated but not rewritten unless a test says otherwise (as conftest's settings).
     env.update(BYTES_KEPT_ENV)
+    # One server process, as the tests watch a process's memory, signals and logs; the
+    # tests of workers ask for them (--workers or MEDIA_WORKERS).
+    env["MEDIA_WORKERS"] = "1"
     env.update(overrides)
     return env
 

@@ -26,6 +26,19 @@ def test_defaults():
     assert s.shutdown_timeout < 10   # inside Docker's grace period before its SIGKILL
 
 
+@pytest.mark.parametrize("cores,workers,threads", [
+    (1, 1, 1), (2, 2, 1), (3, 3, 1), (4, 4, 1), (6, 4, 1), (8, 4, 2), (64, 4, 16)])
+def test_workers_default_to_the_cores_and_share_them(monkeypatch, cores, workers, threads):
+    import os
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    s = load_settings({})
+    assert (s.workers, s.process_concurrency) == (workers, threads)
+    assert s == Settings()
+    # Set by hand, the other follows: the cores shared among the workers asked for.
+    s = load_settings({"MEDIA_WORKERS": "1"})
+    assert (s.workers, s.process_concurrency) == (1, cores)
+
+
 def test_blank_values_mean_the_default():
     env = {name: "   " for name in SETTINGS_VARS}
     assert load_settings(env) == Settings()
