@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_throughput as thr  # noqa: E402
+from server.settings import default_workers  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio,  # noqa: E402
                                  fmt_ratio_range, markdown_table, medians, rotate,
@@ -65,6 +66,7 @@ from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio,  # no
 PEER_DIR = ROOT / "bench" / "django_peer"
 PEER_VENV = PEER_DIR / ".venv"
 SMALL = 50 * 1024
+WARM_UP_SECONDS = 2     # before each wrk run, not counted
 MiB = 1024 * 1024
 
 
@@ -584,6 +586,10 @@ http {{
         for r in range(self.cfg.rounds):
             for scenario, conns, targets in scenarios:
                 for t in rotate(targets, r):
+                    # Warm-up, not counted: the scenario before may have evicted this
+                    # one's files from the target's caches (2,000 ids after 200), and
+                    # each scenario measures its own steady state.
+                    run_wrk(self.bases[t], scripts[(scenario, t)], WARM_UP_SECONDS, conns, {})
                     res = run_wrk(self.bases[t], scripts[(scenario, t)], self.cfg.seconds,
                                   conns, {"server": self.pids[t], "pg": self.pg_pid})
                     results.setdefault(scenario, {}).setdefault(t, []).append(res)
@@ -711,7 +717,9 @@ http {{
 
     async def run_slow(self) -> None:
         cfg = self.cfg
-        base = self.start_service("service-slow", DB_POOL_MAX=str(cfg.slow_pool))
+        # One process, so that "a pool of 10" is the whole instance's pool.
+        base = self.start_service("service-slow", DB_POOL_MAX=str(cfg.slow_pool),
+                                  MEDIA_WORKERS="1")
         port = int(base.rsplit(":", 1)[1])
         small = base + self.small_paths["service"][0]
         size = cfg.slow_kib * 1024
@@ -796,7 +804,9 @@ http {{
         lua_script(script, [(p, {}) for p in self.small_paths["service"][:n]])
 
         def record(name: str) -> subprocess.Popen:
+            # --subprocesses: the service is a supervisor and its workers by default.
             return subprocess.Popen([str(pyspy), "record", "-p", str(pid), "-d", str(secs),
+                                     "--subprocesses",
                                      "-r", "200", "--nonblocking", "-f", "raw", "-o",
                                      str(self.tmp / f"profile-{name}.txt")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -839,10 +849,15 @@ http {{
         if not a.no_peer and self.sections & {"small", "large"}:
             await self.start_peer()
         self.report["choices"].append(
-            "service: python run.py serve, default settings (MEDIA_WORKERS=1, "
-            "MEDIA_CACHE_BYTES=64 MiB, DB_POOL_MAX=10), its access log on and going to a "
+            "service: python run.py serve, default settings (MEDIA_WORKERS: one per core, "
+            f"here {default_workers()}; per worker MEDIA_CACHE_BYTES=64 MiB, DB_POOL_MAX=10; "
+            "the slow section alone runs one worker), its access log on and going to a "
             "file, as are every server's; FileResponse: bench/ref_folder_server.py (aiohttp, "
             "uvloop, access log on)")
+        self.report["choices"].append(
+            f"each wrk run is preceded by {WARM_UP_SECONDS} s of the same load, not "
+            "counted: every target is measured warm, whatever the scenario before it "
+            "evicted from its caches")
         self.report["choices"].append(
             "clients: wrk -t2 (random id per request, Lua script) for small, 304 and seek; "
             "curl to /dev/null for large downloads; aiohttp from this script for uploads; "
