@@ -15,6 +15,9 @@
 -- element of an array three times on its way out, and a scalar once. They come as
 -- bytea, the base64's ASCII, so the server needn't make a text copy of each chunk;
 -- convert_from within the same encoding only checks it.
+-- An upload may have two of these in flight (store/media.py, Upload): the progress only
+-- grows, whichever commits first, so it may name one batch still being stored (an
+-- upload whose write fails is deleted whole); the finalising UPDATE sets exact figures.
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), stored AS (
@@ -28,7 +31,8 @@ WITH async_commit AS (
      WHERE c.data IS NOT NULL
 )
 UPDATE media_files
-   SET file_size = :stored_bytes, chunk_count = :chunk_count, updated_at = now()
+   SET file_size = greatest(file_size, :stored_bytes),
+       chunk_count = greatest(chunk_count, :chunk_count), updated_at = now()
  WHERE id = :media_id AND upload_state = 'uploading'
    AND EXISTS (SELECT FROM async_commit);
 

@@ -55,10 +55,12 @@ def _consume(task: asyncio.Task) -> None:
 # notes, players' probes and seeks); longer ones stream past it.
 SHORT_READ_CHUNKS = 2
 
-# Most chunks an upload stores in one statement (and so, with those waiting for it,
-# about twice this many chunks' base64 held per upload while the database is slower
-# than the client).
+# Most chunks an upload stores in one statement (and so, with the writes in flight and
+# those waiting for them, about three times this many chunks' base64 held per upload
+# while the database is slower than the client).
 WRITE_BATCH = 4
+# Statements storing one upload's chunks at once, when the pool has room (Upload).
+MAX_WRITES_IN_FLIGHT = 2
 # append_chunks' parameters for them (sql/chunks.sql).
 APPEND_SLOTS = tuple(f"data{i}" for i in range(WRITE_BATCH))
 
@@ -151,13 +153,16 @@ class Upload:
         self.store = store
         self.media_id = media_id
         self._enc = ChunkEncoder(chunk_size)
-        # One write in flight, in order: the next chunks are read from the client while
-        # the previous ones are being stored. Chunks that fill meanwhile wait in
-        # _queued and go together in the next write (one statement, one round trip, one
-        # progress update), which starts as soon as the one in flight is done, so
-        # nothing waits for the client's next bytes. At most WRITE_BATCH chunks queue:
-        # then the client is read no further until they are taken.
-        self._pending: asyncio.Task | None = None
+        # Writes in flight: the next chunks are read from the client while the previous
+        # ones are being stored. Chunks that fill meanwhile wait in _queued and go
+        # together in the next write (one statement, one round trip, one progress
+        # update), which starts as soon as a write is done, so nothing waits for the
+        # client's next bytes. A second write goes in flight beside the first only
+        # while the pool has a connection nobody waits for: two database backends
+        # then store one fast upload, and a busy pool still gives each upload one. At
+        # most WRITE_BATCH chunks queue: then the client is read no further until
+        # they are taken.
+        self._in_flight: set[asyncio.Task] = set()
         self._queued: list[Chunk] = []
         self._closed = False
 
@@ -215,9 +220,11 @@ class Upload:
 
     async def _abort(self) -> None:
         self._queued = []
-        if self._pending is not None:
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
+        if self._in_flight:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._in_flight.clear()
         try:
             async with self.store.connection() as conn:
                 await Q.delete_upload.execute(conn, id=self.media_id)
@@ -227,44 +234,53 @@ class Upload:
 
     async def _store_chunk(self, chunk: Chunk) -> None:
         self._queued.append(chunk)
-        while self._pending is not None and not self._pending.done():
+        while not self._may_start():
             if len(self._queued) < WRITE_BATCH:
-                return   # goes with the next write, started when this one is done
-            # The queue is full: wait for the write in flight; its done callback then
+                return   # goes with the next write, started when one is done
+            # The queue is full: wait for a write in flight; its done callback then
             # starts the next one with the queue (unless it failed).
-            await asyncio.wait({self._pending})
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            self._check_written()
         self._check_written()
         if self._queued:
             self._write_queued()
 
+    def _may_start(self) -> bool:
+        # A second write only with a full batch: a lone chunk waits for the first.
+        return not self._in_flight or (
+            len(self._in_flight) < MAX_WRITES_IN_FLIGHT and len(self._queued) >= WRITE_BATCH
+            and self.store.pool_has_room())
+
     def _write_queued(self) -> None:
         batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
         last = batch[-1]
-        self._pending = task = asyncio.ensure_future(self.store._append_chunks(
+        task = asyncio.ensure_future(self.store._append_chunks(
             self.media_id, batch[0].seq, [c.b64 for c in batch],
             last.seq * self._enc.chunk_size + last.nbytes))
+        self._in_flight.add(task)
         task.add_done_callback(self._written)
 
     def _written(self, task: asyncio.Task) -> None:
-        # The next batch goes as soon as this one is stored; a failure stays in
-        # _pending for the next write, flush or finish to raise.
-        if (task is self._pending and self._queued and not self._closed
-                and not task.cancelled() and task.exception() is None):
+        # The next batch goes as soon as this one is stored; a failure stays in the set
+        # for the next write, flush or finish to raise.
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._in_flight.discard(task)
+        if self._queued and not self._closed and self._may_start():
             self._write_queued()
 
     def _check_written(self) -> None:
-        """Raise the failure of the last write, if it failed; it is done or absent."""
-        if self._pending is not None and self._pending.done():
-            task, self._pending = self._pending, None
+        """Raise the failure of a write that failed."""
+        for task in [t for t in self._in_flight if t.done()]:
+            self._in_flight.discard(task)
             task.result()
 
     async def _drain(self) -> None:
-        while self._pending is not None or self._queued:
-            if self._pending is not None:
-                await asyncio.wait({self._pending})
-                if self._pending.done():
-                    self._check_written()
-            elif self._queued:
+        while self._in_flight or self._queued:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                self._check_written()
+            if self._queued and self._may_start():
                 self._write_queued()
 
 
@@ -305,6 +321,11 @@ class MediaStore:
         # it read (the notification may have been handled while it was reading).
         self._generation = 0
         self.waiting = 0
+
+    def pool_has_room(self) -> bool:
+        """Whether two connections are free and nobody waits: one more may be taken
+        without making anyone wait, and one still stays free."""
+        return self._gate.limit - self._gate.in_use >= 2 and not self._gate.waiting
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
