@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import urllib.request
 
 import pytest
@@ -95,5 +96,30 @@ def test_json_log_lines_from_a_real_server(db_dsn):
         assert a["key_name"] == "dashboard"     # who asked, by the key's name
         assert "secret" not in srv.stderr()   # the query string is never logged
         assert key not in srv.stderr()        # nor the key
+    finally:
+        procs.cleanup()
+
+
+def test_text_access_lines_from_a_real_server(db_dsn):
+    procs = Processes()
+    try:
+        srv = procs.start({"DATABASE_URL": db_dsn, "LOG_FORMAT": "text"})
+        key = asyncio.run(create_api_key(db_dsn, "read", name="dashboard"))
+        for i in range(3):
+            req = urllib.request.Request(srv.url + f"/api/media/12345{i}?sig=secret",
+                                         headers={"X-Request-ID": f"text-{i}", **bearer(key)})
+            try:
+                urllib.request.urlopen(req, timeout=5)
+            except urllib.error.HTTPError as e:
+                assert e.code == 404
+        srv.signal_and_wait(2)   # SIGINT: flush and stop
+        access = [ln for ln in srv.stderr().splitlines()
+                  if " media.access: " in ln and "/readyz" not in ln]
+        assert len(access) == 3, srv.stderr()[-2000:]
+        for i, line in enumerate(access):
+            assert re.fullmatch(
+                r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO media\.access: 127\.0\.0\.1 GET "
+                rf"/api/media/12345{i} 404 \d+B \d+\.\dms rid=text-{i}", line), line
+        assert "secret" not in srv.stderr() and key not in srv.stderr()
     finally:
         procs.cleanup()

@@ -159,11 +159,13 @@ class AccessSink:
         ms = int((now - second) * 1000)
         return f"{self._stamp}.{ms:03d}+00:00" if self.json else f"{self._stamp},{ms:03d}"
 
-    def add(self, fields: dict, message: str) -> None:
+    def add(self, fields: dict | None, message: str) -> None:
+        """One line: ``message`` as text, or with ``fields`` as JSON."""
         now = time.time()
         if self.json:
             line = json.dumps({"time": self._time(now), "level": "INFO",
-                               "logger": "media.access", "message": message, **fields},
+                               "logger": "media.access", "message": message,
+                               **(fields or {})},
                               ensure_ascii=False)
         else:
             line = f"{self._time(now)} INFO media.access: {message}"
@@ -205,6 +207,12 @@ class AccessLogger(AbstractAccessLogger):
         # Still percent-encoded (one line); a secret in the path becomes its route.
         path = _safe_path(request)
         rid = request.get(requestid.REQUEST_ID)
+        remote = request.remote
+        message = (f"{remote} {request.method} {path} {response.status} "
+                   f"{response.body_length}B {duration * 1000:.1f}ms rid={rid}")
+        if not _sink.json:   # the line says it all: no fields to gather
+            _sink.add(None, message)
+            return
         fields = {
             "method": request.method,
             "path": path,
@@ -212,14 +220,13 @@ class AccessLogger(AbstractAccessLogger):
             "status": response.status,
             "bytes": response.body_length,
             "duration_ms": round(duration * 1000, 2),
-            "client_addr": request.remote,
+            "client_addr": remote,
             "request_id": rid,
         }
         principal = request.get(PRINCIPAL)
         if principal is not None and principal.kind == "key":
             fields["key_name"] = principal.name   # the key's name, never the key
-        _sink.add(fields, f"{request.remote} {request.method} {path} {response.status} "
-                          f"{response.body_length}B {duration * 1000:.1f}ms rid={rid}")
+        _sink.add(fields, message)
 
     @property
     def enabled(self) -> bool:
