@@ -3,12 +3,12 @@ legacy files and tus later, all via ingest.receive).
 
 While the bytes stream in they are spooled to a temporary file (spool.py) where the
 checks need the whole file (images, video and audio: an MP4's index can sit at its end;
-archives), or checked as they pass (other documents: documents.py), and, for types whose
-bytes are kept as sent (video, audio, documents), written to the store at the same time. When the request is
-complete, ``Job.finish`` does the CPU work in a bounded thread pool, then stores what
-was decided: the re-encoded or stripped image, the facts (dimensions, duration,
-waveform, compression), the variants, and makes the media visible. Any failure, at
-any point, removes the spool and everything stored.
+archives), or checked as they pass (other documents: documents.py), and, for types
+whose bytes are kept as sent (video, audio, documents), written to the store at the
+same time. When the request is complete, ``Job.finish`` does the CPU work in a bounded
+thread pool, then stores what was decided: the re-encoded or stripped image, the facts
+(dimensions, duration, waveform, compression), the variants, and makes the media
+visible. Any failure, at any point, removes the spool and everything stored.
 """
 from __future__ import annotations
 

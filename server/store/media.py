@@ -157,11 +157,11 @@ class Upload:
         # ones are being stored. Chunks that fill meanwhile wait in _queued and go
         # together in the next write (one statement, one round trip, one progress
         # update), which starts as soon as a write is done, so nothing waits for the
-        # client's next bytes. A second write goes in flight beside the first only
-        # while the pool has a connection nobody waits for: two database backends
-        # then store one fast upload, and a busy pool still gives each upload one. At
-        # most WRITE_BATCH chunks queue: then the client is read no further until
-        # they are taken.
+        # client's next bytes. A second write, of a full batch, goes in flight beside
+        # the first only while the pool has two connections free and nobody waiting
+        # (MediaStore.pool_has_room): two database backends then store one fast
+        # upload, and a busy pool still gives each upload one. At most WRITE_BATCH
+        # chunks queue: then the client is read no further until they are taken.
         self._in_flight: set[asyncio.Task] = set()
         self._queued: list[Chunk] = []
         self._closed = False
