@@ -5,6 +5,12 @@ one run on this machine, written as a markdown table and JSON. Never part of the
     python bench/report.py --quick    # smoke check: small sizes, one round (~5 min)
     python bench/report.py --sections small,seek --no-peer --rounds 5
     python bench/report.py --sections small,large --variant w2:MEDIA_WORKERS=2
+    git worktree add /tmp/base HEAD~1 && ln -s "$PWD/.venv" /tmp/base/.venv
+    python bench/report.py --sections large --variant before:CHECKOUT=/tmp/base
+
+A variant's CHECKOUT runs the service from another checkout (the code before a change,
+say), so that before and after are measured side by side in one run; its other
+assignments are settings.
 
 Writes bench/results/<UTC date-time>[-quick].md and .json (--out to change the folder).
 
@@ -370,8 +376,9 @@ class Bench:
 
     def start_service(self, name: str, **settings: str) -> str:
         port = free_port()
+        cwd = settings.pop("CHECKOUT", ROOT)   # --variant NAME:CHECKOUT=path
         p = self.procs.start([sys.executable, "run.py", "serve", "--no-migrate"],
-                             self.tmp / f"{name}.log", cwd=ROOT,
+                             self.tmp / f"{name}.log", cwd=cwd,
                              env={**self.env, **settings, "PORT": str(port)})
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/readyz", p)
@@ -842,7 +849,8 @@ http {{
             self.start_service(name, **env)
             self.report["choices"].append(
                 f"variant {name}: the service with " + ", ".join(
-                    f"{k}={v}" for k, v in env.items()))
+                    f"{k}={v}" if k != "CHECKOUT" else f"the code of {checkout_of(v)}"
+                    for k, v in env.items()))
         await self.seed()
         self.start_nginx()
         self.start_fileresponse()
@@ -1132,11 +1140,20 @@ def targets_table(rep: dict) -> str:
     return markdown_table(["what", "measured (medians)", "per round", "target", ""], rows)
 
 
+def checkout_of(path: str) -> str:
+    """A variant's checkout as the report names it: its commit (and whether it was dirty)."""
+    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=path,
+                         capture_output=True, text=True)
+    return f"{path} ({rev.stdout.strip() or 'not a git checkout'})"
+
+
 def variant(text: str) -> tuple[str, dict[str, str]]:
     name, _, assignments = text.partition(":")
     env = dict(a.split("=", 1) for a in assignments.split(",") if "=" in a)
     if not name or not env or name in ("service", "service-nolog"):
         raise argparse.ArgumentTypeError(f"expected NAME:KEY=VALUE[,KEY=VALUE], got {text!r}")
+    if "CHECKOUT" in env and not (Path(env["CHECKOUT"]) / "run.py").is_file():
+        raise argparse.ArgumentTypeError(f"{env['CHECKOUT']}: no run.py there")
     return name, env
 
 
@@ -1151,7 +1168,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     ap.add_argument("--variant", action="append", type=variant, metavar="NAME:K=V[,K=V]",
                     help="also measure the service with these settings (small, 304, seek, "
-                         "large), e.g. w2:MEDIA_WORKERS=2; repeatable")
+                         "large), e.g. w2:MEDIA_WORKERS=2, or from another checkout, "
+                         "e.g. before:CHECKOUT=/tmp/base; repeatable")
     args = ap.parse_args()
     cfg = dataclasses.replace(QUICK if args.quick else FULL)
     if args.rounds:
