@@ -91,6 +91,23 @@ def test_workers_take_the_secret_settings_along(procs, db_dsn):
     assert key not in srv.stderr() and "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
 
 
+def test_workers_stop_when_the_supervisor_is_killed_outright(procs, db_dsn):
+    # SIGKILL gives the supervisor no chance to stop its workers; they once served on,
+    # orphaned, holding the port beside the next start's workers.
+    srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+    workers = _workers(srv.pid)
+    srv.proc.kill()
+    srv.proc.wait(10)
+    _, alive = psutil.wait_procs(workers, timeout=20)
+    assert alive == [], [p.pid for p in alive]
+    # By SIGTERM, the graceful way (no traceback), and nothing listens any more.
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+    with pytest.raises(OSError):
+        import socket
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+
+
 def test_workers_refuse_a_port_held_by_something_else(procs, db_dsn):
     import socket
     holder = socket.socket()

@@ -14,6 +14,8 @@ scrape sees the whole instance whichever worker answers it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import logging
 import multiprocessing
@@ -34,6 +36,7 @@ log = logging.getLogger("media")
 # A worker that dies sooner than this after starting is failing, not crashing now and
 # then: replacing it in a loop would only hide the cause.
 CRASH_LOOP_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1   # from linux/prctl.h
 
 
 def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> None:
@@ -64,7 +67,22 @@ def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> Non
             print=lambda msg: log.info(msg.strip()))
 
 
-def _worker_main(settings: Settings, dsn: str) -> None:
+def _die_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies (Linux's
+    PR_SET_PDEATHSIG). A supervisor killed outright (SIGKILL, the OOM killer) once left
+    its workers serving on, orphaned: still holding the port, their pools and the old
+    code, beside the workers of the next start."""
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
+    except (OSError, AttributeError, TypeError):
+        return   # not Linux: a supervisor killed outright leaves its workers behind
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor:   # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(settings: Settings, dsn: str, supervisor: int) -> None:
+    _die_with(supervisor)
     from server.observability.logformat import configure
     configure(settings.log_level, settings.log_format)
     try:
@@ -106,7 +124,8 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def start(i: int):
-        p = ctx.Process(target=_worker_main, args=(settings, dsn), name=f"media-worker-{i}")
+        p = ctx.Process(target=_worker_main, args=(settings, dsn, os.getpid()),
+                        name=f"media-worker-{i}")
         p.start()
         return p, time.monotonic()
 
