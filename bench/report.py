@@ -199,6 +199,11 @@ class Procs:
                 p.kill()
                 p.wait()
 
+    def stop_pid(self, pid: int | None) -> None:
+        for p in self.all:
+            if p.pid == pid:
+                self.stop(p)
+
     def stop_all(self) -> None:
         for p in reversed(self.all):
             self.stop(p)
@@ -797,7 +802,7 @@ http {{
                  f"(ideal {ideal:.0f} s); small GET p50 {out['get_before_p50_ms']:.1f} -> "
                  f"{out['get_during_p50_ms']:.1f} ms, p99 {out['get_before_p99_ms']:.1f} -> "
                  f"{out['get_during_p99_ms']:.1f} ms; statuses {codes}")
-        self.procs.stop(next(p for p in self.procs.all if p.pid == self.pids["service-slow"]))
+        self.procs.stop_pid(self.pids["service-slow"])
         self.report["sections"]["slow"] = out
 
     async def run_profile(self) -> None:
@@ -896,10 +901,7 @@ http {{
         variant, 32 concurrent COPYs once found all 100 of PostgreSQL's connections
         taken, and the run stopped at uploads."""
         for name in ("service-nolog", *self.variants):
-            pid = self.pids.pop(name, None)
-            for p in self.procs.all:
-                if p.pid == pid:
-                    self.procs.stop(p)
+            self.procs.stop_pid(self.pids.pop(name, None))
 
     def write(self) -> None:
         out = self.args.out
