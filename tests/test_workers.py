@@ -103,8 +103,8 @@ def test_workers_stop_when_the_supervisor_is_killed_outright(procs, db_dsn):
     assert alive == [], [p.pid for p in alive]
     # By SIGTERM, the graceful way (no traceback), and nothing listens any more.
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+    import socket
     with pytest.raises(OSError):
-        import socket
         socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
 
 
