@@ -927,9 +927,7 @@ def machine() -> dict:
             cpu = line.split(":", 1)[1].strip()
             break
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
-    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                         capture_output=True, text=True).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "commit": rev,
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_mib": mem, "commit": commit_of(ROOT),
             "load_before": os.getloadavg(), "python": sys.version.split()[0],
             "kernel": os.uname().release}
 
@@ -1155,11 +1153,15 @@ def targets_table(rep: dict) -> str:
     return markdown_table(["what", "measured (medians)", "per round", "target", ""], rows)
 
 
+def commit_of(path: str | Path) -> str:
+    """The commit checked out at ``path`` ("-dirty" when changed since); "" outside git."""
+    return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=path,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def checkout_of(path: str) -> str:
     """A variant's checkout as the report names it: its commit (and whether it was dirty)."""
-    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=path,
-                         capture_output=True, text=True)
-    return f"{path} ({rev.stdout.strip() or 'not a git checkout'})"
+    return f"{path} ({commit_of(path) or 'not a git checkout'})"
 
 
 def variant(text: str) -> tuple[str, dict[str, str]]:
