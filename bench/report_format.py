@@ -138,9 +138,25 @@ def summarize_profile(collapsed: str, top: int = 12) -> dict:
     return {"samples": total, "self": pct(self_), "inclusive": pct(incl)}
 
 
-def check(measured: float | None, op: str, goal: float) -> str:
-    """'met' / 'not met' for measured OP goal ('>=' or '<='); '—' if not measured."""
+def check(measured: float | None, op: str, goal: float, errors: int = 0) -> str:
+    """'met' / 'not met' for measured OP goal ('>=' or '<='); '—' if not measured.
+    ``errors``: failed requests in the runs behind the figure, which then says nothing
+    (a server answering 503 fast is not a fast server)."""
+    if errors:
+        return f"not valid: {errors:,} error{'' if errors == 1 else 's'}"
     if measured is None:
         return "—"
     ok = measured >= goal if op == ">=" else measured <= goal
     return "met" if ok else "not met"
+
+
+def connections_needed(servers: Iterable[dict[str, str]], workers: int, pool_max: int) -> int:
+    """The PostgreSQL connections that service processes started with these settings
+    (each a variant's KEY=VALUE, {} for the defaults) may hold at once: per worker
+    process, its pool (DB_POOL_MAX) and the connection its deletion feed LISTENs on."""
+    total = 0
+    for env in servers:
+        w = int(env.get("MEDIA_WORKERS", workers))
+        p = int(env.get("DB_POOL_MAX", pool_max))
+        total += w * (p + 1)
+    return total

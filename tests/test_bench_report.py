@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report_format import (check, fmt_num, fmt_pct_range, fmt_ratio, fmt_ratio_range,
-                                 markdown_table, medians, rotate, round_ratios,
-                                 summarize_profile)
+from bench.report_format import (check, connections_needed, fmt_num, fmt_pct_range,
+                                 fmt_ratio, fmt_ratio_range, markdown_table, medians,
+                                 rotate, round_ratios, summarize_profile)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -116,6 +116,52 @@ def test_rotate(items, round_no, order):
 ])
 def test_check(measured, op, goal, verdict):
     assert check(measured, op, goal) == verdict
+
+
+@pytest.mark.parametrize("measured, errors, verdict", [
+    (2.1, 0, "met"),
+    (2.1, 1, "not valid: 1 error"),
+    (1.5, 4134, "not valid: 4,134 errors"),
+    (None, 3, "not valid: 3 errors"),
+])
+def test_check_says_a_figure_with_failed_requests_is_not_valid(measured, errors, verdict):
+    assert check(measured, ">=", 2, errors) == verdict
+
+
+def _wrk(service: dict, reference: dict) -> dict:
+    return {"sections": {"wrk": {"small-200-c32": {
+        t: {"median": {k: v for k, v in run.items()}, "runs": [run]}
+        for t, run in (("service", service), ("FileResponse", reference))}}},
+        "config": {"ids": [200], "conns": [32]}}
+
+
+def test_targets_table_refuses_rows_whose_runs_had_errors():
+    from bench.report import targets_table
+    clean = targets_table(_wrk({"rps": 3000, "p99_ms": 10, "errors": 0},
+                               {"rps": 1000, "p99_ms": 20, "errors": 0}))
+    assert clean.count("| met |") == 2
+    # The same figures, but the service answered 301 requests with errors (503s when
+    # PostgreSQL ran out of connections): neither row may say met.
+    failed = targets_table(_wrk({"rps": 3000, "p99_ms": 10, "errors": 301},
+                                {"rps": 1000, "p99_ms": 20, "errors": 0}))
+    assert "| met |" not in failed
+    assert failed.count("not valid: 301 errors") == 2
+
+
+@pytest.mark.parametrize("servers, needed", [
+    ([], 0),
+    ([{}], 2 * 11),                                   # two workers, pool of 10 + LISTEN
+    ([{}, {}], 44),
+    ([{"DB_POOL_MAX": "20"}], 2 * 21),
+    ([{"MEDIA_WORKERS": "1"}], 11),
+    ([{"MEDIA_WORKERS": "4", "DB_POOL_MAX": "5"}], 24),
+    ([{"CHECKOUT": "/tmp/base", "LOG_LEVEL": "WARNING"}], 22),   # other keys count not
+    # the run that went on with 503s: service, service-nolog and three variants
+    ([{}, {}, {"DB_POOL_MAX": "20"}, {"CHECKOUT": "/tmp/c", "DB_POOL_MAX": "20"},
+      {"CHECKOUT": "/tmp/c"}], 150),
+])
+def test_connections_needed(servers, needed):
+    assert connections_needed(servers, workers=2, pool_max=10) == needed
 
 
 PROFILE = """\

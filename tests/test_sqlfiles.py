@@ -55,3 +55,12 @@ async def test_every_statement_prepares_against_the_schema(pool):
             if PLACEHOLDER in st.sql:
                 st = render(st, '"media_url"')
             await conn.prepare(st.sql)
+
+
+async def test_connection_capacity_is_max_connections_less_the_superusers_reserve(pool):
+    # bench/report.py refuses a run whose servers' pools would not fit in it.
+    async with pool.acquire() as conn:
+        available = await Q.connection_capacity.fetchval(conn)
+        total = int(await conn.fetchval("SHOW max_connections"))           # test harness
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+    assert available == total - reserved > 0
