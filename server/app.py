@@ -105,6 +105,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                                      if settings.cache_bytes else None,
                                      replicas=replicas)
         yield
+        await app[appkeys.STORE].batched_reads.aclose()
         if replicas is not None:
             await replicas.close()
         await pool.close()

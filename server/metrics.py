@@ -60,6 +60,11 @@ class Metrics:
                                       "Serving-path metadata lookups, by cache result",
                                       ["result"], registry=self.registry)
         self._cache_seen = (0, 0)
+        self.batched_reads = Counter("media_batched_chunk_reads_total",
+                                     "Chunk cache misses read together while the pool "
+                                     "was busy: round trips, and the chunks they read",
+                                     ["counted"], registry=self.registry)
+        self._batched_seen = (0, 0)
         # Read from the database at each scrape: every instance reports the same value.
         self.outbox = Gauge("media_zapi_outbox_deliveries",
                             "Z-API deliveries not finished, by state (queued, sending)",
@@ -76,6 +81,10 @@ class Metrics:
         self.metadata_cache.labels("hit").inc(hits - self._cache_seen[0])
         self.metadata_cache.labels("miss").inc(misses - self._cache_seen[1])
         self._cache_seen = (hits, misses)
+        queries, chunks = store.batched_reads.queries, store.batched_reads.chunks
+        self.batched_reads.labels("queries").inc(queries - self._batched_seen[0])
+        self.batched_reads.labels("chunks").inc(chunks - self._batched_seen[1])
+        self._batched_seen = (queries, chunks)
 
     def render(self) -> bytes:
         """The exposition text: this app's registry, or every worker's samples."""

@@ -51,3 +51,11 @@ SELECT seq, convert_to(data, 'UTF8') AS data
   FROM media_chunks
  WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;
+
+-- name: serve_chunk_batch
+-- serve_chunks for single chunks of several files at once: the cache misses that
+-- queued for a connection together (store/batching.py), in one round trip. A chunk
+-- that does not exist has no row.
+SELECT k.media_id, k.seq, convert_to(c.data, 'UTF8') AS data
+  FROM unnest(:media_ids::int[], :seqs::int[]) AS k(media_id, seq)
+  JOIN media_chunks c ON c.media_id = k.media_id AND c.seq = k.seq;

@@ -37,6 +37,7 @@ import asyncpg
 
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.fairgate import FairGate
+from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
 from server.store.replicas import ReadReplicas
@@ -321,6 +322,8 @@ class MediaStore:
         # it read (the notification may have been handled while it was reading).
         self._generation = 0
         self.waiting = 0
+        # Cache misses that find the pool busy share a place in its queue (batching.py).
+        self.batched_reads = ReadBatcher(self.connection, self._query_chunk_batch)
 
     def pool_has_room(self) -> bool:
         """Whether two connections are free and nobody waits: one more may be taken
@@ -578,11 +581,28 @@ class MediaStore:
         data = cache.get(key)
         if data is None:
             generation = self._generation
-            [(_, text)] = await self._read_chunks(rec, seq, seq)
-            data = _decode(rec, seq, text)
+            data = _decode(rec, seq, await self._read_one(rec, seq))
             if generation == self._generation and self._stat_trusted:
                 cache.put(key, data)
         return data
+
+    async def _read_one(self, rec: MediaRecord, seq: int) -> bytes:
+        """One chunk's base64: a query of its own while the pool has room; else it
+        joins the reads queued for a connection (batching.py)."""
+        if rec.variant is not None or self.replicas is not None or self.pool_has_room():
+            [(_, text)] = await self._read_chunks(rec, seq, seq)
+            return text
+        text = await self.batched_reads.read((rec.id, seq))
+        if text is None:
+            raise StorageCorrupt(f"media {rec.id}: chunk {seq} missing")
+        return text
+
+    @staticmethod
+    async def _query_chunk_batch(conn: asyncpg.Connection, keys: list[tuple[int, int]]
+                                 ) -> dict[tuple[int, int], bytes]:
+        rows = await Q.serve_chunk_batch.fetch(conn, media_ids=[k[0] for k in keys],
+                                               seqs=[k[1] for k in keys])
+        return {(r["media_id"], r["seq"]): r["data"] for r in rows}
 
     async def _read_range(self, rec: MediaRecord, start: int,
                           end: int) -> AsyncGenerator[bytes, None]:
