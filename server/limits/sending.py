@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Callable
 
 from aiohttp import web
 
+from server.asyncutil import consume
 from server.fairgate import FairGate
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,6 @@ YIELD_GRACE = 0.01     # ... when others wait for a stream slot
 QUANTUM = 1.0          # seconds a reader keeps its slot while others wait
 
 Body = AsyncGenerator[bytes, None]
-
-
-def _consume(task: asyncio.Task) -> None:
-    # A write whose client vanished fails; whoever awaits it sees that, and when
-    # nobody does (a cancelled handler) it must not be logged as unretrieved.
-    if not task.cancelled():
-        task.exception()
 
 
 class StreamSlots(FairGate):
@@ -103,7 +97,8 @@ class Sender:
         # a timeout around the drain itself: aiohttp's drain waiter is shared by every
         # drain of the connection, and cancelling it breaks the next one).
         task = asyncio.ensure_future(self._drained(n))
-        task.add_done_callback(_consume)
+        # A write whose client vanished fails; nobody may await it (a cancelled handler).
+        task.add_done_callback(consume)
         grace = YIELD_GRACE if self.slots is not None and self.slots.waiting else STALL_GRACE
         self.waited = min(grace, self.timeout)
         try:

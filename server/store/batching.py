@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
+from server.asyncutil import consume
+
 Key = tuple[int, int]                  # (media_id, seq)
 Connect = Callable[[], AbstractAsyncContextManager]
 Query = Callable[[object, list[Key]], Awaitable[dict[Key, bytes]]]
@@ -49,7 +51,7 @@ class ReadBatcher:
                 task.add_done_callback(self._tasks.discard)
             fut = asyncio.get_running_loop().create_future()
             # Every reader may have gone (clients hang up): nobody retrieves the error.
-            fut.add_done_callback(_retrieved)
+            fut.add_done_callback(consume)
             batch[key] = fut
             self._wanted[key] = fut
         # One reader cancelled (its client gone) must not cancel the read for the rest.
@@ -90,8 +92,3 @@ class ReadBatcher:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _retrieved(fut: asyncio.Future) -> None:
-    if not fut.cancelled():
-        fut.exception()

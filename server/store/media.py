@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncpg
 
+from server.asyncutil import consume
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
 from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
@@ -44,12 +45,6 @@ from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
-
-
-def _consume(task: asyncio.Task) -> None:
-    # An abandoned task's failure is expected; don't let asyncio log it as unretrieved.
-    if not task.cancelled():
-        task.exception()
 
 
 # Reads spanning fewer chunks than this go through the chunk cache (photos, voice
@@ -355,7 +350,7 @@ class MediaStore:
         # connection back to the pool can itself hang on a frozen server. Readiness
         # answers on time; the abandoned ping finishes (or times out) on its own.
         task = asyncio.ensure_future(ping())
-        task.add_done_callback(_consume)
+        task.add_done_callback(consume)
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             task.cancel()
