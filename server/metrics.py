@@ -23,6 +23,14 @@ def _pid_read_once() -> None:
         values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)
 
 
+def _add_since(counter: Counter, seen: tuple[int, ...], **totals: int) -> tuple[int, ...]:
+    """Add to ``counter``, by label, what the store's running totals gained since
+    ``seen`` (the totals at the last scrape); the totals, to pass as ``seen`` next."""
+    for (label, total), before in zip(totals.items(), seen):
+        counter.labels(label).inc(total - before)
+    return tuple(totals.values())
+
+
 class Metrics:
     def __init__(self) -> None:
         _pid_read_once()
@@ -77,14 +85,11 @@ class Metrics:
         self.pool.labels("in_use").set(in_use)
         self.pool.labels("idle").set(idle)
         self.pool.labels("waiting").set(waiting)
-        hits, misses = store.cache_hits, store.cache_misses
-        self.metadata_cache.labels("hit").inc(hits - self._cache_seen[0])
-        self.metadata_cache.labels("miss").inc(misses - self._cache_seen[1])
-        self._cache_seen = (hits, misses)
-        queries, chunks = store.batched_reads.queries, store.batched_reads.chunks
-        self.batched_reads.labels("queries").inc(queries - self._batched_seen[0])
-        self.batched_reads.labels("chunks").inc(chunks - self._batched_seen[1])
-        self._batched_seen = (queries, chunks)
+        self._cache_seen = _add_since(self.metadata_cache, self._cache_seen,
+                                      hit=store.cache_hits, miss=store.cache_misses)
+        batched = store.batched_reads
+        self._batched_seen = _add_since(self.batched_reads, self._batched_seen,
+                                        queries=batched.queries, chunks=batched.chunks)
 
     def render(self) -> bytes:
         """The exposition text: this app's registry, or every worker's samples."""
