@@ -1,7 +1,9 @@
 """``serve --workers N``: N processes on one port, one embedded PostgreSQL, metrics that
-add up across workers, a dead worker replaced, SIGTERM stopping everything."""
+add up across workers, connections spread evenly over them, a dead worker replaced,
+SIGTERM stopping everything."""
 from __future__ import annotations
 
+import http.client
 import re
 import signal
 import time
@@ -75,6 +77,61 @@ def test_workers_share_a_port_and_one_embedded_postgres(procs):
     assert wait_no_postgres(data_dir) == []
     for pid in workers - {victim}:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+def _open(srv, n: int) -> list[http.client.HTTPConnection]:
+    """``n`` kept-alive connections, each with a request answered."""
+    conns = []
+    for _ in range(n):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert r.status == 200
+        r.read()
+        conns.append(c)
+    return conns
+
+
+def _served_by(srv) -> dict[int, set[int]]:
+    """Worker pid → the client ports of the connections it holds."""
+    held = {}
+    for w in _workers(srv.pid):
+        held[w.pid] = {c.raddr.port for c in w.net_connections(kind="tcp")
+                       if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == srv.port}
+    return held
+
+
+def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
+    # With SO_REUSEPORT the kernel split 32 connections 19/13 or 21/11 by a hash of
+    # their ports; handed over by the supervisor, they go to the emptier worker.
+    srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+
+    def both_serving() -> bool:   # a worker gets connections once it is ready
+        probe = _open(srv, 4)
+        busy = [len(ports) for ports in _served_by(srv).values()]
+        for c in probe:
+            c.close()
+        _wait(lambda: not any(_served_by(srv).values()), 10, "probes closed")
+        return busy.count(0) == 0
+    _wait(both_serving, 30, "both workers serving")
+
+    conns = _open(srv, 32)
+    held = _served_by(srv)
+    assert sorted(len(p) for p in held.values()) == [16, 16], held
+    # Ten of one worker's connections close: the next ten all go to that worker.
+    first, second = held
+    closing = [c for c in conns if c.sock.getsockname()[1] in held[first]][:10]
+    for c in closing:
+        c.close()
+    _wait(lambda: len(_served_by(srv)[first]) == 6, 10, "ten connections closed")
+    conns += _open(srv, 10)
+    held = _served_by(srv)
+    assert len(held[first]) == len(held[second]) == 16, held
+    for c in conns:
+        c.close()
+    assert srv.signal_and_wait(signal.SIGTERM, timeout=60) == 0
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
 
 

@@ -2,8 +2,8 @@
 
 With ``--workers N`` (or MEDIA_WORKERS) this process becomes a supervisor: the database
 (embedded or not) is started and migrated once, then N spawned processes each open
-their own pool and listen on the same port with SO_REUSEPORT, so the kernel spreads
-connections over them. A worker that dies is replaced; SIGTERM or Ctrl-C stops them
+their own pool. This process listens on the port and hands each new connection to the
+ready worker with the fewest open ones (balancer.py). A worker that dies is replaced; SIGTERM or Ctrl-C stops them
 all (each finishing its requests within MEDIA_SHUTDOWN_TIMEOUT_SECONDS), and only then
 is the embedded PostgreSQL stopped.
 
@@ -25,9 +25,9 @@ import signal
 import socket
 import tempfile
 import time
-from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 
+from server.cli.balancer import Balancer, HandedConnections, listening_sockets
 from server.secret import Secret
 from server.settings import Settings
 
@@ -39,8 +39,10 @@ CRASH_LOOP_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1   # from linux/prctl.h
 
 
-def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> None:
-    """Serve in this process until SIGINT/SIGTERM."""
+def run_server(settings: Settings, dsn: str, *,
+               handed: HandedConnections | None = None) -> None:
+    """Serve in this process until SIGINT/SIGTERM: on the configured port, or the
+    connections a supervisor hands over (``handed``)."""
     from server.app import create_app
     from server.limits.memory import return_freed_memory
     from server.limits.protocol import run_app
@@ -59,7 +61,7 @@ def run_server(settings: Settings, dsn: str, *, reuse_port: bool = False) -> Non
     gc.freeze()
     # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
     run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
-            reuse_port=reuse_port or None,
+            handed=handed,
             shutdown_timeout=settings.shutdown_timeout,
             header_timeout=settings.header_timeout,
             access_log=logging.getLogger("media.access"),
@@ -81,23 +83,15 @@ def _die_with(supervisor: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(settings: Settings, dsn: str, supervisor: int) -> None:
+def _worker_main(settings: Settings, dsn: str, supervisor: int, channel: socket.socket,
+                 closed, index: int) -> None:
     _die_with(supervisor)
     from server.observability.logformat import configure
     configure(settings.log_level, settings.log_format)
     try:
-        run_server(settings, dsn, reuse_port=True)
+        run_server(settings, dsn, handed=HandedConnections(channel, closed, index))
     except KeyboardInterrupt:
         pass
-
-
-def _check_port(settings: Settings) -> None:
-    # Fail here, in one line (main's OSError handler), when something that does not
-    # share the port already holds it, rather than in N workers' tracebacks.
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind((settings.host, settings.port))
 
 
 def _secret_to_worker(secret: Secret):
@@ -105,8 +99,11 @@ def _secret_to_worker(secret: Secret):
 
 
 def serve_workers(settings: Settings, dsn: str, count: int) -> int:
-    """Supervise ``count`` worker processes until told to stop; the exit code."""
-    _check_port(settings)
+    """Supervise ``count`` worker processes until told to stop; the exit code. This
+    process listens and hands each connection to a worker (balancer.py)."""
+    # Bound here, so that a port held by something else fails in one line (main's
+    # OSError handler), not in N workers' tracebacks.
+    listeners = listening_sockets(settings.host, settings.port)
     # The workers get the settings as this process read them, pickled down the spawn
     # pipe. A Secret refuses pickling so that it never lands in a file or a cache; this
     # pipe, to a child of ours, is the one way it may take (multiprocessing's pickler
@@ -115,6 +112,7 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="media-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir   # inherited by the workers
     ctx = multiprocessing.get_context("spawn")
+    balancer = Balancer(listeners, ctx.RawArray("q", count), count)
     stopping = False
 
     def stop(signum, frame):
@@ -124,9 +122,11 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def start(i: int):
-        p = ctx.Process(target=_worker_main, args=(settings, dsn, os.getpid()),
-                        name=f"media-worker-{i}")
+        channel = balancer.channel_for(i)
+        p = ctx.Process(target=_worker_main, name=f"media-worker-{i}",
+                        args=(settings, dsn, os.getpid(), channel, balancer.closed, i))
         p.start()
+        channel.close()     # the worker has its own copy
         return p, time.monotonic()
 
     workers = [start(i) for i in range(count)]
@@ -134,7 +134,7 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     code = 0
     try:
         while not stopping:
-            wait([p.sentinel for p, _ in workers], timeout=0.5)
+            balancer.wait(0.5, {p.sentinel: i for i, (p, _) in enumerate(workers)})
             for i, (p, started) in enumerate(workers):
                 if p.is_alive() or stopping:
                     continue
@@ -148,6 +148,7 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
                             i, p.pid, p.exitcode)
                 workers[i] = start(i)
     finally:
+        balancer.close()    # refuse new connections from here on
         for p, _ in workers:
             if p.is_alive():
                 p.terminate()   # SIGTERM: each finishes its requests, then exits

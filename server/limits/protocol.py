@@ -27,12 +27,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
 from server.errors import BadRequest, MediaError, render
+
+if TYPE_CHECKING:
+    from server.cli.balancer import HandedConnections
 
 log = logging.getLogger("media.protocol")
 
@@ -55,6 +59,7 @@ class MediaRequestHandler(RequestHandler):
 
     header_timeout: float | None = None
     _header_deadline: asyncio.TimerHandle | None = None
+    on_closed: Callable[[], None] | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -63,6 +68,9 @@ class MediaRequestHandler(RequestHandler):
                                                           self._headers_overdue)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self.on_closed is not None:
+            on_closed, self.on_closed = self.on_closed, None
+            on_closed()
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
@@ -94,10 +102,12 @@ class MediaRequestHandler(RequestHandler):
 
 class MediaServer(web.Server):
     header_timeout: float | None = None
+    on_connection_closed: Callable[[], None] | None = None
 
     def __call__(self) -> RequestHandler:
         handler = MediaRequestHandler(self, loop=self._loop, **self._kwargs)
         handler.header_timeout = self.header_timeout
+        handler.on_closed = self.on_connection_closed
         return handler
 
 
@@ -118,12 +128,13 @@ class MediaRunner(web.AppRunner):
         return server
 
 
-def run_app(app: web.Application, *, host: str, port: int, reuse_port: bool | None,
-            shutdown_timeout: float,
+def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
             access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
-            print: Callable[[str], None], header_timeout: float | None = None) -> None:
+            print: Callable[[str], None], header_timeout: float | None = None,
+            handed: HandedConnections | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
-    :class:`MediaRunner`)."""
+    :class:`MediaRunner`). ``handed``: serve the connections a supervisor hands over
+    instead of listening on ``host``:``port``."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runner = MediaRunner(app, header_timeout=header_timeout,
@@ -134,12 +145,20 @@ def run_app(app: web.Application, *, host: str, port: int, reuse_port: bool | No
     async def serve() -> None:
         try:
             await runner.setup()
-            site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
-            await site.start()
-            print(f"======== Running on {site.name} ========")
+            if handed is not None:
+                runner.server.on_connection_closed = handed.connection_closed
+                handed.start(runner.server)
+                print(f"======== Serving connections to {host}:{port} handed over by "
+                      "the supervisor ========")
+            else:
+                site = web.TCPSite(runner, host, port)
+                await site.start()
+                print(f"======== Running on {site.name} ========")
             while True:
                 await asyncio.sleep(3600)
         finally:
+            if handed is not None:
+                handed.stop()
             await runner.cleanup()
 
     main = loop.create_task(serve())
