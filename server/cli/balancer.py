@@ -18,11 +18,11 @@ not of its requests; kept-alive connections pay it once.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import selectors
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("media.balancer")
@@ -33,6 +33,7 @@ BACKLOG = 128      # aiohttp's TCPSite default
 # The supervisor's send buffer on a channel: room for about 40 descriptors on their way
 # to a worker. Past that (a worker whose loop is stuck) the next worker takes them.
 CHANNEL_BUFFER = 16 * 1024
+ACCEPT_PAUSE = 0.1   # seconds, after an accept failed for want of descriptors
 
 
 def listening_sockets(host: str, port: int, backlog: int = BACKLOG) -> list[socket.socket]:
@@ -60,6 +61,18 @@ def listening_sockets(host: str, port: int, backlog: int = BACKLOG) -> list[sock
     return sockets
 
 
+def socket_pair(kind: int | None = None) -> tuple[socket.socket, socket.socket]:
+    """A channel: a Unix socket pair that keeps each descriptor's message apart
+    (SOCK_SEQPACKET) where the system has one (Linux); else a stream (macOS), where the
+    receiver takes as many descriptors as bytes, one byte per descriptor sent."""
+    if kind is not None:
+        return socket.socketpair(socket.AF_UNIX, kind)
+    try:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except OSError:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
 def choose(open_counts: list[int | None], start: int) -> list[int]:
     """The workers to try, fewest open connections first; ``None``: not ready. Ties go
     round from ``start``, so equal workers take turns."""
@@ -74,13 +87,15 @@ class Balancer:
     connections it has closed (only it writes its slot); with what was handed to it,
     that gives its open connections without asking it."""
 
-    def __init__(self, listeners: list[socket.socket], closed: Any, count: int):
+    def __init__(self, listeners: list[socket.socket], closed: Any, count: int,
+                 kind: int | None = None):
         self.listeners = listeners
+        self.kind = kind
         self.closed = closed
         self.sent = [0] * count
         self.channels: list[socket.socket | None] = [None] * count
         self.ready = [False] * count
-        self.held: collections.deque[socket.socket] = collections.deque()
+        self.held: socket.socket | None = None    # accepted; every channel was full
         self.selector = selectors.DefaultSelector()
         self._turn = 0
         self.listening = False
@@ -89,7 +104,7 @@ class Balancer:
         """A new channel to worker ``i`` (its end returned, to pass at spawn); any old one
         is dropped, and the worker counts from nothing."""
         self.drop(i)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socket_pair(self.kind)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHANNEL_BUFFER)
         ours.setblocking(False)
         self.channels[i] = ours
@@ -104,34 +119,32 @@ class Balancer:
             channel.close()
         self._update()
 
-    def wait(self, timeout: float, others: dict[int, Any] | None = None) -> list[Any]:
-        """Serve the listeners and channels for up to ``timeout`` seconds; the values of
-        ``others`` (file descriptor → value) that became readable meanwhile."""
-        for fd, value in (others or {}).items():
-            self.selector.register(fd, selectors.EVENT_READ, ("other", value))
+    def wait(self, timeout: float, wake_on: Iterable[int] = ()) -> None:
+        """Serve the listeners and channels for up to ``timeout`` seconds, or until one
+        of the descriptors ``wake_on`` (the workers' sentinels) becomes readable."""
+        wake_on = list(wake_on)
+        for fd in wake_on:
+            self.selector.register(fd, selectors.EVENT_READ, ("wake", None))
         try:
-            fired = []
             for key, events in self.selector.select(timeout):
-                kind, what = key.data
+                kind, i = key.data
                 if kind == "listener":
                     self._accept(key.fileobj)
                 elif kind == "channel":
                     if events & selectors.EVENT_READ:
-                        self._hear(what)
+                        self._hear(i)
                     if events & selectors.EVENT_WRITE:
                         self._hand_held()
-                else:
-                    fired.append(what)
-            return fired
         finally:
-            for fd in others or {}:
+            for fd in wake_on:
                 self.selector.unregister(fd)
 
     def close(self) -> None:
         """Stop accepting (new connections are refused, not queued) and close the
         channels."""
-        while self.held:
-            self.held.popleft().close()
+        if self.held is not None:
+            self.held.close()
+            self.held = None
         for i in range(len(self.channels)):
             self.drop(i)
         for s in self.listeners:
@@ -157,13 +170,13 @@ class Balancer:
 
     def _events(self) -> int:
         # While a connection is held, the channels are watched for room as well.
-        return selectors.EVENT_READ | (selectors.EVENT_WRITE if self.held else 0)
+        return selectors.EVENT_READ | (selectors.EVENT_WRITE if self.held is not None else 0)
 
     def _update(self) -> None:
         """Listen while some worker is ready and nothing is held: otherwise connections
         wait in the kernel's queue (as they would for a busy single process), not in
         ours."""
-        want = any(self.ready) and not self.held
+        want = any(self.ready) and self.held is None
         if want != self.listening:
             for s in self.listeners:
                 if want:
@@ -182,18 +195,23 @@ class Balancer:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:     # out of descriptors: leave the rest queued
+            except ConnectionAbortedError:   # reset by the client while queued
+                continue
+            except OSError as e:
+                # Out of descriptors or memory: the listener stays readable, so pause
+                # rather than spin; the connections wait in the kernel's queue.
                 log.warning("accept failed: %s", e)
+                time.sleep(ACCEPT_PAUSE)
                 return
             if not self._hand(conn):
-                self.held.append(conn)    # every worker's channel is full
+                self.held = conn
                 self._update()
                 return
 
     def _hand_held(self) -> None:
-        while self.held and self._hand(self.held[0]):
-            self.held.popleft()
-        self._update()
+        if self.held is not None and self._hand(self.held):
+            self.held = None
+            self._update()
 
     def _hand(self, conn: socket.socket) -> bool:
         """Hand ``conn`` to the ready worker with the fewest open connections whose
@@ -245,7 +263,7 @@ class HandedConnections:
     def _receive(self) -> None:
         while self._loop is not None:
             try:
-                data, fds, _, _ = socket.recv_fds(self.channel, 16, 4)
+                data, fds, _, _ = socket.recv_fds(self.channel, 64, 64)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:

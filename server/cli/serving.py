@@ -3,9 +3,9 @@
 With ``--workers N`` (or MEDIA_WORKERS) this process becomes a supervisor: the database
 (embedded or not) is started and migrated once, then N spawned processes each open
 their own pool. This process listens on the port and hands each new connection to the
-ready worker with the fewest open ones (balancer.py). A worker that dies is replaced; SIGTERM or Ctrl-C stops them
-all (each finishing its requests within MEDIA_SHUTDOWN_TIMEOUT_SECONDS), and only then
-is the embedded PostgreSQL stopped.
+ready worker with the fewest open ones (balancer.py). A worker that dies is replaced;
+SIGTERM or Ctrl-C stops them all (each finishing its requests within
+MEDIA_SHUTDOWN_TIMEOUT_SECONDS), and only then is the embedded PostgreSQL stopped.
 
 Metrics: prometheus-client's multiprocess mode. Every worker writes its samples to
 files in a folder made for this run, and /metrics on any worker sums them all, so a
@@ -134,7 +134,7 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     code = 0
     try:
         while not stopping:
-            balancer.wait(0.5, {p.sentinel: i for i, (p, _) in enumerate(workers)})
+            balancer.wait(0.5, wake_on=[p.sentinel for p, _ in workers])
             for i, (p, started) in enumerate(workers):
                 if p.is_alive() or stopping:
                     continue
