@@ -61,6 +61,10 @@ class Metrics:
             ["route"], registry=self.registry)
         self.bytes_received = Counter("media_received_bytes_total",
                                       "Bytes of files stored by uploads", registry=self.registry)
+        # Updated as connections open and close, so every worker's figure is current
+        # (under --workers N, one sample per worker: the supervisor's split shows).
+        self.connections = Gauge("media_http_connections", "Client connections open",
+                                 registry=self.registry, multiprocess_mode="liveall")
         self.pool = Gauge("media_db_pool_connections",
                           "Database connections in use and idle, and requests waiting for one",
                           ["state"], registry=self.registry, multiprocess_mode="livesum")

@@ -158,7 +158,9 @@ print(m.render().decode())
     first, text = res.stdout.split("\n", 1)
     asked_on_updates, pid = first.split()
     assert asked_on_updates == "0"
+    # (gauge_liveall: media_http_connections, made at zero with the metrics)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{pid}.db",
+                                                          f"gauge_liveall_{pid}.db",
                                                           f"histogram_{pid}.db"]
     assert "media_served_bytes_total 5.0" in text
     assert 'media_http_request_seconds_count{route="/x",status="200"} 1.0' in text

@@ -120,6 +120,13 @@ def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
     conns = _open(srv, 32)
     held = _served_by(srv)
     assert sorted(len(p) for p in held.values()) == [16, 16], held
+    # /metrics shows the split, one sample per worker (the scrape's own connection
+    # makes one of them 17).
+    text = srv.get("/metrics")[1].decode()
+    per_worker = {int(pid): float(v) for pid, v in
+                  re.findall(r'^media_http_connections\{pid="(\d+)"\} (\S+)$', text, re.M)}
+    assert set(per_worker) == set(held) and sorted(per_worker.values()) == [16, 17], \
+        per_worker
     # Ten of one worker's connections close: the next ten all go to that worker.
     first, second = held
     closing = [c for c in conns if c.sock.getsockname()[1] in held[first]][:10]

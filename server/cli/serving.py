@@ -43,6 +43,7 @@ def run_server(settings: Settings, dsn: str, *,
                handed: HandedConnections | None = None) -> None:
     """Serve in this process until SIGINT/SIGTERM: on the configured port, or the
     connections a supervisor hands over (``handed``)."""
+    from server import appkeys
     from server.app import create_app
     from server.limits.memory import return_freed_memory
     from server.limits.protocol import run_app
@@ -59,9 +60,17 @@ def run_server(settings: Settings, dsn: str, *,
     # 1 ms on the event loop instead of 40 (a pause every slow request would feel).
     gc.collect()
     gc.freeze()
+    app = create_app(settings, dsn)
+    connections = app[appkeys.METRICS].connections
+
+    def count_connection(change: int) -> None:
+        connections.inc(change)
+        if change < 0 and handed is not None:
+            handed.connection_closed()
+
     # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
-    run_app(create_app(settings, dsn), host=settings.host, port=settings.port,
-            handed=handed,
+    run_app(app, host=settings.host, port=settings.port,
+            handed=handed, count_connection=count_connection,
             shutdown_timeout=settings.shutdown_timeout,
             header_timeout=settings.header_timeout,
             access_log=logging.getLogger("media.access"),

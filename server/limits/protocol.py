@@ -59,18 +59,20 @@ class MediaRequestHandler(RequestHandler):
 
     header_timeout: float | None = None
     _header_deadline: asyncio.TimerHandle | None = None
-    on_closed: Callable[[], None] | None = None
+    count_connection: Callable[[int], None] | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        if self.count_connection is not None:
+            self.count_connection(1)
         if self.header_timeout:
             self._header_deadline = self._loop.call_later(self.header_timeout,
                                                           self._headers_overdue)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self.on_closed is not None:
-            on_closed, self.on_closed = self.on_closed, None
-            on_closed()
+        if self.count_connection is not None:
+            count, self.count_connection = self.count_connection, None
+            count(-1)
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
@@ -102,12 +104,13 @@ class MediaRequestHandler(RequestHandler):
 
 class MediaServer(web.Server):
     header_timeout: float | None = None
-    on_connection_closed: Callable[[], None] | None = None
+    # Called with 1 as each connection opens and -1 as it closes.
+    count_connection: Callable[[int], None] | None = None
 
     def __call__(self) -> RequestHandler:
         handler = MediaRequestHandler(self, loop=self._loop, **self._kwargs)
         handler.header_timeout = self.header_timeout
-        handler.on_closed = self.on_connection_closed
+        handler.count_connection = self.count_connection
         return handler
 
 
@@ -131,10 +134,12 @@ class MediaRunner(web.AppRunner):
 def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: float,
             access_log: logging.Logger, access_log_class: type[AbstractAccessLogger],
             print: Callable[[str], None], header_timeout: float | None = None,
-            handed: HandedConnections | None = None) -> None:
+            handed: HandedConnections | None = None,
+            count_connection: Callable[[int], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (aiohttp's run_app, with
     :class:`MediaRunner`). ``handed``: serve the connections a supervisor hands over
-    instead of listening on ``host``:``port``."""
+    instead of listening on ``host``:``port``; ``count_connection``: called with 1 as
+    each connection opens, -1 as it closes."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runner = MediaRunner(app, header_timeout=header_timeout,
@@ -145,8 +150,8 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
     async def serve() -> None:
         try:
             await runner.setup()
+            runner.server.count_connection = count_connection
             if handed is not None:
-                runner.server.on_connection_closed = handed.connection_closed
                 handed.start(runner.server)
                 print(f"======== Serving connections to {host}:{port} handed over by "
                       "the supervisor ========")
