@@ -31,7 +31,7 @@ and 128 connections, 200 and 2,000 ids), seek (1 KiB at the end of the large fil
 304 (If-None-Match), large (one and four concurrent downloads), upload (one large,
 32 concurrent 5 MiB), memory (1 GiB upload, 16 concurrent downloads, fresh process),
 slow (200 uploads at 64 KiB/s with DB_POOL_MAX=10, and a small GET meanwhile),
-profile (py-spy on the service during small GETs and during a large download).
+profile (py-spy on the service during small GETs, 304s and a large download).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report_format import (check, connections_needed, fmt_num,  # noqa: E402
                                  fmt_pct_range, fmt_ratio, fmt_ratio_range,
                                  markdown_table, medians, rotate, round_ratios,
-                                 summarize_profile)
+                                 share_under, summarize_profile, ACCESS_LOG_FRAMES)
 
 PEER_DIR = ROOT / "bench" / "django_peer"
 PEER_VENV = PEER_DIR / ".venv"
@@ -852,16 +852,26 @@ http {{
         spy = record("small")
         run_wrk(self.bases["service"], script, secs, self.cfg.conns[0], {})
         spy.wait(60)
+        # The 304s too: the lightest request, where the access log's share is largest.
+        script304 = self.tmp / "wrk-profile-304.lua"
+        base = self.bases["service"]
+        lua_script(script304, [(p, {"If-None-Match": etag_of(base + p)})
+                               for p in self.small_paths["service"][:n]])
+        spy = record("304")
+        run_wrk(base, script304, secs, self.cfg.conns[0], {})
+        spy.wait(60)
         spy = record("large")
         deadline = time.monotonic() + secs
         while time.monotonic() < deadline:
             await asyncio.to_thread(curl_downloads, self.bases["service"]
                                     + self.big_path["service"], 1, self.big_size)
         spy.wait(60)
-        for name in ("small", "large"):
+        for name in ("small", "304", "large"):
             f = self.tmp / f"profile-{name}.txt"
-            summary = summarize_profile(f.read_text() if f.exists() else "")
+            text = f.read_text() if f.exists() else ""
+            summary = summarize_profile(text)
             summary["busy"] = summary["samples"] / (200 * secs)
+            summary["access_log_pct"] = share_under(text, ACCESS_LOG_FRAMES)
             out[name] = summary
         self.report["sections"]["profile"] = out
 
@@ -1079,13 +1089,17 @@ def render(rep: dict) -> str:
                   "py-spy sees Python frames only: self time in `run_app` is time in "
                   "uvloop's C code below it (polling, socket reads and writes), and "
                   "`StreamWriter._write` is mostly the transport's socket write.", ""]
-        for name, what in (("small", "small GETs (wrk)"), ("large", "one large download")):
+        for name, what in (("small", "small GETs (wrk)"), ("304", "304s (wrk)"),
+                           ("large", "one large download")):
             p = prof.get(name)
             if not p or not p["samples"]:
                 continue
+            log_pct = p.get("access_log_pct")
             lines += [f"During {what}: {p['samples']} samples, "
                       f"{100 * p['busy']:.0f}% of the 200 Hz × duration py-spy would take "
-                      "of a thread that never idles.", ""]
+                      "of a thread that never idles"
+                      + (f"; the access log in {log_pct:.1f}% of the workers' event-loop "
+                         "samples" if log_pct is not None else "") + ".", ""]
             rows = [[n, f"{v:.1f}%"] for n, v in p["self"]]
             lines += [markdown_table(["function (self time)", "share"], rows, [False, True]), ""]
             rows = [[n, f"{v:.1f}%"] for n, v in p["inclusive"]]
@@ -1155,6 +1169,12 @@ def targets_table(rep: dict) -> str:
                          "≤ 15%", check(cost, "<=", 0.15,
                                         errors((scenario, "service"),
                                                (scenario, "service-nolog")))])
+    prof = sec.get("profile", {})
+    for name, scenario in (("small", f"small-{n0}-c{c0}"), ("304", r304)):
+        pct = prof.get(name, {}).get("access_log_pct")
+        if pct is not None:
+            rows.append([f"{scenario}: access log's share of the loop (py-spy)",
+                         f"{pct:.1f}%", "", "≤ 15%", check(pct, "<=", 15)])
     large = sec.get("large", {})
     for n, by in large.items():
         s = by.get("service", {}).get("median", {}).get("mib_s")

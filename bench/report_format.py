@@ -138,6 +138,37 @@ def summarize_profile(collapsed: str, top: int = 12) -> dict:
     return {"samples": total, "self": pct(self_), "inclusive": pct(incl)}
 
 
+# The event loop's frame in a worker: the samples of the thread that serves requests
+# (the log's writer thread and the supervisor have none).
+LOOP_FRAME = "run_app (server/limits/protocol.py)"
+# What the access log costs the loop: aiohttp's call into our logger per request, and
+# the sink's flush of the lines it buffered (server/observability/logformat.py).
+ACCESS_LOG_FRAMES = ("RequestHandler.log_access (aiohttp/web_protocol.py)",
+                     "AccessSink.flush (server/observability/logformat.py)")
+
+
+def share_under(collapsed: str, frames: Iterable[str], among: str = LOOP_FRAME
+                ) -> float | None:
+    """Percent of the samples passing through ``among`` that also pass through any of
+    ``frames`` (names as summarize_profile gives them); None without such samples.
+
+    The access log's cost read this way is the CPU it takes from the loop, measured
+    in one process: two server processes compared by their throughput differ by more
+    than that from run to run on a shared machine (docs/performance.md)."""
+    want = set(frames)
+    base = hit = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        names = {_frame_name(f) for f in stack.split(";") if f}
+        if among in names:
+            base += int(count)
+            if names & want:
+                hit += int(count)
+    return 100.0 * hit / base if base else None
+
+
 def check(measured: float | None, op: str, goal: float, errors: int = 0) -> str:
     """'met' / 'not met' for measured OP goal ('>=' or '<='); '—' if not measured.
     ``errors``: failed requests in the runs behind the figure, which then says nothing

@@ -6,7 +6,8 @@ import pytest
 
 from bench.report_format import (check, connections_needed, fmt_num, fmt_pct_range,
                                  fmt_ratio, fmt_ratio_range, markdown_table, medians,
-                                 rotate, round_ratios, summarize_profile)
+                                 rotate, round_ratios, share_under,
+                                 summarize_profile)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -185,3 +186,30 @@ def test_summarize_profile_self_and_inclusive_shares():
 
 def test_summarize_profile_of_nothing():
     assert summarize_profile("") == {"samples": 0, "self": [], "inclusive": []}
+
+
+LOGGED = """\
+<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:90) 14
+<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);RequestHandler.log_access (/v/lib/python3.11/site-packages/aiohttp/web_protocol.py:541);AccessLogger.log (/repo/server/observability/logformat.py:205) 4
+<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);AccessSink.flush (/repo/server/observability/logformat.py:180) 2
+_bootstrap (/usr/lib/python3.11/threading.py:995);QueueListener._monitor (/usr/lib/python3.11/logging/handlers.py:1571) 30
+<module> (/repo/run.py:5);serve_workers (/repo/server/cli/serving.py:150) 50
+"""
+
+
+@pytest.mark.parametrize("collapsed, frames, share", [
+    # 6 of the loop's 20 samples log; the writer thread and the supervisor don't count
+    (LOGGED, ("RequestHandler.log_access (aiohttp/web_protocol.py)",
+              "AccessSink.flush (server/observability/logformat.py)"), 30.0),
+    (LOGGED, ("AccessSink.flush (server/observability/logformat.py)",), 10.0),
+    # a sample under both frames counts once
+    (LOGGED, ("RequestHandler.log_access (aiohttp/web_protocol.py)",
+              "AccessLogger.log (server/observability/logformat.py)"), 20.0),
+    (LOGGED, ("nothing (x.py)",), 0.0),
+    ("", ("RequestHandler.log_access (aiohttp/web_protocol.py)",), None),
+    # no loop at all (a profile of the supervisor alone): no share, not 0
+    ("<module> (/repo/run.py:5);serve_workers (/repo/server/cli/serving.py:150) 5\n",
+     ("serve_workers (server/cli/serving.py)",), None),
+])
+def test_share_under_counts_the_loops_samples_only(collapsed, frames, share):
+    assert share_under(collapsed, frames) == share
