@@ -4,12 +4,17 @@ tests/test_workers.py checks the same across real worker processes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+import os
+import resource
 import socket
+import time
 
 import pytest
 
-from server.cli.balancer import Balancer, HandedConnections, choose, listening_sockets
+from server.cli.balancer import (ACCEPT_PAUSE, Balancer, HandedConnections, choose,
+                                 listening_sockets)
 
 
 @pytest.mark.parametrize("counts, start, expected", [
@@ -190,3 +195,43 @@ async def test_full_channels_overflow_to_the_next_worker_then_wait_in_the_queue(
         assert p.balancer.held is None and p.balancer.listening
         for s in socks:
             s.close()
+
+
+def _lowest_free_descriptor() -> int:
+    fd = os.dup(0)      # the lowest number free is the one a new descriptor gets
+    os.close(fd)
+    return fd
+
+
+async def test_an_accept_short_of_descriptors_pauses_and_loses_nothing(caplog):
+    caplog.set_level(logging.WARNING, logger="media.balancer")
+    async with Pair() as p:
+        for w in p.workers:
+            w.start()
+        await p.settle(lambda: all(p.balancer.ready))
+        client = socket.socket()
+        client.setblocking(False)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # The soft limit at the lowest free number: no new descriptor can be made, so
+        # the supervisor's accept fails (EMFILE) while the listener stays readable.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_lowest_free_descriptor(), hard))
+        try:
+            client.connect_ex(("127.0.0.1", p.port))
+            began = time.monotonic()
+            await asyncio.sleep(0.5)
+            failures = [r for r in caplog.records if "accept failed" in r.getMessage()]
+            elapsed = time.monotonic() - began
+            assert failures
+            # Paused between attempts, not spinning on the readable listener (the
+            # supervising loop here turns every 2 ms: about 250 attempts otherwise).
+            assert len(failures) <= elapsed / ACCEPT_PAUSE + 2
+            assert sum(p.balancer.sent) == 0
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        # The connection waited in the kernel's queue: handed and served once there
+        # are descriptors again.
+        await p.settle(lambda: sum(p.balancer.sent) == 1)
+        client.setblocking(True)
+        client.settimeout(5)
+        assert client.recv(2) in (b"w0", b"w1")
+        client.close()
