@@ -29,6 +29,7 @@ from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.outbox import outbox_worker, zapi_ctx
 from server.workers.runner import workers_ctx
+from server.workers.sampling import metrics_sampler
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app.cleanup_ctx.append(zapi_ctx)
     # The instance workers keep this instance correct among others; the janitor is
     # housekeeping (tests leave it off to control when it runs).
-    workers = [heartbeat, deletion_feed, memory_trimmer] + ([janitor] if run_janitor else [])
+    workers = [heartbeat, deletion_feed, memory_trimmer, metrics_sampler] + (
+        [janitor] if run_janitor else [])
     if settings.zapi_enabled:
         workers.append(outbox_worker)
     app.cleanup_ctx.append(workers_ctx(workers))

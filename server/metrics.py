@@ -84,7 +84,8 @@ class Metrics:
         self.totals_due = 0.0   # monotonic time the stored_* gauges are next refreshed
 
     def sample_store(self, store) -> None:
-        """Copy the store's live figures in (at scrape time: nothing on the hot path)."""
+        """Copy the store's live figures in: at scrape time, and every second from each
+        worker (server/workers/sampling.py); never on the hot path."""
         in_use, idle, waiting = store.pool_usage()
         self.pool.labels("in_use").set(in_use)
         self.pool.labels("idle").set(idle)

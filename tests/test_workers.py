@@ -3,7 +3,9 @@ add up across workers, connections spread evenly over them, a dead worker replac
 SIGTERM stopping everything."""
 from __future__ import annotations
 
+import asyncio
 import http.client
+import json
 import re
 import signal
 import time
@@ -11,6 +13,8 @@ import time
 import psutil
 import pytest
 
+from tests.dbutil import bearer, create_api_key, fetchval
+from tests.media import jpeg_bytes
 from tests.procs import postgres_processes, wait_no_postgres
 
 pytestmark = pytest.mark.slow
@@ -138,6 +142,58 @@ def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
     assert len(held[first]) == len(held[second]) == 16, held
     for c in conns:
         c.close()
+    assert srv.signal_and_wait(signal.SIGTERM, timeout=60) == 0
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+def test_every_workers_store_figures_reach_metrics_whichever_worker_is_scraped(procs,
+                                                                              db_dsn):
+    # A scraper's kept-alive connection stays with one worker; the others' cache and
+    # pool figures were copied in only when they answered a scrape themselves.
+    srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+    key = asyncio.run(create_api_key(db_dsn, "write"))
+    message_id = asyncio.run(fetchval(db_dsn,
+                                      "INSERT INTO messages DEFAULT VALUES RETURNING id"))
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.request("POST", f"/api/media/upload-production?message_id={message_id}&filename=p.jpg",
+              body=jpeg_bytes(), headers={"Content-Type": "image/jpeg", **bearer(key)})
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 201, body
+    url = json.loads(body)["url"]
+    c.close()
+
+    def both_serving() -> bool:
+        probe = _open(srv, 4)
+        busy = [len(ports) for ports in _served_by(srv).values()]
+        for p in probe:
+            p.close()
+        _wait(lambda: not any(_served_by(srv).values()), 10, "probes closed")
+        return busy.count(0) == 0
+    _wait(both_serving, 30, "both workers serving")
+
+    # One connection on each worker (the supervisor hands the second to the emptier),
+    # each asking for the photo three times: a miss, then two hits, per worker.
+    conns = _open(srv, 2)
+    assert sorted(len(p) for p in _served_by(srv).values()) == [1, 1]
+    for conn in conns:
+        for _ in range(3):
+            conn.request("GET", url)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200
+    time.sleep(2.5)   # past the workers' sampling (server/workers/sampling.py)
+
+    # Scraped on one of those connections, again and again: always the same worker.
+    for _ in range(2):
+        conns[0].request("GET", "/metrics")
+        r = conns[0].getresponse()
+        text = r.read().decode()
+    assert _metric(text, "media_metadata_cache_total", result="hit") == 4
+    assert _metric(text, "media_metadata_cache_total", result="miss") == 2
+    for conn in conns:
+        conn.close()
     assert srv.signal_and_wait(signal.SIGTERM, timeout=60) == 0
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
 
