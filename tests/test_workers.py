@@ -106,13 +106,9 @@ def _served_by(srv) -> dict[int, set[int]]:
     return held
 
 
-def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
-    # With SO_REUSEPORT the kernel split 32 connections 19/13 or 21/11 by a hash of
-    # their ports; handed over by the supervisor, they go to the emptier worker.
-    srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
-    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
-
-    def both_serving() -> bool:   # a worker gets connections once it is ready
+def _wait_both_serving(srv) -> None:
+    """Until both workers take connections (a worker gets them once it is ready)."""
+    def both_serving() -> bool:
         probe = _open(srv, 4)
         busy = [len(ports) for ports in _served_by(srv).values()]
         for c in probe:
@@ -120,6 +116,15 @@ def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
         _wait(lambda: not any(_served_by(srv).values()), 10, "probes closed")
         return busy.count(0) == 0
     _wait(both_serving, 30, "both workers serving")
+
+
+def test_connections_are_spread_evenly_over_the_workers(procs, db_dsn):
+    # With SO_REUSEPORT the kernel split 32 connections 19/13 or 21/11 by a hash of
+    # their ports; handed over by the supervisor, they go to the emptier worker.
+    srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
+    _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
+
+    _wait_both_serving(srv)
 
     conns = _open(srv, 32)
     held = _served_by(srv)
@@ -164,14 +169,7 @@ def test_every_workers_store_figures_reach_metrics_whichever_worker_is_scraped(p
     url = json.loads(body)["url"]
     c.close()
 
-    def both_serving() -> bool:
-        probe = _open(srv, 4)
-        busy = [len(ports) for ports in _served_by(srv).values()]
-        for p in probe:
-            p.close()
-        _wait(lambda: not any(_served_by(srv).values()), 10, "probes closed")
-        return busy.count(0) == 0
-    _wait(both_serving, 30, "both workers serving")
+    _wait_both_serving(srv)
 
     # One connection on each worker (the supervisor hands the second to the emptier),
     # each asking for the photo three times: a miss, then two hits, per worker.
