@@ -1164,7 +1164,7 @@ def targets_table(rep: dict) -> str:
             cost = 1 - on / off
             costs = [1 - x for x in round_ratios(runs(scenario, "service", "rps"),
                                                  runs(scenario, "service-nolog", "rps"))]
-            rows.append([f"{scenario}: access log cost (1 − on/off)", f"{100 * cost:.0f}%",
+            rows.append([f"{scenario}: access log cost (1 − on/off)", f"{100 * cost:.1f}%",
                          fmt_pct_range(costs),
                          "≤ 15%", check(cost, "<=", 0.15,
                                         errors((scenario, "service"),
