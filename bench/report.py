@@ -597,6 +597,11 @@ http {{
                         ["service", *self.variants, "nginx", "FileResponse"]))
         return out
 
+    def revalidations(self, target: str, n: int) -> list[tuple[str, dict[str, str]]]:
+        """The first ``n`` small files of ``target``, each asked for with its ETag."""
+        return [(p, {"If-None-Match": etag_of(self.bases[target] + p)})
+                for p in self.small_paths[target][:n]]
+
     def scripts(self) -> dict:
         scripts: dict = {}
         end = self.big_size - 4096
@@ -609,8 +614,7 @@ http {{
                     reqs = [(p, {}) for p in self.small_paths[t][:n]]
                 elif kind == "304":
                     n = int(scenario.split("-")[1])
-                    reqs = [(p, {"If-None-Match": etag_of(self.bases[t] + p)})
-                            for p in self.small_paths[t][:n]]
+                    reqs = self.revalidations(t, n)
                 else:
                     reqs = [(self.big_path[t], {"Range": f"bytes={end}-{end + 1023}"})]
                 scripts[(scenario, t)] = lua_script(path, reqs)
@@ -853,12 +857,10 @@ http {{
         run_wrk(self.bases["service"], script, secs, self.cfg.conns[0], {})
         spy.wait(60)
         # The 304s too: the lightest request, where the access log's share is largest.
-        script304 = self.tmp / "wrk-profile-304.lua"
-        base = self.bases["service"]
-        lua_script(script304, [(p, {"If-None-Match": etag_of(base + p)})
-                               for p in self.small_paths["service"][:n]])
+        script304 = lua_script(self.tmp / "wrk-profile-304.lua",
+                               self.revalidations("service", n))
         spy = record("304")
-        run_wrk(base, script304, secs, self.cfg.conns[0], {})
+        run_wrk(self.bases["service"], script304, secs, self.cfg.conns[0], {})
         spy.wait(60)
         spy = record("large")
         deadline = time.monotonic() + secs
