@@ -25,11 +25,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from server.limits.protocol import BACKLOG
+
 log = logging.getLogger("media.balancer")
 
 READY = b"r"       # a worker to the supervisor: "hand me connections now"
 HANDED = b"c"      # the supervisor to a worker: one connection's descriptor rides along
-BACKLOG = 128      # aiohttp's TCPSite default
+ACCEPT_BATCH = 128   # accepts per wakeup, so that the channels get their turn
 # The supervisor's send buffer on a channel: room for about 40 descriptors on their way
 # to a worker. Past that (a worker whose loop is stuck) the next worker takes them.
 CHANNEL_BUFFER = 16 * 1024
@@ -190,7 +192,7 @@ class Balancer:
                 self.selector.modify(channel, self._events(), ("channel", i))
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(BACKLOG):
+        for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = listener.accept()
             except (BlockingIOError, InterruptedError):

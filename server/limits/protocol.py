@@ -35,6 +35,12 @@ from aiohttp.web_protocol import RequestHandler
 
 from server.errors import BadRequest, MediaError, render
 
+# The kernel's queue of connections not yet accepted (capped by net.core.somaxconn).
+# aiohttp's default of 128 overflows when a burst of clients reconnects at once (a
+# network blip, a deploy); past it the kernel drops their SYNs and each waits 1 s, then
+# 3 s, to retry. 2048 is gunicorn's and uvicorn's default.
+BACKLOG = 2048
+
 if TYPE_CHECKING:
     from server.cli.balancer import HandedConnections
 
@@ -156,7 +162,7 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
                 print(f"======== Serving connections to {host}:{port} handed over by "
                       "the supervisor ========")
             else:
-                site = web.TCPSite(runner, host, port)
+                site = web.TCPSite(runner, host, port, backlog=BACKLOG)
                 await site.start()
                 print(f"======== Running on {site.name} ========")
             while True:
