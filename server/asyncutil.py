@@ -1,4 +1,4 @@
-"""A small asyncio helper shared by the store and the sending path."""
+"""Small asyncio helpers shared by the store, the sending path and the workers."""
 from __future__ import annotations
 
 import asyncio
@@ -10,3 +10,25 @@ def consume(fut: asyncio.Future) -> None:
     log it as never retrieved."""
     if not fut.cancelled():
         fut.exception()
+
+
+# How long a cancelled task may take to end before it is cancelled again: longer than
+# any task's own cleanup after its cancel (the heartbeat's goodbye is bounded at 2 s),
+# which a second cancel would cut short.
+RECANCEL_SECONDS = 5.0
+
+
+async def cancel_and_wait(task: asyncio.Future) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling it again every
+    RECANCEL_SECONDS while it runs on. Its outcome is left on it; nothing is raised.
+
+    One cancel is not always enough: before Python 3.12, ``asyncio.wait_for`` (and
+    asyncpg's copy of it, behind ``pool.acquire(timeout=...)``) returns the inner
+    result when the cancel lands just as that result arrives, and the cancel is lost.
+    A loop that lost it runs on, and whoever awaited it once waited forever: a worker
+    process told to stop that never exited (seen once in CI, a worker alive 20 s after
+    its supervisor died)."""
+    task.cancel()
+    while not task.done():
+        await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
+        task.cancel()

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from server.asyncutil import cancel_and_wait
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,7 @@ class ReadReplicas:
 
     async def close(self) -> None:
         for t in list(self._probes):
-            t.cancel()
-        await asyncio.gather(*self._probes, return_exceptions=True)
+            await cancel_and_wait(t)
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)
 
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pybase64
 
+from server.asyncutil import cancel_and_wait
 from server.errors import TusLocked
 from server.store.chunking import decode_chunk
 from server.store.media import MediaRecord, MediaStore
@@ -142,8 +143,7 @@ class TusStore:
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
 
     async def terminate(self, upload_id: uuid.UUID, lock_id: uuid.UUID) -> None:
         async with self.media.connection() as conn:

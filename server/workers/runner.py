@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+from server.asyncutil import cancel_and_wait
+
+log = logging.getLogger(__name__)
 
 Worker = Callable[[web.Application], Awaitable[None]]
 
@@ -16,9 +20,8 @@ def workers_ctx(workers: list[Worker]):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(w(app), name=f"worker:{w.__name__}") for w in workers]
         yield
+        await asyncio.gather(*(cancel_and_wait(t) for t in tasks))
         for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s had failed", t.get_name(), exc_info=t.exception())
     return ctx
