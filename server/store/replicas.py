@@ -84,8 +84,7 @@ class ReadReplicas:
             return
 
     async def close(self) -> None:
-        for t in list(self._probes):
-            await cancel_and_wait(t)
+        await asyncio.gather(*(cancel_and_wait(t) for t in list(self._probes)))
         await asyncio.gather(*(p.close() for p in self.pools), return_exceptions=True)
 
 
