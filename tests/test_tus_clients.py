@@ -38,13 +38,15 @@ class CuttingProxy:
         async def up():
             while data := await cr.read(4096):
                 if self.budget is not None:
-                    room = self.budget - self.sent
-                    if room <= 0:
-                        break
-                    data = data[:room]
+                    data = data[:max(0, self.budget - self.sent)]
                 self.sent += len(data)
                 sw.write(data)
                 await sw.drain()
+                # Cut as soon as the budget is spent, not at the next read: when the
+                # read that spent it was a PATCH's last, the client waits for an answer
+                # and sends nothing more, and nothing would ever be cut.
+                if self.budget is not None and self.sent >= self.budget:
+                    break
             for w in (sw, cw):
                 w.close()
 
