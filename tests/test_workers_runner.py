@@ -13,7 +13,7 @@ from server.asyncutil import cancel_and_wait
 from server.workers.runner import workers_ctx
 
 
-async def _loses_first_cancels(app: web.Application, lost: list[int], times: int) -> None:
+async def _loses_first_cancels(lost: list[int], times: int) -> None:
     while True:
         try:
             await asyncio.sleep(3600)
@@ -30,7 +30,7 @@ async def test_a_worker_that_lost_its_cancel_still_stops_with_the_app(monkeypatc
     stopped: list[str] = []
 
     async def stubborn(app):
-        await _loses_first_cancels(app, lost, 3)
+        await _loses_first_cancels(lost, 3)
 
     async def plain(app):
         try:
@@ -84,7 +84,7 @@ async def test_cancel_and_wait_returns_at_once_for_a_task_that_ends_on_its_cance
 async def test_cancel_and_wait_repeats_the_cancel_a_task_lost(monkeypatch):
     monkeypatch.setattr(asyncutil, "RECANCEL_SECONDS", 0.05)
     lost: list[int] = []
-    task = asyncio.create_task(_loses_first_cancels(None, lost, 2))
+    task = asyncio.create_task(_loses_first_cancels(lost, 2))
     await asyncio.sleep(0)
     waiting = asyncio.ensure_future(cancel_and_wait(task))
     try:
