@@ -1,4 +1,4 @@
-"""Give freed memory back to the system (glibc).
+"""Give freed memory back to the system (glibc), without paying for it on every chunk.
 
 Two habits of glibc's allocator kept what slow readers had cost after they had gone:
 
@@ -9,6 +9,15 @@ slow readers left 5.2 GB behind after they had gone. Fixing the threshold (at 1 
 turns the adjustment off: what is larger is always mapped and unmapped again. And
 it gives back only the top of its heap; :func:`memory_trimmer` hands back the free
 pages inside it too.
+
+A third habit made the first fix expensive: fixing the mmap threshold also fixes the
+trim threshold at its default, 128 KiB, so each time a chunk's rows were freed the top
+of the heap went back to the kernel, and the next chunk faulted its pages in again,
+zeroed, page by page: 75,000-125,000 minor faults per 256 MiB download, a third of the
+worker's CPU. The trim threshold is fixed at TRIM_THRESHOLD instead: the top of the
+heap is given back once that much of it is free, and the trimmer gives back the rest
+every TRIM_EVERY_SECONDS, so only what a busy worker reuses from one chunk to the next
+stays mapped between two trims.
 """
 from __future__ import annotations
 
@@ -27,10 +36,17 @@ M_MMAP_THRESHOLD = -3          # from glibc's malloc.h
 # what the stream slots and the stall rule hold (limits/sending.py), and the trimmer
 # hands the heap's free pages back.
 MMAP_THRESHOLD = 1024 * 1024
+M_TRIM_THRESHOLD = -1          # from glibc's malloc.h
+# Room for what the stream slots' readers reuse from one chunk to the next (a batch of
+# rows and the driver's buffers, about 3 MiB per reader, 5 readers per worker at the
+# default pool): 4 MiB was enough for one download, 8 for four over two workers
+# (docs/performance.md). Freed memory above it goes back at once, the rest within
+# TRIM_EVERY_SECONDS; the peak is what was in use, never more.
+TRIM_THRESHOLD = 16 * 1024 * 1024
 
 
 def return_freed_memory() -> bool:
-    """Fix glibc's mmap threshold; False (and nothing changed) off glibc."""
+    """Fix glibc's mmap and trim thresholds; False (and nothing changed) off glibc."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
@@ -38,8 +54,10 @@ def return_freed_memory() -> bool:
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    log.debug("malloc mmap threshold fixed at %d: %s", MMAP_THRESHOLD, ok)
+    ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) \
+        and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    log.debug("malloc thresholds fixed, mmap %d, trim %d: %s", MMAP_THRESHOLD,
+              TRIM_THRESHOLD, ok)
     return ok
 
 
