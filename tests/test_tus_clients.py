@@ -1,6 +1,7 @@
 """Real tus clients against the server: tuspy (Python) and tus-js-client (Node), each
 interrupted mid-PATCH and resumed on a second server instance."""
 import asyncio
+import collections
 import hashlib
 import json
 import pathlib
@@ -66,6 +67,10 @@ async def _wait_unlocked(client, url: str, auth: dict) -> None:
     refused while another request holds it (423), or while the offset still moves
     (409)."""
     tus = {"Tus-Resumable": "1.0.0", **auth}
+    # What was seen, for a failure to say which way it failed (once, in a full run, it
+    # did, and the message alone could not tell): HEAD's offset and status, the
+    # PATCH's status and answer.
+    seen: collections.Counter = collections.Counter()
     for _ in range(200):
         r = await client.head(url, headers=tus)
         if r.status == 200:
@@ -74,9 +79,14 @@ async def _wait_unlocked(client, url: str, auth: dict) -> None:
                 "Content-Type": "application/offset+octet-stream"})
             if p.status == 204:
                 return
-            assert p.status in (409, 423), (p.status, await p.text())
+            text = await p.text()
+            assert p.status in (409, 423), (p.status, text)
+            seen[(r.headers["Upload-Offset"], p.status, text)] += 1
+        else:
+            seen[("HEAD", r.status, await r.text())] += 1
         await asyncio.sleep(0.1)
-    raise AssertionError("the interrupted PATCH still holds the upload after 20 s")
+    raise AssertionError("the interrupted PATCH still holds the upload after 20 s; "
+                         f"(offset, status, answer) seen: {dict(seen)}")
 
 
 async def test_tuspy_interrupted_then_resumed_on_another_instance(
