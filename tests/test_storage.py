@@ -430,3 +430,30 @@ async def test_ranges_inside_default_size_chunks_are_exact(pool, message_id):
         b = rng.randrange(a, min(len(data), a + 600_000))
         assert await get(store, rec, a, b) == data[a:b + 1]
     assert await get(store, rec) == data
+
+
+async def test_the_next_batch_is_asked_for_while_this_one_is_sent(store, message_id,
+                                                                  monkeypatch):
+    """The read-ahead overlaps sending (MediaStore._read_range): the next batch is asked
+    for as soon as this one has arrived, not once the reader has taken all of it. This
+    reader never lets the loop run between pieces, as one whose socket takes every
+    piece doesn't; before, its ask went out only after the whole batch."""
+    data = os.urandom(7 * CHUNK)
+    rec = await put(store, message_id, data)   # batches: 0, 1-2, 3-6
+    events = []
+    read_chunks = store._read_chunks
+
+    async def spy(rec, first, last):
+        events.append(("ask", first))
+        return await read_chunks(rec, first, last)
+
+    monkeypatch.setattr(store, "_read_chunks", spy)
+    got = bytearray()
+    async for piece in store.read(rec, 0, rec.file_size - 1):
+        events.append(("piece", len(got) // CHUNK))
+        got += piece
+    assert got == data
+    assert [e for e in events if e[0] == "ask"] == [("ask", 0), ("ask", 1), ("ask", 3)]
+    # Asked for before the first piece of the batch before it was taken.
+    assert events.index(("ask", 1)) < events.index(("piece", 0)), events
+    assert events.index(("ask", 3)) < events.index(("piece", 1)), events

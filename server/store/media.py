@@ -612,13 +612,13 @@ class MediaStore:
         # that PostgreSQL reads it while this one is decoded and sent. Batches grow
         # from one chunk to read_ahead as the reader keeps up, so a reader that stalls
         # at once has cost three chunks; the sender lets go of all of it when it stalls
-        # (server/limits/sending.py). Two turns of the event loop make the overlap real
-        # (docs/performance.md, 2026-11-26 19:50): the query goes out only when this
-        # generator lets the loop run (asking early without that turn bought nothing),
-        # and PostgreSQL's answer is read only when the loop runs too: it stops
-        # writing once its socket's buffer (about 200 KB) is full, so a turn after each
-        # piece sent lets the driver read the rows as they come. One 256 MiB download
-        # went 1.2x faster than when the next batch was asked for at the last chunk.
+        # (server/limits/sending.py). The ask goes out only when the loop gets a turn:
+        # a task made here does nothing until this generator next waits, which for a
+        # reader whose socket takes every piece is once the whole batch has been sent,
+        # so asking early without that turn overlapped nothing. With it, one 256 MiB
+        # download went 1.14x faster for the same CPU per MiB (docs/performance.md,
+        # "Downloads"). A turn after every piece as well, so that the driver reads the
+        # rows as they arrive, made one download 1.24x but four 0.84x: not kept.
         batch = 1
         seq = first
         ahead: asyncio.Task | None = fetch(first, batch)
@@ -639,8 +639,6 @@ class MediaStore:
                     hi = end - row_seq * cs + 1 if row_seq == last else cs
                     for piece in _pieces(rec, row_seq, text, lo, hi):
                         yield piece
-                        if ahead is not None:
-                            await asyncio.sleep(0)   # the driver reads what has come
                     del text
                 seq = nxt
         finally:
