@@ -31,6 +31,11 @@ async def fetchval(dsn: str, sql: str, *args):
         await conn.close()
 
 
+async def new_message(dsn: str) -> int:
+    """A new message to attach media to (test-only SQL)."""
+    return await fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+
+
 async def create_api_key(dsn: str, scope: str = "admin", name: str | None = None) -> str:
     """A new API key in the database at ``dsn`` (what ``run.py keys create`` does)."""
     import uuid

@@ -12,10 +12,10 @@ import pytest
 from server import appkeys
 from server.store.invalidation import APPLICATION_NAME
 from server.store.media import MediaStore
-from tests.dbutil import admin, create_api_key, fetchval
+from tests.dbutil import admin, create_api_key, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes
-from tests.test_process import BigFile, MIB, _new_message, _poll, _post_sync, _stalled_upload
+from tests.test_process import BigFile, MIB, _poll, _post_sync, _stalled_upload
 
 
 async def _until(predicate, timeout: float = 5.0, what: str = "condition"):
@@ -154,7 +154,7 @@ async def test_kill_9_mid_upload_another_instance_reclaims_it_completed_files_in
             "MEDIA_INSTANCE_DEAD_SECONDS": "2"}
     try:
         victim = procs.start(fast)
-        message_id = await _new_message(db_dsn)
+        message_id = await new_message(db_dsn)
         key = await create_api_key(db_dsn, "write")
         done = []
         for i in range(3):

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.dbutil import admin, create_api_key, dsn_for, fetchval
+from tests.dbutil import admin, create_api_key, dsn_for, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, Processes, Server, all_descriptors
 
@@ -161,7 +161,7 @@ async def _peak_descriptors(proc: psutil.Process, stop: float) -> int:
 
 async def _attack(srv: Server, dsn: str) -> dict:
     key = await create_api_key(dsn, "admin")
-    message_id = await fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+    message_id = await new_message(dsn)
     photo = jpeg_bytes(20_000)
     reader, writer = await _raw(srv.port, (
         f"POST /api/media/upload-production?message_id={message_id} HTTP/1.1\r\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, new_message
 
 MIB = 1024 * 1024
 
@@ -21,7 +21,7 @@ async def test_downloads_do_not_fault_the_heap_in_chunk_after_chunk(procs, db_ds
     size = 32 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_PROCESSING": "false",
                        "MEDIA_MAX_UPLOAD_BYTES": str(size)})
-    message_id = await fetchval(db_dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     data = b"%PDF-1.4\n" + os.urandom(size - 16) + b"\n%%EOF\n"   # a document, kept as sent
     async with aiohttp.ClientSession() as session:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.dbutil import admin, create_api_key, dsn_for, fetchval
+from tests.dbutil import admin, create_api_key, dsn_for, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server
 
@@ -55,11 +55,6 @@ def srv(dsn):
         })
     finally:
         procs.cleanup()
-
-
-async def new_message(dsn: str) -> int:
-    # Test-only SQL: a message to attach media to.
-    return await fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
 
 
 async def rows_of(dsn: str, state: str) -> int:

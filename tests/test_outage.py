@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from server.cli.migrate import apply_migrations
-from tests.dbutil import create_api_key, fetchval
+from tests.dbutil import create_api_key, new_message
 from tests.media import jpeg_bytes
 from tests.pgcluster import Cluster, machine_bindir
 from tests.procs import Processes
@@ -41,7 +41,7 @@ async def test_postgres_restart_under_load(tmp_path):
         apply_migrations(pg.dsn)
         srv = procs.start({"DATABASE_URL": pg.dsn, "DB_POOL_ACQUIRE_TIMEOUT": "2",
                            "DB_COMMAND_TIMEOUT_SECONDS": "3"})
-        message_id = await fetchval(pg.dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+        message_id = await new_message(pg.dsn)
         key = await create_api_key(pg.dsn, "write")
         data = jpeg_bytes(120_000)
         status, meta = await asyncio.to_thread(_post_sync, srv, message_id, data,

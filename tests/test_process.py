@@ -24,17 +24,12 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Server, postgres_processes, run_cli, wait_no_postgres
 
 MIB = 1024 * 1024
 UPLOAD = "/api/media/upload-production"
-
-
-async def _new_message(dsn: str) -> int:
-    # Test-only SQL: a message to attach media to.
-    return await fetchval(dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
 
 
 def _post_sync(srv: Server, message_id: int, data: bytes, ctype: str,
@@ -257,7 +252,7 @@ class BigFile:
 async def test_1gib_upload_memory_stays_bounded(procs, db_dsn):
     size = 1024 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_MAX_UPLOAD_BYTES": str(2**31)})
-    message_id = await _new_message(db_dsn)
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
     assert big.slice(0, 12)[4:12] == b"ftypisom"
@@ -313,7 +308,7 @@ async def test_1gib_upload_memory_stays_bounded(procs, db_dsn):
 async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
     srv = procs.start({"DATABASE_URL": db_dsn, "DB_POOL_MAX": "10",
                        "DB_POOL_ACQUIRE_TIMEOUT": "5", "MEDIA_CHUNK_BYTES": "3072"})
-    message_id = await _new_message(db_dsn)
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     n, piece, pieces = 200, 2048, 6
     files = [jpeg_bytes(piece * pieces, seed=i) for i in range(n)]
@@ -380,7 +375,7 @@ def _stalled_upload(srv: Server, message_id: int, announced: int, sent: bytes,
 
 async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "1"})
-    message_id = await _new_message(db_dsn)
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     sock = _stalled_upload(srv, message_id, 100 * MIB, BigFile(2 * MIB).slice(0, 2 * MIB), key)
     try:
@@ -399,7 +394,7 @@ async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
 @pytest.mark.parametrize("how", ["close", "reset"])
 async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
     srv = procs.start({"DATABASE_URL": db_dsn})
-    message_id = await _new_message(db_dsn)
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     announced = 100 * MIB
     head = BigFile(4 * MIB).slice(0, 4 * MIB)
@@ -434,7 +429,7 @@ async def test_slow_concurrent_downloads_memory_stays_bounded(procs, db_dsn):
     # grow with the file size times the readers (that would be ~1.9 GiB here).
     size, readers, per_reader = 48 * MIB, 40, 4 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_MAX_UPLOAD_BYTES": str(2**31)})
-    message_id = await _new_message(db_dsn)
+    message_id = await new_message(db_dsn)
     key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
 

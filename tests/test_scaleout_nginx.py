@@ -10,7 +10,7 @@ import subprocess
 import aiohttp
 import pytest
 
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes, free_port
 from tests.test_deploy_nginx import main_conf, nginx_binary, site_conf
@@ -46,7 +46,7 @@ async def test_two_instances_behind_nginx_share_everything(db_dsn, tmp_path):
                                  "-e", str(tmp_path / "error.log")])
         front = f"http://127.0.0.1:{port}"
         key = await create_api_key(db_dsn, "write")
-        message_id = await fetchval(db_dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+        message_id = await new_message(db_dsn)
         data = jpeg_bytes(200_000)
         async with aiohttp.ClientSession() as s:
             for _ in range(100):

@@ -13,7 +13,7 @@ import signal
 import aiohttp
 import pytest
 
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, fetchval, new_message
 from tests.media import av_sample
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -45,7 +45,7 @@ async def test_instance_killed_around_completion(procs, db_dsn, delay):
            "MEDIA_IMAGE_COMPRESS": "true", "MEDIA_KEEP_IMAGE_METADATA": "false"}
     a, b = procs.start(env), procs.start(env)
     key = await create_api_key(db_dsn, "write")
-    message_id = await fetchval(db_dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+    message_id = await new_message(db_dsn)
     video = av_sample("mp4", video="libx264", audio="aac", seconds=12, width=320,
                       height=240)
     auth = bearer(key)
@@ -126,7 +126,7 @@ async def test_completion_streams_the_stored_bytes(procs, db_dsn):
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_PROCESSING": "false",
                        "MEDIA_MAX_UPLOAD_BYTES": str(size * 2)})
     key = await create_api_key(db_dsn, "write")
-    message_id = await fetchval(db_dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
+    message_id = await new_message(db_dsn)
     head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
     block = os.urandom(mib)
     sha = hashlib.sha256()

@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, new_message
 from tests.media import jpeg_bytes
 from tests.procs import postgres_processes, wait_no_postgres
 
@@ -158,8 +158,7 @@ def test_every_workers_store_figures_reach_metrics_whichever_worker_is_scraped(p
     srv = procs.start({"DATABASE_URL": db_dsn}, ("serve", "--workers", "2"))
     _wait(lambda: len(_workers(srv.pid)) == 2, 30, "two workers")
     key = asyncio.run(create_api_key(db_dsn, "write"))
-    message_id = asyncio.run(fetchval(db_dsn,
-                                      "INSERT INTO messages DEFAULT VALUES RETURNING id"))
+    message_id = asyncio.run(new_message(db_dsn))
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
     c.request("POST", f"/api/media/upload-production?message_id={message_id}&filename=p.jpg",
               body=jpeg_bytes(), headers={"Content-Type": "image/jpeg", **bearer(key)})

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests import fake_zapi
-from tests.dbutil import bearer, create_api_key, fetchval
+from tests.dbutil import bearer, create_api_key, fetchval, new_message
 from tests.fake_zapi import FakeZapi
 from tests.procs import Processes
 from tests.zapi_util import FINAL, media_samples
@@ -77,10 +77,6 @@ async def settle(http: aiohttp.ClientSession, base: str, ids: dict[str, int],
             raise AssertionError(f"not settled: {set(ids) - set(out)}")
         await asyncio.sleep(0.1)
     return out
-
-
-async def new_message(db_dsn: str) -> int:
-    return await fetchval(db_dsn, "INSERT INTO messages DEFAULT VALUES RETURNING id")
 
 
 @pytest.mark.slow
