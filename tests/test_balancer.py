@@ -231,7 +231,8 @@ async def test_an_accept_short_of_descriptors_pauses_and_loses_nothing(caplog):
         # The connection waited in the kernel's queue: handed and served once there
         # are descriptors again.
         await p.settle(lambda: sum(p.balancer.sent) == 1)
-        client.setblocking(True)
-        client.settimeout(5)
-        assert client.recv(2) in (b"w0", b"w1")
+        # Read through the loop: the worker answering runs in this same loop, so a
+        # blocking recv here would stop it from ever taking the connection it was sent.
+        loop = asyncio.get_running_loop()
+        assert await asyncio.wait_for(loop.sock_recv(client, 2), 5) in (b"w0", b"w1")
         client.close()
