@@ -417,6 +417,11 @@ class Bench:
         self.bases[name], self.pids[name] = base, p.pid
         return base
 
+    def stop_service(self, name: str) -> None:
+        """Stop what ``start_service(name)`` started, if it still runs."""
+        self.bases.pop(name, None)
+        self.procs.stop_pid(self.pids.pop(name, None))
+
     def cli(self, *args: str) -> str:
         return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -755,7 +760,7 @@ http {{
                             "mib_s": res["mib_s"]}
         self.log(f"memory: {cfg.mem_downloads} x {cfg.big_mib} MiB downloads, peak "
                  f"+{out['downloads']['peak_above_idle_mib']:.1f} MiB above idle")
-        self.procs.stop(next(p for p in self.procs.all if p.pid == pid))
+        self.stop_service("service-mem")
         self.report["sections"]["memory"] = out
 
     async def run_slow(self) -> None:
@@ -833,7 +838,7 @@ http {{
                  f"(ideal {ideal:.0f} s); small GET p50 {out['get_before_p50_ms']:.1f} -> "
                  f"{out['get_during_p50_ms']:.1f} ms, p99 {out['get_before_p99_ms']:.1f} -> "
                  f"{out['get_during_p99_ms']:.1f} ms; statuses {codes}")
-        self.procs.stop_pid(self.pids["service-slow"])
+        self.stop_service("service-slow")
         self.report["sections"]["slow"] = out
 
     async def run_profile(self) -> None:
@@ -894,8 +899,7 @@ http {{
         # row counted as the log's cost (bench/results/2026-11-26T223807Z.md).
         self.start_service("seeder")
         await self.seed()
-        self.procs.stop_pid(self.pids.pop("seeder"))
-        del self.bases["seeder"]
+        self.stop_service("seeder")
         self.start_service("service")
         self.start_service("service-nolog", LOG_LEVEL="WARNING")
         for name, env in self.variants.items():
@@ -948,7 +952,7 @@ http {{
         variant, 32 concurrent COPYs once found all 100 of PostgreSQL's connections
         taken, and the run stopped at uploads."""
         for name in ("service-nolog", *self.variants):
-            self.procs.stop_pid(self.pids.pop(name, None))
+            self.stop_service(name)
 
     def write(self) -> None:
         out = self.args.out
