@@ -11,6 +11,7 @@ import asyncio
 import html
 import re
 import shutil
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -56,12 +57,13 @@ def mp4_h264() -> bytes:
 async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
     browser = chromium()
     data = mp4_h264()
-    seen: list[tuple[str | None, str | None, int]] = []
+    seen: list[Seen] = []
 
     async def record(request, response):
         if request.path.startswith("/api/media/serve/"):
-            seen.append((request.headers.get("Range"), request.headers.get("If-Range"),
-                         response.status))
+            h = request.headers
+            seen.append(Seen(h.get("Range"), h.get("If-Range"), h.get("If-None-Match"),
+                             response.status, response.headers.get("Content-Range")))
 
     page: dict[str, str] = {}
 
@@ -106,13 +108,51 @@ async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
     assert "playing" in events, events
 
     # What Chromium asked: the start, open-ended; then later parts of the file (the
-    # index at the end, the seek), each answered 206, never a 200 or an error.
-    assert seen[0][0] == "bytes=0-" and seen[0][2] == 206, seen
-    later = [int(rng[len("bytes="):].split("-")[0]) for rng, _, _ in seen[1:] if rng]
-    assert any(start > len(data) // 2 for start in later), seen
-    assert all(status == 206 for _, _, status in seen), seen
-    # Its later ranges carry If-Range with our strong ETag (so its cache may combine
-    # the parts), and were honoured.
+    # index at the end, the seek). Each range is answered 206 with exactly the bytes
+    # asked for. A browser may also revalidate a part it has cached (Range with
+    # If-None-Match): RFC 9110 §13.2.2 evaluates If-None-Match before Range, so a
+    # matching tag is rightly a 304 (Chromium 156 does this). Never a 200 or an error.
     etag = f'"{meta["sha256"]}"'
-    assert all(ir in (None, etag) for _, ir, _ in seen), seen
-    assert any(ir == etag for _, ir, _ in seen[1:]), seen
+    first = seen[0]
+    assert first.range == "bytes=0-" and first.status == 206, seen
+    for s in seen:
+        assert s.status in (206, 304), seen
+        if s.status == 304:
+            assert s.if_none_match == etag, seen
+        else:
+            assert s.content_range == expected_content_range(s.range, len(data)), seen
+    later = [range_start(s.range) for s in seen[1:] if s.range and s.status == 206]
+    assert any(start > len(data) // 2 for start in later), seen
+    # Its later requests carry our strong ETag as their validator (If-Range, so its
+    # cache may combine the parts, or If-None-Match), and never another tag.
+    assert all(v in (None, etag) for s in seen for v in (s.if_range, s.if_none_match)), seen
+    assert any(etag in (s.if_range, s.if_none_match) for s in seen[1:]), seen
+
+
+class Seen(NamedTuple):
+    range: str | None
+    if_range: str | None
+    if_none_match: str | None
+    status: int
+    content_range: str | None
+
+
+def range_start(header: str) -> int:
+    return int(header[len("bytes="):].split("-")[0])
+
+
+def expected_content_range(header: str | None, size: int) -> str:
+    """The Content-Range a single ``bytes=a-b`` or ``bytes=a-`` asks for."""
+    assert header and header.startswith("bytes=") and "," not in header, header
+    first, _, last = header[len("bytes="):].partition("-")
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    return f"bytes {int(first)}-{end}/{size}"
+
+
+@pytest.mark.parametrize("header, size, expected", [
+    ("bytes=0-", 100, "bytes 0-99/100"),
+    ("bytes=10-19", 100, "bytes 10-19/100"),
+    ("bytes=90-200", 100, "bytes 90-99/100"),
+])
+def test_expected_content_range(header, size, expected):
+    assert expected_content_range(header, size) == expected
