@@ -360,7 +360,8 @@ async def test_an_import_holds_an_upload_slot(make_client, origin, message_id):
     held = asyncio.create_task(post(client, message_id,
                                     f"http://127.0.0.1:{origin.port}/held"))
     try:
-        while "/held" not in origin.hits:
+        while "/held" not in origin.hits:   # the import is under way, in its slot
+            assert not held.done(), await (await held).text()
             await asyncio.sleep(0.02)
         upload = await client.post(
             f"/api/media/upload-production?message_id={message_id}",
