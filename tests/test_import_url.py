@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import socket
 
 import pytest
 from aiohttp import web
 
+from PIL import Image
+
 from server.ingest.url import PinnedResolver
-from tests.media import jpeg_bytes
+from tests.media import exif_photo, jpeg_bytes, png_bomb
 
 URL = "/api/media/import-url"
 PHOTO = jpeg_bytes(20_000, seed=5)
@@ -22,6 +25,9 @@ class Origin:
 
     def __init__(self):
         self.hits: list[str] = []
+        self.files: dict[str, bytes] = {}     # /file/<name>: served as it is
+        self.release = asyncio.Event()        # /held answers once it is set
+        self.cut_off = asyncio.Event()        # /trickle's client hung up
         self.app = web.Application()
         self.app.router.add_get("/{tail:.*}", self.handle)
         self.port = 0
@@ -45,12 +51,33 @@ class Origin:
             return resp
         if path == "/slow":
             await asyncio.sleep(30)
+        if path.startswith("/file/"):
+            return web.Response(body=self.files[path[6:]],
+                                content_type="application/octet-stream")
+        if path == "/held":
+            await self.release.wait()
+            return web.Response(body=PHOTO, content_type="image/jpeg")
+        if path == "/trickle":   # a JPEG's first bytes, then a byte every 50 ms
+            return await self.trickle(request)
         if path == "/text":
             return web.Response(text="<html>not media</html>", content_type="text/html")
         if path == "/named":
             return web.Response(body=PHOTO, content_type="image/jpeg", headers={
                 "Content-Disposition": 'attachment; filename="from-header.jpg"'})
         return web.Response(status=404)
+
+    async def trickle(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        await resp.prepare(request)
+        try:
+            await resp.write(PHOTO[:100])
+            for b in PHOTO[100:]:
+                await asyncio.sleep(0.05)
+                await resp.write(bytes([b]))
+        except (ConnectionError, asyncio.CancelledError):   # aiohttp cancels on hang-up
+            self.cut_off.set()
+            raise
+        return resp
 
 
 @pytest.fixture
@@ -234,6 +261,124 @@ async def test_not_media_refused(open_client, origin, message_id, pool):
     await expect(await post(open_client, message_id, f"http://127.0.0.1:{origin.port}/text"),
                  415, "unsupported_media_type")
     assert await count_media(pool) == 0
+
+
+# -- the upload's pipeline: types, limits, processing, slots, pace ---------------------
+
+@pytest.fixture
+async def processing_open_client(processing_client_with):
+    """Loopback allowed, and processing as deployed (compression, metadata stripping)."""
+    async def start(**changes):
+        return await processing_client_with(media_import_allow_http=True,
+                                            media_import_allow_private=True, **changes)
+    return start
+
+
+def _image(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+async def test_gps_is_stripped_as_on_upload(processing_open_client, origin, message_id):
+    client = await processing_open_client()
+    origin.files["phone.jpg"] = sent = exif_photo(120, 80, orientation=6)
+    assert _image(sent).getexif().get_ifd(0x8825)   # the origin's file has a location
+    resp = await post(client, message_id, f"http://127.0.0.1:{origin.port}/file/phone.jpg")
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["dimensions"] == {"width": 80, "height": 120}
+    assert body["is_compressed"] is True
+    stored = await (await client.get(body["url"])).read()
+    assert stored != sent and body["sha256"] == hashlib.sha256(stored).hexdigest()
+    exif = _image(stored).getexif()
+    assert 0x8825 not in exif and not exif.get_ifd(0x8825)
+    assert 0x010F not in exif   # the camera make went too
+
+
+async def test_imported_like_uploaded_with_previews(processing_open_client, origin,
+                                                    message_id):
+    client = await processing_open_client()
+    origin.files["big.jpg"] = sent = exif_photo(600, 400)
+    imported = await post(client, message_id, f"http://127.0.0.1:{origin.port}/file/big.jpg")
+    assert imported.status == 201, await imported.text()
+    imported = await imported.json()
+    uploaded = await client.post(
+        f"/api/media/upload-production?message_id={message_id}&filename=big.jpg",
+        data=sent, headers={"Content-Type": "image/jpeg"})
+    assert uploaded.status == 201, await uploaded.text()
+    uploaded = await uploaded.json()
+    assert "preview" in imported["variants"]
+    same = ("sha256", "file_size", "dimensions", "mime_type", "is_compressed",
+            "compression_quality", "original_name")
+    assert {k: imported[k] for k in same} == {k: uploaded[k] for k in same}
+    assert imported["variants"].keys() == uploaded["variants"].keys()
+    preview = await client.get(imported["variants"]["preview"]["url"])
+    assert preview.status == 200
+    assert max(_image(await preview.read()).size) < 600
+
+
+@pytest.mark.parametrize("name,data,changes,status,code,words", [
+    ("bomb.png", png_bomb(50_000), {}, 422, "media_too_complex", "50000x50000"),
+    ("photo.jpg", PHOTO, {"allowed_types": frozenset({"image/png"})},
+     415, "unsupported_media_type", "image/jpeg"),
+    ("photo.jpg", PHOTO, {"max_image_bytes": 1000},
+     413, "payload_too_large", "image files are limited to 1000 bytes"),
+], ids=["png-50000x50000", "type-not-allowed", "per-type-limit"])
+async def test_refused_as_an_upload_is(processing_open_client, origin, message_id, pool,
+                                       name, data, changes, status, code, words):
+    client = await processing_open_client(**changes)
+    origin.files[name] = data
+    url = f"http://127.0.0.1:{origin.port}/file/{name}"
+    assert words in await expect(await post(client, message_id, url), status, code)
+    # The upload route says the same of the same bytes.
+    uploaded = await client.post(
+        f"/api/media/upload-production?message_id={message_id}&filename={name}",
+        data=data, headers={"Content-Type": "application/octet-stream"})
+    assert words in await expect(uploaded, status, code)
+    async with pool.acquire() as conn:
+        for table in ("media_files", "media_chunks", "media_variants"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+
+async def test_a_trickling_origin_is_cut_off(make_client, origin, message_id, pool):
+    # 20 bytes a second against a minimum of 1,000 over each 1 s window; the total
+    # timeout (30 s) is far off, and no read waits for the idle timeout.
+    client = await make_client(media_import_allow_http=True,
+                               media_import_allow_private=True, media_import_timeout=30.0,
+                               upload_min_rate=1000, upload_rate_window=1.0)
+    resp = await post(client, message_id, f"http://127.0.0.1:{origin.port}/trickle")
+    assert "minimum upload rate" in await expect(resp, 504, "import_timeout")
+    await asyncio.wait_for(origin.cut_off.wait(), 10)
+    assert await count_media(pool) == 0
+
+
+async def test_an_import_holds_an_upload_slot(make_client, origin, message_id):
+    client = await make_client(media_import_allow_http=True,
+                               media_import_allow_private=True, media_import_timeout=30.0,
+                               max_concurrent_uploads=1)
+    held = asyncio.create_task(post(client, message_id,
+                                    f"http://127.0.0.1:{origin.port}/held"))
+    try:
+        while "/held" not in origin.hits:   # the import is under way, in its slot
+            assert not held.done(), await (await held).text()
+            await asyncio.sleep(0.02)
+        upload = await client.post(
+            f"/api/media/upload-production?message_id={message_id}",
+            data=PHOTO, headers={"Content-Type": "image/jpeg"})
+        await expect(upload, 503, "too_many_uploads")
+        assert upload.headers["Retry-After"].isdigit()
+        second = await post(client, message_id, f"http://127.0.0.1:{origin.port}/photo.jpg")
+        await expect(second, 503, "too_many_uploads")
+        assert "/photo.jpg" not in origin.hits
+    finally:
+        origin.release.set()
+        first = await held
+    assert first.status == 201, await first.text()
+    # The slot is free again once the import is done.
+    again = await client.post(f"/api/media/upload-production?message_id={message_id}",
+                              data=PHOTO, headers={"Content-Type": "image/jpeg"})
+    assert again.status == 201, await again.text()
 
 
 # -- the request itself -------------------------------------------------------------

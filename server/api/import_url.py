@@ -1,5 +1,6 @@
 """POST /api/media/import-url: keep media that arrived by URL (e.g. from Z-API, whose
-media URLs expire after 30 days). The fetching and its SSRF rules live in ingest/url.py."""
+media URLs expire after 30 days). The fetching and its SSRF rules live in ingest/url.py;
+the body is received and processed as an upload's, in an upload slot."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -14,6 +15,11 @@ from server.security.audit import audited
 
 
 async def import_media_url(request: web.Request) -> web.Response:
+    with request.app[appkeys.UPLOAD_SLOTS].take():
+        return await _import(request)
+
+
+async def _import(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     message_id = required_id(data, "message_id", InvalidMessageId)
     url = optional_str(data, "url", MAX_URL_LENGTH)
@@ -24,8 +30,9 @@ async def import_media_url(request: web.Request) -> web.Response:
     async with audited(request, "import_url", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()   # before fetching anything
-        rec = await import_url(store, request.app[appkeys.SETTINGS], url, message_id,
-                               file_name, audit=audit)
+        rec = await import_url(store, request.app[appkeys.PROCESSING],
+                               request.app[appkeys.SETTINGS], url, message_id, file_name,
+                               audit=audit)
     metrics = request.app[appkeys.METRICS]
     metrics.uploads.labels(rec.media_type).inc()
     metrics.bytes_received.inc(rec.file_size)

@@ -11,11 +11,12 @@ addresses.py before any byte leaves:
   to exactly those (no second lookup that a rebinding DNS server could answer
   differently); TLS still verifies the certificate against the name;
 - redirects are followed by hand, at most MAX_REDIRECTS, each target checked again;
-- no proxy from the environment (trust_env stays off), connect and total timeouts,
-  and the body counted against MEDIA_MAX_UPLOAD_BYTES as it streams.
+- no proxy from the environment (trust_env stays off), connect and total timeouts.
 
-The body then goes through the same receive() as an upload: sniffed type policy, size
-limit, chunked storage, nothing left behind on failure.
+The body then goes through the same receive() and processing as an upload, and takes
+an upload slot (the route): MEDIA_ALLOWED_TYPES, the overall and per-type size limits,
+the minimum rate (a trickling server is cut off), metadata stripping, pixel limits,
+previews, chunked storage, nothing left behind on failure.
 """
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ from server.errors import (
     ImportTimeout,
     PayloadTooLarge,
     UploadTimeout,
+    UploadTooSlow,
     UrlNotAllowed,
 )
 from server.ingest.addresses import address_allowed, host_allowed, parse_ip
 from server.ingest.receive import Limits, receive
+from server.limits.uploads import upload_pace
+from server.processing.pipeline import Job, Processing
 from server.settings import Settings
 from server.store.media import MediaRecord, MediaStore
 
@@ -131,39 +135,48 @@ def _name_from(url: URL, resp: aiohttp.ClientResponse) -> str | None:
     return last or None
 
 
-async def import_url(store: MediaStore, settings: Settings, text: str, message_id: int,
-                     file_name: str | None = None, *, audit=None) -> MediaRecord:
+async def import_url(store: MediaStore, processing: Processing, settings: Settings,
+                     text: str, message_id: int, file_name: str | None = None, *,
+                     audit=None) -> MediaRecord:
     """Fetch ``text`` under the rules above and store it as a complete file of
-    ``message_id``. Raises UrlNotAllowed, ImportFailed, ImportTimeout or the upload
-    errors (413, 415, empty file); nothing is stored then. ``audit`` (an audit entry)
-    is written with the file, in the same transaction."""
+    ``message_id``, through the upload's pipeline (``processing``). Raises
+    UrlNotAllowed, ImportFailed, ImportTimeout or the upload's errors (413, 415, 422,
+    empty file); nothing is stored then. ``audit`` (an audit entry) is written with the
+    file, in the same transaction."""
     url = parse_url(text)
     timeout = aiohttp.ClientTimeout(total=settings.media_import_timeout,
                                     sock_connect=settings.media_import_connect_timeout)
     connector = aiohttp.TCPConnector(
         resolver=PinnedResolver(settings.media_import_allow_private),
         use_dns_cache=False, limit=1, force_close=True)
-    try:
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                         trust_env=False, auto_decompress=False) as session:
-            return await _follow(session, store, settings, url, message_id, file_name,
-                                 audit)
-    except AddressRefused as e:
-        raise UrlNotAllowed(str(e)) from None
-    except (asyncio.TimeoutError, UploadTimeout):
-        raise ImportTimeout() from None
-    except aiohttp.InvalidURL as e:
-        raise UrlNotAllowed(f"url is not acceptable: {e}") from None
-    except aiohttp.ClientConnectorError as e:
-        raise ImportFailed(f"could not connect to {url.host}: {e.os_error.strerror or e}") \
-            from None
-    except (aiohttp.ClientError, OSError) as e:
-        raise ImportFailed(f"the download broke off: {e.__class__.__name__}") from None
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     trust_env=False, auto_decompress=False) as session:
+        try:
+            job = await _download(session, store, processing, settings, url, file_name)
+        except AddressRefused as e:
+            raise UrlNotAllowed(str(e)) from None
+        except UploadTooSlow:
+            raise ImportTimeout("the URL's server sent slower than the minimum upload "
+                                "rate") from None
+        except (asyncio.TimeoutError, UploadTimeout):
+            raise ImportTimeout() from None
+        except aiohttp.InvalidURL as e:
+            raise UrlNotAllowed(f"url is not acceptable: {e}") from None
+        except aiohttp.ClientConnectorError as e:
+            raise ImportFailed(f"could not connect to {url.host}: "
+                               f"{e.os_error.strerror or e}") from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise ImportFailed(f"the download broke off: {e.__class__.__name__}") from None
+        # Processing's failures are its own, not the download's; on any of them
+        # Job.finish removes everything stored.
+        return await job.finish(message_id, audit=audit)
 
 
-async def _follow(session: aiohttp.ClientSession, store: MediaStore, settings: Settings,
-                  url: URL, message_id: int, file_name: str | None,
-                  audit) -> MediaRecord:
+async def _download(session: aiohttp.ClientSession, store: MediaStore,
+                    processing: Processing, settings: Settings, url: URL,
+                    file_name: str | None) -> Job:
+    """Follow redirects to the file and receive its body as an upload's (type policy,
+    per-type limits, minimum rate); the caller finishes the job."""
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url, settings)
         async with session.get(url, allow_redirects=False,
@@ -184,12 +197,8 @@ async def _follow(session: aiohttp.ClientSession, store: MediaStore, settings: S
             if resp.content_length is not None and \
                     resp.content_length > settings.max_upload_bytes:
                 raise PayloadTooLarge()
-            limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
-            upload = await receive(store, lambda: resp.content.read(READ_BYTES),
-                                   file_name or _name_from(url, resp), limits)
-        try:
-            return await upload.finish(message_id, audit=audit)
-        except BaseException:
-            await upload.abort()
-            raise
+            limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout,
+                            upload_pace(settings))
+            return await receive(store, lambda: resp.content.read(READ_BYTES),
+                                 file_name or _name_from(url, resp), limits, processing)
     raise ImportFailed(f"more than {MAX_REDIRECTS} redirects")
