@@ -42,7 +42,7 @@ from server.ingest.receive import Limits, receive
 from server.limits.uploads import upload_pace
 from server.processing.pipeline import Job, Processing
 from server.settings import Settings
-from server.store.media import MediaRecord, MediaStore
+from server.store.media import MediaRecord, MediaStore, Upload
 
 MAX_REDIRECTS = 3
 MAX_URL_LENGTH = 2048
@@ -167,14 +167,19 @@ async def import_url(store: MediaStore, processing: Processing, settings: Settin
                                f"{e.os_error.strerror or e}") from None
         except (aiohttp.ClientError, OSError) as e:
             raise ImportFailed(f"the download broke off: {e.__class__.__name__}") from None
-        # Processing's failures are its own, not the download's; on any of them
-        # Job.finish removes everything stored.
-        return await job.finish(message_id, audit=audit)
+        # Processing's failures are its own, not the download's. Without processing
+        # (MEDIA_PROCESSING=off) receive hands back a plain Upload, whose finish does
+        # not clean up after itself.
+        try:
+            return await job.finish(message_id, audit=audit)
+        except BaseException:
+            await job.abort()
+            raise
 
 
 async def _download(session: aiohttp.ClientSession, store: MediaStore,
                     processing: Processing, settings: Settings, url: URL,
-                    file_name: str | None) -> Job:
+                    file_name: str | None) -> Upload | Job:
     """Follow redirects to the file and receive its body as an upload's (type policy,
     per-type limits, minimum rate); the caller finishes the job."""
     for _ in range(MAX_REDIRECTS + 1):
