@@ -4,6 +4,7 @@ origin saw nothing; the wider address table is tests/test_addresses.py."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import io
 import socket
@@ -59,6 +60,9 @@ class Origin:
             return web.Response(body=PHOTO, content_type="image/jpeg")
         if path == "/trickle":   # a JPEG's first bytes, then a byte every 50 ms
             return await self.trickle(request)
+        if path == "/gzipped":   # sent coded although we asked for identity
+            return web.Response(body=gzip.compress(PHOTO), content_type="image/jpeg",
+                                headers={"Content-Encoding": "gzip"})
         if path == "/text":
             return web.Response(text="<html>not media</html>", content_type="text/html")
         if path == "/named":
@@ -260,6 +264,13 @@ async def test_origin_error_and_refused_connection(open_client, origin, message_
 async def test_not_media_refused(open_client, origin, message_id, pool):
     await expect(await post(open_client, message_id, f"http://127.0.0.1:{origin.port}/text"),
                  415, "unsupported_media_type")
+    assert await count_media(pool) == 0
+
+
+async def test_coded_body_refused_as_an_upload_is(open_client, origin, message_id, pool):
+    await expect(await post(open_client, message_id,
+                            f"http://127.0.0.1:{origin.port}/gzipped"),
+                 415, "unsupported_content_encoding")
     assert await count_media(pool) == 0
 
 

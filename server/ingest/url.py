@@ -39,7 +39,7 @@ from server.errors import (
 )
 from server.ingest.addresses import address_allowed, host_allowed, parse_ip
 from server.ingest.receive import Limits, receive
-from server.limits.uploads import upload_pace
+from server.limits.uploads import refuse_content_coding, upload_pace
 from server.processing.pipeline import Job, Processing
 from server.settings import Settings
 from server.store.media import MediaRecord, MediaStore, Upload
@@ -202,6 +202,8 @@ async def _download(session: aiohttp.ClientSession, store: MediaStore,
             if resp.content_length is not None and \
                     resp.content_length > settings.max_upload_bytes:
                 raise PayloadTooLarge()
+            # Asked for identity; a coded body is refused as an upload's is.
+            refuse_content_coding(resp.headers)
             limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout,
                             upload_pace(settings))
             return await receive(store, lambda: resp.content.read(READ_BYTES),
