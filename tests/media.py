@@ -225,7 +225,8 @@ def with_cover_art(mp3: bytes) -> bytes:
 # -- container metadata ---------------------------------------------------------------
 
 LOCATION = "+40.7128-074.0060/"   # ISO 6709, as phones write it
-SECRET_TAGS = {"location": LOCATION, "comment": "secret comment", "title": "secret title"}
+SECRET_TAGS = {"location": LOCATION, "comment": "secret comment", "title": "secret title",
+               "creation_time": "2024-05-01T10:00:00Z"}
 # The uuid of an XMP box in ISO BMFF (Adobe's XMP spec, part 3).
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
 

@@ -122,7 +122,7 @@ def _private(tags: dict) -> dict:
     muxing application, bare "Lavf" when bit-exact)."""
     return {k: v for k, v in tags.items() if v != "Lavf" and (
             any(w in k.lower() for w in ("location", "comment", "title", "encoder",
-                                             "xyz")) or k.endswith(":name")
+                                             "xyz", "creation")) or k.endswith(":name")
             or "secret" in v or "40.7128" in v)}
 
 
