@@ -231,10 +231,12 @@ SECRET_TAGS = {"location": LOCATION, "comment": "secret comment", "title": "secr
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
 
 
-def with_tags(data: bytes, fmt: str, *, keys: bool = False, xmp: bool = False) -> bytes:
+def with_tags(data: bytes, fmt: str, *, keys: bool = False, xmp: bool = False,
+              video_tag: str | None = None) -> bytes:
     """``data`` (a file PyAV made) remuxed into ``fmt`` with SECRET_TAGS on the
     container and a title on each stream; ``keys``: MP4 tags as a Keys/mdta list (as
-    iPhones write them) besides udta; ``xmp``: an XMP uuid box appended (MP4/MOV)."""
+    iPhones write them) besides udta; ``xmp``: an XMP uuid box appended (MP4/MOV);
+    ``video_tag``: the video's sample entry (``hvc1``, as iPhones write HEVC)."""
     import av
     out = io.BytesIO()
     options = {"movflags": "use_metadata_tags"} if keys else {}
@@ -244,6 +246,8 @@ def with_tags(data: bytes, fmt: str, *, keys: bool = False, xmp: bool = False) -
         streams = {s.index: o.add_stream_from_template(s) for s in inp.streams}
         for s in streams.values():
             s.metadata["title"] = "secret stream"
+            if video_tag and s.type == "video":
+                s.codec_context.codec_tag = video_tag
         for p in inp.demux():
             if p.size:
                 p.stream = streams[p.stream.index]

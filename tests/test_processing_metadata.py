@@ -163,6 +163,19 @@ def test_rotation_survives_and_the_index_comes_first(tmp_path):
         assert c.streams.video[0].frames == 20
 
 
+def test_iphone_hevc_keeps_its_hvc1_sample_entry(tmp_path):
+    # Remuxed as FFmpeg's default hev1, Safari and QuickTime would not play it.
+    sent = with_tags(av_sample("mp4", video="libx265", rotation=90), "mov",
+                     video_tag="hvc1")
+    out = _strip(tmp_path, sent, "video/quicktime")
+    assert _private(_tags(out)) == {}
+    assert b"hvc1" in out and b"hev1" not in out
+    with av.open(io.BytesIO(out)) as c:
+        assert c.streams.video[0].codec_context.codec_tag == "hvc1"
+        assert next(c.decode(video=0)).rotation == 90
+    assert packet_digests(out) == packet_digests(sent)
+
+
 def test_cover_art_and_data_tracks_are_left_behind(tmp_path):
     sent = with_cover_art(av_sample("mp3", audio="libmp3lame"))
     out = _strip(tmp_path, sent, "audio/mpeg")

@@ -26,6 +26,7 @@ from server.errors import InvalidMedia, MediaError, MediaTooComplex
 log = logging.getLogger(__name__)
 
 _MOV = {"movflags": "+faststart"}
+_MOV_FAMILY = {"mp4", "mov", "3gp", "ipod"}
 # mime type -> (FFmpeg muxer, its options). Types not named (MPEG-PS, AVI, AMR) carry
 # no location tags that FFmpeg reads, or none at all, and are kept as sent.
 MUXERS: dict[str, tuple[str, dict[str, str]]] = {
@@ -78,6 +79,10 @@ def _copy_of(out, stream):
     if stream.type == "video" and stream.average_rate:
         # Matroska writes each frame's duration only as the track's default duration.
         copy.codec_context.framerate = stream.average_rate
+    if out.format.name in _MOV_FAMILY and stream.codec_context.codec_tag == "hvc1":
+        # The muxer would write HEVC as hev1, which Apple's players refuse to play;
+        # iPhones record hvc1.
+        copy.codec_context.codec_tag = "hvc1"
     return copy
 
 
