@@ -261,6 +261,15 @@ def with_tags(data: bytes, fmt: str, *, keys: bool = False, xmp: bool = False,
     return tagged
 
 
+def with_unknown_audio(mp4: bytes) -> bytes:
+    """The MP4 (video and AAC) with its audio track's sample entry renamed to a codec
+    FFmpeg does not know, as an iPhone's spatial audio track is to it."""
+    i = mp4.index(b"mp4a")
+    mp4 = mp4[:i] + b"apac" + mp4[i + 4:]
+    i = mp4.index(b"esds")
+    return mp4[:i] + b"xxxx" + mp4[i + 4:]
+
+
 def packet_digests(data: bytes) -> list[tuple[str, int | None, str]]:
     """Every audio and video packet of a file, in order: (stream type, pts, sha256 of
     the payload); equal lists mean the same coded data with the same timing."""

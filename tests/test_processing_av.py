@@ -15,6 +15,7 @@ from tests.media import (
     packet_digests,
     with_cover_art,
     with_tags,
+    with_unknown_audio,
 )
 from tests.test_processing_images import assert_refused, created, fetch, post
 from tests.test_tus_processing import tus_upload
@@ -203,3 +204,16 @@ async def test_keep_video_metadata_stores_the_bytes_as_sent(processing_client_wi
         body = await created(await post(client, message_id, sent, name="IMG_0003.MOV"))
     assert await fetch(client, body["url"]) == sent
     assert body["dimensions"] == {"width": 48, "height": 64}
+
+
+async def test_track_in_an_unknown_codec_is_left_out(processing_client, message_id):
+    sent = with_unknown_audio(av_sample("mp4", video="libx264", audio="aac", seconds=2))
+    with av.open(io.BytesIO(sent)) as c:
+        assert [s.codec_context is None for s in c.streams] == [False, True]
+    body = await created(await post(processing_client, message_id, sent, name="v.mp4"))
+    assert body["dimensions"] == {"width": 64, "height": 48}
+    assert abs(body["duration_exact"] - 2) <= 0.1
+    stored = await fetch(processing_client, body["url"])
+    with av.open(io.BytesIO(stored)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+    assert packet_digests(stored) == [p for p in packet_digests(sent) if p[0] == "video"]

@@ -6,7 +6,8 @@ timed metadata tracks; ID3 and Vorbis comments carry titles and comments. None o
 is needed to play the file. ``strip_container`` copies the audio and video packets,
 byte for byte and with their timestamps, into a new file of the same format written by
 FFmpeg's muxer with no metadata at all, so everything else is left behind: container
-and stream tags, chapters, cover art, data and subtitle tracks, foreign boxes. The
+and stream tags, chapters, cover art, data and subtitle tracks, tracks in codecs
+FFmpeg does not know, foreign boxes. The
 codec parameters travel with each stream, and with them the display matrix: a portrait
 phone video stays portrait. MP4 and QuickTime come out with their index first
 (faststart), so players start before the whole file has arrived.
@@ -68,7 +69,8 @@ def strip_container(src: str, dst: str, mime: str, deadline: float) -> None:
 
 
 def _kept(stream) -> bool:
-    return stream.type in ("video", "audio") and not (
+    # A codec FFmpeg does not know has no codec context, and no muxer would take it.
+    return stream.type in ("video", "audio") and stream.codec_context is not None and not (
         stream.disposition & av.stream.Disposition.attached_pic)
 
 
