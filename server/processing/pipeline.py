@@ -247,7 +247,8 @@ class Job:
 
 
 def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
-    """Whether processing might store other bytes than those received."""
+    """Whether processing might store other bytes than those received, for an image
+    (for video and audio: policy.strips_av)."""
     if plan.keep_bytes:
         return False
     return kind.media_type == "image" and (
