@@ -118,6 +118,8 @@ class Settings:
     image_quality: int = 82
     image_max_edge: int = 2560
     keep_image_metadata: bool = False
+    # Video and audio: container metadata (GPS, comments, titles) removed by a remux.
+    keep_video_metadata: bool = False
     # Decoded pixels allowed per image (all frames of an animation together): a file of
     # a few hundred bytes may claim 50000x50000 pixels.
     max_image_pixels: int = 100_000_000
@@ -519,6 +521,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                             lo=16, hi=65_535),
         keep_image_metadata=_bool(env, "MEDIA_KEEP_IMAGE_METADATA",
                                   Settings.keep_image_metadata),
+        keep_video_metadata=_bool(env, "MEDIA_KEEP_VIDEO_METADATA",
+                                  Settings.keep_video_metadata),
         max_image_pixels=_int(env, "MEDIA_MAX_IMAGE_PIXELS", Settings.max_image_pixels,
                               lo=1, hi=2**40),
         process_concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY",

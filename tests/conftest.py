@@ -163,7 +163,7 @@ async def processing_client_with(server_for):
     defaults as deployed (compression and metadata stripping on), and the admin key."""
     async def start(**changes):
         return await server_for(**{"image_compress": True, "keep_image_metadata": False,
-                                   **changes})
+                                   "keep_video_metadata": False, **changes})
     return start
 
 

@@ -8,10 +8,12 @@ from PIL import Image
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
-# Settings under which an image is stored byte for byte as sent (validated, not
-# rewritten): what tests of storage and serving use, with padded JPEGs.
-BYTES_KEPT = {"image_compress": False, "keep_image_metadata": True}
-BYTES_KEPT_ENV = {"MEDIA_IMAGE_COMPRESS": "false", "MEDIA_KEEP_IMAGE_METADATA": "true"}
+# Settings under which an image, video or audio file is stored byte for byte as sent
+# (validated, not rewritten): what tests of storage and serving use, with padded JPEGs.
+BYTES_KEPT = {"image_compress": False, "keep_image_metadata": True,
+              "keep_video_metadata": True}
+BYTES_KEPT_ENV = {"MEDIA_IMAGE_COMPRESS": "false", "MEDIA_KEEP_IMAGE_METADATA": "true",
+                  "MEDIA_KEEP_VIDEO_METADATA": "true"}
 
 
 def jpeg_bytes(size: int | None = None, *, seed: int = 1) -> bytes:
@@ -218,3 +220,63 @@ def with_cover_art(mp3: bytes) -> bytes:
                 p.stream = a
                 o.mux(p)
     return out.getvalue()
+
+
+# -- container metadata ---------------------------------------------------------------
+
+LOCATION = "+40.7128-074.0060/"   # ISO 6709, as phones write it
+SECRET_TAGS = {"location": LOCATION, "comment": "secret comment", "title": "secret title",
+               "creation_time": "2024-05-01T10:00:00Z"}
+# The uuid of an XMP box in ISO BMFF (Adobe's XMP spec, part 3).
+XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
+
+
+def with_tags(data: bytes, fmt: str, *, keys: bool = False, xmp: bool = False,
+              video_tag: str | None = None) -> bytes:
+    """``data`` (a file PyAV made) remuxed into ``fmt`` with SECRET_TAGS on the
+    container and a title on each stream; ``keys``: MP4 tags as a Keys/mdta list (as
+    iPhones write them) besides udta; ``xmp``: an XMP uuid box appended (MP4/MOV);
+    ``video_tag``: the video's sample entry (``hvc1``, as iPhones write HEVC)."""
+    import av
+    out = io.BytesIO()
+    options = {"movflags": "use_metadata_tags"} if keys else {}
+    with av.open(io.BytesIO(data)) as inp, av.open(out, "w", format=fmt,
+                                                   options=options) as o:
+        o.metadata.update(SECRET_TAGS)
+        streams = {s.index: o.add_stream_from_template(s) for s in inp.streams}
+        for s in streams.values():
+            s.metadata["title"] = "secret stream"
+            if video_tag and s.type == "video":
+                s.codec_context.codec_tag = video_tag
+        for p in inp.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                o.mux(p)
+    tagged = out.getvalue()
+    if xmp:
+        import struct
+        body = XMP_UUID + f'<x:xmpmeta><exif:GPSLatitude>{LOCATION}</exif:GPSLatitude>' \
+            '</x:xmpmeta>'.encode()
+        tagged += struct.pack(">I4s", 8 + len(body), b"uuid") + body
+    return tagged
+
+
+def with_unknown_audio(mp4: bytes) -> bytes:
+    """The MP4 (video and AAC) with its audio track's sample entry renamed to a codec
+    FFmpeg does not know, as an iPhone's spatial audio track is to it."""
+    i = mp4.index(b"mp4a")
+    mp4 = mp4[:i] + b"apac" + mp4[i + 4:]
+    i = mp4.index(b"esds")
+    return mp4[:i] + b"xxxx" + mp4[i + 4:]
+
+
+def packet_digests(data: bytes) -> list[tuple[str, int | None, str]]:
+    """Every audio and video packet of a file, in order: (stream type, pts, sha256 of
+    the payload); equal lists mean the same coded data with the same timing."""
+    import hashlib
+
+    import av
+    with av.open(io.BytesIO(data)) as c:
+        streams = [s for s in c.streams if s.type in ("audio", "video")]
+        return [(p.stream.type, p.pts, hashlib.sha256(bytes(p)).hexdigest())
+                for p in c.demux(*streams) if p.size]

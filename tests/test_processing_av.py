@@ -1,5 +1,6 @@
 """Audio and video through a real server: true durations, displayed dimensions, cover
-art, waveforms, previews, the m4a variant, and truncated files refused."""
+art, waveforms, previews, the m4a variant, truncated files refused, and container
+metadata (a phone's location) gone from what is stored, by upload and by tus."""
 import hashlib
 import io
 
@@ -7,8 +8,17 @@ import av
 import pytest
 from PIL import Image, ImageStat
 
-from tests.media import av_sample, with_cover_art
+from tests.media import (
+    LOCATION,
+    XMP_UUID,
+    av_sample,
+    packet_digests,
+    with_cover_art,
+    with_tags,
+    with_unknown_audio,
+)
 from tests.test_processing_images import assert_refused, created, fetch, post
+from tests.test_tus_processing import tus_upload
 
 SECONDS = 2.5
 
@@ -27,7 +37,8 @@ async def test_duration_and_dimensions(processing_client, message_id, fmt, name,
     assert (body["mime_type"], body["media_type"]) == (mime, media_type)
     assert abs(body["duration_exact"] - SECONDS) <= 0.1
     assert body["duration"] == 3                       # whole seconds, as the column was
-    assert await fetch(processing_client, body["url"]) == sent     # stored as sent
+    # Remuxed without metadata: the same coded packets, not re-encoded.
+    assert packet_digests(await fetch(processing_client, body["url"])) == packet_digests(sent)
     if media_type == "video":
         assert body["dimensions"] == {"width": 64, "height": 48}
         assert body["variants"]["preview"]["mime_type"] == "image/jpeg"
@@ -120,3 +131,89 @@ async def test_video_frames_over_the_pixel_cap_are_refused(processing_client_wit
     client = await processing_client_with(max_image_pixels=1000)
     resp = await post(client, message_id, av_sample("mp4", video="libx264"), name="v.mp4")
     await assert_refused(resp, pool, 422, "media_too_complex", "64x48")
+
+
+def _phone_video(fmt: str) -> bytes:
+    """A portrait phone clip with its location in every place phones put it."""
+    clip = av_sample("mp4", video="libx264", audio="aac", rotation=90, seconds=2)
+    return with_tags(clip, fmt, keys=fmt == "mp4", xmp=True)
+
+
+def _assert_no_metadata(stored: bytes, sent: bytes) -> None:
+    for secret in (LOCATION.encode(), b"secret", XMP_UUID, b"mdta", b"\xa9xyz"):
+        assert secret not in stored
+    with av.open(io.BytesIO(stored)) as c:
+        tags = dict(c.metadata)
+        for s in c.streams:
+            tags.update(s.metadata)
+        assert not {"location", "location-eng", "comment", "title", "encoder",
+                    "creation_time"} & set(tags)
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height, frame.rotation) == (64, 48, 90)
+    with av.open(io.BytesIO(sent)) as a, av.open(io.BytesIO(stored)) as b:
+        assert b.duration == a.duration
+        assert b.streams.video[0].frames == a.streams.video[0].frames == 20
+    assert packet_digests(stored) == packet_digests(sent)
+
+
+@pytest.mark.parametrize("fmt,name", [("mp4", "clip.mp4"), ("mov", "IMG_0001.MOV")])
+async def test_phone_video_is_stored_without_its_location(processing_client, message_id,
+                                                          fmt, name):
+    sent = _phone_video(fmt)
+    assert LOCATION.encode() in sent
+    body = await created(await post(processing_client, message_id, sent, name=name))
+    stored = await fetch(processing_client, body["url"])
+    _assert_no_metadata(stored, sent)
+    assert body["file_size"] == len(stored)
+    assert body["sha256"] == hashlib.sha256(stored).hexdigest()
+    assert body["dimensions"] == {"width": 48, "height": 64}
+    # Index first: players start, and seek with ranges, before the whole file is in.
+    assert stored.index(b"moov") < stored.index(b"mdat")
+    part = await processing_client.get(body["url"], headers={"Range": "bytes=100-199"})
+    assert part.status == 206 and await part.read() == stored[100:200]
+
+
+async def test_phone_video_by_tus_is_stored_without_its_location(processing_client,
+                                                                 message_id):
+    sent = _phone_video("mov")
+    r, _ = await tus_upload(processing_client, message_id, sent, filename="IMG_0002.MOV")
+    assert r.status == 204, await r.text()
+    body = await (await processing_client.get(f"/api/media/{r.headers['Media-Id']}")).json()
+    _assert_no_metadata(await fetch(processing_client, body["url"]), sent)
+
+
+async def test_voice_note_loses_its_tags(processing_client, message_id):
+    sent = with_tags(av_sample("ipod", audio="aac", seconds=SECONDS), "ipod", keys=True)
+    body = await created(await post(processing_client, message_id, sent, name="memo.m4a"))
+    stored = await fetch(processing_client, body["url"])
+    assert LOCATION.encode() not in stored and b"secret" not in stored
+    assert packet_digests(stored) == packet_digests(sent)
+    assert abs(body["duration_exact"] - SECONDS) <= 0.1
+
+
+@pytest.mark.parametrize("tus", [False, True], ids=["upload", "tus"])
+async def test_keep_video_metadata_stores_the_bytes_as_sent(processing_client_with,
+                                                            message_id, tus):
+    client = await processing_client_with(keep_video_metadata=True)
+    sent = _phone_video("mov")
+    if tus:
+        r, _ = await tus_upload(client, message_id, sent, filename="IMG_0003.MOV")
+        assert r.status == 204, await r.text()
+        body = await (await client.get(f"/api/media/{r.headers['Media-Id']}")).json()
+    else:
+        body = await created(await post(client, message_id, sent, name="IMG_0003.MOV"))
+    assert await fetch(client, body["url"]) == sent
+    assert body["dimensions"] == {"width": 48, "height": 64}
+
+
+async def test_track_in_an_unknown_codec_is_left_out(processing_client, message_id):
+    sent = with_unknown_audio(av_sample("mp4", video="libx264", audio="aac", seconds=2))
+    with av.open(io.BytesIO(sent)) as c:
+        assert [s.codec_context is None for s in c.streams] == [False, True]
+    body = await created(await post(processing_client, message_id, sent, name="v.mp4"))
+    assert body["dimensions"] == {"width": 64, "height": 48}
+    assert abs(body["duration_exact"] - 2) <= 0.1
+    stored = await fetch(processing_client, body["url"])
+    with av.open(io.BytesIO(stored)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+    assert packet_digests(stored) == [p for p in packet_digests(sent) if p[0] == "video"]

@@ -67,8 +67,11 @@ def _is_cover_art(stream) -> bool:
 
 def _probe(path: str, media_type: str, deadline: float, max_pixels: int) -> AVFacts:
     with av.open(path, metadata_errors="ignore") as c:
-        videos = [s for s in c.streams.video if not _is_cover_art(s)]
-        audios = list(c.streams.audio)
+        # A track in a codec FFmpeg does not know (an iPhone's spatial audio beside its
+        # AAC) has no codec context: it is neither probed nor stored (remux.py).
+        videos = [s for s in c.streams.video
+                  if s.codec_context is not None and not _is_cover_art(s)]
+        audios = [s for s in c.streams.audio if s.codec_context is not None]
         if not videos and not audios:
             raise InvalidMedia("no audio or video in the file")
         video = videos[0] if videos else None

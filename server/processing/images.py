@@ -204,14 +204,18 @@ def _preview(im: Image.Image, orientation: int) -> Rendition:
 
 
 def encode_preview(img: Image.Image) -> Rendition:
-    """A preview image's bytes (shared with video frames)."""
+    """A preview image's bytes (shared with video frames), with no metadata at all."""
     buf = io.BytesIO()
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
+    alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    # convert() copies even to the same mode: .info can be emptied without touching the
+    # caller's image. Pillow writes .info's comment (a JPEG's COM, a GIF's comment
+    # extension), EXIF and XMP into the file it saves.
+    img = img.convert("RGBA" if alpha else "RGB")
+    img.info = {}
+    if alpha:
         img.save(buf, "WEBP", quality=PREVIEW_QUALITY)
         mime, ext = "image/webp", "webp"
     else:
-        img = img.convert("RGB") if img.mode != "RGB" else img
         img.save(buf, "JPEG", quality=PREVIEW_QUALITY)
         mime, ext = "image/jpeg", "jpg"
     return Rendition(buf.getvalue(), mime, ext, {"width": img.width, "height": img.height})

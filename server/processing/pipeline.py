@@ -4,11 +4,12 @@ legacy files and tus later, all via ingest.receive).
 While the bytes stream in they are spooled to a temporary file (spool.py) where the
 checks need the whole file (images, video and audio: an MP4's index can sit at its end;
 archives), or checked as they pass (other documents: documents.py), and, for types
-whose bytes are kept as sent (video, audio, documents), written to the store at the
-same time. When the request is complete, ``Job.finish`` does the CPU work in a bounded
-thread pool, then stores what was decided: the re-encoded or stripped image, the facts
-(dimensions, duration, waveform, compression), the variants, and makes the media
-visible. Any failure, at any point, removes the spool and everything stored.
+whose bytes are kept as sent (documents; video and audio with
+MEDIA_KEEP_VIDEO_METADATA), written to the store at the same time. When the request is
+complete, ``Job.finish`` does the CPU work in a bounded thread pool, then stores what
+was decided: the re-encoded or stripped image, the remuxed video or audio (remux.py),
+the facts (dimensions, duration, waveform, compression), the variants, and makes the
+media visible. Any failure, at any point, removes the spool and everything stored.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ from server.processing.documents import (
     validate_document,
 )
 from server.processing.images import MUST_CONVERT, process_image
-from server.processing.policy import ImagePlan, Options, Policy, image_plan
+from server.processing.policy import ImagePlan, Options, Policy, image_plan, strips_av
+from server.processing.remux import strip_container
 from server.processing.spool import Spool
 from server.store.media import MediaRecord, MediaStore, Upload
 from server.store.sqlfiles import Q
@@ -101,11 +103,13 @@ class Job:
         self._check: StreamCheck | None = None
         self._upload: Upload | None = None
         self._process = processing.policy.enabled
-        # Images that may be replaced by their re-encoding reach the store only once
-        # decided; everything else is stored while it streams in (and, should a form
-        # field after the file ask for compression after all, replaced at the end).
-        self._direct = not self._process or not may_rewrite(
-            kind, image_plan(processing.policy, options))
+        # Images that may be replaced by their re-encoding, and videos and audio that
+        # lose their metadata, reach the store only once decided; everything else is
+        # stored while it streams in (and, should a form field after the file ask for
+        # compression after all, replaced at the end).
+        self._direct = not self._process or not (
+            may_rewrite(kind, image_plan(processing.policy, options))
+            or strips_av(processing.policy, kind.mime_type))
 
     async def open(self) -> None:
         if self._process and (self.kind.media_type != "document"
@@ -226,10 +230,25 @@ class Job:
             await run(transcode_m4a, path, m4a_path, self._deadline())
             found.append(variants.VariantSource("m4a", "audio/mp4", None,
                                                 variants.from_file(m4a_path)))
+        if self._upload is None:   # not streamed in: stored once stripped
+            await self._store_stripped(path)
+
+    async def _store_stripped(self, path: str) -> None:
+        clean = f"{path}.clean"
+        try:
+            await self.processing.run(strip_container, path, clean, self.kind.mime_type,
+                                      self._deadline())
+            self._upload = await self._begin(self.kind.mime_type, self.kind.extension)
+            async for piece in variants.from_file(clean):
+                await self._upload.write(piece)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(os.unlink, clean)
 
 
 def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
-    """Whether processing might store other bytes than those received."""
+    """Whether processing might store other bytes than those received, for an image
+    (for video and audio: policy.strips_av)."""
     if plan.keep_bytes:
         return False
     return kind.media_type == "image" and (

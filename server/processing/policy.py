@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from server.errors import BadRequest
+from server.processing.remux import strippable
 from server.settings import Settings
 
 MEDIA_TYPES = ("image", "video", "audio", "document")
@@ -26,6 +27,7 @@ class Policy:
     keep_metadata: bool
     max_pixels: int
     concurrency: int
+    keep_av_metadata: bool = False      # video and audio (MEDIA_KEEP_VIDEO_METADATA)
     # Facts and previews only: the stored bytes are exactly those received (a legacy
     # import without --process, whose sha256 must stay the file's).
     keep_bytes: bool = False
@@ -38,7 +40,8 @@ class Policy:
                    max_bytes={t: min(v, s.max_upload_bytes) for t, v in per_type.items()},
                    compress=s.image_compress, quality=s.image_quality,
                    max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
-                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency)
+                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency,
+                   keep_av_metadata=s.keep_video_metadata)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +97,14 @@ class ImagePlan:
 def keeping_bytes(policy: Policy) -> Policy:
     """``policy`` with nothing that changes the bytes: type checks, limits, facts and
     previews as before; no compression, no stripping, no conversion."""
-    return dataclasses.replace(policy, compress=False, keep_metadata=True, keep_bytes=True)
+    return dataclasses.replace(policy, compress=False, keep_metadata=True,
+                               keep_av_metadata=True, keep_bytes=True)
+
+
+def strips_av(policy: Policy, mime: str) -> bool:
+    """Whether a video or audio file of type ``mime`` is stored remuxed without its
+    container metadata rather than as sent."""
+    return not policy.keep_av_metadata and strippable(mime)
 
 
 def image_plan(policy: Policy, options: Options) -> ImagePlan:
