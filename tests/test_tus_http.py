@@ -147,6 +147,38 @@ async def test_checksum(client, message_id):
     assert r.status == 400
 
 
+async def test_checksum_mismatch_keeps_the_offset_and_no_chunk(client, message_id, store):
+    # Bigger than several chunks: a checksummed PATCH stores its chunks as they come,
+    # past the offset, and drops them when the checksum does not match.
+    data = jpeg_bytes(40_000)
+    url = await create(client, message_id, len(data))
+    assert (await patch(client, url, 0, data[:1000])).status == 204   # leaves a tail
+
+    async def stored():
+        async with store.connection() as conn:
+            return await conn.fetchrow(
+                "SELECT f.chunk_count, f.file_size, octet_length(t.tail) AS tail,"
+                "       (SELECT count(*) FROM media_chunks c WHERE c.media_id = f.id) AS rows"
+                "  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id")
+
+    before = await stored()
+    piece = data[1000:30_000]
+    wrong = base64.b64encode(hashlib.sha1(piece + b"!").digest()).decode()
+    r = await patch(client, url, 1000, piece, **{"Upload-Checksum": f"sha1 {wrong}"})
+    assert r.status == 460, await r.text()
+    assert (await head(client, url)).headers["Upload-Offset"] == "1000"
+    after = await stored()
+    assert after == before and after["rows"] == after["chunk_count"]
+    assert after["file_size"] + after["tail"] == 1000
+    good = base64.b64encode(hashlib.sha1(piece).digest()).decode()
+    r = await patch(client, url, 1000, piece, **{"Upload-Checksum": f"sha1 {good}"})
+    assert r.status == 204 and r.headers["Upload-Offset"] == "30000"
+    r = await patch(client, url, 30_000, data[30_000:])
+    assert r.status == 204 and r.headers["Media-Id"]
+    body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+
+
 async def test_termination(client, message_id, store):
     url = await create(client, message_id, 10_000)
     assert (await patch(client, url, 0, jpeg_bytes(10_000)[:7000])).status == 204

@@ -7,8 +7,10 @@ table), so the handler never sees SQL.
   write one upload at once, and no pooled connection is held while a client streams.
   ``holding`` renews it while a completion is processed (minutes, for a long video).
 - ``Writer`` takes a PATCH's bytes: full chunks are stored as they fill, what does not
-  fill a chunk is kept as the row's ``tail``; the offset is always ``file_size +
-  len(tail)``, so a cut-off PATCH keeps every byte that arrived.
+  fill a chunk is kept as the row's ``tail`` at the end of the PATCH; the offset is
+  always ``file_size + len(tail)``, so a cut-off PATCH keeps every byte that arrived.
+  A checksummed PATCH stores its chunks past the offset and moves it only once the
+  checksum matched (``save``), or drops them (``discard``).
 - ``reader`` streams the received bytes back (a batch of chunks at a time) for the
   processing pipeline; ``adopt`` (inside the transaction that makes the processed
   media visible) points the upload at that media and drops the received copy.
@@ -164,8 +166,9 @@ class TusStore:
             if len(rows) < batch:
                 return removed
 
-    def writer(self, state: TusState, lock_id: uuid.UUID) -> "Writer":
-        return Writer(self, state, lock_id)
+    def writer(self, state: TusState, lock_id: uuid.UUID, *,
+               deferred: bool = False) -> "Writer":
+        return Writer(self, state, lock_id, deferred=deferred)
 
     def reader(self, state: TusState) -> Callable[[], Awaitable[bytes]]:
         """The received bytes, one chunk per call, b"" at the end: a batch of
@@ -180,12 +183,15 @@ class TusStore:
     async def _pieces(self, state: TusState) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         seq, batch = 0, max(1, self.media.read_ahead)
-        while True:
+        # Only the committed chunks: a checksummed PATCH cut short by a dead instance
+        # may have left some past them.
+        while seq < state.chunk_count:
             async with self.media.connection() as conn:
-                rows = await Q.read_chunks.fetch(conn, media_id=state.media_id,
-                                                 first_seq=seq, last_seq=seq + batch - 1)
+                rows = await Q.read_chunks.fetch(
+                    conn, media_id=state.media_id, first_seq=seq,
+                    last_seq=min(seq + batch, state.chunk_count) - 1)
             if not rows:
-                return
+                raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
             for r in rows:
                 if r["seq"] != seq:   # a gap would silently corrupt the file
                     raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
@@ -206,12 +212,23 @@ class TusStore:
 
 
 class Writer:
-    """One PATCH's bytes into the store, under the lease. Not for concurrent use."""
+    """One PATCH's bytes into the store, under the lease. Not for concurrent use.
 
-    def __init__(self, store: TusStore, state: TusState, lock_id: uuid.UUID):
+    Full chunks are stored as they fill, so memory holds at most a chunk and a read.
+    Without ``deferred`` each chunk moves the offset at once (a cut-off PATCH keeps
+    what arrived). With ``deferred`` (a PATCH with Upload-Checksum) the chunks are
+    stored past the offset, which moves only at :meth:`save`, once the checksum
+    matched; :meth:`discard` drops them instead. Either way the bytes that do not fill
+    a chunk are written once, by :meth:`save`: every byte is written once, whatever the
+    size of the PATCH.
+    """
+
+    def __init__(self, store: TusStore, state: TusState, lock_id: uuid.UUID, *,
+                 deferred: bool = False):
         self.store = store
         self.state = state
         self.lock_id = lock_id
+        self.deferred = deferred
         self.cs = state.chunk_size
         self.stored = state.stored
         self.seq = state.chunk_count
@@ -227,30 +244,46 @@ class Writer:
             await self._chunk(self.cs)
 
     async def save(self, upload_length: int | None = None, *, release: bool = False) -> None:
-        """Keep what did not fill a chunk (the upload goes on later); ``release`` gives
-        the lease back in the same statement."""
+        """Commit the offset: the chunks stored so far and the bytes that did not fill
+        one (the upload goes on later); ``release`` gives the lease back in the same
+        statement."""
         async with self.store.media.connection() as conn:
-            status = await Q.tus_save_tail.execute(
+            status = await Q.tus_save.execute(
                 conn, id=self.state.id, lock_id=self.lock_id, tail=bytes(self.buf),
                 upload_length=upload_length, lease_seconds=self.store.lease_seconds,
-                release=release)
+                release=release, stored_bytes=self.stored, chunk_count=self.seq)
         if status != "UPDATE 1":
             raise TusLocked()
 
+    async def discard(self) -> None:
+        """Drop what this (deferred) PATCH stored: the upload stays at its offset."""
+        async with self.store.media.connection() as conn:
+            await Q.tus_discard.execute(conn, id=self.state.id, lock_id=self.lock_id,
+                                        media_id=self.state.media_id,
+                                        first_seq=self.state.chunk_count)
+        self.stored, self.seq = self.state.stored, self.state.chunk_count
+        self.buf = bytearray(self.state.tail)
+
     async def last(self) -> None:
-        """Store the final, partial chunk (every byte is in)."""
+        """Store the final, partial chunk (every byte is in); :meth:`save` commits it."""
         if self.buf:
             await self._chunk(len(self.buf))
 
     async def _chunk(self, n: int) -> None:
         text = pybase64.b64encode(bytes(self.buf[:n])).decode("ascii")
-        rest = bytes(self.buf[n:])
         async with self.store.media.connection() as conn:
-            status = await Q.tus_append_chunk.execute(
-                conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
-                stored_bytes=self.stored + n, tail=rest,
-                lease_seconds=self.store.lease_seconds)
-        if status != "UPDATE 1":
+            if self.deferred:
+                status = await Q.tus_put_chunk.execute(
+                    conn, id=self.state.id, lock_id=self.lock_id,
+                    media_id=self.state.media_id, seq=self.seq, data=text,
+                    lease_seconds=self.store.lease_seconds)
+                ok = status == "INSERT 0 1"
+            else:
+                status = await Q.tus_append_chunk.execute(
+                    conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
+                    stored_bytes=self.stored + n, lease_seconds=self.store.lease_seconds)
+                ok = status == "UPDATE 1"
+        if not ok:
             raise TusLocked()
         del self.buf[:n]
         self.stored += n
