@@ -473,3 +473,63 @@ async def test_location_behind_a_proxy(client_with, message_id, trusted, proto, 
     # wherever it points, it names this upload: the path part works here
     path = "/api/media/tus/" + loc.rsplit("/", 1)[1]
     assert (await client.head(path, headers=TUS)).status == 200
+
+
+async def _open_patch(client, url, offset, length, first: bytes):
+    """A PATCH whose body is still coming: headers and ``first``, then nothing."""
+    host, port = client.server.host, client.server.port
+    auth = client.session.headers["Authorization"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write((f"PATCH {url} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth}\r\n"
+                  f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                  f"Upload-Offset: {offset}\r\nContent-Length: {length}\r\n\r\n").encode()
+                 + first)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_patches_take_upload_slots(client_with, message_id, store):
+    client = await client_with(max_concurrent_uploads=1)
+    data = jpeg_bytes(20_000)
+    a, b = await create(client, message_id, len(data)), await create(client, message_id, 10)
+    reader, writer = await _open_patch(client, a, 0, len(data), data[:5000])
+    for _ in range(50):   # until the first PATCH is in
+        r = await patch(client, b, 0, b"x" * 10)
+        if r.status == 503:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status == 503 and (await r.json())["error"] == "too_many_uploads"
+    async with store.connection() as conn:
+        uploads = await conn.fetchval("SELECT count(*) FROM tus_uploads")
+    r = await client.post("/api/media/tus/", data=data, headers={
+        **TUS, **OCTET, "Upload-Length": str(len(data)),
+        "Upload-Metadata": meta(message_id=message_id)})
+    assert r.status == 503 and (await r.json())["error"] == "too_many_uploads"
+    async with store.connection() as conn:   # a refused creation-with-upload made nothing
+        assert await conn.fetchval("SELECT count(*) FROM tus_uploads") == uploads
+    writer.close()
+    for _ in range(50):   # the slot comes back when the first PATCH ends
+        r = await patch(client, b, 0, b"x" * 10)
+        if r.status != 503 and r.status != 423:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status == 204
+
+
+async def test_shutdown_stops_a_patch_in_progress(client, message_id):
+    data = jpeg_bytes(20_000)
+    url = await create(client, message_id, len(data))
+    reader, writer = await _open_patch(client, url, 0, len(data), data[:7001])
+    for _ in range(50):   # until its full chunks are in (the rest waits in memory)
+        r = await head(client, url)
+        if r.headers["Upload-Offset"] != "0":
+            break
+        await asyncio.sleep(0.05)
+    assert r.headers["Upload-Offset"] == "6144"
+    # What a SIGTERM runs before it waits for the requests in flight.
+    await client.app.shutdown()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503") and b'"unavailable"' in answer
+    r = await head(client, url)
+    assert r.status == 200 and r.headers["Upload-Offset"] == "7001"   # kept what came
