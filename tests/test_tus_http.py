@@ -533,3 +533,41 @@ async def test_shutdown_stops_a_patch_in_progress(client, message_id):
     assert answer.startswith(b"HTTP/1.1 503") and b'"unavailable"' in answer
     r = await head(client, url)
     assert r.status == 200 and r.headers["Upload-Offset"] == "7001"   # kept what came
+
+
+async def test_refusals_are_audited_as_the_plain_uploads(client, message_id, anon_client,
+                                                         client_as, store):
+    async def audit_rows():
+        async with store.connection() as conn:
+            rows = await conn.fetch("SELECT actor, action, message_id, outcome"
+                                    "  FROM media_audit_log ORDER BY id")
+        return [tuple(r) for r in rows]
+
+    r = await client.post("/api/media/upload-tokens",
+                          json={"message_id": message_id, "max_bytes": 9000})
+    auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    other = await store.create_message()
+    before = await audit_rows()
+    # A token for another message: the plain upload's refusal, then tus's.
+    r = await anon_client.post(f"/api/media/upload-production?message_id={other}",
+                               data=b"x", headers={**auth, "Content-Type": "image/jpeg"})
+    assert r.status == 403
+    r = await anon_client.post("/api/media/tus/", headers={
+        **TUS, **auth, "Upload-Length": "100", "Upload-Metadata": meta(message_id=other)})
+    assert r.status == 403
+    rows = (await audit_rows())[len(before):]
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert rows[1][1:] == ("upload", other, "token_wrong_message")
+    # Another principal is told 404 for someone's upload, and it is written down.
+    url = await create(client, message_id, 100)
+    stranger = await client_as("write")
+    assert (await stranger.head(url, headers=TUS)).status == 404
+    r = await stranger.patch(url, data=b"a", headers={**TUS, **OCTET, "Upload-Offset": "0"})
+    assert r.status == 404
+    assert (await stranger.delete(url, headers=TUS)).status == 404
+    rows = (await audit_rows())[len(before) + 2:]
+    assert [row[1:] for row in rows] == [("upload", message_id, "upload_not_found")] * 3
+    assert all(row[0].startswith("test-write") for row in rows)
+    # An unknown upload is no one's refusal: no row.
+    r = await head(client, "/api/media/tus/" + "0" * 32)
+    assert r.status == 404 and len(await audit_rows()) == len(before) + 5

@@ -54,7 +54,7 @@ from server.ingest.receive import Limits, receive, within
 from server.limits.uploads import refuse_content_coding
 from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
-from server.security.audit import audited
+from server.security.audit import audited, entry_for, record
 from server.security.forwarded import in_networks, parse_address
 from server.security.hooks import check_upload_message, upload_limit
 from server.tus import headers as h
@@ -98,6 +98,8 @@ def protocol(handler: Handler) -> Handler:
                 raise BadRequest(str(e)) from None
         except MediaError as e:
             e.headers = {**e.headers, "Tus-Resumable": h.VERSION}
+            if e.status == 403:   # a credential refused what it asked: as the plain upload
+                await _audit_refusal(request, e, _message_of(request))
             raise
         response.headers["Tus-Resumable"] = h.VERSION
         return response
@@ -200,10 +202,30 @@ async def _state(request: web.Request, store: TusStore) -> TusState:
     # answered 404 simply starts a new upload of its own.
     identity = request[PRINCIPAL].identity
     if identity is None or identity != state.creator_identity:
-        raise TusUploadNotFound()
+        refused = TusUploadNotFound()
+        await _audit_refusal(request, refused, state.message_id)
+        raise refused
     if state.expired and not state.complete:
         raise UploadExpired("the upload expired")
     return state
+
+
+async def _audit_refusal(request: web.Request, error: MediaError,
+                         message_id: int | None) -> None:
+    """The audit row of a refused tus request, as the plain upload writes for its
+    refusals: action ``upload``, the error's code as outcome. A 404 is written only for
+    another principal's upload (an unknown id is no refusal of anyone)."""
+    await record(request, entry_for(request, "upload", message_id=message_id,
+                                    outcome=error.code))
+
+
+def _message_of(request: web.Request) -> int | None:
+    """The message a creation names, if it names one that parses."""
+    try:
+        return parse_message_id(
+            h.parse_metadata(request.headers.get("Upload-Metadata")).get("message_id"))
+    except (MediaError, h.TusHeaderError):
+        return None
 
 
 def _media_headers(request: web.Request, rec) -> dict[str, str]:
