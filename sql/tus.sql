@@ -86,6 +86,7 @@ ON CONFLICT (media_id, seq) DO UPDATE SET data = excluded.data;
 WITH held AS (
     UPDATE tus_uploads
        SET tail = :tail, upload_length = coalesce(upload_length, :upload_length),
+           reserved = NULL,
            lock_id = CASE WHEN :release THEN NULL ELSE lock_id END,
            lock_until = CASE WHEN :release THEN NULL
                              ELSE now() + make_interval(secs => :lease_seconds) END
@@ -158,3 +159,30 @@ DELETE FROM media_files
                LIMIT :batch
                  FOR UPDATE OF f SKIP LOCKED)
 RETURNING id;
+
+-- name: tus_lock_creator
+-- Serialises the creations (and deferred-length PATCHes) of one key or token until the
+-- end of the transaction, so that counting its uploads and adding one is atomic: two
+-- creations at the limit cannot both pass. Another creator is never held up (but for
+-- a hash collision, which only makes two creators wait for each other).
+SELECT pg_advisory_xact_lock(hashtextextended('media-store: tus creator ' || :identity, 0));
+
+-- name: tus_held_by_creator
+-- A key's or token's unfinished uploads (not expired; :except_id left out): how many,
+-- and the bytes they hold: the declared Upload-Length, or for a deferred length what
+-- was received, or what a PATCH in progress reserved if more.
+SELECT count(*) AS open,
+       coalesce(sum(CASE
+           WHEN t.upload_length IS NOT NULL THEN t.upload_length
+           WHEN t.lock_until > now()
+               THEN greatest(f.file_size + octet_length(t.tail), coalesce(t.reserved, 0))
+           ELSE f.file_size + octet_length(t.tail) END), 0)::bigint AS held
+  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
+ WHERE t.creator_identity = :identity AND f.upload_state = 'uploading'
+   AND t.expires_at > now() AND t.id IS DISTINCT FROM :except_id;
+
+-- name: tus_reserve
+-- A PATCH of a deferred-length upload: the offset it may reach, counted against its
+-- token's bytes while its lease lasts (tus_save clears it). Only by the lease holder.
+UPDATE tus_uploads SET reserved = :reserved
+ WHERE id = :id AND lock_id = :lock_id;

@@ -174,7 +174,8 @@ async def _create(request: web.Request) -> web.StreamResponse:
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,
         upload_length=length, metadata=meta, original_name=name,
-        expiry_seconds=settings.tus_expiry_seconds)
+        expiry_seconds=settings.tus_expiry_seconds,
+        max_open=settings.tus_max_open_per_client, max_bytes=_token_bytes(request))
     state = await store.get(upload_id)
     assert state is not None
     headers = {"Location": _location(request, upload_id),
@@ -339,6 +340,9 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
         state = await _fresh(request, store, state.id)
         if state.complete or offset != state.offset:
             raise TusOffsetMismatch(headers={"Upload-Offset": str(state.offset)})
+        if (max_bytes := _token_bytes(request)) is not None and state.upload_length is None:
+            end = await _within_budget(request, store, state, lock_id, offset, end,
+                                       max_bytes, declared=length is not None)
         writer = store.writer(state, lock_id, deferred=checksum is not None)
         await _receive(request, writer, offset, end, checksum, settings)
         if length is not None and writer.offset == length:
@@ -354,6 +358,28 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
             "Upload-Expires": _expires(state.expires_at)})
     finally:
         await store.unlock(state.id, lock_id)
+
+
+def _token_bytes(request: web.Request) -> int | None:
+    """A token's max_bytes: what all its unfinished uploads may hold together."""
+    principal = request[PRINCIPAL]
+    return (principal.max_bytes or None) if principal.kind == "token" else None
+
+
+async def _within_budget(request: web.Request, store: TusStore, state: TusState,
+                         lock_id: uuid.UUID, offset: int, end: int, max_bytes: int, *,
+                         declared: bool) -> int:
+    """The end of a PATCH of a deferred-length upload, once its token's other
+    unfinished uploads are counted. An Upload-Length declared now (``end``), or a
+    Content-Length, beyond it: 413 before the body. A PATCH reserves no more than its
+    Content-Length brings."""
+    body = request.content_length
+    want = end if declared or body is None else min(end, offset + body)
+    allowed = await store.reserve(state, lock_id, max_bytes=max_bytes, end=want)
+    if allowed < want and (declared or body is not None):
+        raise PayloadTooLarge(f"this token's unfinished uploads may hold {max_bytes} "
+                                  f"bytes together; this one may reach {allowed}")
+    return allowed
 
 
 def _checksum_limit(settings) -> str:

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pybase64
 
 from server.asyncutil import cancel_and_wait
-from server.errors import TusLocked
+from server.errors import PayloadTooLarge, TusLocked, TusTooManyOpen
 from server.store.chunking import decode_chunk
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
@@ -80,9 +80,21 @@ class TusStore:
 
     async def create(self, *, message_id: int, creator: str, creator_identity: str,
                      upload_length: int | None, metadata: dict, original_name: str,
-                     expiry_seconds: float) -> uuid.UUID:
+                     expiry_seconds: float, max_open: int,
+                     max_bytes: int | None = None) -> uuid.UUID:
+        """A new upload, unless its creator has ``max_open`` unfinished ones already
+        (TusTooManyOpen) or, with ``max_bytes`` (a token's), their bytes and this one's
+        length would pass it (PayloadTooLarge). Counted and added under the creator's
+        lock: concurrent creations cannot pass the limits together."""
         upload_id = uuid.uuid4()
         async with self.media.connection() as conn, conn.transaction():
+            await Q.tus_lock_creator.execute(conn, identity=creator_identity)
+            held = await Q.tus_held_by_creator.fetchrow(conn, identity=creator_identity,
+                                                        except_id=None)
+            if held["open"] >= max_open:
+                raise TusTooManyOpen()
+            if max_bytes is not None and held["held"] + (upload_length or 0) > max_bytes:
+                raise PayloadTooLarge(_budget_message(max_bytes, held["held"]))
             media_id = await Q.tus_create_media.fetchval(
                 conn, file_name=f"{upload_id.hex}.part", original_name=original_name,
                 chunk_size=self.media.chunk_size)
@@ -106,6 +118,21 @@ class TusStore:
             expires_at=r["expires_at"], expired=r["expired"], held=r["held"],
             tail=bytes(r["tail"]), stored=r["file_size"], chunk_count=r["chunk_count"],
             chunk_size=r["chunk_size"], complete=r["upload_state"] == "complete")
+
+    async def reserve(self, state: TusState, lock_id: uuid.UUID, *, max_bytes: int,
+                      end: int) -> int:
+        """A PATCH of a deferred-length upload made by a token: the furthest offset it
+        may reach, ``end`` or less, so that the token's unfinished uploads together stay
+        within ``max_bytes``. Reserved until the PATCH saves (or its lease runs out),
+        so two PATCHes of one token at once cannot spend the same bytes."""
+        async with self.media.connection() as conn, conn.transaction():
+            await Q.tus_lock_creator.execute(conn, identity=state.creator_identity)
+            held = await Q.tus_held_by_creator.fetchrow(
+                conn, identity=state.creator_identity, except_id=state.id)
+            allowed = max(0, min(end, max_bytes - held["held"]))
+            await Q.tus_reserve.execute(conn, id=state.id, lock_id=lock_id,
+                                        reserved=allowed)
+        return allowed
 
     async def lock(self, upload_id: uuid.UUID) -> uuid.UUID:
         """Take the upload's lease, or raise TusLocked (423)."""
@@ -209,6 +236,11 @@ class TusStore:
                 raise TusLocked()
             await Q.tus_drop_part.execute(conn, id=part)
         return then
+
+
+def _budget_message(max_bytes: int, held: int) -> str:
+    return (f"this token's unfinished uploads hold {held} of its {max_bytes} bytes; "
+            f"finish or terminate one first")
 
 
 class Writer:
