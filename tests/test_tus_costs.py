@@ -68,3 +68,51 @@ async def test_patch_writes_wal_in_proportion_to_its_body(procs, db_dsn):
     assert figures["plain"] <= bound
     assert table < MIB
     assert growth_mib < size / MIB     # never the whole body in memory
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checksummed", [False, True])
+async def test_sigterm_stops_a_patch_in_progress(procs, db_dsn, checksummed):
+    """A PATCH whose client is still sending does not hold up a SIGTERM: the server
+    exits long before its shutdown timeout (60 s here), the PATCH is told 503, and what
+    it brought is kept (plain) or dropped (checksummed)."""
+    import asyncio
+    import signal
+    total, sent = 64 * MIB, 8 * MIB
+    srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_PROCESSING": "false",
+                       "MEDIA_MAX_UPLOAD_BYTES": str(2 * total),
+                       "MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "60"})
+    key = await create_api_key(db_dsn, "write")
+    message_id = await new_message(db_dsn)
+    async with aiohttp.ClientSession(headers=bearer(key)) as http:
+        async with http.post(f"{srv.url}/api/media/tus/", headers={
+                **TUS, "Upload-Length": str(total),
+                "Upload-Metadata": meta(message_id=message_id, filename="big.bin")}) as r:
+            path = "/api/media/tus/" + r.headers["Location"].rsplit("/", 1)[1]
+    extra = "Upload-Checksum: sha1 " + base64.b64encode(b"\0" * 20).decode() + "\r\n" \
+        if checksummed else ""
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write((f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+                  f"Authorization: Bearer {key}\r\nTus-Resumable: 1.0.0\r\n"
+                  f"Content-Type: application/offset+octet-stream\r\n{extra}"
+                  f"Upload-Offset: 0\r\nContent-Length: {total}\r\n\r\n").encode()
+                 + os.urandom(sent))
+    await writer.drain()
+    stored = "SELECT coalesce(max(seq) + 1, 0) FROM media_chunks"
+    for _ in range(200):   # until most of what was sent is stored
+        if await fetchval(db_dsn, stored) * 261_120 >= sent // 2:
+            break
+        await asyncio.sleep(0.05)
+    srv.proc.send_signal(signal.SIGTERM)
+    answer = await asyncio.wait_for(reader.read(), 30)   # the client still owes 56 MiB
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    assert await asyncio.to_thread(srv.proc.wait, 30) == 0
+    size, count = await fetchval(
+        db_dsn, "SELECT array[f.file_size + octet_length(t.tail), f.chunk_count] "
+                "FROM tus_uploads t JOIN media_files f ON f.id = t.media_id")
+    chunks = await fetchval(db_dsn, "SELECT count(*) FROM media_chunks")
+    if checksummed:
+        assert (size, count, chunks) == (0, 0, 0)
+    else:
+        assert sent // 2 <= size <= sent and chunks == count
