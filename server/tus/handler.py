@@ -17,7 +17,13 @@ again.
 
 Every request is authenticated by the access middleware (write key or an upload
 token); here, only the creator (that very key or token, not its name) may go on with
-an upload: anyone else gets 404, as if it did not exist.
+an upload: anyone else gets 404, as if it did not exist (and an audit row). A key or
+token has at most MEDIA_TUS_MAX_OPEN_PER_CLIENT unfinished uploads, and a token's
+max_bytes bounds them all together.
+
+A PATCH (and a creation with a body) is an upload like the plain one: it takes an
+upload slot, holds at most a chunk in memory, writes each byte once, and stops at
+its next read when the server shuts down.
 """
 from __future__ import annotations
 
