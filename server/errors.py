@@ -102,6 +102,9 @@ TusOffsetMismatch = _error("TusOffsetMismatch", 409, "offset_mismatch",
                            "Upload-Offset is not the upload's current offset", close=True)
 TusLocked = _error("TusLocked", 423, "upload_locked",
                    "another request is writing to this upload; retry shortly", close=True)
+TusTooManyOpen = _error("TusTooManyOpen", 429, "too_many_open_uploads",
+                        "this key or token has too many unfinished uploads; finish or "
+                        "terminate one first")
 TusChecksumMismatch = _error("TusChecksumMismatch", 460, "checksum_mismatch",
                              "the body does not match Upload-Checksum; it was discarded")
 ServiceUnavailable = _error("ServiceUnavailable", 503, "unavailable",

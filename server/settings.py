@@ -84,6 +84,9 @@ class Settings:
     tus_lease_seconds: float = 120.0
     # A PATCH with Upload-Checksum is held in memory until verified: this bounds one.
     tus_checksum_max_bytes: int = 64 * 1024 * 1024
+    # Unfinished tus uploads one key or token may have at once (each may hold up to
+    # MEDIA_MAX_UPLOAD_BYTES for MEDIA_TUS_EXPIRY_SECONDS); the next creation gets 429.
+    tus_max_open_per_client: int = 32
     read_ahead_chunks: int = 4
     # How long the serving path may reuse a file's metadata (0: ask the database on
     # every request). Bounds how long another instance's DELETE can go unnoticed by
@@ -490,6 +493,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                  lo=1, hi=86400),
         tus_checksum_max_bytes=_int(env, "MEDIA_TUS_CHECKSUM_MAX_BYTES",
                                     Settings.tus_checksum_max_bytes, lo=1, hi=2**31),
+        tus_max_open_per_client=_int(env, "MEDIA_TUS_MAX_OPEN_PER_CLIENT",
+                                     Settings.tus_max_open_per_client, lo=1, hi=1_000_000),
         janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,

@@ -42,31 +42,68 @@ UPDATE tus_uploads SET lock_id = NULL, lock_until = NULL
  WHERE id = :id AND lock_id = :lock_id;
 
 -- name: tus_append_chunk
--- Stores one full chunk and the progress, only while this request holds the lease:
--- a request whose lease ran out cannot write over its successor. The lease is renewed.
+-- Stores one full chunk and the progress (a PATCH without Upload-Checksum), only while
+-- this request holds the lease: a request whose lease ran out cannot write over its
+-- successor. The lease is renewed. The tail is emptied, not rewritten: the chunk took
+-- it in, and the bytes after the chunk are written once, by tus_save at the end of the
+-- PATCH (a crash meanwhile loses them; the offset stays true). A chunk left past the
+-- offset by a checksummed PATCH that never finished is overwritten.
 WITH held AS (
     UPDATE tus_uploads
-       SET lock_until = now() + make_interval(secs => :lease_seconds), tail = :tail
+       SET lock_until = now() + make_interval(secs => :lease_seconds), tail = ''
      WHERE id = :id AND lock_id = :lock_id
     RETURNING media_id
 ), stored AS (
     INSERT INTO media_chunks (media_id, seq, data)
     SELECT media_id, :seq, :data FROM held
+    ON CONFLICT (media_id, seq) DO UPDATE SET data = excluded.data
 )
 UPDATE media_files
    SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
  WHERE id = (SELECT media_id FROM held) AND upload_state = 'uploading';
 
--- name: tus_save_tail
--- Keeps the bytes that did not fill a chunk (end of a PATCH, or a cut-off one), and
--- the upload length once a deferred one is declared. With :release the lease goes in
--- the same statement: the client that sees the new offset can PATCH at once.
-UPDATE tus_uploads
-   SET tail = :tail, upload_length = coalesce(upload_length, :upload_length),
-       lock_id = CASE WHEN :release THEN NULL ELSE lock_id END,
-       lock_until = CASE WHEN :release THEN NULL
-                         ELSE now() + make_interval(secs => :lease_seconds) END
- WHERE id = :id AND lock_id = :lock_id;
+-- name: tus_put_chunk
+-- Stores one full chunk of a PATCH with Upload-Checksum past the upload's offset, which
+-- does not move: only tus_save, once the checksum matched, makes the chunk part of the
+-- upload (tus_discard removes it otherwise). Only while this request holds the lease,
+-- which is renewed. One left by a PATCH that never finished is overwritten.
+WITH held AS (
+    UPDATE tus_uploads
+       SET lock_until = now() + make_interval(secs => :lease_seconds)
+     WHERE id = :id AND lock_id = :lock_id AND media_id = :media_id
+    RETURNING media_id
+)
+INSERT INTO media_chunks (media_id, seq, data)
+SELECT media_id, :seq, :data FROM held
+ON CONFLICT (media_id, seq) DO UPDATE SET data = excluded.data;
+
+-- name: tus_save
+-- The end of a PATCH: the new offset (full chunks in media_files, the bytes that did
+-- not fill one as the tail), and the upload length once a deferred one is declared.
+-- For a checksummed PATCH this is the commit of every chunk it stored. With :release
+-- the lease goes in the same statement: the client that sees the new offset can PATCH
+-- at once. Written once per PATCH, so the tail costs its few bytes once.
+WITH held AS (
+    UPDATE tus_uploads
+       SET tail = :tail, upload_length = coalesce(upload_length, :upload_length),
+           reserved = NULL,
+           lock_id = CASE WHEN :release THEN NULL ELSE lock_id END,
+           lock_until = CASE WHEN :release THEN NULL
+                             ELSE now() + make_interval(secs => :lease_seconds) END
+     WHERE id = :id AND lock_id = :lock_id
+    RETURNING media_id
+)
+UPDATE media_files
+   SET file_size = :stored_bytes, chunk_count = :chunk_count, updated_at = now()
+ WHERE id = (SELECT media_id FROM held) AND upload_state = 'uploading';
+
+-- name: tus_discard
+-- A checksummed PATCH whose checksum did not match (or that was cut off): the chunks it
+-- stored past the offset go, the offset stays. Only by the request holding the lease.
+DELETE FROM media_chunks
+ WHERE media_id = :media_id AND seq >= :first_seq
+   AND EXISTS (SELECT 1 FROM tus_uploads
+                WHERE id = :id AND lock_id = :lock_id AND media_id = :media_id);
 
 -- name: tus_renew
 -- Renews the lease of the request that holds it (a completion being processed writes
@@ -122,3 +159,30 @@ DELETE FROM media_files
                LIMIT :batch
                  FOR UPDATE OF f SKIP LOCKED)
 RETURNING id;
+
+-- name: tus_lock_creator
+-- Serialises the creations (and deferred-length PATCHes) of one key or token until the
+-- end of the transaction, so that counting its uploads and adding one is atomic: two
+-- creations at the limit cannot both pass. Another creator is never held up (but for
+-- a hash collision, which only makes two creators wait for each other).
+SELECT pg_advisory_xact_lock(hashtextextended('media-store: tus creator ' || :identity, 0));
+
+-- name: tus_held_by_creator
+-- A key's or token's unfinished uploads (not expired; :except_id left out): how many,
+-- and the bytes they hold: the declared Upload-Length, or for a deferred length what
+-- was received, or what a PATCH in progress reserved if more.
+SELECT count(*) AS open,
+       coalesce(sum(CASE
+           WHEN t.upload_length IS NOT NULL THEN t.upload_length
+           WHEN t.lock_until > now()
+               THEN greatest(f.file_size + octet_length(t.tail), coalesce(t.reserved, 0))
+           ELSE f.file_size + octet_length(t.tail) END), 0)::bigint AS held
+  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
+ WHERE t.creator_identity = :identity AND f.upload_state = 'uploading'
+   AND t.expires_at > now() AND t.id IS DISTINCT FROM :except_id;
+
+-- name: tus_reserve
+-- A PATCH of a deferred-length upload: the offset it may reach, counted against its
+-- token's bytes while its lease lasts (tus_save clears it). Only by the lease holder.
+UPDATE tus_uploads SET reserved = :reserved
+ WHERE id = :id AND lock_id = :lock_id;

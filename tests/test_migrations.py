@@ -95,7 +95,7 @@ async def test_run_py_rollback(empty_dsn):
 
 async def test_rollback_all_then_reapply(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
-    assert rollback_migrations(empty_dsn, 10) == list(reversed(ALL))
+    assert rollback_migrations(empty_dsn, len(ALL)) == list(reversed(ALL))
     tables = await _tables(empty_dsn)
     assert not {"media_files", "media_chunks", "media_files_complete"} & tables
     assert await fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
@@ -198,7 +198,7 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
     assert await fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
 
     # Rolling everything back never drops the chat's table or its rows.
-    rollback_migrations(empty_dsn, 10)
+    rollback_migrations(empty_dsn, len(ALL))
     assert await fetchval(empty_dsn, "SELECT count(*) FROM messages") == 2
     assert "media_files" not in await _tables(empty_dsn)
 

@@ -147,6 +147,38 @@ async def test_checksum(client, message_id):
     assert r.status == 400
 
 
+async def test_checksum_mismatch_keeps_the_offset_and_no_chunk(client, message_id, store):
+    # Bigger than several chunks: a checksummed PATCH stores its chunks as they come,
+    # past the offset, and drops them when the checksum does not match.
+    data = jpeg_bytes(40_000)
+    url = await create(client, message_id, len(data))
+    assert (await patch(client, url, 0, data[:1000])).status == 204   # leaves a tail
+
+    async def stored():
+        async with store.connection() as conn:
+            return await conn.fetchrow(
+                "SELECT f.chunk_count, f.file_size, octet_length(t.tail) AS tail,"
+                "       (SELECT count(*) FROM media_chunks c WHERE c.media_id = f.id) AS rows"
+                "  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id")
+
+    before = await stored()
+    piece = data[1000:30_000]
+    wrong = base64.b64encode(hashlib.sha1(piece + b"!").digest()).decode()
+    r = await patch(client, url, 1000, piece, **{"Upload-Checksum": f"sha1 {wrong}"})
+    assert r.status == 460, await r.text()
+    assert (await head(client, url)).headers["Upload-Offset"] == "1000"
+    after = await stored()
+    assert after == before and after["rows"] == after["chunk_count"]
+    assert after["file_size"] + after["tail"] == 1000
+    good = base64.b64encode(hashlib.sha1(piece).digest()).decode()
+    r = await patch(client, url, 1000, piece, **{"Upload-Checksum": f"sha1 {good}"})
+    assert r.status == 204 and r.headers["Upload-Offset"] == "30000"
+    r = await patch(client, url, 30_000, data[30_000:])
+    assert r.status == 204 and r.headers["Media-Id"]
+    body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+
+
 async def test_termination(client, message_id, store):
     url = await create(client, message_id, 10_000)
     assert (await patch(client, url, 0, jpeg_bytes(10_000)[:7000])).status == 204
@@ -441,3 +473,101 @@ async def test_location_behind_a_proxy(client_with, message_id, trusted, proto, 
     # wherever it points, it names this upload: the path part works here
     path = "/api/media/tus/" + loc.rsplit("/", 1)[1]
     assert (await client.head(path, headers=TUS)).status == 200
+
+
+async def _open_patch(client, url, offset, length, first: bytes):
+    """A PATCH whose body is still coming: headers and ``first``, then nothing."""
+    host, port = client.server.host, client.server.port
+    auth = client.session.headers["Authorization"]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write((f"PATCH {url} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth}\r\n"
+                  f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                  f"Upload-Offset: {offset}\r\nContent-Length: {length}\r\n\r\n").encode()
+                 + first)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_patches_take_upload_slots(client_with, message_id, store):
+    client = await client_with(max_concurrent_uploads=1)
+    data = jpeg_bytes(20_000)
+    a, b = await create(client, message_id, len(data)), await create(client, message_id, 10)
+    reader, writer = await _open_patch(client, a, 0, len(data), data[:5000])
+    for _ in range(50):   # until the first PATCH is in
+        r = await patch(client, b, 0, b"x" * 10)
+        if r.status == 503:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status == 503 and (await r.json())["error"] == "too_many_uploads"
+    async with store.connection() as conn:
+        uploads = await conn.fetchval("SELECT count(*) FROM tus_uploads")
+    r = await client.post("/api/media/tus/", data=data, headers={
+        **TUS, **OCTET, "Upload-Length": str(len(data)),
+        "Upload-Metadata": meta(message_id=message_id)})
+    assert r.status == 503 and (await r.json())["error"] == "too_many_uploads"
+    async with store.connection() as conn:   # a refused creation-with-upload made nothing
+        assert await conn.fetchval("SELECT count(*) FROM tus_uploads") == uploads
+    writer.close()
+    for _ in range(50):   # the slot comes back when the first PATCH ends
+        r = await patch(client, b, 0, b"x" * 10)
+        if r.status != 503 and r.status != 423:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status == 204
+
+
+async def test_shutdown_stops_a_patch_in_progress(client, message_id):
+    data = jpeg_bytes(20_000)
+    url = await create(client, message_id, len(data))
+    reader, writer = await _open_patch(client, url, 0, len(data), data[:7001])
+    for _ in range(50):   # until its full chunks are in (the rest waits in memory)
+        r = await head(client, url)
+        if r.headers["Upload-Offset"] != "0":
+            break
+        await asyncio.sleep(0.05)
+    assert r.headers["Upload-Offset"] == "6144"
+    # What a SIGTERM runs before it waits for the requests in flight.
+    await client.app.shutdown()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 503") and b'"unavailable"' in answer
+    r = await head(client, url)
+    assert r.status == 200 and r.headers["Upload-Offset"] == "7001"   # kept what came
+
+
+async def test_refusals_are_audited_as_the_plain_uploads(client, message_id, anon_client,
+                                                         client_as, store):
+    async def audit_rows():
+        async with store.connection() as conn:
+            rows = await conn.fetch("SELECT actor, action, message_id, outcome"
+                                    "  FROM media_audit_log ORDER BY id")
+        return [tuple(r) for r in rows]
+
+    r = await client.post("/api/media/upload-tokens",
+                          json={"message_id": message_id, "max_bytes": 9000})
+    auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    other = await store.create_message()
+    before = await audit_rows()
+    # A token for another message: the plain upload's refusal, then tus's.
+    r = await anon_client.post(f"/api/media/upload-production?message_id={other}",
+                               data=b"x", headers={**auth, "Content-Type": "image/jpeg"})
+    assert r.status == 403
+    r = await anon_client.post("/api/media/tus/", headers={
+        **TUS, **auth, "Upload-Length": "100", "Upload-Metadata": meta(message_id=other)})
+    assert r.status == 403
+    rows = (await audit_rows())[len(before):]
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert rows[1][1:] == ("upload", other, "token_wrong_message")
+    # Another principal is told 404 for someone's upload, and it is written down.
+    url = await create(client, message_id, 100)
+    stranger = await client_as("write")
+    assert (await stranger.head(url, headers=TUS)).status == 404
+    r = await stranger.patch(url, data=b"a", headers={**TUS, **OCTET, "Upload-Offset": "0"})
+    assert r.status == 404
+    assert (await stranger.delete(url, headers=TUS)).status == 404
+    rows = (await audit_rows())[len(before) + 2:]
+    assert [row[1:] for row in rows] == [("upload", message_id, "upload_not_found")] * 3
+    assert all(row[0].startswith("test-write") for row in rows)
+    # An unknown upload is no one's refusal: no row.
+    r = await head(client, "/api/media/tus/" + "0" * 32)
+    assert r.status == 404 and len(await audit_rows()) == len(before) + 5

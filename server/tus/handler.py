@@ -17,7 +17,13 @@ again.
 
 Every request is authenticated by the access middleware (write key or an upload
 token); here, only the creator (that very key or token, not its name) may go on with
-an upload: anyone else gets 404, as if it did not exist.
+an upload: anyone else gets 404, as if it did not exist (and an audit row). A key or
+token has at most MEDIA_TUS_MAX_OPEN_PER_CLIENT unfinished uploads, and a token's
+max_bytes bounds them all together.
+
+A PATCH (and a creation with a body) is an upload like the plain one: it takes an
+upload slot, holds at most a chunk in memory, writes each byte once, and stops at
+its next read when the server shuts down.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ from server.errors import (
     MessageNotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    ServiceUnavailable,
     TusChecksumMismatch,
     TusLocked,
     TusOffsetMismatch,
@@ -50,17 +57,20 @@ from server.errors import (
 )
 from server.http.disposition import sanitize_filename
 from server.ingest.receive import Limits, receive, within
+from server.limits.uploads import refuse_content_coding
 from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
-from server.security.audit import audited
+from server.security.audit import audited, entry_for, record
 from server.security.forwarded import in_networks, parse_address
 from server.security.hooks import check_upload_message, upload_limit
 from server.tus import headers as h
-from server.tus.store import TusState, TusStore
+from server.tus.store import TusState, TusStore, Writer
 
 log = logging.getLogger(__name__)
 
 READ_BYTES = 256 * 1024
+# The bodies of this app's PATCHes being read now, for stop_receiving.
+RECEIVING = web.AppKey("tus_receiving", set)
 OFFSET_TYPE = "application/offset+octet-stream"
 BASE = "/api/media/tus/"
 
@@ -94,6 +104,8 @@ def protocol(handler: Handler) -> Handler:
                 raise BadRequest(str(e)) from None
         except MediaError as e:
             e.headers = {**e.headers, "Tus-Resumable": h.VERSION}
+            if e.status == 403:   # a credential refused what it asked: as the plain upload
+                await _audit_refusal(request, e, _message_of(request))
             raise
         response.headers["Tus-Resumable"] = h.VERSION
         return response
@@ -129,6 +141,16 @@ def _expires(state_expires) -> str:
 
 @protocol
 async def create(request: web.Request) -> web.StreamResponse:
+    if request.body_exists and request.content_type == OFFSET_TYPE:
+        # Creation-with-upload is an upload: its slot is taken before the upload is
+        # made, so a 503 leaves nothing behind.
+        refuse_content_coding(request.headers)
+        with request.app[appkeys.UPLOAD_SLOTS].take():
+            return await _create(request)
+    return await _create(request)
+
+
+async def _create(request: web.Request) -> web.StreamResponse:
     method = h.method_of(request.method, request.headers.get("X-HTTP-Method-Override"))
     if method != "POST":
         raise BadRequest(f"{method} needs an upload URL")
@@ -158,7 +180,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,
         upload_length=length, metadata=meta, original_name=name,
-        expiry_seconds=settings.tus_expiry_seconds)
+        expiry_seconds=settings.tus_expiry_seconds,
+        max_open=settings.tus_max_open_per_client, max_bytes=_token_bytes(request))
     state = await store.get(upload_id)
     assert state is not None
     headers = {"Location": _location(request, upload_id),
@@ -186,10 +209,30 @@ async def _state(request: web.Request, store: TusStore) -> TusState:
     # answered 404 simply starts a new upload of its own.
     identity = request[PRINCIPAL].identity
     if identity is None or identity != state.creator_identity:
-        raise TusUploadNotFound()
+        refused = TusUploadNotFound()
+        await _audit_refusal(request, refused, state.message_id)
+        raise refused
     if state.expired and not state.complete:
         raise UploadExpired("the upload expired")
     return state
+
+
+async def _audit_refusal(request: web.Request, error: MediaError,
+                         message_id: int | None) -> None:
+    """The audit row of a refused tus request, as the plain upload writes for its
+    refusals: action ``upload``, the error's code as outcome. A 404 is written only for
+    another principal's upload (an unknown id is no refusal of anyone)."""
+    await record(request, entry_for(request, "upload", message_id=message_id,
+                                    outcome=error.code))
+
+
+def _message_of(request: web.Request) -> int | None:
+    """The message a creation names, if it names one that parses."""
+    try:
+        return parse_message_id(
+            h.parse_metadata(request.headers.get("Upload-Metadata")).get("message_id"))
+    except (MediaError, h.TusHeaderError):
+        return None
 
 
 def _media_headers(request: web.Request, rec) -> dict[str, str]:
@@ -266,9 +309,13 @@ async def _patch_route(request: web.Request) -> web.StreamResponse:
     offset = h.parse_number("Upload-Offset", request.headers.get("Upload-Offset"))
     if offset is None:
         raise BadRequest("Upload-Offset is required")
-    store = tus_store(request)
-    state = await _state(request, store)
-    return await _patch(request, store, state, offset)
+    # A PATCH is an upload like any other (server/limits/uploads.py): refused before a
+    # byte of its body is read.
+    refuse_content_coding(request.headers)
+    with request.app[appkeys.UPLOAD_SLOTS].take():
+        store = tus_store(request)
+        state = await _state(request, store)
+        return await _patch(request, store, state, offset)
 
 
 async def _patch(request: web.Request, store: TusStore, state: TusState,
@@ -299,16 +346,19 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
         state = await _fresh(request, store, state.id)
         if state.complete or offset != state.offset:
             raise TusOffsetMismatch(headers={"Upload-Offset": str(state.offset)})
-        writer = store.writer(state, lock_id)
+        if (max_bytes := _token_bytes(request)) is not None and state.upload_length is None:
+            end = await _within_budget(request, store, state, lock_id, offset, end,
+                                       max_bytes, declared=length is not None)
+        writer = store.writer(state, lock_id, deferred=checksum is not None)
         await _receive(request, writer, offset, end, checksum, settings)
-        if length is not None and length != state.upload_length:
-            await writer.save(upload_length=length)
         if length is not None and writer.offset == length:
             await writer.last()
+            await writer.save(upload_length=length)
+            state = await _fresh(request, store, state.id)   # with every chunk counted
             return web.Response(status=204, headers={
                 "Upload-Offset": str(writer.offset),
                 **await _complete(request, store, state, lock_id)})
-        await writer.save(release=True)
+        await writer.save(upload_length=length, release=True)
         return web.Response(status=204, headers={
             "Upload-Offset": str(writer.offset),
             "Upload-Expires": _expires(state.expires_at)})
@@ -316,42 +366,102 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
         await store.unlock(state.id, lock_id)
 
 
+def _token_bytes(request: web.Request) -> int | None:
+    """A token's max_bytes: what all its unfinished uploads may hold together."""
+    principal = request[PRINCIPAL]
+    return (principal.max_bytes or None) if principal.kind == "token" else None
+
+
+async def _within_budget(request: web.Request, store: TusStore, state: TusState,
+                         lock_id: uuid.UUID, offset: int, end: int, max_bytes: int, *,
+                         declared: bool) -> int:
+    """The end of a PATCH of a deferred-length upload, once its token's other
+    unfinished uploads are counted. An Upload-Length declared now (``end``), or a
+    Content-Length, beyond it: 413 before the body. A PATCH reserves no more than its
+    Content-Length brings."""
+    body = request.content_length
+    want = end if declared or body is None else min(end, offset + body)
+    allowed = await store.reserve(state, lock_id, max_bytes=max_bytes, end=want)
+    if allowed < want and (declared or body is not None):
+        raise PayloadTooLarge(f"this token's unfinished uploads may hold {max_bytes} "
+                                  f"bytes together; this one may reach {allowed}")
+    return allowed
+
+
 def _checksum_limit(settings) -> str:
     return (f"a PATCH with Upload-Checksum may carry {settings.tus_checksum_max_bytes} "
             f"bytes (MEDIA_TUS_CHECKSUM_MAX_BYTES)")
 
 
-async def _receive(request: web.Request, writer, offset: int, end: int, checksum,
+async def _receive(request: web.Request, writer: Writer, offset: int, end: int, checksum,
                    settings) -> None:
-    """The body into the writer; past ``end`` is 413. With a checksum the body is held
-    and verified first (460 keeps nothing); without, a cut-off body keeps what came."""
+    """The body into the writer, a read at a time; past ``end`` is 413. With a checksum
+    the writer stores the chunks past the offset and hashes as they come: a mismatch
+    drops them (460, the offset stays). Without, a cut-off body keeps what came. A
+    server shutting down stops the PATCH at its next read (503): the client resumes
+    elsewhere from HEAD's offset."""
     limits = Limits(end, settings.upload_idle_timeout)
-    held = bytearray() if checksum else None
+    digest = hashlib.new(checksum[0]) if checksum is not None else None
     got = 0
+    receiving = request.app[RECEIVING]
+    receiving.add(request.content)
     try:
         while piece := await within(limits, request.content.read(READ_BYTES)):
             got += len(piece)
             if offset + got > end:
                 raise PayloadTooLarge("the body goes past Upload-Length")
-            if held is not None:
-                if len(held) + len(piece) > settings.tus_checksum_max_bytes:
+            if digest is not None:
+                if got > settings.tus_checksum_max_bytes:
                     raise PayloadTooLarge(_checksum_limit(settings))
-                held += piece
-            else:
-                await writer.write(piece)
-    except _BODY_ERRORS as e:
+                digest.update(piece)
+            await writer.write(piece)
+    except BaseException as e:
+        if not isinstance(e, TusLocked):   # else the lease, and the upload, are another's
+            # Shielded: a cancelled handler (client gone) must still keep its bytes, or
+            # drop a checksummed PATCH's.
+            await asyncio.shield(_end_cut_off(writer))
+        if not isinstance(e, (*_BODY_ERRORS, _Stopping)):
+            raise
         request.content.feed_eof()
-        if held is None:
-            # Keep what arrived: the client asks HEAD and resumes from there. Shielded:
-            # a cancelled handler (client gone) must still keep its bytes.
-            await asyncio.shield(writer.save(release=True))
         log.info("tus PATCH interrupted at %d: %s", writer.offset, e.__class__.__name__)
+        if isinstance(e, _Stopping):
+            stopping = ServiceUnavailable(
+                "the server is shutting down; ask HEAD for the offset and resume")
+            stopping.close_connection = True
+            raise stopping from None
         raise UploadAborted() from None
-    if checksum is not None and held is not None:
-        algo, digest = checksum
-        if hashlib.new(algo, held).digest() != digest:
-            raise TusChecksumMismatch()
-        await writer.write(bytes(held))
+    finally:
+        receiving.discard(request.content)
+    if digest is not None and digest.digest() != checksum[1]:
+        await writer.discard()
+        raise TusChecksumMismatch()
+
+
+async def _end_cut_off(writer: Writer) -> None:
+    """A PATCH that ends early: a plain one keeps what arrived (the lease goes with it),
+    a checksummed one drops it (nothing can be verified). Best effort: the database may
+    be what failed; a checksummed PATCH's leftovers are past the offset, where they are
+    never read and are overwritten by the next PATCH."""
+    try:
+        if writer.deferred:
+            await writer.discard()
+        else:
+            await writer.save(release=True)
+    except Exception as e:
+        log.warning("tus PATCH: could not settle a cut-off body: %s: %s",
+                    e.__class__.__name__, e)
+
+
+class _Stopping(Exception):
+    """Set on the body of every PATCH in progress when the server begins to shut down."""
+
+
+async def stop_receiving(app: web.Application) -> None:
+    """on_shutdown: every PATCH still reading its body stops at its next read, keeps
+    (or, checksummed, drops) what came, and answers 503; graceful shutdown then waits
+    for that, not for the rest of a body that may be gigabytes."""
+    for body in list(app[RECEIVING]):
+        body.set_exception(_Stopping())
 
 
 async def _complete(request: web.Request, store: TusStore, state: TusState,

@@ -32,6 +32,8 @@ def setup_routes(app: web.Application) -> None:
     add(app, "DELETE", UPLOAD, handler.delete, **opts)
     add(app, "POST", UPLOAD, handler.override, **opts)
     app.on_response_prepare.append(_tus_resumable)
+    app[handler.RECEIVING] = set()
+    app.on_shutdown.append(handler.stop_receiving)
 
 
 async def _tus_resumable(request: web.Request, response: web.StreamResponse) -> None:

@@ -7,8 +7,10 @@ table), so the handler never sees SQL.
   write one upload at once, and no pooled connection is held while a client streams.
   ``holding`` renews it while a completion is processed (minutes, for a long video).
 - ``Writer`` takes a PATCH's bytes: full chunks are stored as they fill, what does not
-  fill a chunk is kept as the row's ``tail``; the offset is always ``file_size +
-  len(tail)``, so a cut-off PATCH keeps every byte that arrived.
+  fill a chunk is kept as the row's ``tail`` at the end of the PATCH; the offset is
+  always ``file_size + len(tail)``, so a cut-off PATCH keeps every byte that arrived.
+  A checksummed PATCH stores its chunks past the offset and moves it only once the
+  checksum matched (``save``), or drops them (``discard``).
 - ``reader`` streams the received bytes back (a batch of chunks at a time) for the
   processing pipeline; ``adopt`` (inside the transaction that makes the processed
   media visible) points the upload at that media and drops the received copy.
@@ -26,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pybase64
 
 from server.asyncutil import cancel_and_wait
-from server.errors import TusLocked
+from server.errors import PayloadTooLarge, TusLocked, TusTooManyOpen
 from server.store.chunking import decode_chunk
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
@@ -78,9 +80,21 @@ class TusStore:
 
     async def create(self, *, message_id: int, creator: str, creator_identity: str,
                      upload_length: int | None, metadata: dict, original_name: str,
-                     expiry_seconds: float) -> uuid.UUID:
+                     expiry_seconds: float, max_open: int,
+                     max_bytes: int | None = None) -> uuid.UUID:
+        """A new upload, unless its creator has ``max_open`` unfinished ones already
+        (TusTooManyOpen) or, with ``max_bytes`` (a token's), their bytes and this one's
+        length would pass it (PayloadTooLarge). Counted and added under the creator's
+        lock: concurrent creations cannot pass the limits together."""
         upload_id = uuid.uuid4()
         async with self.media.connection() as conn, conn.transaction():
+            await Q.tus_lock_creator.execute(conn, identity=creator_identity)
+            held = await Q.tus_held_by_creator.fetchrow(conn, identity=creator_identity,
+                                                        except_id=None)
+            if held["open"] >= max_open:
+                raise TusTooManyOpen()
+            if max_bytes is not None and held["held"] + (upload_length or 0) > max_bytes:
+                raise PayloadTooLarge(_budget_message(max_bytes, held["held"]))
             media_id = await Q.tus_create_media.fetchval(
                 conn, file_name=f"{upload_id.hex}.part", original_name=original_name,
                 chunk_size=self.media.chunk_size)
@@ -104,6 +118,21 @@ class TusStore:
             expires_at=r["expires_at"], expired=r["expired"], held=r["held"],
             tail=bytes(r["tail"]), stored=r["file_size"], chunk_count=r["chunk_count"],
             chunk_size=r["chunk_size"], complete=r["upload_state"] == "complete")
+
+    async def reserve(self, state: TusState, lock_id: uuid.UUID, *, max_bytes: int,
+                      end: int) -> int:
+        """A PATCH of a deferred-length upload made by a token: the furthest offset it
+        may reach, ``end`` or less, so that the token's unfinished uploads together stay
+        within ``max_bytes``. Reserved until the PATCH saves (or its lease runs out),
+        so two PATCHes of one token at once cannot spend the same bytes."""
+        async with self.media.connection() as conn, conn.transaction():
+            await Q.tus_lock_creator.execute(conn, identity=state.creator_identity)
+            held = await Q.tus_held_by_creator.fetchrow(
+                conn, identity=state.creator_identity, except_id=state.id)
+            allowed = max(0, min(end, max_bytes - held["held"]))
+            await Q.tus_reserve.execute(conn, id=state.id, lock_id=lock_id,
+                                        reserved=allowed)
+        return allowed
 
     async def lock(self, upload_id: uuid.UUID) -> uuid.UUID:
         """Take the upload's lease, or raise TusLocked (423)."""
@@ -164,8 +193,9 @@ class TusStore:
             if len(rows) < batch:
                 return removed
 
-    def writer(self, state: TusState, lock_id: uuid.UUID) -> "Writer":
-        return Writer(self, state, lock_id)
+    def writer(self, state: TusState, lock_id: uuid.UUID, *,
+               deferred: bool = False) -> "Writer":
+        return Writer(self, state, lock_id, deferred=deferred)
 
     def reader(self, state: TusState) -> Callable[[], Awaitable[bytes]]:
         """The received bytes, one chunk per call, b"" at the end: a batch of
@@ -180,12 +210,15 @@ class TusStore:
     async def _pieces(self, state: TusState) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         seq, batch = 0, max(1, self.media.read_ahead)
-        while True:
+        # Only the committed chunks: a checksummed PATCH cut short by a dead instance
+        # may have left some past them.
+        while seq < state.chunk_count:
             async with self.media.connection() as conn:
-                rows = await Q.read_chunks.fetch(conn, media_id=state.media_id,
-                                                 first_seq=seq, last_seq=seq + batch - 1)
+                rows = await Q.read_chunks.fetch(
+                    conn, media_id=state.media_id, first_seq=seq,
+                    last_seq=min(seq + batch, state.chunk_count) - 1)
             if not rows:
-                return
+                raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
             for r in rows:
                 if r["seq"] != seq:   # a gap would silently corrupt the file
                     raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
@@ -205,13 +238,29 @@ class TusStore:
         return then
 
 
-class Writer:
-    """One PATCH's bytes into the store, under the lease. Not for concurrent use."""
+def _budget_message(max_bytes: int, held: int) -> str:
+    return (f"this token's unfinished uploads hold {held} of its {max_bytes} bytes; "
+            f"finish or terminate one first")
 
-    def __init__(self, store: TusStore, state: TusState, lock_id: uuid.UUID):
+
+class Writer:
+    """One PATCH's bytes into the store, under the lease. Not for concurrent use.
+
+    Full chunks are stored as they fill, so memory holds at most a chunk and a read.
+    Without ``deferred`` each chunk moves the offset at once (a cut-off PATCH keeps
+    what arrived). With ``deferred`` (a PATCH with Upload-Checksum) the chunks are
+    stored past the offset, which moves only at :meth:`save`, once the checksum
+    matched; :meth:`discard` drops them instead. Either way the bytes that do not fill
+    a chunk are written once, by :meth:`save`: every byte is written once, whatever the
+    size of the PATCH.
+    """
+
+    def __init__(self, store: TusStore, state: TusState, lock_id: uuid.UUID, *,
+                 deferred: bool = False):
         self.store = store
         self.state = state
         self.lock_id = lock_id
+        self.deferred = deferred
         self.cs = state.chunk_size
         self.stored = state.stored
         self.seq = state.chunk_count
@@ -227,30 +276,46 @@ class Writer:
             await self._chunk(self.cs)
 
     async def save(self, upload_length: int | None = None, *, release: bool = False) -> None:
-        """Keep what did not fill a chunk (the upload goes on later); ``release`` gives
-        the lease back in the same statement."""
+        """Commit the offset: the chunks stored so far and the bytes that did not fill
+        one (the upload goes on later); ``release`` gives the lease back in the same
+        statement."""
         async with self.store.media.connection() as conn:
-            status = await Q.tus_save_tail.execute(
+            status = await Q.tus_save.execute(
                 conn, id=self.state.id, lock_id=self.lock_id, tail=bytes(self.buf),
                 upload_length=upload_length, lease_seconds=self.store.lease_seconds,
-                release=release)
+                release=release, stored_bytes=self.stored, chunk_count=self.seq)
         if status != "UPDATE 1":
             raise TusLocked()
 
+    async def discard(self) -> None:
+        """Drop what this (deferred) PATCH stored: the upload stays at its offset."""
+        async with self.store.media.connection() as conn:
+            await Q.tus_discard.execute(conn, id=self.state.id, lock_id=self.lock_id,
+                                        media_id=self.state.media_id,
+                                        first_seq=self.state.chunk_count)
+        self.stored, self.seq = self.state.stored, self.state.chunk_count
+        self.buf = bytearray(self.state.tail)
+
     async def last(self) -> None:
-        """Store the final, partial chunk (every byte is in)."""
+        """Store the final, partial chunk (every byte is in); :meth:`save` commits it."""
         if self.buf:
             await self._chunk(len(self.buf))
 
     async def _chunk(self, n: int) -> None:
         text = pybase64.b64encode(bytes(self.buf[:n])).decode("ascii")
-        rest = bytes(self.buf[n:])
         async with self.store.media.connection() as conn:
-            status = await Q.tus_append_chunk.execute(
-                conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
-                stored_bytes=self.stored + n, tail=rest,
-                lease_seconds=self.store.lease_seconds)
-        if status != "UPDATE 1":
+            if self.deferred:
+                status = await Q.tus_put_chunk.execute(
+                    conn, id=self.state.id, lock_id=self.lock_id,
+                    media_id=self.state.media_id, seq=self.seq, data=text,
+                    lease_seconds=self.store.lease_seconds)
+                ok = status == "INSERT 0 1"
+            else:
+                status = await Q.tus_append_chunk.execute(
+                    conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
+                    stored_bytes=self.stored + n, lease_seconds=self.store.lease_seconds)
+                ok = status == "UPDATE 1"
+        if not ok:
             raise TusLocked()
         del self.buf[:n]
         self.stored += n
