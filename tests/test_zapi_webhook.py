@@ -89,7 +89,7 @@ def test_secret_matches(given, expected, ok):
 async def test_non_json_is_400(zapi_caller, zclient):
     resp = await zapi_caller.post(HOOK, data=b"type=DeliveryCallback",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_json"
 
 
 @pytest.mark.parametrize("event", [
