@@ -10,6 +10,8 @@ import logging
 
 from aiohttp import web
 
+from server.observability.paths import safe_path
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -185,8 +187,9 @@ async def error_middleware(request: web.Request, handler):
         return error_response(e.status, code, e.reason, headers)
     except ConnectionError:
         # The client went away mid-request: normal on mobile networks, nobody to answer.
-        log.debug("client went away during %s %s", request.method, request.path)
+        log.debug("client went away during %s %s", request.method, safe_path(request))
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The path as every log shows it: a secret in it is its route template.
+        log.exception("unhandled error on %s %s", request.method, safe_path(request))
         return error_response(500, "internal_error", "internal error")
