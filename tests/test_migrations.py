@@ -95,7 +95,7 @@ async def test_run_py_rollback(empty_dsn):
 
 async def test_rollback_all_then_reapply(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
-    assert rollback_migrations(empty_dsn, 10) == list(reversed(ALL))
+    assert rollback_migrations(empty_dsn, len(ALL)) == list(reversed(ALL))
     tables = await _tables(empty_dsn)
     assert not {"media_files", "media_chunks", "media_files_complete"} & tables
     assert await fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
