@@ -50,17 +50,17 @@ VALUES (:actor, :action, :media_id, :message_id, :client_addr::inet, :user_agent
         :request_id, :outcome);
 
 -- name: count_refusal
--- A refusal without a valid credential: one row per (minute, address, actor, outcome),
--- its count raised by each further refusal in that minute, from any instance (the
--- partial unique index media_audit_log_refusal_idx, migration 0013). The row keeps the
--- first refusal's user agent and request id.
+-- :n refusals without a valid credential in the :minute starting then: one row per
+-- (minute, address, actor, outcome), its count raised by every later write of the
+-- same key, from any instance (the partial unique index media_audit_log_refusal_idx,
+-- migration 0013). The row keeps the first refusal's user agent and request id.
 INSERT INTO media_audit_log (actor, action, media_id, message_id, client_addr,
                              user_agent, request_id, outcome, minute, count)
 VALUES (:actor, :action, NULL, NULL, :client_addr::inet, :user_agent, :request_id,
-        :outcome, date_trunc('minute', now()), 1)
+        :outcome, :minute, :n)
 ON CONFLICT (minute, (coalesce(host(client_addr), '')), actor, outcome)
    WHERE minute IS NOT NULL
-DO UPDATE SET count = media_audit_log.count + 1;
+DO UPDATE SET count = media_audit_log.count + EXCLUDED.count;
 
 -- name: prune_audit
 -- MEDIA_AUDIT_RETENTION_DAYS: one batch of the oldest rows past it (media_audit_log_at_idx),

@@ -11,6 +11,7 @@ import pytest
 
 from server import appkeys
 from server.security.audit import prune
+from server.security.refusals import REFUSALS, RefusalCounter
 from server.workers.janitor import janitor
 from tests.dbutil import bearer, fetchval
 from tests.fake_zapi import FakeZapi
@@ -168,6 +169,13 @@ async def test_refusals_without_a_valid_credential_are_one_row_with_a_count(
     for _ in range(2):
         resp = await anon_client.delete("/api/media/1", headers=bearer(reader))
         assert resp.status == 403
+    # Each process wrote its first refusal of each reason at once (the bad key: once
+    # per server, into one row; the bad signature: one server), and holds the rest as
+    # counts until its next flush (every few seconds, and at shutdown): now.
+    first = await denied_rows(db_dsn)
+    assert sorted(count for *_, count, counted in first if counted) == [1, 2]
+    for app in (client.app, other.server.app):
+        await app[REFUSALS].flush()
     # (Both servers see the same minute unless the clock turns one over meanwhile.)
     rows = await denied_rows(db_dsn)
     by_reason = {}
@@ -179,9 +187,41 @@ async def test_refusals_without_a_valid_credential_are_one_row_with_a_count(
     assert sum(by_reason.pop(("signed-url", "403 invalid_signature", True))) == n // 2
     assert by_reason == {("reader", "403 forbidden", False): [1, 1]}
     assert len(rows) <= 2 + 2 + 2   # one counted row per reason (two over a minute's turn)
+    # Counted once: flushing again adds nothing.
+    await client.app[REFUSALS].flush()
+    assert await denied_rows(db_dsn) == rows
     # GET /api/audit shows the count.
     entries = (await (await client.get("/api/audit?action=access_denied")).json())["entries"]
     assert sum(e["count"] for e in entries if e["actor"] == "signed-url") == n // 2
+
+
+async def test_the_counter_by_minute_and_within_its_memory_bound(store, db_dsn):
+    from server.security.audit import AuditEntry
+    now = [1_800_000_000.0]          # a minute's start
+    counter = RefusalCounter(store, clock=lambda: now[0], max_keys=2)
+
+    def entry(addr, actor="unknown-key"):
+        return AuditEntry(actor=actor, action="access_denied", client_addr=addr,
+                          outcome="401 invalid_credentials")
+    for _ in range(5):
+        await counter.count(entry("10.0.0.1"))
+    await counter.count(entry("10.0.0.2"))
+    for _ in range(3):                # past max_keys: each written at once, none kept
+        await counter.count(entry("10.0.0.3"))
+    assert len(counter._pending) == 2
+    now[0] += 61                      # the next minute: a row of its own
+    await counter.count(entry("10.0.0.1"))
+    await counter.count(entry("10.0.0.1"))
+    await counter.flush()
+    rows = await denied_rows(db_dsn)
+    got = sorted((addr, count, counted) for _, _, addr, count, counted in rows)
+    assert got == [("10.0.0.1", 2, True), ("10.0.0.1", 5, True), ("10.0.0.2", 1, True),
+                   ("10.0.0.3", 3, True)]
+    # The past minute's keys were forgotten once flushed (the current minute's came
+    # while memory was full: written at once, not held); room again for the next.
+    assert counter._pending == {}
+    await counter.count(entry("10.0.0.4"))
+    assert [k[1] for k in counter._pending] == ["10.0.0.4"]
 
 
 async def test_retention_deletes_old_rows_in_batches_and_keeps_new_ones(client, store,

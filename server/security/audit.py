@@ -7,11 +7,9 @@ a change that rolled back never leaves a success row. When the action fails,
 
 Refusals without a valid credential (a made-up key, a tampered token or signature)
 cost a client nothing to send, so they are *counted*, not listed
-(:func:`record_refusal`): one row per minute, client address, actor and outcome, whose
-``count`` the database raises by one per refusal. The upsert makes every instance and
-worker process count into the same row with no coordination and nothing held in
-memory; a flood costs one small in-place update per request instead of a new 650-byte
-row. Rows older than MEDIA_AUDIT_RETENTION_DAYS are deleted by the janitor
+(:func:`record_refusal`): one row per minute, client address, actor and outcome, with
+a ``count``, in which every instance and worker process counts (refusals.py says how).
+Rows older than MEDIA_AUDIT_RETENTION_DAYS are deleted by the janitor
 (:func:`prune`), a bounded batch at a time.
 """
 from __future__ import annotations
@@ -29,6 +27,7 @@ from server.errors import MediaError
 from server.observability.requestid import REQUEST_ID
 from server.security.access import PRINCIPAL
 from server.security.forwarded import client_address
+from server.security.refusals import REFUSALS
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -93,19 +92,10 @@ async def record(request: web.Request, entry: AuditEntry) -> None:
 
 
 async def record_refusal(request: web.Request, entry: AuditEntry) -> None:
-    """Count ``entry`` (a refusal without a valid credential) into its minute's row.
-    Best effort, as :func:`record`. Its media and message ids are dropped: varying
-    them must not make a row per request."""
-    async def write() -> None:
-        async with request.app[appkeys.STORE].connection() as conn:
-            await Q.count_refusal.execute(
-                conn, actor=entry.actor, action=entry.action, client_addr=entry.client_addr,
-                user_agent=entry.user_agent, request_id=entry.request_id,
-                outcome=entry.outcome)
-    try:
-        await asyncio.shield(write())
-    except Exception as e:
-        log.warning("could not count refusal %s: %s: %s", entry, e.__class__.__name__, e)
+    """Count ``entry`` (a refusal without a valid credential) into its minute's row
+    (server/security/refusals.py). Its media and message ids are dropped: varying them
+    must not make a row per request."""
+    await request.app[REFUSALS].count(entry)
 
 
 PRUNE_BATCH = 1000        # rows per DELETE: short statements, short locks, small WAL bursts
