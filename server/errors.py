@@ -10,6 +10,8 @@ import logging
 
 from aiohttp import web
 
+from server.observability.paths import safe_path
+
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -37,6 +39,8 @@ def _error(name: str, status: int, code: str, message: str, *,
 
 # One block, like tusd's: the code a client can switch on, its status, its default text.
 BadRequest = _error("BadRequest", 400, "bad_request", "bad request")
+# A JSON body that does not parse (nor does one nested thousands deep).
+InvalidJson = _error("InvalidJson", 400, "invalid_json", "the body must be JSON")
 EmptyFile = _error("EmptyFile", 400, "empty_file", "the file is empty")
 MissingFile = _error("MissingFile", 400, "missing_file", "no file in the request")
 MissingMessageId = _error("MissingMessageId", 400, "missing_message_id", "message_id is required")
@@ -84,6 +88,10 @@ TokenExpired = _error("TokenExpired", 401, "token_expired", "the upload token ha
 Forbidden = _error("Forbidden", 403, "forbidden", "this key's scope does not allow this")
 TokenNotAllowed = _error("TokenNotAllowed", 403, "token_not_allowed",
                          "an upload token only uploads")
+# ?token= is for upload tokens only: a key in a URL ends up in proxy and browser logs.
+KeyInQuery = _error("KeyInQuery", 401, "key_in_query",
+                    "API keys go in the Authorization header, never in the URL; "
+                    "?token= takes upload tokens only", close=True)
 TokenWrongMessage = _error("TokenWrongMessage", 403, "token_wrong_message",
                            "the upload token is for another message")
 InvalidSignature = _error("InvalidSignature", 403, "invalid_signature",
@@ -182,8 +190,9 @@ async def error_middleware(request: web.Request, handler):
         return error_response(e.status, code, e.reason, headers)
     except ConnectionError:
         # The client went away mid-request: normal on mobile networks, nobody to answer.
-        log.debug("client went away during %s %s", request.method, request.path)
+        log.debug("client went away during %s %s", request.method, safe_path(request))
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The path as every log shows it: a secret in it is its route template.
+        log.exception("unhandled error on %s %s", request.method, safe_path(request))
         return error_response(500, "internal_error", "internal error")

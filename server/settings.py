@@ -139,6 +139,8 @@ class Settings:
     public_read: bool = False
     cors_origins: tuple[str, ...] = ()
     audit_reads: bool = False
+    # The janitor deletes audit rows older than this, in small batches.
+    audit_retention_days: int = 365
     trusted_proxies: tuple[Network, ...] = ()
     metrics_allow: tuple[Network, ...] = LOOPBACK
     # The legacy folder (/uploads/media) during the move: files not imported yet are
@@ -539,6 +541,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_read=_bool(env, "MEDIA_PUBLIC_READ", Settings.public_read),
         cors_origins=_origins(env),
         audit_reads=_bool(env, "MEDIA_AUDIT_READS", Settings.audit_reads),
+        audit_retention_days=_int(env, "MEDIA_AUDIT_RETENTION_DAYS",
+                                  Settings.audit_retention_days, lo=1, hi=36500),
         trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
         metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
         send_timeout=_float(env, "MEDIA_SEND_TIMEOUT_SECONDS", Settings.send_timeout,

@@ -72,6 +72,19 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
   JOIN media_files f ON f.id = l.media_id
  WHERE l.legacy_name = :legacy_name AND f.upload_state = 'complete';
 
+-- name: get_legacy_media_by_file_name
+-- /uploads/media/{name} by the generated file_name an earlier redirect handed out:
+-- only for media imported from a legacy file. Any other media's file_name is no
+-- credential and gets nothing here (a 404).
+SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_size,
+       f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
+       f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
+       f.chunk_count, f.sha256, f.duration_exact, f.waveform,
+       media_variant_list(f.id) AS variants, NULL::varchar AS variant
+  FROM media_files f
+  JOIN legacy_media l ON l.media_id = f.id
+ WHERE f.file_name = :file_name AND f.upload_state = 'complete';
+
 -- name: media_ids_page
 -- Complete media a page at a time by id (verify), optionally one message's or since a
 -- date (export). Each filter is skipped when its parameter is NULL.

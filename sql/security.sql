@@ -49,10 +49,38 @@ INSERT INTO media_audit_log (actor, action, media_id, message_id, client_addr,
 VALUES (:actor, :action, :media_id, :message_id, :client_addr::inet, :user_agent,
         :request_id, :outcome);
 
+-- name: count_refusal
+-- :n refusals without a valid credential in the :minute starting then: one row per
+-- (minute, address, actor, outcome), its count raised by every later write of the
+-- same key, from any instance (the partial unique index media_audit_log_refusal_idx,
+-- migration 0013). The row keeps the first refusal's user agent and request id.
+INSERT INTO media_audit_log (actor, action, media_id, message_id, client_addr,
+                             user_agent, request_id, outcome, minute, count)
+VALUES (:actor, :action, NULL, NULL, :client_addr::inet, :user_agent, :request_id,
+        :outcome, :minute, :n)
+ON CONFLICT (minute, (coalesce(host(client_addr), '')), actor, outcome)
+   WHERE minute IS NOT NULL
+DO UPDATE SET count = media_audit_log.count + EXCLUDED.count;
+
+-- name: prune_audit
+-- MEDIA_AUDIT_RETENTION_DAYS: one batch of the oldest rows past it (media_audit_log_at_idx),
+-- in its own short statement; the janitor repeats it while batches come back full.
+WITH gone AS (
+    DELETE FROM media_audit_log
+     WHERE id IN (SELECT id FROM media_audit_log
+                   WHERE at < now() - make_interval(days => :days)
+                   ORDER BY at
+                   LIMIT :batch
+                     FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
 -- name: search_audit
--- GET /api/audit: newest first, each filter optional (NULL = any).
+-- GET /api/audit: newest first, each filter optional (NULL = any). count: how many
+-- refusals a counted row stands for (1 for every other row).
 SELECT id, at, actor, action, media_id, message_id, host(client_addr) AS client_addr,
-       user_agent, request_id, outcome
+       user_agent, request_id, outcome, count
   FROM media_audit_log
  WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer)
    AND (:action::text IS NULL OR action = :action::text)

@@ -1,6 +1,12 @@
 -- Z-API deliveries: the outbox (zapi_deliveries) and what the webhooks change in it.
 -- Life of a row: queued -> (claimed) sending -> sent | failed | unknown, or back to
 -- queued with a later next_attempt_at for a retry. See server/zapi/outbox.py.
+--
+-- media_files.zapi_sent means: at least one delivery of the media is 'sent' (Z-API
+-- took it and WhatsApp has not reported it failed; delivered and read are statuses of
+-- a sent delivery). zapi_message_id is the message id of the latest such delivery,
+-- NULL when there is none. delivery_sent sets both; a DeliveryCallback error that
+-- fails a delivery recomputes them (media_zapi_sent_sync).
 
 -- name: create_delivery
 -- A send asked for: committed before any request to Z-API. Only complete media.
@@ -135,12 +141,41 @@ RETURNING id;
 
 -- name: delivery_callback_failed
 -- DeliveryCallback with an error: WhatsApp did not deliver what Z-API accepted.
--- Matched by either id; a replay changes nothing more.
+-- Matched by either id; a replay changes nothing more. The media's zapi_sent is then
+-- recomputed in the same transaction (media_lock_for_sync, media_zapi_sent_sync).
 UPDATE zapi_deliveries
    SET state = 'failed', last_error = :error, updated_at = now()
  WHERE (zapi_message_id = :zapi_message_id OR zaap_id = :zaap_id)
    AND state <> 'failed'
-RETURNING id;
+RETURNING id, media_id;
+
+-- name: media_lock_for_sync
+-- Locks the media rows whose zapi_sent is about to be recomputed, in id order. Taken
+-- before media_zapi_sent_sync so that statement's snapshot (a new one, READ COMMITTED)
+-- sees every delivery change committed by whoever held the lock before: two callbacks
+-- failing two deliveries of one media at once cannot both see the other one as sent.
+SELECT id FROM media_files
+ WHERE id = ANY(:media_ids::integer[])
+ ORDER BY id
+   FOR UPDATE;
+
+-- name: media_zapi_sent_sync
+-- zapi_sent and zapi_message_id from the media's deliveries: true (with the latest
+-- sent delivery's message id) while any delivery is 'sent', else false and NULL.
+UPDATE media_files f
+   SET zapi_sent = latest.id IS NOT NULL, zapi_message_id = latest.zapi_message_id,
+       updated_at = now()
+  FROM unnest(:media_ids::integer[]) AS m(id)
+  LEFT JOIN LATERAL (
+      SELECT d.id, d.zapi_message_id
+        FROM zapi_deliveries d
+       WHERE d.media_id = m.id AND d.state = 'sent'
+       ORDER BY d.sent_at DESC NULLS LAST, d.id DESC
+       LIMIT 1) latest ON true
+ WHERE f.id = m.id
+   AND (f.zapi_sent IS DISTINCT FROM (latest.id IS NOT NULL)
+        OR f.zapi_message_id IS DISTINCT FROM latest.zapi_message_id)
+RETURNING f.id, f.zapi_sent;
 
 -- name: delivery_status
 -- MessageStatusCallback: the furthest WhatsApp status seen (statuses may arrive out of

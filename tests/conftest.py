@@ -22,11 +22,22 @@ from server.settings import Settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.apps import build_app, start_client
+from tests import offline_dns
 from tests.dbutil import admin, create_api_key, dsn_for
 from tests.media import BYTES_KEPT
 from tests.procs import Processes
 
 TEMPLATE = f"media_tpl_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_dns():
+    """Host names resolve through /etc/hosts or as IP literals only, never through the
+    machine's DNS resolver, which is not loopback (tests/offline_dns.py). For this test
+    process; the server processes tests start resolve as the service does."""
+    with pytest.MonkeyPatch.context() as mp:
+        offline_dns.install(mp)
+        yield
 
 
 @pytest.fixture(scope="session")

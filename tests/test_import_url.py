@@ -401,7 +401,7 @@ async def test_unknown_message_fetches_nothing(open_client, origin):
 
 
 @pytest.mark.parametrize("body,code", [
-    (b"not json", "bad_request"), (b"[1, 2]", "bad_request"),
+    (b"not json", "invalid_json"), (b"[1, 2]", "bad_request"),
     (b'{"url": "https://x.example/a.jpg"}', "invalid_message_id"),
     (b'{"message_id": "abc", "url": "https://x.example/a.jpg"}', "invalid_message_id"),
     (b'{"message_id": true, "url": "https://x.example/a.jpg"}', "invalid_message_id"),

@@ -13,6 +13,7 @@ from server.legacy.importer import IMPORTED
 from server.legacy.web import deprecation_headers, sf_date
 from tests.dbutil import fetchval
 from tests.legacy_util import make_chat, run_import
+from tests.media import png_bytes
 
 SUNSET = datetime(2099, 1, 1, tzinfo=timezone.utc)
 DEPRECATED = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -77,6 +78,26 @@ async def test_redirect_by_generated_file_name(legacy_client, imported, store):
     rec = await store.stat(ids["b.png"])
     resp = await legacy_client.get(f"/uploads/media/{rec.file_name}", allow_redirects=False)
     assert resp.status == 302 and signed_to(resp.headers["Location"], rec.id)
+
+
+async def test_a_generated_file_name_that_was_never_a_legacy_file_is_404(
+        legacy_client, imported, client, store, message_id):
+    # Uploaded through the API, never a legacy file: its generated name is no credential.
+    resp = await client.post("/api/media/upload-production",
+                             params={"message_id": str(message_id)}, data=png_bytes(),
+                             headers={"Content-Type": "image/png"})
+    assert resp.status == 201, await resp.text()
+    rec = await store.stat((await resp.json())["id"])
+    resp = await legacy_client.get(f"/uploads/media/{rec.file_name}", allow_redirects=False)
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "media_not_found"
+    # An imported file's generated name still redirects (the test above), its legacy
+    # name too.
+    _, ids = imported
+    imported_rec = await store.stat(ids["a.jpg"])
+    for name in ("a.jpg", imported_rec.file_name):
+        resp = await legacy_client.get(f"/uploads/media/{name}", allow_redirects=False)
+        assert resp.status == 302 and signed_to(resp.headers["Location"], imported_rec.id)
 
 
 async def test_not_imported_yet_is_served_from_the_folder(legacy_client, imported):

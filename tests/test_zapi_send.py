@@ -384,7 +384,8 @@ async def test_sends_and_their_outcomes_are_audited(make_client, fake, message_i
     rows = (await (await client.get(f"/api/audit?media_id={media['id']}")).json())
     entries = rows["entries"] if isinstance(rows, dict) else rows
     actions = [(e["action"], e["actor"], e["outcome"]) for e in entries]
-    assert ("zapi_send", "test-admin", "ok") in actions
+    # The row names the number sent to.
+    assert ("zapi_send", "test-admin", "ok: to 5511999999999") in actions
     attempts = sorted(o for a, actor, o in actions if a == "zapi_attempt")
     assert attempts == [f"delivery {d['id']} attempt 1 retry: Z-API answered 503: "
                         "Internal server error", f"delivery {d['id']} attempt 2 sent"]

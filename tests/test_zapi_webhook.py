@@ -89,7 +89,7 @@ def test_secret_matches(given, expected, ok):
 async def test_non_json_is_400(zapi_caller, zclient):
     resp = await zapi_caller.post(HOOK, data=b"type=DeliveryCallback",
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert resp.status == 400 and (await resp.json())["error"] == "bad_request"
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_json"
 
 
 @pytest.mark.parametrize("event", [
@@ -133,6 +133,37 @@ async def test_delivery_callback_with_error_fails_the_delivery(zapi_caller, zcli
     d = await state(zclient, sent["id"])
     assert d["state"] == "failed" and d["last_error"] == "Phone number does not exist"
     assert (await (await hook(zapi_caller, event)).json())["updated"] == 0   # replay: no-op
+
+
+async def media_zapi(pool, media_id):
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT zapi_sent, zapi_message_id FROM media_files "
+                                  "WHERE id = $1", media_id)
+    return row["zapi_sent"], row["zapi_message_id"]
+
+
+async def test_zapi_sent_is_true_while_any_delivery_of_the_media_is_sent(
+        zapi_caller, zclient, sent, pool):
+    media_id = sent["media_id"]
+    resp = await zclient.post(f"/api/media/{media_id}/send", json={"phone": "5521988887777"})
+    second = await wait_delivery(zclient, (await resp.json())["delivery_id"])
+    assert second["state"] == "sent"
+    assert await media_zapi(pool, media_id) == (True, second["zapi_message_id"])
+
+    def failed(d):
+        return {"type": "DeliveryCallback", "zaapId": d["zaap_id"],
+                "messageId": d["zapi_message_id"], "error": "Phone number does not exist"}
+    # The latest sent one fails: the media is still sent, by the first delivery.
+    assert (await (await hook(zapi_caller, failed(second))).json())["updated"] == 1
+    assert await media_zapi(pool, media_id) == (True, sent["zapi_message_id"])
+    # The last one fails too: nothing of it reached WhatsApp.
+    assert (await (await hook(zapi_caller, failed(sent))).json())["updated"] == 1
+    assert await media_zapi(pool, media_id) == (False, None)
+    assert [d["state"] for d in (await (await zclient.get(
+        f"/api/media/{media_id}/deliveries")).json())["deliveries"]] == ["failed", "failed"]
+    # The media's JSON says the same.
+    body = await (await zclient.get(f"/api/media/{media_id}")).json()
+    assert (body["zapi_sent"], body["zapi_message_id"]) == (False, None)
 
 
 async def test_delivery_callback_without_error_changes_nothing(zapi_caller, zclient, sent):

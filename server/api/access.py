@@ -1,12 +1,12 @@
 """Access-control routes: upload tokens for phones, and the audit log for operators."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from aiohttp import web
 
 from server import appkeys
+from server.api.jsonbody import read_json_object
 from server.errors import BadRequest, MessageNotFound
 from server.http.params import parse_id
 from server.security import SIGNER
@@ -17,21 +17,6 @@ TOKEN_TTL_MAX = 7 * 86400
 AUDIT_LIMIT_DEFAULT = 100
 AUDIT_LIMIT_MAX = 1000
 MAX_JSON_BYTES = 4096
-
-
-async def _json_object(request: web.Request) -> dict:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise BadRequest("the JSON body is too large")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise BadRequest("the JSON body is too large")
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _int_field(body: dict, name: str, default: int | None, lo: int, hi: int) -> int:
@@ -47,7 +32,7 @@ async def create_upload_token(request: web.Request) -> web.Response:
     """POST /api/media/upload-tokens {"message_id", "max_bytes"?, "ttl_seconds"?} → 201
     {"token", "upload_url", "expires_at"}: what a phone uploads with, keyless."""
     settings = request.app[appkeys.SETTINGS]
-    body = await _json_object(request)
+    body = await read_json_object(request, MAX_JSON_BYTES, empty={})
     message_id = _int_field(body, "message_id", None, 1, 2**31 - 1)
     max_bytes = _int_field(body, "max_bytes", settings.max_upload_bytes, 1,
                            settings.max_upload_bytes)

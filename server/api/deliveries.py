@@ -73,7 +73,9 @@ def check_upload_send(settings, fields: dict[str, str]) -> tuple[str, str | None
 async def enqueue_send(request: web.Request, media_id: int, phone: str,
                        caption: str | None, reply_to: str | None) -> dict[str, Any]:
     """Commit a delivery with its audit row (the upload route's send_to uses this too)."""
-    async with audited(request, "zapi_send", media_id=media_id) as audit:
+    # The row names the number sent to: who sent what to whom is the point of it.
+    async with audited(request, "zapi_send", media_id=media_id,
+                       outcome=f"ok: to {phone}") as audit:
         row = await request.app[appkeys.OUTBOX].enqueue(media_id, phone, caption, reply_to,
                                                         audit=audit)
     return {"delivery_id": row["id"], "state": row["state"], "url": delivery_path(row["id"])}

@@ -1,11 +1,13 @@
-"""Small JSON request bodies (the send and import routes): read bounded, parsed, checked."""
+"""Small JSON request bodies (send, upload-tokens, import-url, the Z-API webhook): read
+bounded, parsed, checked. The one place a request body becomes JSON, so every route
+answers bad JSON alike: 400 ``invalid_json``, never a 500."""
 from __future__ import annotations
 
 import json
 
 from aiohttp import web
 
-from server.errors import BadRequest, PayloadTooLarge
+from server.errors import BadRequest, InvalidJson, PayloadTooLarge
 from server.http.params import parse_id
 
 MAX_JSON_BYTES = 64 * 1024
@@ -24,13 +26,29 @@ async def read_bounded(request: web.Request, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-async def read_json_object(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> dict:
-    """The body as a JSON object, or a 400 (not JSON, not an object) / 413 (too big)."""
-    body = await read_bounded(request, max_bytes)
+def parse_json(body: bytes) -> object:
+    """``body`` as JSON, or InvalidJson (400): not UTF-8, not JSON, or nested deeper
+    than the interpreter's recursion limit (``[`` x 5000 raises RecursionError inside
+    the decoder, which is bad input like any other, not a server fault)."""
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise BadRequest("the body must be JSON") from None
+        raise InvalidJson() from None
+    except RecursionError:
+        raise InvalidJson("the body is nested too deeply") from None
+
+
+async def read_json(request: web.Request, max_bytes: int = MAX_JSON_BYTES) -> object:
+    """The body as any JSON value; 400 ``invalid_json`` / 413 (too big)."""
+    return parse_json(await read_bounded(request, max_bytes))
+
+
+async def read_json_object(request: web.Request, max_bytes: int = MAX_JSON_BYTES, *,
+                           empty: dict | None = None) -> dict:
+    """The body as a JSON object, or a 400 (not JSON, not an object) / 413 (too big).
+    ``empty``: what an empty body stands for (None: an empty body is not JSON)."""
+    body = await read_bounded(request, max_bytes)
+    data = dict(empty) if empty is not None and not body.strip() else parse_json(body)
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     return data

@@ -10,6 +10,7 @@ from aiohttp import web
 from server.api import access, deliveries, health, import_url, media, search, serve, upload
 from server.legacy import web as legacy_web
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
+from server.security.access import SEND_SCOPE
 from server.zapi import webhook
 from server.tus import routes as tus
 
@@ -26,7 +27,8 @@ def setup_routes(app: web.Application) -> None:
     add(app, "GET", "/api/media/{mediaId}", media.get_media, scope=READ)
     add(app, "DELETE", "/api/media/{mediaId}", media.delete_media, scope=WRITE)
     add(app, "GET", "/api/messages/{messageId}/media", media.list_message_media, scope=READ)
-    add(app, "POST", "/api/media/{mediaId}/send", deliveries.send_media, scope=WRITE)
+    add(app, "POST", "/api/media/{mediaId}/send", deliveries.send_media,
+        scope=SEND_SCOPE)
     add(app, "GET", "/api/media/{mediaId}/deliveries", deliveries.list_media_deliveries,
         scope=READ)
     add(app, "GET", "/api/deliveries/{deliveryId}", deliveries.get_delivery, scope=READ)

@@ -26,6 +26,7 @@ from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.limits.ranges import SharedReads, too_costly
 from server.limits.sending import Sender, SendTimeout, StreamSlots
+from server.observability.paths import safe_path
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
 from server.processing.variants import stat_variant
@@ -271,16 +272,16 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
         await resp.write_eof()
     except SendTimeout:
         # server/limits/sending.py: the connection is closed already.
-        log.info("send timed out on %s: the client read nothing for %g s", request.path,
+        log.info("send timed out on %s: the client read nothing for %g s", safe_path(request),
                  sender.timeout)
     except ConnectionError:
         # Players abandon responses all the time (seeks, scrubbing). A reset
         # is ConnectionResetError; a close seen while waiting to drain is a bare
         # ConnectionError("Connection lost") (uvloop, as run.py serves).
-        log.debug("client went away during %s", request.path)
+        log.debug("client went away during %s", safe_path(request))
     except StorageCorrupt:
         # Headers are gone already; cutting the connection is the only honest signal.
-        log.warning("media vanished mid-response on %s", request.path)
+        log.warning("media vanished mid-response on %s", safe_path(request))
         if request.transport is not None:
             request.transport.close()
     finally:

@@ -50,7 +50,12 @@ from server.processing.pipeline import Job
 from server.processing.policy import options_from
 from server.security import SIGNER
 from server.security.audit import Audit, audited
-from server.security.hooks import check_upload_message, refuse_before_body, upload_limit
+from server.security.hooks import (
+    check_may_send,
+    check_upload_message,
+    refuse_before_body,
+    upload_limit,
+)
 from server.store.media import MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
@@ -112,6 +117,8 @@ async def _upload(request: web.Request) -> web.Response:
                 if length is not None and length > limits.max_bytes:
                     raise PayloadTooLarge()
                 send.update((k, v) for k, v in request.query.items() if k in SEND_FIELDS)
+                if "send_to" in send:
+                    check_may_send(request)   # before a byte of the body is read
                 check_upload_send(settings, send)
                 rec = await _raw(request, store, limits, audit)
             else:
@@ -178,6 +185,10 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
                 if upload is None:
                     await _check_message(store, message_id)
             elif part.name in SEND_FIELDS:
+                if part.name == "send_to":
+                    # Refused as soon as it is seen; a file that came before it is
+                    # aborted below, nothing of it kept.
+                    check_may_send(request)
                 send[part.name] = (await _small_field(part, limits)).strip()
             else:   # compress / quality apply until the file is finished; others ignored
                 options = options.with_field(part.name, await _small_field(part, limits))

@@ -1,7 +1,8 @@
 """GET/HEAD /uploads/media/{name}: the old URLs, while the folder is retired and after.
 
 - An imported file (by its legacy name, or by the generated file_name the earlier
-  redirect used) is redirected to the media's URL as media_json gives it, the query
+  redirect used, for imported files only: any other media's file_name is a 404, never
+  a credential) is redirected to the media's URL as media_json gives it, the query
   string kept. 302, not 301: that URL may be a signed one that expires, and after the
   sunset the old URL answers 410; a permanent redirect would be cached past both.
 - During the transition (MEDIA_LEGACY_DIR set), a file not imported yet is served from

@@ -20,6 +20,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from server.observability import requestid
+from server.observability.paths import route_of as _route
+from server.observability.paths import safe_path as _safe_path
 from server.security.access import PRINCIPAL
 from server.secret import RedactingFormatter
 
@@ -109,29 +111,6 @@ def _asyncpg_in_one_line(record: logging.LogRecord) -> bool:
         record.args = None
         record.exc_info = None
     return True
-
-
-def _match_info(request: web.BaseRequest):
-    try:
-        return getattr(request, "match_info", None)
-    except AssertionError:
-        # A request aiohttp could not parse (its own 400) never reached the router.
-        return None
-
-
-def _route(request: web.BaseRequest) -> str:
-    info = _match_info(request)
-    resource = info.route.resource if info is not None and info.route else None
-    return resource.canonical if resource is not None else "unmatched"
-
-
-def _safe_path(request: web.BaseRequest) -> str:
-    # A secret in the path (the Z-API webhook's, its only authentication) is a
-    # credential: such requests are logged by their route template instead.
-    info = _match_info(request)
-    if info is not None and "secret" in info:
-        return _route(request)
-    return request.raw_path.partition("?")[0]
 
 
 class AccessSink:

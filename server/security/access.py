@@ -20,6 +20,9 @@ READ = "read"
 WRITE = "write"
 ADMIN = "admin"
 KEY_SCOPES = (READ, WRITE, ADMIN)
+# What asking for a WhatsApp send needs: the send route's scope, and also what an
+# upload's send_to (multipart field, query, tus metadata) needs, since it sends alike.
+SEND_SCOPE = WRITE
 _RANK = {READ: 1, WRITE: 2, ADMIN: 3}
 
 

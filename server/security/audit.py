@@ -4,6 +4,13 @@ An entry is a value; whoever makes the change writes it on the connection and in
 transaction of that change (the store's ``Upload.finish`` and ``delete`` take it), so
 a change that rolled back never leaves a success row. When the action fails,
 :func:`audited` writes the entry on its own with the failure as outcome.
+
+Refusals without a valid credential (a made-up key, a tampered token or signature)
+cost a client nothing to send, so they are *counted*, not listed
+(:func:`record_refusal`): one row per minute, client address, actor and outcome, with
+a ``count``, in which every instance and worker process counts (refusals.py says how).
+Rows older than MEDIA_AUDIT_RETENTION_DAYS are deleted by the janitor
+(:func:`prune`), a bounded batch at a time.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from server.errors import MediaError
 from server.observability.requestid import REQUEST_ID
 from server.security.access import PRINCIPAL
 from server.security.forwarded import client_address
+from server.security.refusals import REFUSALS
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -81,6 +89,31 @@ async def record(request: web.Request, entry: AuditEntry) -> None:
     except Exception as e:
         # No stack trace: the usual cause is the database going away (shutdown).
         log.warning("could not write audit entry %s: %s: %s", entry, e.__class__.__name__, e)
+
+
+async def record_refusal(request: web.Request, entry: AuditEntry) -> None:
+    """Count ``entry`` (a refusal without a valid credential) into its minute's row
+    (server/security/refusals.py). Its media and message ids are dropped: varying them
+    must not make a row per request."""
+    await request.app[REFUSALS].count(entry)
+
+
+PRUNE_BATCH = 1000        # rows per DELETE: short statements, short locks, small WAL bursts
+PRUNE_MAX_BATCHES = 100   # per janitor run: a backlog drains over several runs
+
+
+async def prune(store, days: int, *, batch: int = PRUNE_BATCH,
+                max_batches: int = PRUNE_MAX_BATCHES) -> int:
+    """Delete audit rows older than ``days``, ``batch`` rows per statement, until a
+    batch comes back short or ``max_batches`` ran; how many rows went."""
+    removed = 0
+    for _ in range(max_batches):
+        async with store.connection() as conn:
+            n = await Q.prune_audit.fetchval(conn, days=days, batch=batch)
+        removed += n
+        if n < batch:
+            break
+    return removed
 
 
 async def search(store, *, media_id: int | None, action: str | None,

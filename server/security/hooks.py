@@ -2,6 +2,8 @@
 
 - ``upload_limit(request, limit)``: an upload token may lower the size limit;
 - ``check_upload_message(request, message_id)``: a token uploads to its message only;
+- ``check_may_send(request)``: only a key with the send route's scope may ask an
+  upload to be sent on to WhatsApp (``send_to``); an upload token may not;
 - ``media_cache_control(request)``: Cache-Control for the bytes, by how they were read;
 - ``refuse_before_body(request)``: for ``Expect: 100-continue``, which aiohttp answers
   before any middleware runs: a request with no credential at all is refused before
@@ -14,8 +16,8 @@ import time
 from aiohttp import web
 
 from server import appkeys
-from server.errors import TokenWrongMessage, Unauthorized, render
-from server.security.access import PRINCIPAL
+from server.errors import TokenNotAllowed, TokenWrongMessage, Unauthorized, render
+from server.security.access import PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
 
 
@@ -31,6 +33,19 @@ def check_upload_message(request: web.Request, message_id: int) -> None:
     if principal is not None and principal.kind == "token" \
             and principal.message_id != message_id:
         raise TokenWrongMessage()
+
+
+def check_may_send(request: web.Request) -> None:
+    """403 unless the caller may ask for a send as POST /api/media/{id}/send would let
+    it: a key whose scope covers SEND_SCOPE. A token is for uploading one file to one
+    message; with send_to it would send any caption to any number."""
+    principal = request.get(PRINCIPAL)
+    if principal is None or principal.kind != "key" \
+            or not covers(principal.scope or "", SEND_SCOPE):
+        error = TokenNotAllowed("an upload token cannot ask for a send (send_to): that "
+                                "takes an API key allowed to send")
+        error.close_connection = True   # the body, if any, is not read further
+        raise error
 
 
 def media_cache_control(request: web.Request) -> str:

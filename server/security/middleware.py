@@ -7,9 +7,15 @@ header (``Bearer``), or ``?token=`` on upload routes. An upload token only works
 routes that accept tokens; a key must hold the scope. Without a credential a signed-URL
 route checks ``exp``/``sig``. No credential → 401; one that does not allow this → 403.
 
+``?token=`` takes upload tokens only: an API key there is refused (401 key_in_query),
+since a URL ends up in proxy, CDN and browser logs.
+
 A request refused while presenting some credential (a key, a token, a signature) is
 audited as ``access_denied``; bare anonymous requests are not, so noise cannot fill the
-log.
+log. A refusal of a credential that is valid (a key without the scope, a token on a
+route that takes none) gets a row of its own; one of a credential that is not
+(made up, tampered, expired, revoked, a key in the URL) is counted into one row per
+minute, address, actor and outcome (audit.record_refusal).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from server.errors import (
     Forbidden,
     InvalidCredentials,
     InvalidSignature,
+    KeyInQuery,
     LinkExpired,
     MediaError,
     TokenExpired,
@@ -54,11 +61,13 @@ _BAD_CREDENTIAL = 'Bearer realm="media-store", error="invalid_token"'
 
 
 class Denied(Exception):
-    """A refusal worth an audit row: the error to answer with and who was refused."""
+    """A refusal worth an audit row: the error to answer with and who was refused.
+    ``valid``: the credential itself was good (it just does not allow this)."""
 
-    def __init__(self, error: MediaError, actor: str):
+    def __init__(self, error: MediaError, actor: str, *, valid: bool = False):
         self.error = error
         self.actor = actor
+        self.valid = valid
 
 
 @web.middleware
@@ -69,9 +78,13 @@ async def access_middleware(request: web.Request, handler):
     try:
         request[PRINCIPAL] = await authenticate(request, access)
     except Denied as d:
-        await audit.record(request, audit.entry_for(
-            request, "access_denied", actor=d.actor, media_id=_media_id(request),
-            outcome=f"{d.error.status} {d.error.code}"))
+        entry = audit.entry_for(request, "access_denied", actor=d.actor,
+                                media_id=_media_id(request),
+                                outcome=f"{d.error.status} {d.error.code}")
+        if d.valid:
+            await audit.record(request, entry)
+        else:   # free to send at any rate: counted, not listed
+            await audit.record_refusal(request, entry)
         raise _closing(request, d.error) from None
     except MediaError as e:
         raise _closing(request, e) from None
@@ -109,9 +122,13 @@ async def authenticate(request: web.Request, access: Access) -> Principal:
     if access.signed_url and settings.public_read:
         return PUBLIC_PRINCIPAL
 
+    in_query = request.query.get("token") if access.upload_token else None
+    if in_query is not None and not is_upload_token(in_query):
+        raise Denied(KeyInQuery(headers={"WWW-Authenticate": _BAD_CREDENTIAL}),
+                     "key-in-query")
     credential = bearer(request.headers.get("Authorization"))
-    if credential is None and access.upload_token:
-        credential = query_credential(request.query.get("token"))
+    if credential is None and in_query is not None:
+        credential = query_credential(in_query)
     if credential is MALFORMED:
         raise Denied(InvalidCredentials(headers={"WWW-Authenticate": _BAD_CREDENTIAL}),
                      "malformed-credential")
@@ -147,7 +164,7 @@ def _token(request: web.Request, access: Access, token: str) -> Principal:
                      "token")
     actor = f"token:{grant.message_id}"
     if not access.upload_token:
-        raise Denied(TokenNotAllowed(), actor)
+        raise Denied(TokenNotAllowed(), actor, valid=True)
     return Principal(actor, "token", message_id=grant.message_id,
                      max_bytes=grant.max_bytes, expires=grant.exp,
                      identity=token_identity(token))
@@ -160,5 +177,5 @@ async def _key(request: web.Request, access: Access, credential: str) -> Princip
         raise Denied(InvalidCredentials(headers={"WWW-Authenticate": _BAD_CREDENTIAL}),
                      key.name if key is not None else "unknown-key")
     if not covers(key.scope, access.scope):
-        raise Denied(Forbidden(), key.name)
+        raise Denied(Forbidden(), key.name, valid=True)
     return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}")

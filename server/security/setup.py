@@ -8,6 +8,7 @@ from aiohttp import web
 from server import appkeys
 from server.security.access import SIGNER
 from server.security.cors import add_cors_headers
+from server.security.refusals import setup_refusals
 from server.security.signing import UrlSigner
 from server.store.sqlfiles import Q
 
@@ -26,7 +27,8 @@ async def signing_keys(store, configured: tuple[bytes, ...]) -> tuple[bytes, ...
 
 
 def setup_security(app: web.Application) -> None:
-    """After the database context: the URL signer; on every response: CORS headers."""
+    """After the database context: the URL signer and the refusal counter; on every
+    response: CORS headers."""
     settings = app[appkeys.SETTINGS]
 
     async def signer(app: web.Application):
@@ -35,4 +37,5 @@ def setup_security(app: web.Application) -> None:
         yield
 
     app.cleanup_ctx.append(signer)
+    setup_refusals(app, appkeys.STORE)
     app.on_response_prepare.append(add_cors_headers)

@@ -62,7 +62,7 @@ from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
 from server.security.audit import audited, entry_for, record
 from server.security.forwarded import in_networks, parse_address
-from server.security.hooks import check_upload_message, upload_limit
+from server.security.hooks import check_may_send, check_upload_message, upload_limit
 from server.tus import headers as h
 from server.tus.store import TusState, TusStore, Writer
 
@@ -169,6 +169,8 @@ async def _create(request: web.Request) -> web.StreamResponse:
     check_upload_message(request, message_id)
     # What completion will use, refused now rather than after the whole file came.
     options_from(meta)                                          # compress, quality: 400
+    if "send_to" in meta:
+        check_may_send(request)                                 # a token may not: 403
     check_upload_send(settings, _send_fields(meta))            # send_to: 400, or 503 when off
     store = tus_store(request)
     if not await store.media.message_exists(message_id):

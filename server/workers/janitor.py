@@ -1,4 +1,5 @@
-"""The janitor: reclaims uploads abandoned by crashed instances or vanished clients."""
+"""The janitor: reclaims uploads abandoned by crashed instances or vanished clients, and
+keeps the audit log to MEDIA_AUDIT_RETENTION_DAYS."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import logging
 from aiohttp import web
 
 from server import appkeys
+from server.security.audit import prune
 from server.tus.routes import reclaim_expired_tus
 
 log = logging.getLogger(__name__)
@@ -14,7 +16,9 @@ log = logging.getLogger(__name__)
 
 async def janitor(app: web.Application) -> None:
     """Every MEDIA_JANITOR_INTERVAL_SECONDS, delete uploads idle for
-    MEDIA_UPLOAD_STALE_SECONDS, and resumable uploads past MEDIA_TUS_EXPIRY_SECONDS. A failed run is logged and retried next time."""
+    MEDIA_UPLOAD_STALE_SECONDS, resumable uploads past MEDIA_TUS_EXPIRY_SECONDS, and
+    audit rows past MEDIA_AUDIT_RETENTION_DAYS (bounded batches: a backlog drains over
+    several runs). A failed run is logged and retried next time."""
     settings = app[appkeys.SETTINGS]
     while True:
         try:
@@ -24,6 +28,10 @@ async def janitor(app: web.Application) -> None:
             if removed:
                 app[appkeys.METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
+            pruned = await prune(app[appkeys.STORE], settings.audit_retention_days)
+            if pruned:
+                log.info("janitor deleted %d audit row(s) older than %d days", pruned,
+                         settings.audit_retention_days)
         except asyncio.CancelledError:
             raise
         except Exception:

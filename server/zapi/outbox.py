@@ -12,7 +12,9 @@ The contract, and why each part is there:
 - Just before the request, ``posted_at`` is committed (guarded by the token). Every
   later write about the row is guarded by the token too, so a worker whose claim was
   recovered can neither post nor overwrite a newer claim's outcome.
-- The outcome: 'sent' with Z-API's ids (and the media's zapi_sent/zapi_message_id);
+- The outcome: 'sent' with Z-API's ids (and the media's zapi_sent/zapi_message_id:
+  true while at least one delivery of the media is 'sent'; a DeliveryCallback error
+  that fails the last one makes it false again, see sql/zapi.sql);
   queued again with exponential backoff and jitter for what retrying can fix
   (connection refused, 5xx) until ZAPI_MAX_ATTEMPTS, then 'failed'; 'failed' at once
   for a refusal (4xx, a 2xx without messageId); 'unknown' when the request may have
@@ -119,10 +121,16 @@ class Outbox:
 
     async def callback_failed(self, zaap_id: str | None, message_id: str | None,
                               error: str) -> int:
-        """DeliveryCallback with an error: the delivery failed after Z-API took it."""
-        async with self.store.connection() as conn:
+        """DeliveryCallback with an error: the delivery failed after Z-API took it, and
+        its media's zapi_sent stays true only while another delivery of it is sent
+        (sql/zapi.sql says what zapi_sent means), in the same transaction."""
+        async with self.store.connection() as conn, conn.transaction():
             rows = await Q.delivery_callback_failed.fetch(
                 conn, zaap_id=zaap_id, zapi_message_id=message_id, error=error)
+            media_ids = sorted({r["media_id"] for r in rows})
+            if media_ids:
+                await Q.media_lock_for_sync.fetch(conn, media_ids=media_ids)
+                await Q.media_zapi_sent_sync.fetch(conn, media_ids=media_ids)
         return len(rows)
 
     async def status_changed(self, ids: list[str], status: str, at) -> int:

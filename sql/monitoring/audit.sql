@@ -5,7 +5,7 @@
 
 -- name: audit_actions_per_key_per_day
 -- What each key (or token, or signed URL) did per day over the last :days days.
-SELECT date_trunc('day', at) AS day, actor, action, outcome, count(*) AS actions
+SELECT date_trunc('day', at) AS day, actor, action, outcome, sum(count) AS actions
   FROM media_audit_log
  WHERE at >= now() - make_interval(days => :days)
  GROUP BY 1, 2, 3, 4
@@ -14,7 +14,8 @@ SELECT date_trunc('day', at) AS day, actor, action, outcome, count(*) AS actions
 -- name: audit_denied_access
 -- Refused requests over the last :days days, by actor and address: probing, a revoked
 -- key still in use, links handed around after they expired.
-SELECT actor, host(client_addr) AS client_addr, outcome, count(*) AS attempts,
+-- (Refusals without a valid credential are counted rows: sum their count.)
+SELECT actor, host(client_addr) AS client_addr, outcome, sum(count) AS attempts,
        min(at) AS first_seen, max(at) AS last_seen
   FROM media_audit_log
  WHERE action = 'access_denied' AND at >= now() - make_interval(days => :days)
