@@ -5,24 +5,22 @@ While the bytes stream in they are spooled to a temporary file (spool.py) where 
 checks need the whole file (images, video and audio: an MP4's index can sit at its end;
 archives), or checked as they pass (other documents: documents.py), and, for types
 whose bytes are kept as sent (video, audio, documents), written to the store at the
-same time. When the request is complete, ``Job.finish`` does the CPU work in a bounded
-thread pool, then stores what was decided: the re-encoded or stripped image, the facts
-(dimensions, duration, waveform, compression), the variants, and makes the media
-visible. Any failure, at any point, removes the spool and everything stored.
+same time. When the request is complete, ``Job.finish`` does the CPU work in a worker
+process, bounded in time and memory (workers.py), then stores what was decided: the
+re-encoded or stripped image, the facts (dimensions, duration, waveform, compression),
+the variants, and makes the media visible. Any failure, at any point, removes the spool and everything stored.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from server.errors import UnsupportedMediaType
-from server.processing import variants
+from server.processing import costs, variants
 from server.processing.audio_video import (
     PLAYABLE_AUDIO,
     probe_media,
@@ -39,33 +37,42 @@ from server.processing.documents import (
 from server.processing.images import MUST_CONVERT, process_image
 from server.processing.policy import ImagePlan, Options, Policy, image_plan
 from server.processing.spool import Spool
+from server.processing.workers import Work, WorkerPool
 from server.store.media import MediaRecord, MediaStore, Upload
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
-# Time one file may take in the pool: a base, plus a second per 10 MiB (a 2 GiB video
-# demuxed end to end). Beyond it, 422 media_too_complex.
-BASE_SECONDS = 60.0
+# Time one file may take in a worker: MEDIA_PROCESSING_TIMEOUT_SECONDS, plus a second
+# per 10 MiB (a 2 GiB video demuxed end to end). Beyond it, 422 media_too_complex.
 BYTES_PER_SECOND = 10 * 1024 * 1024
 READ_BYTES = 256 * 1024
 
 
 class Processing:
-    """Holds the policy and the pool the CPU work runs in (MEDIA_PROCESS_CONCURRENCY
-    threads: Pillow and FFmpeg release the GIL while they decode and encode)."""
+    """Holds the policy and the worker processes the CPU work runs in
+    (MEDIA_PROCESS_CONCURRENCY of them, MEDIA_PROCESSING_MEMORY_BYTES between them).
+    ``start_workers`` with the app (else the first job starts them), ``close`` or
+    ``aclose`` after."""
 
     def __init__(self, policy: Policy):
         self.policy = policy
-        self._pool = ThreadPoolExecutor(max_workers=policy.concurrency,
-                                        thread_name_prefix="media-process")
+        self.workers = WorkerPool(policy.concurrency, policy.memory_bytes)
+
+    async def start_workers(self) -> None:
+        await self.workers.start()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.close()
+
+    async def aclose(self) -> None:
+        await self.workers.aclose()
 
     async def run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(fn, *args))
+        """``fn(*args)`` in a worker: ``fn`` a Work with its limits, or a plain
+        function, which gets MEDIA_PROCESSING_TIMEOUT_SECONDS and no reservation."""
+        work = fn if isinstance(fn, Work) else Work(fn, self.policy.timeout_seconds)
+        return await self.workers.run(work, args)
 
     def admit(self, head: bytes, *, complete: bool) -> Detected:
         """The detected type if the allow-list has it; 415 naming it otherwise."""
@@ -166,8 +173,21 @@ class Job:
 
     # -- the work -----------------------------------------------------------------
 
+    def _seconds(self) -> float:
+        return self.processing.policy.timeout_seconds + self.size / BYTES_PER_SECOND
+
     def _deadline(self) -> float:
-        return time.monotonic() + BASE_SECONDS + self.size / BYTES_PER_SECOND
+        return time.monotonic() + self._seconds()
+
+    async def _work(self, fn) -> Work:
+        """``fn`` with this file's limits: its time, and the memory its header says
+        decoding it takes (read in a worker too: a header is hostile input)."""
+        memory = costs.fixed_cost(self.kind.media_type)
+        if memory is None:
+            memory = await self.processing.run(
+                costs.estimate, self._spool_path, self.kind.media_type,
+                self.kind.mime_type, self.size, self.processing.policy.max_pixels)
+        return Work(fn, self._seconds(), memory)
 
     async def _process_and_store(self) -> None:
         facts: dict = dict(dimensions=None, duration=None, duration_exact=None,
@@ -180,8 +200,8 @@ class Job:
             elif self.kind.media_type in ("video", "audio"):
                 await self._audio_video(facts, found, m4a_path)
             else:
-                await self.processing.run(validate_document, self._spool_path,
-                                          self.kind.mime_type)
+                await self.processing.run(await self._work(validate_document),
+                                          self._spool_path, self.kind.mime_type)
             assert self._upload is not None
             await self._upload.flush()
             async with self.store.connection() as conn:
@@ -194,7 +214,8 @@ class Job:
 
     async def _image(self, facts: dict, found: list) -> None:
         kind, path = self.kind, self._spool_path
-        res = await self.processing.run(process_image, path, kind.mime_type, self.size,
+        res = await self.processing.run(await self._work(process_image), path,
+                                        kind.mime_type, self.size,
                                         image_plan(self.processing.policy, self.options))
         stored = res.stored
         if stored is not None and self._upload is not None:
@@ -213,8 +234,8 @@ class Job:
 
     async def _audio_video(self, facts: dict, found: list, m4a_path: str) -> None:
         kind, path, run = self.kind, self._spool_path, self.processing.run
-        av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
-                             self.processing.policy.max_pixels)
+        av_facts = await run(await self._work(probe_media), path, kind.media_type,
+                             self._deadline(), self.processing.policy.max_pixels)
         exact = av_facts.duration
         facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
                      duration=whole_seconds(exact) if exact is not None else None,
@@ -223,7 +244,7 @@ class Job:
             found.append(_preview(av_facts.preview))
         if (kind.media_type == "audio" and av_facts.audio_codec is not None
                 and av_facts.audio_codec not in PLAYABLE_AUDIO):
-            await run(transcode_m4a, path, m4a_path, self._deadline())
+            await run(await self._work(transcode_m4a), path, m4a_path, self._deadline())
             found.append(variants.VariantSource("m4a", "audio/mp4", None,
                                                 variants.from_file(m4a_path)))
 

@@ -26,6 +26,10 @@ class Policy:
     keep_metadata: bool
     max_pixels: int
     concurrency: int
+    # Per file: seconds of processing before it is stopped (plus a second per 10 MiB),
+    # and bytes that the files processed at once may take together (workers.py).
+    timeout_seconds: float = 20.0
+    memory_bytes: int = 1024**3
     # Facts and previews only: the stored bytes are exactly those received (a legacy
     # import without --process, whose sha256 must stay the file's).
     keep_bytes: bool = False
@@ -38,7 +42,9 @@ class Policy:
                    max_bytes={t: min(v, s.max_upload_bytes) for t, v in per_type.items()},
                    compress=s.image_compress, quality=s.image_quality,
                    max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
-                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency)
+                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency,
+                   timeout_seconds=s.processing_timeout_seconds,
+                   memory_bytes=s.processing_memory_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
