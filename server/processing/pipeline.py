@@ -8,7 +8,8 @@ whose bytes are kept as sent (video, audio, documents), written to the store at 
 same time. When the request is complete, ``Job.finish`` does the CPU work in a worker
 process, bounded in time and memory (workers.py), then stores what was decided: the
 re-encoded or stripped image, the facts (dimensions, duration, waveform, compression),
-the variants, and makes the media visible. Any failure, at any point, removes the spool and everything stored.
+the variants, and makes the media visible. Any failure, at any point, removes the
+spool and everything stored.
 """
 from __future__ import annotations
 
