@@ -166,6 +166,7 @@ class _Worker:
     proc: Any
     conn: Connection
     answer: Future | None = None      # the thread waiting on conn, if any
+    killed: bool = False
 
     def reap(self) -> None:
         """After kill: wait for the process to be gone and for the thread reading its
@@ -200,7 +201,7 @@ class WorkerPool:
         # many MiB must not be read on the event loop); killed workers' threads end
         # at their EOF.
         self._waiters = ThreadPoolExecutor(2 * size + 2, thread_name_prefix="media-wait")
-        self._reaping: set[asyncio.Future] = set()
+        self._reaping: set[asyncio.Future] = set()    # and replacements starting
         self._closed = False
 
     async def start(self) -> None:
@@ -211,7 +212,7 @@ class WorkerPool:
 
     def pids(self) -> list[int]:
         """The worker processes alive now."""
-        return [w.proc.pid for w in self._all]
+        return [w.proc.pid for w in list(self._all)]
 
     async def run(self, work: Work, args: tuple) -> Any:
         """``work(*args)`` in a worker, within ``work``'s time and memory."""
@@ -224,8 +225,9 @@ class WorkerPool:
             finally:
                 if not answered:      # over its time, cancelled, or dead
                     self._kill(worker)
-                elif not self._closed:
-                    self._idle.append(worker)
+                    self._replace()
+                else:
+                    self._give_back(worker)
         if kind == "ok":
             return value
         if kind == "error":
@@ -250,15 +252,35 @@ class WorkerPool:
             raise MediaTooComplex("the file could not be processed within the limits") \
                 from None
 
+    def _give_back(self, worker: _Worker) -> None:
+        # A replacement may have been started beside one a job had to start itself.
+        if self._closed or len(self._all) > self.size:
+            self._kill(worker)
+        else:
+            self._idle.append(worker)
+
+    def _replace(self) -> None:
+        """Start a worker in place of a killed one, in the background: a worker
+        starting imports the program's main module again (multiprocessing does), which
+        takes a while that no upload should wait for."""
+        if self._closed:
+            return
+        task = asyncio.ensure_future(self._spawn())
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
+        task.add_done_callback(
+            lambda t: None if t.cancelled() or t.exception() else self._give_back(t.result()))
+
     async def _spawn(self) -> _Worker:
         spawning = asyncio.ensure_future(asyncio.to_thread(self._start_worker))
+        spawning.add_done_callback(self._adopt)    # first: before any awaiter resumes
         try:
             return await asyncio.shield(spawning)
         except asyncio.CancelledError:
             # The process starts anyway: keep it for the next job.
             spawning.add_done_callback(
                 lambda f: None if f.cancelled() or f.exception()
-                else self._idle.append(f.result()))
+                else self._give_back(f.result()))
             raise
 
     def _start_worker(self) -> _Worker:
@@ -268,19 +290,26 @@ class WorkerPool:
                            name="media-process", daemon=True)
         proc.start()
         child.close()
-        worker = _Worker(proc, parent)
+        return _Worker(proc, parent)
+
+    def _adopt(self, spawning: asyncio.Future) -> None:
+        if spawning.cancelled() or spawning.exception() is not None:
+            return
+        worker = spawning.result()
         self._all.add(worker)
         if self._closed:
             self._kill(worker)
-        return worker
 
     def _kill(self, worker: _Worker) -> None:
+        if worker.killed:
+            return
+        worker.killed = True
         self._all.discard(worker)
         with contextlib.suppress(OSError, ValueError, AttributeError):
             os.kill(worker.proc.pid, signal.SIGKILL)
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:     # a thread of ours: reap it here
+        except RuntimeError:     # no loop any more: reap it here
             worker.reap()
             return
         reaping = loop.run_in_executor(None, worker.reap)
@@ -290,8 +319,9 @@ class WorkerPool:
     def close(self) -> None:
         """Kill every worker and wait until they are gone."""
         self._closed = True
-        workers, self._all, self._idle = list(self._all), set(), []
+        workers, self._all, self._idle = list(self._all), set(), []   # list(): atomic
         for w in workers:
+            w.killed = True
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 os.kill(w.proc.pid, signal.SIGKILL)
         self._waiters.shutdown(wait=True)    # their recvs end at EOF
@@ -301,7 +331,7 @@ class WorkerPool:
     async def aclose(self) -> None:
         """close(), off the event loop, after the reaping of killed workers."""
         await asyncio.to_thread(self.close)
-        if self._reaping:
+        while self._reaping:     # replacements that were starting are killed as they land
             await asyncio.gather(*self._reaping, return_exceptions=True)
 
 
