@@ -4,13 +4,16 @@ Decoding hostile bytes can cost a minute of CPU for a few hundred KB (a progress
 JPEG with thousands of scans) or most of a GiB (a 10000x10000 RGBA PNG), and a thread
 cannot be stopped. So every decode runs in a child process that can be killed:
 
-- ``size`` workers (MEDIA_PROCESS_CONCURRENCY), forked from multiprocessing's fork
-  server, which is spawned clean (no event loop, no asyncpg) with the decoders already
-  imported, so a replacement worker starts in milliseconds. Jobs are a function and its
-  arguments (file paths, never file contents); results come back pickled.
+- ``size`` jobs at once (MEDIA_PROCESS_CONCURRENCY), in workers forked from
+  multiprocessing's fork server, which is spawned clean (no event loop, no asyncpg)
+  with the decoders already imported. Jobs are a function and its arguments (file
+  paths, never file contents); results come back pickled.
 - Time: a job still running at its limit is killed (SIGKILL) and its worker replaced;
   the caller gets 422 media_too_complex. A job whose caller is cancelled (the client
-  went away) is killed the same way, so no work goes on for nobody.
+  went away) is killed the same way, so no work goes on for nobody. A job still
+  running at a quarter of its time steps aside: its slot goes to the next job, so a
+  bomb holds up other uploads for that quarter, not its whole time (at most ``size``
+  such long jobs, so at most twice ``size`` workers busy).
 - Memory: jobs declare an estimate made from the file's header before decoding, and
   run only while the estimates of all running jobs fit MEDIA_PROCESSING_MEMORY_BYTES
   (first come, first served; more than the whole budget is refused at once). Each
@@ -49,6 +52,9 @@ WORKER_HEADROOM = 256 * 1024 * 1024
 # A job that checks its own deadline (audio_video.py) gets this long past it to say so
 # before it is killed.
 GRACE_SECONDS = 1.0
+# A job still running after this share of its time gives its slot to the next one; at
+# most ``size`` such long jobs run beside the ``size`` slots.
+LONG_SHARE = 0.25
 _PR_SET_PDEATHSIG = 1
 
 
@@ -195,6 +201,7 @@ class WorkerPool:
         self.size = size
         self.budget = MemoryBudget(memory_bytes)
         self._slots = asyncio.Semaphore(size)
+        self._long = 0          # jobs running past LONG_SHARE of their time, slot given up
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         # One thread per busy worker waits for its answer (a blocking recv: results of
@@ -216,32 +223,52 @@ class WorkerPool:
 
     async def run(self, work: Work, args: tuple) -> Any:
         """``work(*args)`` in a worker, within ``work``'s time and memory."""
-        async with self.budget.reserve(work.memory), self._slots:
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            answered = False
+        async with self.budget.reserve(work.memory):
+            await self._slots.acquire()
+            lane = [True]       # holds a slot; emptied when it steps aside
             try:
-                kind, value = await self._call(worker, work, args)
-                answered = True
+                worker = self._idle.pop() if self._idle else await self._spawn()
+                answered = False
+                try:
+                    kind, value = await self._call(worker, work, args, lane)
+                    answered = True
+                finally:
+                    if not answered:      # over its time, cancelled, or dead
+                        self._kill(worker)
+                        self._replace()
+                    else:
+                        self._give_back(worker)
             finally:
-                if not answered:      # over its time, cancelled, or dead
-                    self._kill(worker)
-                    self._replace()
+                if lane:
+                    self._slots.release()
                 else:
-                    self._give_back(worker)
+                    self._long -= 1
         if kind == "ok":
             return value
         if kind == "error":
             raise value
         raise RuntimeError(f"media worker failed:\n{value}")
 
-    async def _call(self, worker: _Worker, work: Work, args: tuple) -> tuple[str, Any]:
+    async def _call(self, worker: _Worker, work: Work, args: tuple,
+                    lane: list) -> tuple[str, Any]:
         worker.conn.send((work, args))     # paths and options: a few hundred bytes
         worker.answer = self._waiters.submit(worker.conn.recv)
         waiting = asyncio.wrap_future(worker.answer)
         waiting.add_done_callback(_seen)
         # asyncio.wait, not wait_for: the thread's future must stay uncancelled until
         # the thread returns (the connection is closed after it, never under it).
-        done, _ = await asyncio.wait({waiting}, timeout=work.seconds + GRACE_SECONDS)
+        limit = work.seconds + GRACE_SECONDS
+        step_aside = work.seconds * LONG_SHARE
+        done, _ = await asyncio.wait({waiting}, timeout=min(step_aside, limit))
+        if not done and self._long < self.size:
+            # Long already: it gives its slot to the next file (a photo must not wait
+            # out a bomb's whole time), and waits out its own beside it.
+            self._long += 1
+            lane.clear()
+            self._slots.release()
+            done, _ = await asyncio.wait({waiting}, timeout=limit - step_aside)
+        elif not done:
+            done, _ = await asyncio.wait({waiting}, timeout=limit - step_aside)
         if not done:
             raise MediaTooComplex(
                 f"the file takes more than {work.seconds:.0f} s to process")
