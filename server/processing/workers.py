@@ -12,8 +12,8 @@ cannot be stopped. So every decode runs in a child process that can be killed:
   the caller gets 422 media_too_complex. A job whose caller is cancelled (the client
   went away) is killed the same way, so no work goes on for nobody. A job still
   running at a quarter of its time steps aside: its slot goes to the next job, so a
-  bomb holds up other uploads for that quarter, not its whole time (at most ``size``
-  such long jobs, so at most twice ``size`` workers busy).
+  bomb holds up other uploads for that quarter, not its whole time (at most
+  ``size + 1`` such long jobs beside the ``size`` others).
 - Memory: jobs declare an estimate made from the file's header before decoding, and
   run only while the estimates of all running jobs fit MEDIA_PROCESSING_MEMORY_BYTES
   (first come, first served; more than the whole budget is refused at once). Each
@@ -53,7 +53,8 @@ WORKER_HEADROOM = 256 * 1024 * 1024
 # before it is killed.
 GRACE_SECONDS = 1.0
 # A job still running after this share of its time gives its slot to the next one; at
-# most ``size`` such long jobs run beside the ``size`` slots.
+# most ``size + 1`` such long jobs run beside the ``size`` slots (with one slot, two
+# bombs at once still leave room for a photo after two quarters).
 LONG_SHARE = 0.25
 _PR_SET_PDEATHSIG = 1
 
@@ -260,7 +261,7 @@ class WorkerPool:
         limit = work.seconds + GRACE_SECONDS
         step_aside = work.seconds * LONG_SHARE
         done, _ = await asyncio.wait({waiting}, timeout=min(step_aside, limit))
-        if not done and self._long < self.size:
+        if not done and self._long < self.size + 1:
             # Long already: it gives its slot to the next file (a photo must not wait
             # out a bomb's whole time), and waits out its own beside it.
             self._long += 1
