@@ -317,6 +317,26 @@ async def test_an_image_over_the_memory_budget_is_refused_before_decoding(
     await created(await post(client, message_id, exif_photo()))
 
 
+async def test_two_images_that_do_not_fit_the_budget_together_take_turns(
+        processing_client_with, message_id):
+    # Each 3000x3000 RGBA PNG is estimated at ~120 MiB from its header; 200 MiB holds
+    # one at a time, and the second waits rather than being refused.
+    client = await processing_client_with(processing_memory_bytes=200 * MiB,
+                                          process_concurrency=2)
+    budget = client.app[appkeys.PROCESSING].workers.budget
+    one = costs.image_bytes(3000, 3000, "RGBA", 0)
+    assert one <= budget.total < 2 * one
+    pngs = []
+    for i in range(2):
+        buf = io.BytesIO()
+        Image.new("RGBA", (3000, 3000), (i, 2, 3, 4)).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    for resp in await asyncio.gather(*(post(client, message_id, png, name=f"{i}.png")
+                                       for i, png in enumerate(pngs))):
+        assert (await created(resp))["dimensions"] == {"width": 2560, "height": 2560}
+    assert one <= budget.peak <= budget.total and budget.used == 0
+
+
 async def test_zip_over_the_member_limit_is_refused_from_its_end_record(
         processing_client_with, pool, message_id):
     # 300,000 empty files in 27 MB: zipfile took +144 MiB and 2.7 s of CPU to read its

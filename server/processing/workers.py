@@ -78,6 +78,7 @@ class MemoryBudget:
     def __init__(self, total: int):
         self.total = total
         self.used = 0
+        self.peak = 0       # the most ever held at once (for /metrics and tests)
         self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
 
     @contextlib.asynccontextmanager
@@ -95,7 +96,7 @@ class MemoryBudget:
 
     async def _acquire(self, n: int) -> None:
         if not self._waiters and self.used + n <= self.total:
-            self.used += n
+            self._take(n)
             return
         fut = asyncio.get_running_loop().create_future()
         entry = (n, fut)
@@ -114,8 +115,12 @@ class MemoryBudget:
         while self._waiters and self.used + self._waiters[0][0] <= self.total:
             n, fut = self._waiters.popleft()
             if not fut.done():
-                self.used += n
+                self._take(n)
                 fut.set_result(None)
+
+    def _take(self, n: int) -> None:
+        self.used += n
+        self.peak = max(self.peak, self.used)
 
 
 # -- the worker process ---------------------------------------------------------------
