@@ -78,7 +78,7 @@ class MemoryBudget:
     def __init__(self, total: int):
         self.total = total
         self.used = 0
-        self.peak = 0       # the most ever held at once (for /metrics and tests)
+        self.peak = 0       # the most ever held at once
         self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
 
     @contextlib.asynccontextmanager
