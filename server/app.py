@@ -112,9 +112,15 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         await pool.close()
 
     async def processing(app: web.Application):
-        app[appkeys.PROCESSING] = Processing(Policy.from_settings(settings))
-        yield
-        app[appkeys.PROCESSING].close()
+        # Worker processes (server/processing/workers.py), started now so the first
+        # uploads don't wait for them, and killed at the end.
+        app[appkeys.PROCESSING] = processing = Processing(Policy.from_settings(settings))
+        try:
+            if settings.processing:
+                await processing.start_workers()
+            yield
+        finally:
+            await processing.aclose()
 
     app.on_response_prepare.append(_server_header)
     app.on_response_prepare.append(add_request_id_header)

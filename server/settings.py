@@ -129,6 +129,12 @@ class Settings:
     # Threads per server process for Pillow and FFmpeg: the cores shared among workers.
     process_concurrency: int = dataclasses.field(
         default_factory=lambda: max(1, usable_cores() // default_workers()))
+    # One file's processing is stopped past this (plus a second per 10 MiB of file):
+    # a 200 KB progressive JPEG of 3,000 scans costs 50 s of CPU.
+    processing_timeout_seconds: float = 20.0
+    # What the files being processed at once may take together, by estimates from
+    # their headers (a 10000x10000 RGBA PNG: ~800 MB); also each worker's hard limit.
+    processing_memory_bytes: int = 1024**3
     log_format: str = "text"               # text (terminals) | json (one object per line)
     # Access control (server/security). Signed media URLs live this long; their expiry
     # is rounded up to a tenth of it so the same file keeps the same URL for a while.
@@ -534,6 +540,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                               lo=1, hi=2**40),
         process_concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY",
                                  max(1, usable_cores() // workers), lo=1, hi=256),
+        processing_timeout_seconds=_float(env, "MEDIA_PROCESSING_TIMEOUT_SECONDS",
+                                          Settings.processing_timeout_seconds,
+                                          lo=0.1, hi=86400),
+        processing_memory_bytes=_int(env, "MEDIA_PROCESSING_MEMORY_BYTES",
+                                     Settings.processing_memory_bytes,
+                                     lo=64 * 1024**2, hi=2**44),
         log_format=log_format,
         url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", Settings.url_ttl_seconds,
                              lo=10, hi=365 * 86400),

@@ -131,8 +131,8 @@ async def _import(args, settings: Settings, dsn: str) -> int:
                          dry_run=args.dry_run, rewrite_urls=args.rewrite_urls,
                          process=args.process)
     limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
-    # The CPU work runs in this pool (MEDIA_PROCESS_CONCURRENCY threads), as the
-    # server's does; one file at a time, so one thread is busy.
+    # The CPU work runs in this pool (MEDIA_PROCESS_CONCURRENCY worker processes), as
+    # the server's does; one file at a time, so one worker is busy.
     processing = Processing(import_policy(Policy.from_settings(settings), args.process))
     try:
         async with _store(dsn, settings) as store:

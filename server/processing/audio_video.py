@@ -1,11 +1,11 @@
 """Audio and video: duration, displayed dimensions, corruption, waveform, preview frame,
 and the AAC transcode (PyAV: FFmpeg inside its wheel).
 
-Runs in a worker thread (pipeline.py). The whole file is demuxed to its end: the
-duration the header claims must match where the packets really stop (a truncated or
-corrupt file is refused rather than stored with a wrong duration), and video is decoded
-up to the frame used for the preview. Every loop checks a deadline, so a hostile file
-can cost time but never hang a worker.
+Runs in a worker process (workers.py), killed past its time. The whole file is demuxed
+to its end: the duration the header claims must match where the packets really stop (a
+truncated or corrupt file is refused rather than stored with a wrong duration), and
+video is decoded up to the frame used for the preview. Every loop checks a deadline, so
+a hostile file can cost time but never hang a worker.
 """
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def probe_media(path: str, media_type: str, deadline: float,
         return _probe(path, media_type, deadline, max_pixels)
     except MediaError:
         raise
+    except MemoryError:    # the worker's memory limit (workers.py); FFmpeg's ENOMEM too
+        raise MediaTooComplex(f"the {media_type} needs more memory than allowed") from None
     except Exception as e:   # av.error.*, and whatever else hostile input provokes
         log.debug("media rejected: %r", e)
         raise InvalidMedia(f"the {media_type} could not be read to its end") from None
@@ -174,6 +176,8 @@ def transcode_m4a(src: str, dst: str, deadline: float) -> float:
         return _transcode(src, dst, deadline)
     except MediaError:
         raise
+    except MemoryError:
+        raise MediaTooComplex("the audio needs more memory than allowed") from None
     except Exception as e:
         log.debug("transcode failed: %r", e)
         raise InvalidMedia("the audio could not be decoded") from None

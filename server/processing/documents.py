@@ -7,7 +7,9 @@ copied to a temporary file (pipeline.py)."""
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
+import struct
 import zipfile
 
 from server.errors import InvalidMedia, MediaTooComplex
@@ -66,13 +68,74 @@ def validate_document(path: str, mime: str) -> None:
     check.finish()
 
 
+# The end of an archive that holds its directory's record: the EOCD (22 bytes and a
+# comment of up to 65,535), and before it the zip64 locator (20) and zip64 EOCD (56).
+_EOCD = struct.Struct("<4s4H2LH")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+ZIP_TAIL_BYTES = _EOCD.size + 0xFFFF + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size
+# A directory entry is 46 bytes, its name (rarely past a few hundred) and extra fields.
+MAX_ZIP_ENTRY_BYTES = 1024
+_MIN_ZIP_ENTRY_BYTES = 46
+
+
+@dataclasses.dataclass(frozen=True)
+class ZipDirectory:
+    """What an archive's end record says of its central directory."""
+    entries: int
+    size: int       # bytes
+
+
+def zip_directory(tail: bytes) -> ZipDirectory | None:
+    """The central directory's entry count and size from an archive's last bytes (at
+    least ZIP_TAIL_BYTES of them, or the whole file), with the zip64 record where there
+    is one; None when no end record is found. Nothing of the directory itself is read:
+    this decides whether it may be. The records are found where Python's zipfile looks
+    for them, so what is counted here is what zipfile would read."""
+    n = len(tail)
+    if n < _EOCD.size:
+        return None
+    if tail[n - _EOCD.size:n - _EOCD.size + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        at = n - _EOCD.size          # no comment: the common case
+    else:                            # the last signature within a comment's reach
+        at = tail.rfind(b"PK\x05\x06", max(0, n - _EOCD.size - 0xFFFF), n - _EOCD.size + 4)
+        if at < 0:
+            return None
+    _, _, _, _, entries, size, _, _ = _EOCD.unpack_from(tail, at)
+    loc = at - _ZIP64_LOCATOR.size
+    if loc >= 0 and tail[loc:loc + 4] == b"PK\x06\x07":
+        start = loc - _ZIP64_EOCD.size          # zipfile reads it right before
+        if start < 0 or tail[start:start + 4] != b"PK\x06\x06":
+            return None
+        z = _ZIP64_EOCD.unpack_from(tail, start)
+        entries, size = z[7], z[8]
+    return ZipDirectory(entries, size)
+
+
+def check_zip_directory(d: ZipDirectory | None) -> None:
+    """Refuse an archive whose directory is missing, too large to read, or too short
+    for the entries it claims."""
+    if d is None:
+        raise InvalidMedia("the archive is damaged or truncated")
+    if d.entries > MAX_ZIP_MEMBERS:
+        raise MediaTooComplex(f"more than {MAX_ZIP_MEMBERS} files in the archive")
+    if d.size > MAX_ZIP_MEMBERS * MAX_ZIP_ENTRY_BYTES:
+        raise MediaTooComplex(f"the archive's directory is larger than "
+                              f"{MAX_ZIP_MEMBERS * MAX_ZIP_ENTRY_BYTES} bytes")
+    if d.size < d.entries * _MIN_ZIP_ENTRY_BYTES:
+        raise InvalidMedia("the archive is damaged or truncated")
+
+
 def _zip(path: str, mime: str) -> None:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - ZIP_TAIL_BYTES))
+        check_zip_directory(zip_directory(f.read()))
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise InvalidMedia("the archive is damaged or truncated") from None
-    if len(names) > MAX_ZIP_MEMBERS:
+    if len(names) > MAX_ZIP_MEMBERS:    # the end record lied about its count
         raise MediaTooComplex(f"more than {MAX_ZIP_MEMBERS} files in the archive")
     if mime in _OOXML and "[Content_Types].xml" not in names:
         raise InvalidMedia("not an Office document")

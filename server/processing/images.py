@@ -1,6 +1,6 @@
 """Photos: true dimensions, compression, privacy and a preview (Pillow; pi-heif for HEIC).
 
-Runs in a worker thread (pipeline.py). The decision, in order:
+Runs in a worker process (workers.py). The decision, in order:
 1. Open with the one Pillow plugin for the detected type and check the pixel count
    (all frames together) from the header, before anything is decoded: a few hundred
    bytes can claim 50000x50000 pixels.
@@ -73,6 +73,8 @@ def process_image(path: str, mime: str, size: int, plan: ImagePlan) -> ImageResu
         raise
     except Image.DecompressionBombError:
         raise MediaTooComplex() from None
+    except MemoryError:    # the worker's memory limit (workers.py)
+        raise MediaTooComplex("the image needs more memory than allowed") from None
     except Exception as e:   # whatever a hostile file makes a decoder raise
         log.debug("image rejected: %r", e)
         raise InvalidMedia(f"not a valid {mime.split('/')[1].upper()} image") from None

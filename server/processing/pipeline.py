@@ -6,24 +6,23 @@ checks need the whole file (images, video and audio: an MP4's index can sit at i
 archives), or checked as they pass (other documents: documents.py), and, for types
 whose bytes are kept as sent (documents; video and audio with
 MEDIA_KEEP_VIDEO_METADATA), written to the store at the same time. When the request is
-complete, ``Job.finish`` does the CPU work in a bounded thread pool, then stores what
-was decided: the re-encoded or stripped image, the remuxed video or audio (remux.py),
-the facts (dimensions, duration, waveform, compression), the variants, and makes the
-media visible. Any failure, at any point, removes the spool and everything stored.
+complete, ``Job.finish`` does the CPU work in a worker process, bounded in time and
+memory (workers.py), then stores what was decided: the re-encoded or stripped image,
+the remuxed video or audio (remux.py), the facts (dimensions, duration, waveform,
+compression), the variants, and makes the media visible. Any failure, at any point,
+removes the spool and everything stored.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from server.errors import UnsupportedMediaType
-from server.processing import variants
+from server.processing import costs, variants
 from server.processing.audio_video import (
     PLAYABLE_AUDIO,
     probe_media,
@@ -41,33 +40,42 @@ from server.processing.images import MUST_CONVERT, process_image
 from server.processing.policy import ImagePlan, Options, Policy, image_plan, strips_av
 from server.processing.remux import strip_container
 from server.processing.spool import Spool
+from server.processing.workers import Work, WorkerPool
 from server.store.media import MediaRecord, MediaStore, Upload
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
 
-# Time one file may take in the pool: a base, plus a second per 10 MiB (a 2 GiB video
-# demuxed end to end). Beyond it, 422 media_too_complex.
-BASE_SECONDS = 60.0
+# Time one file may take in a worker: MEDIA_PROCESSING_TIMEOUT_SECONDS, plus a second
+# per 10 MiB (a 2 GiB video demuxed end to end). Beyond it, 422 media_too_complex.
 BYTES_PER_SECOND = 10 * 1024 * 1024
 READ_BYTES = 256 * 1024
 
 
 class Processing:
-    """Holds the policy and the pool the CPU work runs in (MEDIA_PROCESS_CONCURRENCY
-    threads: Pillow and FFmpeg release the GIL while they decode and encode)."""
+    """Holds the policy and the worker processes the CPU work runs in
+    (MEDIA_PROCESS_CONCURRENCY of them, MEDIA_PROCESSING_MEMORY_BYTES between them).
+    ``start_workers`` with the app (else the first job starts them), ``close`` or
+    ``aclose`` after."""
 
     def __init__(self, policy: Policy):
         self.policy = policy
-        self._pool = ThreadPoolExecutor(max_workers=policy.concurrency,
-                                        thread_name_prefix="media-process")
+        self.workers = WorkerPool(policy.concurrency, policy.memory_bytes)
+
+    async def start_workers(self) -> None:
+        await self.workers.start()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.close()
+
+    async def aclose(self) -> None:
+        await self.workers.aclose()
 
     async def run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(fn, *args))
+        """``fn(*args)`` in a worker: ``fn`` a Work with its limits, or a plain
+        function, which gets MEDIA_PROCESSING_TIMEOUT_SECONDS and no reservation."""
+        work = fn if isinstance(fn, Work) else Work(fn, self.policy.timeout_seconds)
+        return await self.workers.run(work, args)
 
     def admit(self, head: bytes, *, complete: bool) -> Detected:
         """The detected type if the allow-list has it; 415 naming it otherwise."""
@@ -170,8 +178,21 @@ class Job:
 
     # -- the work -----------------------------------------------------------------
 
+    def _seconds(self) -> float:
+        return self.processing.policy.timeout_seconds + self.size / BYTES_PER_SECOND
+
     def _deadline(self) -> float:
-        return time.monotonic() + BASE_SECONDS + self.size / BYTES_PER_SECOND
+        return time.monotonic() + self._seconds()
+
+    async def _work(self, fn) -> Work:
+        """``fn`` with this file's limits: its time, and the memory its header says
+        decoding it takes (read in a worker too: a header is hostile input)."""
+        memory = costs.fixed_cost(self.kind.media_type)
+        if memory is None:
+            memory = await self.processing.run(
+                costs.estimate, self._spool_path, self.kind.media_type,
+                self.kind.mime_type, self.size, self.processing.policy.max_pixels)
+        return Work(fn, self._seconds(), memory)
 
     async def _process_and_store(self) -> None:
         facts: dict = dict(dimensions=None, duration=None, duration_exact=None,
@@ -184,8 +205,8 @@ class Job:
             elif self.kind.media_type in ("video", "audio"):
                 await self._audio_video(facts, found, m4a_path)
             else:
-                await self.processing.run(validate_document, self._spool_path,
-                                          self.kind.mime_type)
+                await self.processing.run(await self._work(validate_document),
+                                          self._spool_path, self.kind.mime_type)
             assert self._upload is not None
             await self._upload.flush()
             async with self.store.connection() as conn:
@@ -198,7 +219,8 @@ class Job:
 
     async def _image(self, facts: dict, found: list) -> None:
         kind, path = self.kind, self._spool_path
-        res = await self.processing.run(process_image, path, kind.mime_type, self.size,
+        res = await self.processing.run(await self._work(process_image), path,
+                                        kind.mime_type, self.size,
                                         image_plan(self.processing.policy, self.options))
         stored = res.stored
         if stored is not None and self._upload is not None:
@@ -217,8 +239,8 @@ class Job:
 
     async def _audio_video(self, facts: dict, found: list, m4a_path: str) -> None:
         kind, path, run = self.kind, self._spool_path, self.processing.run
-        av_facts = await run(probe_media, path, kind.media_type, self._deadline(),
-                             self.processing.policy.max_pixels)
+        av_facts = await run(await self._work(probe_media), path, kind.media_type,
+                             self._deadline(), self.processing.policy.max_pixels)
         exact = av_facts.duration
         facts.update(dimensions=av_facts.dimensions, duration_exact=exact,
                      duration=whole_seconds(exact) if exact is not None else None,
@@ -227,7 +249,7 @@ class Job:
             found.append(_preview(av_facts.preview))
         if (kind.media_type == "audio" and av_facts.audio_codec is not None
                 and av_facts.audio_codec not in PLAYABLE_AUDIO):
-            await run(transcode_m4a, path, m4a_path, self._deadline())
+            await run(await self._work(transcode_m4a), path, m4a_path, self._deadline())
             found.append(variants.VariantSource("m4a", "audio/mp4", None,
                                                 variants.from_file(m4a_path)))
         if self._upload is None:   # not streamed in: stored once stripped
@@ -236,8 +258,8 @@ class Job:
     async def _store_stripped(self, path: str) -> None:
         clean = f"{path}.clean"
         try:
-            await self.processing.run(strip_container, path, clean, self.kind.mime_type,
-                                      self._deadline())
+            await self.processing.run(await self._work(strip_container), path, clean,
+                                      self.kind.mime_type, self._deadline())
             self._upload = await self._begin(self.kind.mime_type, self.kind.extension)
             async for piece in variants.from_file(clean):
                 await self._upload.write(piece)

@@ -28,6 +28,10 @@ class Policy:
     max_pixels: int
     concurrency: int
     keep_av_metadata: bool = False      # video and audio (MEDIA_KEEP_VIDEO_METADATA)
+    # Per file: seconds of processing before it is stopped (plus a second per 10 MiB),
+    # and bytes that the files processed at once may take together (workers.py).
+    timeout_seconds: float = 20.0
+    memory_bytes: int = 1024**3
     # Facts and previews only: the stored bytes are exactly those received (a legacy
     # import without --process, whose sha256 must stay the file's).
     keep_bytes: bool = False
@@ -41,7 +45,9 @@ class Policy:
                    compress=s.image_compress, quality=s.image_quality,
                    max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
                    max_pixels=s.max_image_pixels, concurrency=s.process_concurrency,
-                   keep_av_metadata=s.keep_video_metadata)
+                   keep_av_metadata=s.keep_video_metadata,
+                   timeout_seconds=s.processing_timeout_seconds,
+                   memory_bytes=s.processing_memory_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
