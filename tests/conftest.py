@@ -24,6 +24,7 @@ from server.store.pool import create_pool
 from tests.apps import build_app, start_client
 from tests import offline_dns
 from tests.dbutil import admin, create_api_key, dsn_for
+from tests.fake_zapi import FakeZapi
 from tests.media import BYTES_KEPT
 from tests.procs import Processes
 
@@ -181,6 +182,14 @@ async def processing_client_with(server_for):
 @pytest.fixture
 async def processing_client(processing_client_with):
     return await processing_client_with()
+
+
+@pytest.fixture
+async def fake(aiohttp_server):
+    """A fake Z-API (tests/fake_zapi.py) on loopback; its port is fake.server.port."""
+    f = FakeZapi()
+    f.server = await aiohttp_server(f.app, host="127.0.0.1")
+    return f
 
 
 @pytest.fixture

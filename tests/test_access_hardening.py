@@ -14,7 +14,6 @@ from server.security.audit import prune
 from server.security.refusals import REFUSALS, RefusalCounter
 from server.workers.janitor import janitor
 from tests.dbutil import bearer, fetchval
-from tests.fake_zapi import FakeZapi
 from tests.media import jpeg_bytes, png_bytes
 from tests.zapi_util import wait_delivery, zapi_changes
 
@@ -25,13 +24,6 @@ PHONE = "5511999999999"
 
 def meta(**kw) -> str:
     return ",".join(f"{k} {base64.b64encode(str(v).encode()).decode()}" for k, v in kw.items())
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    f = FakeZapi()
-    f.server = await aiohttp_server(f.app, host="127.0.0.1")
-    return f
 
 
 @pytest.fixture

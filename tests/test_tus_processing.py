@@ -18,7 +18,6 @@ from server import appkeys
 from server.errors import TusLocked
 from server.store.media import MediaStore
 from server.tus.store import TusStore
-from tests.fake_zapi import FakeZapi
 from tests.media import av_sample, exif_photo, photo_bytes, png_bomb
 from tests.test_processing_images import created, fetch, post
 from tests.zapi_util import wait_delivery, zapi_changes
@@ -355,13 +354,6 @@ async def test_checksum_bound_is_a_setting(client_with, message_id):
 
 
 # -- send_to -------------------------------------------------------------------------
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    f = FakeZapi()
-    f.server = await aiohttp_server(f.app, host="127.0.0.1")
-    return f
-
 
 async def test_send_to_in_metadata_queues_a_send(server_for, fake, message_id):
     client = await server_for(**zapi_changes(fake.server.port, processing=True,

@@ -20,13 +20,6 @@ PHONE = "5511999999999"
 WEBHOOK_SECRET = "hook-Secret-0123456789abcdef"
 
 
-@pytest.fixture
-async def fake(aiohttp_server):
-    f = FakeZapi()
-    f.server = await aiohttp_server(f.app, host="127.0.0.1")
-    return f
-
-
 def server_env(db_dsn: str, fake: FakeZapi, **extra: str) -> dict[str, str]:
     return {"DATABASE_URL": db_dsn, "MEDIA_AUTO_MIGRATE": "false",
             "ZAPI_BASE_URL": f"http://127.0.0.1:{fake.server.port}",

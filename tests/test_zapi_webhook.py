@@ -8,18 +8,10 @@ import json
 import pytest
 
 from server.zapi.webhook import DeliveryFailed, StatusChanged, interpret, secret_matches
-from tests.fake_zapi import FakeZapi
 from tests.zapi_util import media_samples, upload, wait_delivery, zapi_changes
 
 SECRET = "w" * 20 + "SECRET"
 HOOK = f"/api/zapi/webhook/{SECRET}"
-
-
-@pytest.fixture
-async def fake(aiohttp_server):
-    f = FakeZapi()
-    f.server = await aiohttp_server(f.app, host="127.0.0.1")
-    return f
 
 
 @pytest.fixture
