@@ -1,15 +1,25 @@
-"""What the README promises about the code: its layout section names every part of
-server/, and its error table every code of the one error block (which nothing else
-bypasses)."""
+"""What the documentation promises about the code: the README is a front door (short,
+its layout section naming every part of server/), docs/configuration.md names exactly
+the variables load_settings reads, docs/http-api.md's error table every code of the one
+error block (which nothing else bypasses), and every relative link leads somewhere."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 import re
+from pathlib import Path
 
 from server import errors
+from server.settings import load_settings
 from tests.procs import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+DOCS = REPO / "docs"
 SERVER = REPO / "server"
+README_MAX_LINES = 300
+
+
+def test_readme_is_a_front_door():
+    assert len(README.splitlines()) <= README_MAX_LINES
 
 
 def _layout() -> str:
@@ -27,14 +37,76 @@ def test_layout_section_names_every_package_and_top_module():
     assert missing == []
 
 
+class _Recording(Mapping):
+    """An empty environment that remembers every name asked of it."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        self.asked.add(str(name))
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _read_by_load_settings() -> set[str]:
+    # Every reader runs whatever the values (blank = the default), so an empty
+    # environment asks for every variable.
+    env = _Recording()
+    load_settings(env)
+    return env.asked
+
+
+# Documented beside the settings, read by the tests rather than by load_settings.
+NOT_READ_BY_THE_SERVER = {"TEST_DATABASE_URL"}
+
+
+def _documented_settings() -> set[str]:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            first_column = line.split("|")[1]
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", first_column))
+    return names
+
+
+def test_the_recording_environment_sees_the_reads():
+    asked = _read_by_load_settings()
+    assert {"DATABASE_URL", "PORT", "MEDIA_CHUNK_BYTES", "ZAPI_TOKEN"} <= asked
+
+
+def test_configuration_doc_names_every_setting_the_code_reads():
+    assert sorted(_read_by_load_settings() - _documented_settings()) == []
+
+
+def test_configuration_doc_names_no_setting_the_code_no_longer_reads():
+    stale = _documented_settings() - _read_by_load_settings() - NOT_READ_BY_THE_SERVER
+    assert sorted(stale) == []
+    for name in NOT_READ_BY_THE_SERVER:   # and those still are read where they say
+        assert any(name in p.read_text(encoding="utf-8") for p in (REPO / "tests").glob("*.py")
+                   if p.name != "test_docs.py")
+
+
 def _declared_codes() -> set[str]:
     return {cls.code for cls in vars(errors).values()
             if isinstance(cls, type) and issubclass(cls, errors.MediaError)
             and cls is not errors.MediaError}
 
 
-def test_readme_error_table_lists_every_code():
-    assert [c for c in sorted(_declared_codes()) if f"`{c}`" not in README] == []
+def test_http_api_error_table_lists_every_code():
+    text = (DOCS / "http-api.md").read_text(encoding="utf-8")
+    table = text.split("## Errors", 1)[1].split("\n## ", 1)[0]
+    assert [c for c in sorted(_declared_codes()) if f"`{c}`" not in table] == []
 
 
 def test_error_codes_are_unique_and_only_built_in_errors_py():
@@ -48,3 +120,44 @@ def test_error_codes_are_unique_and_only_built_in_errors_py():
                  and re.search(r"error_response\(|json_response\(\{\s*\"error\"",
                                p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's ids for a document's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    text = _FENCE.sub("", doc.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def _broken_links(doc: Path) -> list[str]:
+    broken = []
+    for target in _LINK.findall(_FENCE.sub("", doc.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):   # https:, mailto: ...
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        if not dest.exists():
+            broken.append(target)
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(target)
+    return broken
+
+
+def test_the_link_checker_finds_a_broken_link(tmp_path):
+    (tmp_path / "there.md").write_text("# A heading\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("[ok](there.md) [ok](there.md#a-heading) [no](gone.md) "
+                   "[no](there.md#elsewhere) [web](https://example.com/x)\n")
+    assert _broken_links(doc) == ["gone.md", "there.md#elsewhere"]
+
+
+def test_every_relative_link_in_the_readme_and_docs_exists():
+    broken = {str(doc.relative_to(REPO)): links
+              for doc in [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+              if (links := _broken_links(doc))}
+    assert broken == {}

@@ -244,12 +244,12 @@ def test_serving_without_migrating_refuses_a_schema_that_is_behind(empty_dsn, tm
     assert pending_migrations(empty_dsn) == []
 
 
-async def test_indexes_built_concurrently_beforehand_as_the_readme_says(empty_dsn):
+async def test_indexes_built_concurrently_beforehand_as_the_docs_say(empty_dsn):
     # A DBA on a large media_files builds 0007's indexes with CONCURRENTLY (outside
     # any transaction) before migrating; the migration then accepts them as they are.
     import re
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Migrations on a large database", 1)[1].split("\n### ", 1)[0]
+    doc = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = doc.split("### Migrations on a large database", 1)[1].split("\n### ", 1)[0]
     statements = re.findall(r"^    (CREATE INDEX CONCURRENTLY .*;)$", section, re.M)
     assert len(statements) == 3
     apply_migrations(empty_dsn)
