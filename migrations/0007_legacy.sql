@@ -20,8 +20,9 @@ CREATE TABLE legacy_media (
 -- Partial: only complete files are ever listed. message_id is served by
 -- media_files_message_idx (message_id, created_at, id), scanned backwards.
 -- IF NOT EXISTS: on a large media_files a DBA builds them beforehand with CREATE INDEX
--- CONCURRENTLY (README, "Moving from /uploads/media"), which cannot run inside the
--- transaction yoyo wraps a migration in; this migration then only creates the table.
+-- CONCURRENTLY (docs/operations.md, "Migrations on a large database"), which cannot
+-- run inside the transaction yoyo wraps a migration in; this migration then only
+-- creates the table.
 CREATE INDEX IF NOT EXISTS media_files_search_idx ON media_files (created_at DESC, id DESC)
     WHERE upload_state = 'complete';
 CREATE INDEX IF NOT EXISTS media_files_search_type_idx ON media_files (media_type, created_at DESC, id DESC)

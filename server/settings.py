@@ -162,7 +162,7 @@ class Settings:
             object.__setattr__(self, "database_url", secret_url(self.database_url))
         object.__setattr__(self, "database_read_urls", tuple(
             secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
-    # Limits against abuse (README "Limits and abuse"); each bounds what one client or
+    # Limits against abuse (docs/limits.md); each bounds what one client or
     # one stalled peer can hold on to.
     send_timeout: float = 60.0              # a response write with no progress this long
     header_timeout: float = 15.0            # a new connection's first request headers

@@ -6,7 +6,7 @@ under 256 MiB above idle at peak. The peak is the process's VmHWM, reset once th
 server is idle (/proc/PID/clear_refs), so nothing between two samples escapes it. The
 readers' receive buffers are small, as a cheap attacker's are, so the kernel's buffers
 fill in seconds; bench/bench_stalled_readers.py runs the same attack with default
-buffers (the figures in the README, "Limits and abuse").
+buffers (the figures in docs/limits.md).
 """
 from __future__ import annotations
 

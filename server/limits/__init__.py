@@ -1,6 +1,6 @@
 """Limits against abuse: what one client, or one stalled peer, may hold on to.
 
-Each module bounds one resource (README, "Limits and abuse"): uploads.py the upload
+Each module bounds one resource (docs/limits.md): uploads.py the upload
 slots, their pace and their coding; sending.py a response's time and memory while the
 client reads slowly, and how many responses read from the store at once; ranges.py
 what a multi-range request may cost; paging.py a listing's size; protocol.py aiohttp's
