@@ -73,7 +73,7 @@ def _sigterm_as_exit() -> None:
 
 def serve(settings: Settings, migrate: bool, workers: int) -> int:
     from server.cli.migrate import apply_migrations, pending_migrations
-    from server.cli.serving import run_server, serve_workers
+    from server.runtime.processes import run_server, serve_workers
 
     with database(settings) as dsn:
         if migrate and settings.auto_migrate:

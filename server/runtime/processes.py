@@ -27,7 +27,7 @@ import tempfile
 import time
 from multiprocessing.reduction import ForkingPickler
 
-from server.cli.balancer import Balancer, HandedConnections, listening_sockets
+from server.runtime.balancer import Balancer, HandedConnections, listening_sockets
 from server.secret import Secret
 from server.settings import Settings
 
@@ -45,8 +45,8 @@ def run_server(settings: Settings, dsn: str, *,
     connections a supervisor hands over (``handed``)."""
     from server import appkeys
     from server.app import create_app
-    from server.limits.memory import return_freed_memory
-    from server.limits.protocol import run_app
+    from server.runtime.memory import return_freed_memory
+    from server.runtime.protocol import run_app
     from server.observability.logformat import AccessLogger
     try:
         import uvloop
@@ -68,7 +68,7 @@ def run_server(settings: Settings, dsn: str, *,
         if change < 0 and handed is not None:
             handed.connection_closed()
 
-    # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
+    # aiohttp's run_app, with the service's own parser-error pages (runtime/protocol.py).
     run_app(app, host=settings.host, port=settings.port,
             handed=handed, count_connection=count_connection,
             shutdown_timeout=settings.shutdown_timeout,
