@@ -24,7 +24,8 @@ from server.http.conditional import (
 )
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
-from server.limits.ranges import SharedReads, too_costly
+from server.api.shared_reads import SharedReads
+from server.limits.ranges import too_costly
 from server.runtime.sending import Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
 from server.security.hooks import media_cache_control
