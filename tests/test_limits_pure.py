@@ -1,6 +1,6 @@
-"""The pure parts of server/limits, table-tested: content codings, the upload pace,
-upload slots, stream slots, chunk reads of multi-range requests, listing cursors and
-limits."""
+"""The pure parts of the limits, table-tested: content codings, the upload pace,
+upload slots (server/limits), stream slots (server/runtime/sending.py), chunk reads of
+multi-range requests (server/limits), listing cursors and limits (server/http/paging.py)."""
 from __future__ import annotations
 
 import asyncio
