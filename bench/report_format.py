@@ -108,7 +108,8 @@ def _frame_name(frame: str) -> str:
 
 # Frames every sample of the service passes through (start-up and the loop's entry):
 # listing them as "inclusive" time says nothing.
-ENTRY_FRAMES = ("(server/cli/", "run_app (server/limits/protocol.py)")
+ENTRY_FRAMES = ("(server/cli/", "(server/runtime/processes.py)",
+                "run_app (server/runtime/protocol.py)")
 
 
 def summarize_profile(collapsed: str, top: int = 12) -> dict:
@@ -140,7 +141,7 @@ def summarize_profile(collapsed: str, top: int = 12) -> dict:
 
 # The event loop's frame in a worker: the samples of the thread that serves requests
 # (the log's writer thread and the supervisor have none).
-LOOP_FRAME = "run_app (server/limits/protocol.py)"
+LOOP_FRAME = "run_app (server/runtime/protocol.py)"
 # What the access log costs the loop: aiohttp's call into our logger per request, and
 # the sink's flush of the lines it buffered (server/observability/logformat.py).
 ACCESS_LOG_FRAMES = ("RequestHandler.log_access (aiohttp/web_protocol.py)",

@@ -11,8 +11,8 @@ from aiohttp import web
 from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
-from server.limits.memory import memory_trimmer
-from server.limits.sending import StreamSlots
+from server.runtime.memory import memory_trimmer
+from server.runtime.sending import StreamSlots
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
@@ -86,7 +86,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app[appkeys.DSN] = dsn
     app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
     # Long reads from the store at once: half the pool, so the other half is always
-    # free for small requests (server/limits/sending.py).
+    # free for small requests (server/runtime/sending.py).
     app[appkeys.STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
     app[appkeys.METRICS] = Metrics()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.limits.sending import StreamSlots
+from server.runtime.sending import StreamSlots
 from server.limits.uploads import UploadSlots
 from server.metrics import Metrics
 from server.processing.pipeline import Processing

@@ -132,7 +132,7 @@ InvalidPhone = _error("InvalidPhone", 400, "invalid_phone",
                       "id ending in -group")
 DeliveryNotFound = _error("DeliveryNotFound", 404, "delivery_not_found",
                           "delivery not found")
-# Limits against abuse (server/limits).
+# Limits against abuse (server/limits; a listing's page, server/http/paging.py).
 UnsupportedContentEncoding = _error(
     "UnsupportedContentEncoding", 415, "unsupported_content_encoding",
     "send the file as it is, without a Content-Encoding", close=True)

@@ -1,7 +1,7 @@
 """First come, first served admission: at most ``limit`` holders at a time.
 
 Two places queue work this way: requests waiting for a pooled connection
-(store/media.py) and long reads waiting for a stream slot (limits/sending.py). A freed
+(store/media.py) and long reads waiting for a stream slot (runtime/sending.py). A freed
 place is handed to the oldest waiter directly; a newcomer queues behind it. asyncpg's
 own pool waits in an asyncio.Queue, which lets a newcomer take a connection freed for a
 waiter that has not run yet, and the waiter then queues again at the back: under

@@ -1,7 +1,7 @@
 """Prometheus metrics, one registry per application (tests run several apps).
 
 Under ``--workers N`` prometheus-client runs in multiprocess mode (see
-cli/serving.py): samples go to files shared by the workers, and ``render`` sums them.
+runtime/processes.py): samples go to files shared by the workers, and ``render`` sums them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""server/cli/balancer.py: the supervisor hands each connection to the ready worker with
+"""server/runtime/balancer.py: the supervisor hands each connection to the ready worker with
 the fewest open. Here both sides run in one process, over real sockets on loopback;
 tests/test_workers.py checks the same across real worker processes."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from server.cli.balancer import (ACCEPT_PAUSE, Balancer, HandedConnections, choose,
+from server.runtime.balancer import (ACCEPT_PAUSE, Balancer, HandedConnections, choose,
                                  listening_sockets)
 
 

@@ -166,9 +166,9 @@ def test_connections_needed(servers, needed):
 
 
 PROFILE = """\
-<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:90);_write (/v/lib/python3.11/site-packages/aiohttp/http_writer.py:70) 6
-<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:91);get (/repo/server/store/cache.py:12) 3
-<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/limits/protocol.py:40) 1
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/runtime/protocol.py:40);serve_media (/repo/server/api/serve.py:90);_write (/v/lib/python3.11/site-packages/aiohttp/http_writer.py:70) 6
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/runtime/protocol.py:40);serve_media (/repo/server/api/serve.py:91);get (/repo/server/store/cache.py:12) 3
+<module> (/repo/run.py:5);main (/repo/server/cli/main.py:10);run_app (/repo/server/runtime/protocol.py:40) 1
 not a sample line
 """
 
@@ -178,7 +178,7 @@ def test_summarize_profile_self_and_inclusive_shares():
     assert s["samples"] == 10
     assert s["self"] == [("_write (aiohttp/http_writer.py)", 60.0),
                          ("get (server/store/cache.py)", 30.0),
-                         ("run_app (server/limits/protocol.py)", 10.0)]
+                         ("run_app (server/runtime/protocol.py)", 10.0)]
     # one entry per function whatever the line; the entry frames are left out
     assert s["inclusive"] == [("serve_media (server/api/serve.py)", 90.0),
                               ("get (server/store/cache.py)", 30.0)]
@@ -189,11 +189,11 @@ def test_summarize_profile_of_nothing():
 
 
 LOGGED = """\
-<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);serve_media (/repo/server/api/serve.py:90) 14
-<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);RequestHandler.log_access (/v/lib/python3.11/site-packages/aiohttp/web_protocol.py:541);AccessLogger.log (/repo/server/observability/logformat.py:205) 4
-<module> (/repo/run.py:5);run_app (/repo/server/limits/protocol.py:40);AccessSink.flush (/repo/server/observability/logformat.py:180) 2
+<module> (/repo/run.py:5);run_app (/repo/server/runtime/protocol.py:40);serve_media (/repo/server/api/serve.py:90) 14
+<module> (/repo/run.py:5);run_app (/repo/server/runtime/protocol.py:40);RequestHandler.log_access (/v/lib/python3.11/site-packages/aiohttp/web_protocol.py:541);AccessLogger.log (/repo/server/observability/logformat.py:205) 4
+<module> (/repo/run.py:5);run_app (/repo/server/runtime/protocol.py:40);AccessSink.flush (/repo/server/observability/logformat.py:180) 2
 _bootstrap (/usr/lib/python3.11/threading.py:995);QueueListener._monitor (/usr/lib/python3.11/logging/handlers.py:1571) 30
-<module> (/repo/run.py:5);serve_workers (/repo/server/cli/serving.py:150) 50
+<module> (/repo/run.py:5);serve_workers (/repo/server/runtime/processes.py:150) 50
 """
 
 
@@ -208,8 +208,8 @@ _bootstrap (/usr/lib/python3.11/threading.py:995);QueueListener._monitor (/usr/l
     (LOGGED, ("nothing (x.py)",), 0.0),
     ("", ("RequestHandler.log_access (aiohttp/web_protocol.py)",), None),
     # no loop at all (a profile of the supervisor alone): no share, not 0
-    ("<module> (/repo/run.py:5);serve_workers (/repo/server/cli/serving.py:150) 5\n",
-     ("serve_workers (server/cli/serving.py)",), None),
+    ("<module> (/repo/run.py:5);serve_workers (/repo/server/runtime/processes.py:150) 5\n",
+     ("serve_workers (server/runtime/processes.py)",), None),
 ])
 def test_share_under_counts_the_loops_samples_only(collapsed, frames, share):
     assert share_under(collapsed, frames) == share

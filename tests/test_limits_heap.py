@@ -1,5 +1,5 @@
 """A download reuses the worker's heap from one chunk to the next instead of giving it
-back to the kernel and faulting it in again (server/limits/memory.py): with glibc's
+back to the kernel and faulting it in again (server/runtime/memory.py): with glibc's
 trim threshold left at 128 KiB, each 256 MiB download cost 75,000-125,000 minor page
 faults, a third of the worker's CPU."""
 import os

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from server.http.ranges import ByteRange
-from server.limits.ranges import SharedReads
+from server.api.shared_reads import SharedReads
 from tests.media import jpeg_bytes
 
 

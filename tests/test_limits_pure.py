@@ -1,6 +1,6 @@
-"""The pure parts of server/limits, table-tested: content codings, the upload pace,
-upload slots, stream slots, chunk reads of multi-range requests, listing cursors and
-limits."""
+"""The pure parts of the limits, table-tested: content codings, the upload pace,
+upload slots (server/limits), stream slots (server/runtime/sending.py), chunk reads of
+multi-range requests (server/limits), listing cursors and limits (server/http/paging.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +11,10 @@ from multidict import CIMultiDict
 
 from server.errors import InvalidCursor, InvalidLimit, TooManyUploads, UploadTooSlow
 from server.http.ranges import ByteRange
-from server.limits import paging
-from server.limits.protocol import parser_error_answer
+from server.http import paging
+from server.runtime.protocol import parser_error_answer
 from server.limits.ranges import chunk_reads, too_costly
-from server.limits.sending import StreamSlots
+from server.runtime.sending import StreamSlots
 from server.limits.uploads import Pace, UploadSlots, has_content_coding
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from server.limits.protocol import BACKLOG
+from server.runtime.protocol import BACKLOG
 from tests.procs import all_descriptors
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from server import appkeys
 from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
-from server.limits import paging
+from server.http import paging
 from server.security import SIGNER
 from server.security.audit import audited
 
@@ -29,7 +29,7 @@ async def list_message_media(request: web.Request) -> web.Response:
     store = request.app[appkeys.STORE]
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
-    # Bounded pages (server/limits/paging.py); the query is checked before the database.
+    # Bounded pages (server/http/paging.py); the query is checked before the database.
     limit = paging.parse_limit(request.query.get("limit"))
     after = paging.decode_cursor(request.query.get("cursor"))
     records, more = await store.list_page(

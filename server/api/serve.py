@@ -24,8 +24,9 @@ from server.http.conditional import (
 )
 from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
-from server.limits.ranges import SharedReads, too_costly
-from server.limits.sending import Sender, SendTimeout, StreamSlots
+from server.api.shared_reads import SharedReads
+from server.limits.ranges import too_costly
+from server.runtime.sending import Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
@@ -173,7 +174,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
     if not ranges:
         return await _stream(request, resp, _chain(b"", None))
     r = ranges[0]
-    # A long read takes a stream slot first (server/limits/sending.py); a short one
+    # A long read takes a stream slot first (server/runtime/sending.py); a short one
     # (a photo, a seek) is a chunk or two, mostly from the chunk cache.
     slots = request.app[appkeys.STREAM_SLOTS] \
         if r.end // rec.chunk_size - r.start // rec.chunk_size >= SHORT_READ_CHUNKS else None
@@ -186,7 +187,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
             slots.release()
         raise
     # Only the body holds the first piece from here: a stalled client's body is
-    # dropped (server/limits/sending.py), and the piece must go with it.
+    # dropped (server/runtime/sending.py), and the piece must go with it.
     body = _chain(first, stream)
     del first
 
@@ -241,7 +242,7 @@ async def _chain(first: bytes, rest: Body | None) -> Body:
         if rest is not None:
             async for piece in rest:
                 yield piece
-                del piece   # not held while the next one is read (limits/sending.py)
+                del piece   # not held while the next one is read (runtime/sending.py)
     finally:
         # Closed early (client gone): stop the store's read-ahead now, not at GC.
         if rest is not None:
@@ -271,7 +272,7 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
                 await sender.send_all(piece)
         await resp.write_eof()
     except SendTimeout:
-        # server/limits/sending.py: the connection is closed already.
+        # server/runtime/sending.py: the connection is closed already.
         log.info("send timed out on %s: the client read nothing for %g s", safe_path(request),
                  sender.timeout)
     except ConnectionError:

@@ -73,7 +73,8 @@ def _sigterm_as_exit() -> None:
 
 def serve(settings: Settings, migrate: bool, workers: int) -> int:
     from server.cli.migrate import apply_migrations, pending_migrations
-    from server.cli.serving import run_server, serve_workers
+    from server.cli.service import MediaService
+    from server.runtime.processes import run_server, serve_workers
 
     with database(settings) as dsn:
         if migrate and settings.auto_migrate:
@@ -84,8 +85,8 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
                                "applied): run `media-store migrate` (or `python run.py "
                                "migrate`) first")
         if workers > 1:
-            return serve_workers(settings, dsn, workers)
-        run_server(settings, dsn)
+            return serve_workers(settings, dsn, workers, MediaService())
+        run_server(settings, dsn, MediaService())
         return 0
 
 

@@ -1,11 +1,10 @@
-"""Limits against abuse: what one client, or one stalled peer, may hold on to.
+"""Limits against abuse: what one client, or one request, may cost.
 
-Each module bounds one resource (docs/limits.md): uploads.py the upload
-slots, their pace and their coding; sending.py a response's time and memory while the
-client reads slowly, and how many responses read from the store at once; ranges.py
-what a multi-range request may cost; paging.py a listing's size; protocol.py aiohttp's
-own error pages and the header timeout; memory.py the allocator's habit of keeping
-freed memory. (A statement's wait is bounded by the pool's command_timeout,
-DB_COMMAND_TIMEOUT_SECONDS, or DB_ADMIN_COMMAND_TIMEOUT_SECONDS for the admin commands,
-in store/pool.py.)
+uploads.py bounds the upload slots, their pace and their coding; ranges.py prices a
+multi-range request in chunk reads. Other bounds live beside what they bound: a
+listing's page size with its cursor (http/paging.py), the send timeout, the stall rule,
+the stream slots and the header timeout in the runtime (runtime/sending.py,
+runtime/protocol.py), a statement's wait in the pool's command_timeout
+(DB_COMMAND_TIMEOUT_SECONDS, or DB_ADMIN_COMMAND_TIMEOUT_SECONDS for the admin
+commands, in store/pool.py). docs/limits.md tells them all.
 """

@@ -53,7 +53,7 @@ class ChunkEncoder:
         # allocated with the first bytes and reused for every chunk: encoding each piece
         # as it came and joining the pieces cost several chunk-sized allocations per
         # chunk, each a fresh mapping under the server's malloc settings
-        # (server/limits/memory.py), and their page faults were most of the CPU time.
+        # (server/runtime/memory.py), and their page faults were most of the CPU time.
         self._raw = bytearray()
         self._fill = 0
 

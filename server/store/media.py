@@ -83,9 +83,9 @@ def _decode(rec: "MediaRecord", seq: int, text: bytes | memoryview) -> bytes:
 
 
 # Raw bytes per piece of a long read: a multiple of 3 (its base64 stands alone), and
-# no more than the 64 KiB a sender writes at once (server/limits/sending.py), so each
+# no more than the 64 KiB a sender writes at once (server/runtime/sending.py), so each
 # piece goes to the socket as it is: no whole decoded chunk, no slice copies. Pieces
-# come from glibc's heap (server/limits/memory.py): a stalled reader holds one until
+# come from glibc's heap (server/runtime/memory.py): a stalled reader holds one until
 # it is let go of, about 80 KiB per stalled reader in all (44 KiB when pieces were
 # mapped: the price of downloads 1.2-1.4x faster), freed pages trimmed every 10 s.
 PIECE = 65_505
@@ -612,7 +612,7 @@ class MediaStore:
         # that PostgreSQL reads it while this one is decoded and sent. Batches grow
         # from one chunk to read_ahead as the reader keeps up, so a reader that stalls
         # at once has cost three chunks; the sender lets go of all of it when it stalls
-        # (server/limits/sending.py). The ask goes out only when the loop gets a turn:
+        # (server/runtime/sending.py). The ask goes out only when the loop gets a turn:
         # a task made here does nothing until this generator next waits, which for a
         # reader whose socket takes every piece is once the whole batch has been sent,
         # so asking early without that turn overlapped nothing. With it, one 256 MiB

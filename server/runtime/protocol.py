@@ -42,7 +42,7 @@ from server.errors import BadRequest, MediaError, render
 BACKLOG = 2048
 
 if TYPE_CHECKING:
-    from server.cli.balancer import HandedConnections
+    from server.runtime.balancer import HandedConnections
 
 log = logging.getLogger("media.protocol")
 

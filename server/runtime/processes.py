@@ -7,6 +7,9 @@ ready worker with the fewest open ones (balancer.py). A worker that dies is repl
 SIGTERM or Ctrl-C stops them all (each finishing its requests within
 MEDIA_SHUTDOWN_TIMEOUT_SECONDS), and only then is the embedded PostgreSQL stopped.
 
+What is served comes from the command (server/cli/service.py), as a :class:`Service`:
+the runtime imports nothing of the app, its handlers or the store.
+
 Metrics: prometheus-client's multiprocess mode. Every worker writes its samples to
 files in a folder made for this run, and /metrics on any worker sums them all, so a
 scrape sees the whole instance whichever worker answers it.
@@ -25,11 +28,17 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from server.cli.balancer import Balancer, HandedConnections, listening_sockets
+from server.runtime.balancer import Balancer, HandedConnections, listening_sockets
 from server.secret import Secret
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from aiohttp.abc import AbstractAccessLogger
 
 log = logging.getLogger("media")
 
@@ -39,15 +48,36 @@ CRASH_LOOP_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1   # from linux/prctl.h
 
 
-def run_server(settings: Settings, dsn: str, *,
+class Served(NamedTuple):
+    """The app one serving process serves, built by the :class:`Service`."""
+    app: web.Application
+    # Called with 1 as each connection opens and -1 as it closes.
+    count_connection: Callable[[int], None]
+
+
+class Service(Protocol):
+    """What to serve, handed over by the command. Spawned workers get it pickled, so it
+    is an instance of a module-level class; its methods import what they need, so that
+    the supervisor never loads the app."""
+
+    def configure_logging(self, settings: Settings) -> None:
+        """A spawned worker's logging, set up before anything else."""
+
+    def load(self) -> type[AbstractAccessLogger]:
+        """Import the app's modules (before what exists is frozen out of the garbage
+        collector's sight); the access log's class."""
+
+    def build(self, settings: Settings, dsn: str) -> Served:
+        """The app, built in the process that serves it."""
+
+
+def run_server(settings: Settings, dsn: str, service: Service, *,
                handed: HandedConnections | None = None) -> None:
-    """Serve in this process until SIGINT/SIGTERM: on the configured port, or the
-    connections a supervisor hands over (``handed``)."""
-    from server import appkeys
-    from server.app import create_app
-    from server.limits.memory import return_freed_memory
-    from server.limits.protocol import run_app
-    from server.observability.logformat import AccessLogger
+    """Serve ``service`` in this process until SIGINT/SIGTERM: on the configured port,
+    or the connections a supervisor hands over (``handed``)."""
+    from server.runtime.memory import return_freed_memory
+    from server.runtime.protocol import run_app
+    access_log_class = service.load()
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -60,21 +90,20 @@ def run_server(settings: Settings, dsn: str, *,
     # 1 ms on the event loop instead of 40 (a pause every slow request would feel).
     gc.collect()
     gc.freeze()
-    app = create_app(settings, dsn)
-    connections = app[appkeys.METRICS].connections
+    app, count_open = service.build(settings, dsn)
 
     def count_connection(change: int) -> None:
-        connections.inc(change)
+        count_open(change)
         if change < 0 and handed is not None:
             handed.connection_closed()
 
-    # aiohttp's run_app, with the service's own parser-error pages (limits/protocol.py).
+    # aiohttp's run_app, with the service's own parser-error pages (runtime/protocol.py).
     run_app(app, host=settings.host, port=settings.port,
             handed=handed, count_connection=count_connection,
             shutdown_timeout=settings.shutdown_timeout,
             header_timeout=settings.header_timeout,
             access_log=logging.getLogger("media.access"),
-            access_log_class=AccessLogger,
+            access_log_class=access_log_class,
             print=lambda msg: log.info(msg.strip()))
 
 
@@ -92,13 +121,13 @@ def _die_with(supervisor: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(settings: Settings, dsn: str, supervisor: int, channel: socket.socket,
-                 closed, index: int) -> None:
+def _worker_main(settings: Settings, dsn: str, service: Service, supervisor: int,
+                 channel: socket.socket, closed, index: int) -> None:
     _die_with(supervisor)
-    from server.observability.logformat import configure
-    configure(settings.log_level, settings.log_format)
+    service.configure_logging(settings)
     try:
-        run_server(settings, dsn, handed=HandedConnections(channel, closed, index))
+        run_server(settings, dsn, service,
+                   handed=HandedConnections(channel, closed, index))
     except KeyboardInterrupt:
         pass
 
@@ -107,9 +136,10 @@ def _secret_to_worker(secret: Secret):
     return Secret, (secret.reveal(), str(secret))
 
 
-def serve_workers(settings: Settings, dsn: str, count: int) -> int:
-    """Supervise ``count`` worker processes until told to stop; the exit code. This
-    process listens and hands each connection to a worker (balancer.py)."""
+def serve_workers(settings: Settings, dsn: str, count: int, service: Service) -> int:
+    """Supervise ``count`` worker processes serving ``service`` until told to stop; the
+    exit code. This process listens and hands each connection to a worker
+    (balancer.py)."""
     # Bound here, so that a port held by something else fails in one line (main's
     # OSError handler), not in N workers' tracebacks.
     listeners = listening_sockets(settings.host, settings.port)
@@ -133,7 +163,8 @@ def serve_workers(settings: Settings, dsn: str, count: int) -> int:
     def start(i: int):
         channel = balancer.channel_for(i)
         p = ctx.Process(target=_worker_main, name=f"media-worker-{i}",
-                        args=(settings, dsn, os.getpid(), channel, balancer.closed, i))
+                        args=(settings, dsn, service, os.getpid(), channel, balancer.closed,
+                              i))
         p.start()
         channel.close()     # the worker has its own copy
         return p, time.monotonic()

@@ -33,7 +33,7 @@ M_MMAP_THRESHOLD = -3          # from glibc's malloc.h
 # Above a chunk's base64 (348 KB) and the rows asyncpg joins: those come from the heap,
 # reused from one chunk to the next, rather than from a fresh mapping faulted in page by
 # page (at 64 KiB, page faults were most of a download's CPU). What stays bounded is
-# what the stream slots and the stall rule hold (limits/sending.py), and the trimmer
+# what the stream slots and the stall rule hold (runtime/sending.py), and the trimmer
 # hands the heap's free pages back.
 MMAP_THRESHOLD = 1024 * 1024
 M_TRIM_THRESHOLD = -1          # from glibc's malloc.h
@@ -80,7 +80,7 @@ async def memory_trimmer(app) -> None:
     back its top, so without this a burst of 1,000 stalled readers kept most of what
     they had cost after they had gone. A full garbage collection first frees what
     cycles still hold (about a millisecond on the loop every 10 s on an idle worker,
-    since serving.py freezes what exists at start-up out of its sight; 10-36 ms on a
+    since processes.py freezes what exists at start-up out of its sight; 10-36 ms on a
     loaded one with 2,000 files' metadata cached, docs/performance.md). The trim runs in
     a thread (it is thread-safe, and needn't take its milliseconds from the loop)."""
     trim = _malloc_trim()

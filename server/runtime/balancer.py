@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from server.limits.protocol import BACKLOG
+from server.runtime.protocol import BACKLOG
 
 log = logging.getLogger("media.balancer")
 
