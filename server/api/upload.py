@@ -42,8 +42,8 @@ from server.errors import (
     render,
 )
 from server.http.form_names import header_filename
+from server.http.media_types import is_raw_upload_type
 from server.http.params import parse_id
-from server.ingest.media_types import is_raw_upload_type
 from server.ingest.receive import Limits, Reader, receive, within
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
 from server.processing.pipeline import Job

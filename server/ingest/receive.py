@@ -2,9 +2,9 @@
 tus) into a new, still invisible upload in the media store.
 
 Whatever the source, the same rules apply: the type is decided from the first bytes by
-the one type policy (media_types.py), the size is counted as the bytes arrive (413 the
-moment the limit is crossed), every read is bounded by the idle timeout (408), and any
-failure leaves nothing behind.
+the one type table (server/http/media_types.py), the size is counted as the bytes
+arrive (413 the moment the limit is crossed), every read is bounded by the idle timeout
+(408), and any failure leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from server.errors import (
     UploadTimeout,
 )
 from server.http.disposition import sanitize_filename
+from server.http.media_types import SNIFF_BYTES, sniff
 from server.limits.uploads import Pace
-from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.processing.pipeline import Job, Processing
 from server.processing.policy import Options
 from server.store.media import MediaStore, Upload
