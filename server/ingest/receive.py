@@ -14,6 +14,10 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
 from server.errors import (
     EmptyFile,
     PayloadTooLarge,
@@ -28,6 +32,12 @@ from server.processing.policy import Options
 from server.store.media import MediaStore, Upload
 
 Reader = Callable[[], Awaitable[bytes]]
+
+# What reading a client's body raises when the client vanished or sent a broken body:
+# nothing to store, nobody to blame but the network, so no stack trace.
+# (RequestPayloadError: a body the parser could not decode, e.g. bad gzip.)
+BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, web.RequestPayloadError,
+               ConnectionError, EOFError)
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
