@@ -24,6 +24,7 @@ SNIFF_BYTES = 8192
 
 @dataclass(frozen=True)
 class MediaKind:
+    """A file's type and the table's row for it."""
     mime_type: str
     media_type: str | None   # image | video | audio | document; None: never stored
     extension: str | None    # the extension we store under
@@ -80,7 +81,7 @@ KNOWN: dict[str, tuple[str, str]] = {**SIGNED, **TEXT}
 # Today's list, the default of MEDIA_ALLOWED_TYPES.
 DEFAULT_ALLOWED = frozenset(KNOWN)
 
-# The names players and browsers expect, where filetype's differ.
+# filetype's name -> ours, where they differ: the names players and browsers expect.
 CANONICAL = {"audio/x-wav": "audio/wav", "audio/x-flac": "audio/flac"}
 
 
