@@ -15,10 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from server.secret import Secret, secret_url
-
 # The media types the service can recognise; MEDIA_ALLOWED_TYPES picks among them.
-from server.processing.detect import DEFAULT_ALLOWED, KNOWN
+from server.http.media_types import DEFAULT_ALLOWED, KNOWN
+from server.secret import Secret, secret_url
 
 
 def usable_cores() -> int:

@@ -42,9 +42,9 @@ from server.errors import (
     render,
 )
 from server.http.form_names import header_filename
+from server.http.media_types import is_raw_upload_type
 from server.http.params import parse_id
-from server.ingest.media_types import is_raw_upload_type
-from server.ingest.receive import Limits, Reader, receive, within
+from server.ingest.receive import BODY_ERRORS, Limits, Reader, receive, within
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
 from server.processing.pipeline import Job
 from server.processing.policy import options_from
@@ -65,12 +65,6 @@ MULTIPART_OVERHEAD = 1024 * 1024   # slack for boundaries and small fields in Co
 SMALL_FIELD_BYTES = 1024           # message_id and any extra text field
 MAX_PARTS = 16
 SEND_FIELDS = ("send_to", "caption")
-
-# The client vanished or sent a broken body: nothing to store, nobody to blame but the
-# network, so no stack trace.
-# (RequestPayloadError: a body the parser could not decode, e.g. bad gzip.)
-_BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, web.RequestPayloadError,
-                ConnectionError, EOFError)
 
 
 def parse_message_id(text: str | None) -> int:
@@ -123,7 +117,7 @@ async def _upload(request: web.Request) -> web.Response:
                 rec = await _raw(request, store, limits, audit)
             else:
                 raise UnsupportedRequestType()
-    except (UploadTimeout, *_BODY_ERRORS) as e:
+    except (UploadTimeout, *BODY_ERRORS) as e:
         # The body is broken, gone or stalled, wherever in it that happened: there is
         # nothing left worth reading, and aiohttp's lingering read of the rest would
         # only raise (and log) again.

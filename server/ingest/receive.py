@@ -2,9 +2,9 @@
 tus) into a new, still invisible upload in the media store.
 
 Whatever the source, the same rules apply: the type is decided from the first bytes by
-the one type policy (media_types.py), the size is counted as the bytes arrive (413 the
-moment the limit is crossed), every read is bounded by the idle timeout (408), and any
-failure leaves nothing behind.
+the one type table (server/http/media_types.py), the size is counted as the bytes
+arrive (413 the moment the limit is crossed), every read is bounded by the idle timeout
+(408), and any failure leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
 from server.errors import (
     EmptyFile,
     PayloadTooLarge,
@@ -21,13 +25,19 @@ from server.errors import (
     UploadTimeout,
 )
 from server.http.disposition import sanitize_filename
+from server.http.media_types import SNIFF_BYTES, sniff
 from server.limits.uploads import Pace
-from server.ingest.media_types import SNIFF_BYTES, sniff
 from server.processing.pipeline import Job, Processing
 from server.processing.policy import Options
 from server.store.media import MediaStore, Upload
 
 Reader = Callable[[], Awaitable[bytes]]
+
+# What reading a client's body raises when the client vanished or sent a broken body:
+# nothing to store, nobody to blame but the network, so no stack trace.
+# (RequestPayloadError: a body the parser could not decode, e.g. bad gzip.)
+BODY_ERRORS = (aiohttp.ClientError, HttpProcessingError, web.RequestPayloadError,
+               ConnectionError, EOFError)
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout

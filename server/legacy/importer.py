@@ -29,7 +29,7 @@ import asyncpg
 from server.api.media_json import serve_path
 from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
                            UnsupportedMediaType)
-from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.http.media_types import SNIFF_BYTES, sniff
 from server.ingest.receive import Limits, receive
 from server.legacy import matching
 from server.legacy.columns import UrlColumn, url_column

@@ -31,7 +31,7 @@ from server.api.serve import Body, serve_record
 from server.errors import LegacyGone, MediaNotFound
 from server.http.conditional import http_date
 from server.http.disposition import content_disposition
-from server.ingest.media_types import SNIFF_BYTES, sniff
+from server.http.media_types import SNIFF_BYTES, sniff
 from server.legacy.files import PIECE
 from server.legacy.lookup import media_for_legacy_name
 from server.legacy.paths import legacy_name, resolve

@@ -1,6 +1,6 @@
-"""What a file is, from its bytes: the signatures filetype knows, plus what a chat also
-carries and filetype can't see (plain text and CSV), and markup that must never pass
-as either (HTML, SVG, XML).
+"""What a file is, from its bytes: the signatures of the one type table
+(server/http/media_types.py), plus what a chat also carries and filetype can't see
+(plain text and CSV), and markup that must never pass as either (HTML, SVG, XML).
 
 ``identify`` always names what it found, allowed or not, so a refusal (415) can say
 which type was detected. Whether the container really parses is checked later, on the
@@ -11,52 +11,28 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from dataclasses import dataclass
 
-import filetype
-
-from server.ingest.media_types import _ALLOWED, _CANONICAL
+from server.http.media_types import SNIFF_BYTES, MediaKind, kind_of, signature
 
 UNKNOWN = "application/octet-stream"
-SNIFF_BYTES = 8192
-
-# Every type the service can recognise and store: mime -> (media_type, extension).
-KNOWN: dict[str, tuple[str, str]] = {
-    **{_CANONICAL.get(m, m): kind for m, kind in _ALLOWED.items()},
-    "text/plain": ("document", "txt"),
-    "text/csv": ("document", "csv"),
-}
-# Today's list, the default of MEDIA_ALLOWED_TYPES.
-DEFAULT_ALLOWED = frozenset(KNOWN)
 
 
-@dataclass(frozen=True)
-class Detected:
-    mime_type: str
-    media_type: str | None     # None: a type the service never stores
-    extension: str | None
-
-
-def identify(head: bytes, *, complete: bool) -> Detected:
-    """The type of a file starting with ``head`` (``complete``: head is the whole file)."""
+def identify(head: bytes, *, complete: bool) -> MediaKind:
+    """The type of a file starting with ``head`` (``complete``: head is the whole file),
+    from the types of server/http/media_types.py; media_type None if not one of them."""
     if len(head) > SNIFF_BYTES:   # the decision is made on the same bytes every time
         head, complete = head[:SNIFF_BYTES], False
-    kind = filetype.guess(head)
-    if kind is not None:
-        return _detected(_CANONICAL.get(kind.mime, kind.mime))
+    mime = signature(head)
+    if mime is not None:
+        return kind_of(mime)
     markup = markup_type(head)
     if markup is not None:
-        return _detected(markup)
+        return kind_of(markup)
     text = decode_text(head, complete=complete)
     if text is not None:
-        return _detected("text/csv" if looks_like_csv(text, complete=complete)
-                         else "text/plain")
-    return _detected(UNKNOWN)
-
-
-def _detected(mime: str) -> Detected:
-    media_type, ext = KNOWN.get(mime, (None, None))
-    return Detected(mime, media_type, ext)
+        return kind_of("text/csv" if looks_like_csv(text, complete=complete)
+                       else "text/plain")
+    return kind_of(UNKNOWN)
 
 
 _MARKUP = [   # in this order: an SVG may hold <script>, an HTML page rarely <svg> first

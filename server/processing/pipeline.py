@@ -22,6 +22,7 @@ import time
 import uuid
 
 from server.errors import UnsupportedMediaType
+from server.http.media_types import MediaKind
 from server.processing import costs, variants
 from server.processing.audio_video import (
     PLAYABLE_AUDIO,
@@ -29,7 +30,7 @@ from server.processing.audio_video import (
     transcode_m4a,
     whole_seconds,
 )
-from server.processing.detect import Detected, identify
+from server.processing.detect import identify
 from server.processing.documents import (
     StreamCheck,
     needs_whole_file,
@@ -77,17 +78,17 @@ class Processing:
         work = fn if isinstance(fn, Work) else Work(fn, self.policy.timeout_seconds)
         return await self.workers.run(work, args)
 
-    def admit(self, head: bytes, *, complete: bool) -> Detected:
+    def admit(self, head: bytes, *, complete: bool) -> MediaKind:
         """The detected type if the allow-list has it; 415 naming it otherwise."""
         found = identify(head, complete=complete)
         if found.media_type is None or found.mime_type not in self.policy.allowed:
             raise UnsupportedMediaType(f"files of type {found.mime_type} are not accepted")
         return found
 
-    def limit(self, kind: Detected, overall: int) -> int:
+    def limit(self, kind: MediaKind, overall: int) -> int:
         return min(overall, self.policy.max_bytes[kind.media_type])
 
-    async def start(self, store: MediaStore, kind: Detected, client_name: str | None,
+    async def start(self, store: MediaStore, kind: MediaKind, client_name: str | None,
                     options: Options | None) -> "Job":
         job = Job(self, store, kind, client_name, options or Options())
         await job.open()
@@ -98,7 +99,7 @@ class Job:
     """One file on its way in: ``write`` the bytes, then ``finish`` or ``abort``.
     Presents the same surface as store.Upload, so callers treat both alike."""
 
-    def __init__(self, processing: Processing, store: MediaStore, kind: Detected,
+    def __init__(self, processing: Processing, store: MediaStore, kind: MediaKind,
                  client_name: str | None, options: Options):
         self.processing = processing
         self.store = store
@@ -268,7 +269,7 @@ class Job:
                 await asyncio.to_thread(os.unlink, clean)
 
 
-def may_rewrite(kind: Detected, plan: ImagePlan) -> bool:
+def may_rewrite(kind: MediaKind, plan: ImagePlan) -> bool:
     """Whether processing might store other bytes than those received, for an image
     (for video and audio: policy.strips_av)."""
     if plan.keep_bytes:

@@ -38,7 +38,7 @@ from aiohttp import web
 
 from server import appkeys
 from server.api.deliveries import check_upload_send, enqueue_send
-from server.api.upload import _BODY_ERRORS, SEND_FIELDS, parse_message_id
+from server.api.upload import SEND_FIELDS, parse_message_id
 from server.errors import (
     BadRequest,
     EmptyFile,
@@ -56,7 +56,7 @@ from server.errors import (
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
-from server.ingest.receive import Limits, receive, within
+from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import refuse_content_coding
 from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
@@ -422,7 +422,7 @@ async def _receive(request: web.Request, writer: Writer, offset: int, end: int, 
             # Shielded: a cancelled handler (client gone) must still keep its bytes, or
             # drop a checksummed PATCH's.
             await asyncio.shield(_end_cut_off(writer))
-        if not isinstance(e, (*_BODY_ERRORS, _Stopping)):
+        if not isinstance(e, (*BODY_ERRORS, _Stopping)):
             raise
         request.content.feed_eof()
         log.info("tus PATCH interrupted at %d: %s", writer.offset, e.__class__.__name__)
