@@ -64,16 +64,6 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 
--- name: get_media_by_file_name
--- Legacy /uploads/media/{name} URLs name the file, not the id.
-SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
-       is_compressed, compression_quality, duration, dimensions, zapi_sent,
-       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-       duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant
-  FROM media_files
- WHERE file_name = :file_name AND upload_state = 'complete';
-
 -- name: delete_media
 -- Removes a complete file; its chunks go by ON DELETE CASCADE. Returns its message
 -- (for the audit row).

@@ -14,7 +14,7 @@ from server.store.sqlfiles import Q
 
 FIELDS = [f.name for f in dataclasses.fields(MediaRecord)]
 # Statements whose rows become a MediaRecord (store/media.py: MediaRecord.from_row).
-RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_media_by_file_name",
+RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_legacy_media_by_file_name",
                      "list_message_media_first",
                      "list_message_media_after", "get_variant",
                      "get_media_by_legacy_name", "search_media_by_message",

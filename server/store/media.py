@@ -506,9 +506,6 @@ class MediaStore:
         if self._chunks is not None:
             self._chunks.clear()
 
-    async def stat_by_file_name(self, file_name: str) -> MediaRecord:
-        return await self._one(Q.get_media_by_file_name, file_name=file_name)
-
     async def _one(self, statement, **params) -> MediaRecord:
         """A complete file's metadata: from a replica when there is one, from the
         primary when the replica lacks it (lag) or cannot answer."""
