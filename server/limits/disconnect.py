@@ -24,9 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+
+from server.observability.paths import safe_path
+
+log = logging.getLogger("media.disconnect")
 
 # How often the connection is looked at: a worker burns at most this much CPU for
 # nobody, and four looks a second cost nothing beside a decode.
@@ -52,6 +57,8 @@ async def cancelled_when_gone(request: web.Request,
     async def watch() -> None:
         while not client_gone(request):
             await asyncio.sleep(poll_seconds)
+        # aiohttp writes no access line for a cancelled handler: this is the trace.
+        log.info("client gone: %s %s stopped", request.method, safe_path(request))
         task.cancel()
 
     # The watcher runs only while the task waits inside the block, so its cancel lands
