@@ -17,6 +17,7 @@ import json
 import uuid
 from urllib.parse import urlsplit
 
+import asyncpg
 import psutil
 import pytest
 from aiohttp import web
@@ -150,7 +151,6 @@ async def count(dsn: str, sql: str, *args) -> int:
 
 
 async def audit_outcomes(dsn: str, message_id: int) -> list[str]:
-    import asyncpg
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch("SELECT outcome FROM media_audit_log WHERE message_id = $1",
