@@ -10,6 +10,7 @@ from server.api.jsonbody import optional_str, read_json_object, required_id
 from server.api.media_json import media_json, media_path
 from server.errors import InvalidMessageId, MessageNotFound, UrlNotAllowed
 from server.ingest.url import MAX_URL_LENGTH, import_url
+from server.runtime.disconnect import cancelled_when_gone
 from server.security import SIGNER
 from server.security.audit import audited
 
@@ -30,9 +31,12 @@ async def _import(request: web.Request) -> web.Response:
     async with audited(request, "import_url", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()   # before fetching anything
-        rec = await import_url(store, request.app[appkeys.PROCESSING],
-                               request.app[appkeys.SETTINGS], url, message_id, file_name,
-                               audit=audit)
+        # The download and its processing stop if the client goes away meanwhile
+        # (server/runtime/disconnect.py): nothing is kept for nobody.
+        async with cancelled_when_gone(request):
+            rec = await import_url(store, request.app[appkeys.PROCESSING],
+                                   request.app[appkeys.SETTINGS], url, message_id,
+                                   file_name, audit=audit)
     metrics = request.app[appkeys.METRICS]
     metrics.uploads.labels(rec.media_type).inc()
     metrics.bytes_received.inc(rec.file_size)

@@ -45,6 +45,7 @@ from server.http.form_names import header_filename
 from server.http.media_types import is_raw_upload_type
 from server.http.params import parse_id
 from server.ingest.receive import BODY_ERRORS, Limits, Reader, receive, within
+from server.runtime.disconnect import cancelled_when_gone
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
 from server.processing.pipeline import Job
 from server.processing.policy import options_from
@@ -143,7 +144,7 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits,
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
                            raw_file_name(request), limits, request.app[appkeys.PROCESSING],
                            options_from(request.query))
-    return await _finish(upload, message_id, audit)
+    return await _finish(request, upload, message_id, audit)
 
 
 def _bind_message(request: web.Request, audit: Audit, message_id: int) -> None:
@@ -205,12 +206,15 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
         await upload.abort()
         raise
     # When the file came first, its message is checked here, by the foreign key.
-    return await _finish(upload, message_id, audit)
+    return await _finish(request, upload, message_id, audit)
 
 
-async def _finish(upload: Upload | Job, message_id: int, audit: Audit) -> MediaRecord:
+async def _finish(request: web.Request, upload: Upload | Job, message_id: int,
+                  audit: Audit) -> MediaRecord:
     try:
-        return await upload.finish(message_id, audit=audit)
+        # Processing for a client that went away stops (server/runtime/disconnect.py).
+        async with cancelled_when_gone(request):
+            return await upload.finish(message_id, audit=audit)
     except BaseException:
         await upload.abort()
         raise

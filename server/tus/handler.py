@@ -15,6 +15,17 @@ media is invisible and reclaimed with the instance's other uploads; once the lea
 run out, the next HEAD (or an empty PATCH at the final offset) runs the completion
 again.
 
+A client that goes away while its PATCH or HEAD completes the upload stops the
+completion (server/runtime/disconnect.py), as a plain upload's processing stops: the
+half-made media is removed, the lease is given back at once, and the upload stays
+complete in bytes, so the next HEAD (or an empty PATCH at the final offset) runs the
+completion again from the received bytes; nothing the client sent is lost. Going on
+instead would keep a worker busy for an answer nobody may ask for, and would hold the
+lease against the client's own DELETE (tus-js-client aborts a request, then terminates
+the upload: 423 until the processing ended, and then the media was kept after all).
+The cost: a client that loses its connection mid-completion and comes back pays for
+the processing again.
+
 Every request is authenticated by the access middleware (write key or an upload
 token); here, only the creator (that very key or token, not its name) may go on with
 an upload: anyone else gets 404, as if it did not exist (and an audit row). A key or
@@ -57,6 +68,7 @@ from server.errors import (
 )
 from server.http.disposition import sanitize_filename
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
+from server.runtime.disconnect import cancelled_when_gone
 from server.limits.uploads import refuse_content_coding
 from server.processing.policy import options_from
 from server.security import PRINCIPAL, SIGNER
@@ -479,11 +491,15 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
     try:
         async with store.holding(state.id, lock_id), audited(request, "upload") as audit:
             audit.note(message_id=state.message_id)
-            job = await receive(store.media, store.reader(state), meta.get("filename"),
-                                limits, app[appkeys.PROCESSING], options_from(meta))
-            # finish removes the processed media itself if anything fails, adopt too.
-            rec = await job.finish(state.message_id, audit=audit,
-                                   then=store.adopt(state, lock_id))
+            # A client gone meanwhile stops it (see the module text): CancelledError
+            # passes the REFUSED check below, so the upload stays for the next HEAD.
+            async with cancelled_when_gone(request):
+                job = await receive(store.media, store.reader(state),
+                                    meta.get("filename"), limits,
+                                    app[appkeys.PROCESSING], options_from(meta))
+                # finish removes the processed media itself if anything fails, adopt too.
+                rec = await job.finish(state.message_id, audit=audit,
+                                       then=store.adopt(state, lock_id))
     except MediaError as e:
         if e.status in REFUSED:
             # Shielded: a client gone meanwhile must not leave a refused file behind.
