@@ -1,6 +1,6 @@
 """The pure half of bench/report.py: numbers to text, medians to table rows, py-spy
 samples to a profile summary, figures to the issue's targets. No I/O, no timing, so
-tests/test_bench_report.py can pin the formatting down.
+tests/pure/test_bench_report.py can pin the formatting down.
 """
 from __future__ import annotations
 

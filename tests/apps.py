@@ -3,7 +3,7 @@
 Tests never call create_app or TestClient themselves: what a test server needs to be
 like production (and, later, the credentials a test client sends by default) is
 decided here once. conftest.py's ``server_for`` and ``client`` fixtures use these;
-tests/test_serve_http.py uses them for its module-wide server.
+tests/http/test_serve_http.py uses them for its module-wide server.
 """
 from __future__ import annotations
 

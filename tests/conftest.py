@@ -82,7 +82,7 @@ def settings(db_dsn) -> Settings:
     # Storage and serving tests check that the bytes sent come back unchanged, with
     # padded JPEGs as stand-ins for files of exact sizes: image compression and metadata
     # stripping (which would rewrite them) are off here; the processing tests
-    # (tests/test_processing_*.py) turn them on.
+    # (tests/http/test_processing_*.py) turn them on.
     return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2,
                     **BYTES_KEPT)
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 # aiohttp's own handler for Expect (100 Continue on HTTP/1.1), which a route given its
 # own expect_handler no longer calls. Private (there since aiohttp 2; tested on 3.14):
-# the Expect tests in tests/test_upload_http.py fail if it changes.
+# the Expect tests in tests/process/test_upload_http.py fail if it changes.
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from server import appkeys

@@ -1,4 +1,4 @@
-// One tus-js-client upload, driven by tests/test_tus_clients.py:
+// One tus-js-client upload, driven by tests/process/test_tus_clients.py:
 //   node tus_upload.js <endpoint> <file> <key> <message_id> [upload_url]
 // With upload_url it resumes that upload (HEAD, then PATCH from the offset). Prints one
 // JSON line: {"url": ..., "done": true} or {"url": ..., "error": "..."}.

@@ -1,6 +1,6 @@
 """server/runtime/balancer.py: the supervisor hands each connection to the ready worker with
 the fewest open. Here both sides run in one process, over real sockets on loopback;
-tests/test_workers.py checks the same across real worker processes."""
+tests/process/test_workers.py checks the same across real worker processes."""
 from __future__ import annotations
 
 import asyncio

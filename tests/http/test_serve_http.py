@@ -9,7 +9,7 @@ server configuration start their own server on the same database.
 
 The server runs in public mode (MEDIA_PUBLIC_READ=true, the original design's one-year
 public cache); uploads send an admin key. Signed URLs and private caching are
-tests/test_access.py's.
+tests/process/test_access.py's.
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def shared_settings(shared_dsn, request) -> Settings:
     """Every case twice: small files read from their chunks, and from the in-memory
     cache of whole small files (MEDIA_CACHE_BYTES). Public mode (see the docstring)."""
     # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
-    # reads (tests/test_limits_process.py) is raised so these tests see multipart bodies.
+    # reads (tests/process/test_limits_process.py) is raised so these tests see multipart
+    # bodies.
     return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
                     cache_bytes=request.param, public_read=True, max_range_chunks=64,
                     **BYTES_KEPT)

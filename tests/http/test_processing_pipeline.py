@@ -19,7 +19,7 @@ from tests.media import (
     photo_bytes,
     png_bytes,
 )
-from tests.test_processing_images import assert_refused, count, created, fetch, post
+from tests.http.test_processing_images import assert_refused, count, created, fetch, post
 
 
 def spool_files() -> set[str]:

@@ -158,7 +158,7 @@ async def test_stats_match_what_was_seeded(store, pool, imported):
 
 
 def test_cli_verify_export_stats(db_dsn, tmp_path):
-    from tests.test_legacy_import import _make_chat_dsn
+    from tests.process.test_legacy_import import _make_chat_dsn
     chat = asyncio.run(_make_chat_dsn(db_dsn, tmp_path))
     env = {"DATABASE_URL": db_dsn, "MEDIA_CHUNK_BYTES": "3072"}
     assert run_cli(["import-legacy", "--from", str(chat.folder)], env).returncode == 1

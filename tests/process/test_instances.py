@@ -15,7 +15,7 @@ from server.store.media import MediaStore
 from tests.dbutil import admin, create_api_key, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes
-from tests.test_process import BigFile, MIB, _poll, _post_sync, _stalled_upload
+from tests.process.test_process import BigFile, MIB, _poll, _post_sync, _stalled_upload
 
 
 async def _until(predicate, timeout: float = 5.0, what: str = "condition"):

@@ -297,7 +297,7 @@ async def test_dry_run_uses_the_same_type_policy_and_limits(store, pool, media_c
 
 
 def test_cli_process_manifest_verify(db_dsn, tmp_path):
-    from tests.test_legacy_import import _pool_dsn
+    from tests.process.test_legacy_import import _pool_dsn
     files = _media_chat_files()
     chat = asyncio.run(_pool_dsn(db_dsn, lambda pool: _media_chat(pool, tmp_path, files)))
     manifest = tmp_path / "import.csv"

@@ -16,7 +16,7 @@ from tests.dbutil import create_api_key, new_message
 from tests.media import jpeg_bytes
 from tests.pgcluster import Cluster, machine_bindir
 from tests.procs import Processes
-from tests.test_process import _post_sync
+from tests.process.test_process import _post_sync
 
 pytestmark = pytest.mark.slow
 

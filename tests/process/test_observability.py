@@ -9,14 +9,13 @@ import re
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from server.observability.logformat import JsonFormatter, RequestIdFilter
 from server.observability.requestid import accept_request_id, current
 from tests.dbutil import bearer, create_api_key
-from tests.procs import Processes
+from tests.procs import REPO, Processes
 
 
 @pytest.mark.parametrize("value, accepted", [
@@ -153,7 +152,7 @@ print(m.render().decode())
 """
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+                         text=True, timeout=60, cwd=REPO)
     assert res.returncode == 0, res.stderr
     first, text = res.stdout.split("\n", 1)
     asked_on_updates, pid = first.split()

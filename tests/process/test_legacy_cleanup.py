@@ -82,7 +82,7 @@ async def test_not_while_an_import_runs(store, imported):
 
 
 def test_cli_cleanup(db_dsn, tmp_path):
-    from tests.test_legacy_import import _make_chat_dsn
+    from tests.process.test_legacy_import import _make_chat_dsn
     chat = asyncio.run(_make_chat_dsn(db_dsn, tmp_path))
     env = {"DATABASE_URL": db_dsn, "MEDIA_CHUNK_BYTES": "3072"}
     run_cli(["import-legacy", "--from", str(chat.folder)], env)

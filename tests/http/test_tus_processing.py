@@ -19,7 +19,7 @@ from server.errors import TusLocked
 from server.store.media import MediaStore
 from server.tus.store import TusStore
 from tests.media import av_sample, exif_photo, photo_bytes, png_bomb
-from tests.test_processing_images import created, fetch, post
+from tests.http.test_processing_images import created, fetch, post
 from tests.zapi_util import wait_delivery, zapi_changes
 
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -146,7 +146,7 @@ async def test_tuspy_with_checksums(client, admin_key, message_id, tmp_path):
     assert body == data
 
 
-NODE_DIR = pathlib.Path(__file__).parent / "node"
+NODE_DIR = pathlib.Path(__file__).resolve().parent.parent / "node"
 
 
 def _node_skip_reason() -> str | None:

@@ -206,7 +206,7 @@ def test_past_the_deadline_is_too_complex(tmp_path):
     (lambda: animated_gif(3), "a.gif", b"made by a test"),
 ], ids=["jpeg-comment", "gif-comment"])
 async def test_previews_carry_no_comment(processing_client, message_id, make, name, secret):
-    from tests.test_processing_images import created, fetch, post
+    from tests.http.test_processing_images import created, fetch, post
     sent = make()
     assert secret in sent
     body = await created(await post(processing_client, message_id, sent, name=name))

@@ -170,7 +170,7 @@ async def test_public_mode_serves_unsigned_urls_with_the_long_cache(
     assert bare.status == 401
     assert (await nobody.get(f"/api/media/{meta['id']}")).status == 401
     # Legacy URLs are open, for names that were legacy files only
-    # (tests/test_legacy_http.py): an uploaded media's generated name is not one.
+    # (tests/http/test_legacy_http.py): an uploaded media's generated name is not one.
     legacy = await public.get(f"/uploads/media/{meta['file_name']}", allow_redirects=False)
     assert legacy.status == 404
     # Private mode on the same database refuses the unsigned URL.

@@ -448,7 +448,7 @@ async def test_bad_media_ids_are_404(client, mid):
 
 async def test_legacy_url_of_an_uploaded_file_is_404(client, message_id):
     # /uploads/media redirects names that were legacy files only
-    # (tests/test_legacy_http.py); an upload's generated name is not a credential.
+    # (tests/http/test_legacy_http.py); an upload's generated name is not a credential.
     up = await upload(client, message_id)
     resp = await client.get(f"/uploads/media/{up['file_name']}", allow_redirects=False)
     await assert_error(resp, 404, "media_not_found")

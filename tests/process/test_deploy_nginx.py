@@ -24,10 +24,9 @@ import pytest
 from server import appkeys
 from tests.dbutil import bearer
 from tests.media import jpeg_bytes
-from tests.procs import free_port
+from tests.procs import REPO, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "deploy" / "nginx-media-store.conf"
+SITE = REPO / "deploy" / "nginx-media-store.conf"
 SLICE = 1024 * 1024
 LIMIT = 6 * 1024 * 1024
 

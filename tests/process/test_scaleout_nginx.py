@@ -13,7 +13,7 @@ import pytest
 from tests.dbutil import bearer, create_api_key, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes, free_port
-from tests.test_deploy_nginx import main_conf, nginx_binary, site_conf
+from tests.process.test_deploy_nginx import main_conf, nginx_binary, site_conf
 
 pytestmark = pytest.mark.slow
 

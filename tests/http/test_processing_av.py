@@ -17,8 +17,8 @@ from tests.media import (
     with_tags,
     with_unknown_audio,
 )
-from tests.test_processing_images import assert_refused, created, fetch, post
-from tests.test_tus_processing import tus_upload
+from tests.http.test_processing_images import assert_refused, created, fetch, post
+from tests.http.test_tus_processing import tus_upload
 
 SECONDS = 2.5
 

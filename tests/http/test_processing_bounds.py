@@ -24,7 +24,7 @@ from server.processing.documents import (
 from server.processing.workers import MemoryBudget, Work, WorkerPool
 from tests.bombs import allocate, jpeg_scan_bomb, spin, zip_end, zip_of_empty_files
 from tests.media import exif_photo
-from tests.test_processing_images import assert_refused, count, created, post
+from tests.http.test_processing_images import assert_refused, count, created, post
 
 MiB = 1024 * 1024
 

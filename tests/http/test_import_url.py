@@ -1,6 +1,6 @@
 """POST /api/media/import-url through a real server, fetching from a real origin server
 on loopback. Refusals are tried only against loopback targets, and each asserts the
-origin saw nothing; the wider address table is tests/test_addresses.py."""
+origin saw nothing; the wider address table is tests/pure/test_addresses.py."""
 from __future__ import annotations
 
 import asyncio
