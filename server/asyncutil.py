@@ -25,9 +25,8 @@ async def cancel_and_wait(task: asyncio.Future) -> None:
     One cancel is not always enough: before Python 3.12, ``asyncio.wait_for`` (and
     asyncpg's copy of it, behind ``pool.acquire(timeout=...)``) returns the inner
     result when the cancel lands just as that result arrives, and the cancel is lost.
-    A loop that lost it runs on, and whoever awaited it once waited forever: a worker
-    process told to stop that never exited (seen once in a full test run: a worker
-    alive 20 s after its supervisor died)."""
+    A loop that lost it runs on, and whoever awaits it waits forever: a worker process
+    told to stop that never exits."""
     task.cancel()
     while not task.done():
         await asyncio.wait({task}, timeout=RECANCEL_SECONDS)

@@ -14,10 +14,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 def _pid_read_once() -> None:
     """In multiprocess mode prometheus-client calls os.getpid(), a system call, at every
-    update of every value, to notice a fork; a small GET makes five updates, and the
-    check was 2.5-4.8% of its samples. The workers are spawned, not forked, and fork
-    nothing that updates a metric (ffmpeg is an exec'd child), so each process reads
-    its pid once, here."""
+    update of every value, to notice a fork; a small GET makes five updates, so the
+    check is a visible share of its CPU (docs/performance.md). The workers are
+    spawned, not forked, and fork nothing that updates a metric (ffmpeg is an exec'd
+    child), so each process reads its pid once, here."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         pid = os.getpid()
         values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)

@@ -102,9 +102,8 @@ class Settings:
     # and its half-received uploads are reclaimed by the others.
     # Decoded chunks kept in memory by each process for short reads (0: off).
     cache_bytes: int = 64 * 1024 * 1024
-    # Server processes sharing the port: one per core (at most 4) unless set; measured
-    # on two cores, two processes served small media 1.05-1.62x, 304s 1.71x and four
-    # concurrent large downloads 1.35x what one did (docs/performance.md).
+    # Server processes sharing the port: one per core (at most 4) unless set, since one
+    # process uses one core (docs/performance.md).
     workers: int = dataclasses.field(default_factory=default_workers)
     heartbeat_seconds: float = 15.0
     instance_dead_seconds: float = 60.0

@@ -1,10 +1,10 @@
 """Keyset pagination for listings: ``?limit=`` and an opaque ``?cursor=``.
 
-A message with 20,000 files once answered 14.4 MB of JSON per call, built on the event
-loop. A page now holds at most MAX_LIMIT items. The cursor is the (created_at, id) of
-the last item sent, so the next page starts strictly after it whatever was inserted
-meanwhile; it is opaque to clients (base64url of a versioned text) and checked on the
-way back in, so a forged or truncated cursor is a 400, never a 500 or a wrong page.
+A listing of a message with many files must not build megabytes of JSON on the event
+loop in one call: a page holds at most MAX_LIMIT items. The cursor is the (created_at,
+id) of the last item sent, so the next page starts strictly after it whatever was
+inserted meanwhile; it is opaque to clients (base64url of a versioned text) and checked
+on the way back in: a forged or truncated cursor is a 400, never a 500 or a wrong page.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Multi-range requests priced in chunk reads.
 
 A chunk is the unit the store reads (255 KiB, 348 KB of base64). 32 one-byte ranges in
-32 chunks once read 11 MB of base64 to send 32 bytes. So a multi-range request costs
+32 chunks read 11 MB of base64 to send 32 bytes. So a multi-range request costs
 what :func:`chunk_reads` counts, and one costing more than MEDIA_MAX_RANGE_CHUNKS is
 answered as if it had no Range: the whole file, 200 (RFC 9110 §14.2: a server MAY
 ignore a Range header; ignoring is always correct for the client, which gets the bytes

@@ -1,7 +1,7 @@
 """Bounds on uploads: their content coding, how many run at once, and their pace.
 
 - Media is already compressed, and aiohttp would inflate a ``Content-Encoding: gzip``
-  body before anything counts it (a 1 MB body became a stored 1 GiB file). An upload
+  body before anything counts it (a 1 MB body can become a stored 1 GiB file). An upload
   whose body has any coding other than ``identity`` is refused (415) before a byte of
   it is read.
 - Every upload holds a socket, a descriptor and an ``uploading`` row: at most

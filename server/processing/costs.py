@@ -36,8 +36,8 @@ def image_bytes(width: int, height: int, mode: str, file_size: int) -> int:
     """Decoding an image of this header: its pixels as Pillow keeps them (one byte for
     palette and grey, four for the rest), six bytes a pixel more for the copies made
     on the way (a resampling's intermediate, a converted copy), and the file twice.
-    Measured: a 10000x10000 RGBA PNG peaked at +915 MiB re-encoded, +786 MiB kept;
-    this says 986 MiB."""
+    It errs high: for a 10000x10000 RGBA PNG it says 986 MiB, above what decoding
+    one really takes (docs/performance.md)."""
     held = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
     return width * height * (held + 6) + 2 * file_size + BASE_BYTES
 

@@ -4,8 +4,8 @@ checks that need the whole file (an MP4's index can sit at its end).
 Write-behind: pieces gather to ``batch`` bytes (128 KiB: two of the upload's reads)
 before a write goes to a thread, and one write is in flight while the upload goes on
 reading its client; pieces that arrive meanwhile go together in the next write. The
-upload's own loop used to wait out a thread hop for every 64 KiB read; now it waits for
-the disk only when the disk falls behind by ``max_queued`` bytes. A paused upload holds
+upload's own loop does not wait out a thread hop for every read: it waits for the disk
+only when the disk falls behind by ``max_queued`` bytes. A paused upload holds
 at most ``batch`` bytes here.
 """
 from __future__ import annotations

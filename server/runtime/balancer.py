@@ -2,8 +2,8 @@
 hands it to the ready worker with the fewest open (SCM_RIGHTS over a socket pair).
 
 Why not every worker listening on the port with SO_REUSEPORT: the kernel picks the
-worker from a hash of the connection's addresses and ports, blind to load. wrk's 32
-connections landed 19/13, 20/12 and 21/11 on two workers; the busier worker answers
+worker from a hash of the connection's addresses and ports, blind to load, so a few
+dozen connections split unevenly (docs/performance.md); the busier worker answers
 its share of requests proportionally later, and sets the p99. A proxy's pool of
 kept-alive connections (nginx in front, a CDN) splits the same way, for hours.
 

@@ -109,9 +109,9 @@ def run_server(settings: Settings, dsn: str, service: Service, *,
 
 def _die_with(supervisor: int) -> None:
     """Have the kernel send this worker SIGTERM when the supervisor dies (Linux's
-    PR_SET_PDEATHSIG). A supervisor killed outright (SIGKILL, the OOM killer) once left
-    its workers serving on, orphaned: still holding the port, their pools and the old
-    code, beside the workers of the next start."""
+    PR_SET_PDEATHSIG). Without it a supervisor killed outright (SIGKILL, the OOM killer)
+    leaves its workers serving on, orphaned: still holding the port, their pools and the
+    old code, beside the workers of the next start."""
     try:
         prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl
     except (OSError, AttributeError, TypeError):

@@ -3,7 +3,7 @@
 aiohttp answers a request it cannot parse before any route or middleware sees it, from
 ``RequestHandler.handle_error``: with its own ``Server: Python/x aiohttp/y`` header, a
 text body that echoes part of the request, and an ERROR log line with a traceback for
-every malformed request (2,000 of them wrote 1.3 MB of log). Here that method answers
+every malformed request, so a flood of them floods the log. Here that method answers
 like the rest of the service: the JSON error shape, ``Server: media-store``, nothing
 from the request echoed, and one short line in the access log (the details at DEBUG).
 Only a real server fault (a 5xx that
@@ -16,7 +16,7 @@ graceful shutdown).
 The same handler bounds how long a connection may take to send its first request's
 headers (MEDIA_HEADER_TIMEOUT_SECONDS). aiohttp has no header timeout of its own: the
 keep-alive timer it arms when a connection opens (75 s) is the only thing that ever
-closes a connection trickling a header line (slowloris), and 1,100 of them once held
+closes a connection trickling a header line (slowloris), so a thousand of them hold
 every descriptor of a server with the default 1,024 limit. Later requests on a kept-alive
 connection are bounded by the keep-alive timer, bodies by the upload pace (uploads.py).
 """

@@ -1,8 +1,7 @@
 """Sending a response to a client that may read slowly, or not at all.
 
-Before: no send timeout (a client reading 1 byte/s was still being served after 200 s),
-and each slow reader held a decoded chunk, the rest of its batch and the next batch
-(about 2.7 MB; 2,000 of them, 5.5 GB). Now:
+A slow reader must cost neither time without end nor memory in proportion to what it
+is sent (docs/performance.md tells what it cost without these rules):
 
 - The body goes out in slices of SLICE bytes, each handed to the socket only once it
   has drained below its high-water mark. A slice the socket does not take within
@@ -14,9 +13,9 @@ and each slow reader held a decoded chunk, the rest of its batch and the next ba
   the store is asked again from where it stopped. A stalled reader then costs one
   slice and its connection, whatever the size of the file.
 - At most a few responses read from the store at once (:class:`StreamSlots`, half the
-  pool): 1,000 readers filling their sockets' kernel buffers once held a chunk and a
-  read-ahead batch each while queued for the pool (+259 MiB), and the queue made a
-  small GET wait seconds for a connection. The others wait for a slot holding nothing
+  pool): readers queued for the pool would each hold a chunk and a read-ahead batch
+  while they wait, and their queue would make a small GET wait seconds for a
+  connection. The others wait for a slot holding nothing
   but their connection. A holder lets go when it has held its slot QUANTUM seconds
   while others wait (at the next piece), or when the client hasn't taken a slice
   within YIELD_GRACE while others wait, and asks again from where it stopped.
@@ -34,7 +33,7 @@ from server.fairgate import FairGate
 
 log = logging.getLogger(__name__)
 
-SLICE = 16 * 1024      # what a stalled reader holds (with 64 KiB: 158 KiB per reader, now 45)
+SLICE = 16 * 1024      # what a stalled reader holds: the less, the more of them fit
 # A piece up to this size goes out in one write when nothing is queued for the socket
 # (a small photo from the cache: one send instead of four). A reader that stalls has
 # a queue, and from then on gets SLICE bytes at a time; at most one WHOLE is ever held.

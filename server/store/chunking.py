@@ -51,9 +51,9 @@ class ChunkEncoder:
         self._sha = hashlib.sha256()
         # The raw bytes of the chunk being filled, encoded once it is full. One buffer,
         # allocated with the first bytes and reused for every chunk: encoding each piece
-        # as it came and joining the pieces cost several chunk-sized allocations per
-        # chunk, each a fresh mapping under the server's malloc settings
-        # (server/runtime/memory.py), and their page faults were most of the CPU time.
+        # as it comes and joining the pieces would cost several chunk-sized allocations
+        # per chunk, each a fresh mapping under the server's malloc settings
+        # (server/runtime/memory.py), whose page faults would be most of the CPU time.
         self._raw = bytearray()
         self._fill = 0
 

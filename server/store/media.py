@@ -86,8 +86,8 @@ def _decode(rec: "MediaRecord", seq: int, text: bytes | memoryview) -> bytes:
 # no more than the 64 KiB a sender writes at once (server/runtime/sending.py), so each
 # piece goes to the socket as it is: no whole decoded chunk, no slice copies. Pieces
 # come from glibc's heap (server/runtime/memory.py): a stalled reader holds one until
-# it is let go of, about 80 KiB per stalled reader in all (44 KiB when pieces were
-# mapped: the price of downloads 1.2-1.4x faster), freed pages trimmed every 10 s.
+# it is let go of, about 80 KiB per stalled reader in all (more than with mapped pieces:
+# the price of faster downloads), freed pages trimmed every 10 s.
 PIECE = 65_505
 
 
@@ -612,10 +612,9 @@ class MediaStore:
         # (server/runtime/sending.py). The ask goes out only when the loop gets a turn:
         # a task made here does nothing until this generator next waits, which for a
         # reader whose socket takes every piece is once the whole batch has been sent,
-        # so asking early without that turn overlapped nothing. With it, one 256 MiB
-        # download went 1.14x faster for the same CPU per MiB (docs/performance.md,
-        # "Downloads"). A turn after every piece as well, so that the driver reads the
-        # rows as they arrive, made one download 1.24x but four 0.84x: not kept.
+        # so asking early without that turn would overlap nothing (docs/performance.md,
+        # "Downloads"). There is no turn after every piece as well: it would let the
+        # driver read the rows as they arrive, but slows several downloads at once.
         batch = 1
         seq = first
         ahead: asyncio.Task | None = fetch(first, batch)

@@ -3,7 +3,7 @@
 /metrics copies the answering worker's figures in (pool use, metadata cache hits and
 misses, batched reads) before rendering every worker's. Under ``--workers N`` a
 scraper's connection reaches one worker and, kept alive, stays with it: the other
-workers' figures were as old as their last scrape, or never written at all. Copied
+workers' figures would be as old as their last scrape, or never written at all. Copied
 every SAMPLE_EVERY_SECONDS as well, each worker's share is at most that old whichever
 worker answers.
 """
