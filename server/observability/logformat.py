@@ -116,7 +116,7 @@ def _asyncpg_in_one_line(record: logging.LogRecord) -> bool:
 class AccessSink:
     """Where access lines go: formatted on the event loop in a few microseconds and
     written to stderr in one system call per FLUSH_SECONDS, not one per request through
-    the logging machinery (which cost light requests a quarter of their throughput)."""
+    the logging machinery (which costs light requests a quarter of their throughput)."""
 
     FLUSH_SECONDS = 0.05
     MAX_BUFFERED = 256
