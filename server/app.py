@@ -8,23 +8,22 @@ import uuid
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.routes import setup_routes
 from server.errors import error_middleware
 from server.runtime.memory import memory_trimmer
-from server.runtime.sending import StreamSlots
-from server.limits.uploads import UploadSlots
-from server.metrics import Metrics
+from server.runtime.sending import STREAM_SLOTS, StreamSlots
+from server.limits.uploads import UPLOAD_SLOTS, UploadSlots
+from server.observability.metrics import METRICS, Metrics
 from server.observability.requestid import add_request_id_header, request_id_middleware
-from server.processing.pipeline import Processing
+from server.processing.pipeline import PROCESSING, Processing
 from server.processing.policy import Policy
 from server.security.middleware import access_middleware
 from server.security.setup import setup_security
-from server.settings import Settings
+from server.settings import SETTINGS, Settings
 from server.store.cache import ChunkCache
-from server.store.media import MediaStore
+from server.store.media import STORE, MediaStore
 from server.store.replicas import ReadReplicas
-from server.store.pool import create_pool
+from server.store.pool import DSN, create_pool
 from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.outbox import outbox_worker, zapi_ctx
@@ -57,14 +56,14 @@ async def timing_middleware(request: web.Request, handler):
         status = 499   # the client closed the connection first (nginx's convention)
         raise
     finally:
-        request.app[appkeys.METRICS].requests.labels(_route_name(request), str(status)) \
+        request.app[METRICS].requests.labels(_route_name(request), str(status)) \
             .observe(time.perf_counter() - start)
 
 
 async def _first_byte(request: web.Request, response: web.StreamResponse) -> None:
     start = request.get(STARTED)
     if start is not None:
-        request.app[appkeys.METRICS].first_byte.labels(_route_name(request)).observe(
+        request.app[METRICS].first_byte.labels(_route_name(request)).observe(
             time.perf_counter() - start)
 
 
@@ -82,13 +81,13 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     app = web.Application(middlewares=[request_id_middleware, timing_middleware,
                                        error_middleware, access_middleware],
                           handler_args={"auto_decompress": False})
-    app[appkeys.SETTINGS] = settings
-    app[appkeys.DSN] = dsn
-    app[appkeys.UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
+    app[SETTINGS] = settings
+    app[DSN] = dsn
+    app[UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
     # Long reads from the store at once: half the pool, so the other half is always
     # free for small requests (server/runtime/sending.py).
-    app[appkeys.STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
-    app[appkeys.METRICS] = Metrics()
+    app[STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
+    app[METRICS] = Metrics()
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
@@ -97,7 +96,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         replicas = ReadReplicas([await create_pool(url.reveal(), settings, min_size=0)
                                  for url in settings.database_read_urls]) \
             if settings.database_read_urls else None
-        app[appkeys.STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
+        app[STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
                                      read_ahead=settings.read_ahead_chunks,
                                      acquire_timeout=settings.pool_acquire_timeout,
                                      stat_cache_seconds=settings.metadata_cache_seconds,
@@ -106,7 +105,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                                      if settings.cache_bytes else None,
                                      replicas=replicas)
         yield
-        await app[appkeys.STORE].batched_reads.aclose()
+        await app[STORE].batched_reads.aclose()
         if replicas is not None:
             await replicas.close()
         await pool.close()
@@ -114,7 +113,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     async def processing(app: web.Application):
         # Worker processes (server/processing/workers.py), started now so the first
         # uploads don't wait for them, and killed at the end.
-        app[appkeys.PROCESSING] = processing = Processing(Policy.from_settings(settings))
+        app[PROCESSING] = processing = Processing(Policy.from_settings(settings))
         try:
             if settings.processing:
                 await processing.start_workers()

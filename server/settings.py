@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 # The media types the service can recognise; MEDIA_ALLOWED_TYPES picks among them.
 from server.http.media_types import DEFAULT_ALLOWED, KNOWN
 from server.secret import Secret, secret_url
@@ -577,3 +579,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **_zapi(env),
         **_media_import(env),
     )
+
+
+# The application's settings, read once at start-up.
+SETTINGS = web.AppKey("settings", Settings)

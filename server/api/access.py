@@ -5,12 +5,13 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.jsonbody import read_json_object
 from server.errors import BadRequest, MessageNotFound
 from server.http.params import parse_id
 from server.security import SIGNER
 from server.security.audit import audited, search
+from server.settings import SETTINGS
+from server.store.media import STORE
 
 TOKEN_TTL_DEFAULT = 3600
 TOKEN_TTL_MAX = 7 * 86400
@@ -31,13 +32,13 @@ def _int_field(body: dict, name: str, default: int | None, lo: int, hi: int) -> 
 async def create_upload_token(request: web.Request) -> web.Response:
     """POST /api/media/upload-tokens {"message_id", "max_bytes"?, "ttl_seconds"?} → 201
     {"token", "upload_url", "expires_at"}: what a phone uploads with, keyless."""
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     body = await read_json_object(request, MAX_JSON_BYTES, empty={})
     message_id = _int_field(body, "message_id", None, 1, 2**31 - 1)
     max_bytes = _int_field(body, "max_bytes", settings.max_upload_bytes, 1,
                            settings.max_upload_bytes)
     ttl = _int_field(body, "ttl_seconds", TOKEN_TTL_DEFAULT, 1, TOKEN_TTL_MAX)
-    store = request.app[appkeys.STORE]
+    store = request.app[STORE]
     async with audited(request, "token_issued", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()
@@ -77,6 +78,6 @@ async def search_audit(request: web.Request) -> web.Response:
     action = q.get("action") or None
     if action is not None and (len(action) > 32 or not action.isascii()):
         raise BadRequest("unknown action")
-    rows = await search(request.app[appkeys.STORE], media_id=media_id, action=action, since=_since(q.get("since")), limit=limit)
+    rows = await search(request.app[STORE], media_id=media_id, action=action, since=_since(q.get("since")), limit=limit)
     entries = [{**r, "at": r["at"].isoformat()} for r in rows]
     return web.json_response({"entries": entries}, headers={"Cache-Control": "no-store"})

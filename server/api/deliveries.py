@@ -7,12 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.jsonbody import optional_str, read_json_object
 from server.api.media import _media_id
 from server.errors import DeliveryNotFound, InvalidPhone, ZapiDisabled
 from server.http.params import parse_id
 from server.security.audit import audited
+from server.settings import SETTINGS
+from server.store.media import STORE
+from server.zapi.outbox import OUTBOX
 from server.zapi.phone import parse_phone
 
 MAX_CAPTION = 4096
@@ -76,7 +78,7 @@ async def enqueue_send(request: web.Request, media_id: int, phone: str,
     # The row names the number sent to: who sent what to whom is the point of it.
     async with audited(request, "zapi_send", media_id=media_id,
                        outcome=f"ok: to {phone}") as audit:
-        row = await request.app[appkeys.OUTBOX].enqueue(media_id, phone, caption, reply_to,
+        row = await request.app[OUTBOX].enqueue(media_id, phone, caption, reply_to,
                                                         audit=audit)
     return {"delivery_id": row["id"], "state": row["state"], "url": delivery_path(row["id"])}
 
@@ -84,7 +86,7 @@ async def enqueue_send(request: web.Request, media_id: int, phone: str,
 async def send_media(request: web.Request) -> web.Response:
     """POST /api/media/{id}/send {"phone", "caption"?, "reply_to"?} -> 202."""
     media_id = _media_id(request)
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     if not settings.zapi_enabled:
         raise ZapiDisabled()
     data = await read_json_object(request)
@@ -98,12 +100,12 @@ async def get_delivery(request: web.Request) -> web.Response:
     delivery_id = parse_id(request.match_info["deliveryId"])
     if delivery_id is None:
         raise DeliveryNotFound()
-    return web.json_response(delivery_json(await request.app[appkeys.OUTBOX].get(delivery_id)))
+    return web.json_response(delivery_json(await request.app[OUTBOX].get(delivery_id)))
 
 
 async def list_media_deliveries(request: web.Request) -> web.Response:
     media_id = _media_id(request)
-    await request.app[appkeys.STORE].stat(media_id)   # 404 for unknown media
-    rows = await request.app[appkeys.OUTBOX].list_for_media(media_id)
+    await request.app[STORE].stat(media_id)   # 404 for unknown media
+    rows = await request.app[OUTBOX].list_for_media(media_id)
     return web.json_response({"media_id": media_id,
                               "deliveries": [delivery_json(r) for r in rows]})

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.jsonbody import optional_str, read_json_object, required_id
 from server.api.media_json import media_json, media_path
 from server.errors import InvalidMessageId, MessageNotFound, UrlNotAllowed
 from server.ingest.url import MAX_URL_LENGTH, import_url
+from server.limits.uploads import UPLOAD_SLOTS
+from server.observability.metrics import METRICS
+from server.processing.pipeline import PROCESSING
 from server.runtime.disconnect import cancelled_when_gone
 from server.security import SIGNER
 from server.security.audit import audited
+from server.settings import SETTINGS
+from server.store.media import STORE
 
 
 async def import_media_url(request: web.Request) -> web.Response:
-    with request.app[appkeys.UPLOAD_SLOTS].take():
+    with request.app[UPLOAD_SLOTS].take():
         return await _import(request)
 
 
@@ -27,17 +31,17 @@ async def _import(request: web.Request) -> web.Response:
     file_name = optional_str(data, "file_name", 255)
     if url is None:
         raise UrlNotAllowed("url is required")
-    store = request.app[appkeys.STORE]
+    store = request.app[STORE]
     async with audited(request, "import_url", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()   # before fetching anything
         # The download and its processing stop if the client goes away meanwhile
         # (server/runtime/disconnect.py): nothing is kept for nobody.
         async with cancelled_when_gone(request):
-            rec = await import_url(store, request.app[appkeys.PROCESSING],
-                                   request.app[appkeys.SETTINGS], url, message_id,
+            rec = await import_url(store, request.app[PROCESSING],
+                                   request.app[SETTINGS], url, message_id,
                                    file_name, audit=audit)
-    metrics = request.app[appkeys.METRICS]
+    metrics = request.app[METRICS]
     metrics.uploads.labels(rec.media_type).inc()
     metrics.bytes_received.inc(rec.file_size)
     return web.json_response(media_json(rec, request.app[SIGNER]), status=201,

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.media_json import media_json
 from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
 from server.http import paging
 from server.security import SIGNER
 from server.security.audit import audited
+from server.store.media import STORE
 
 
 def _media_id(request: web.Request) -> int:
@@ -20,13 +20,13 @@ def _media_id(request: web.Request) -> int:
 
 
 async def get_media(request: web.Request) -> web.Response:
-    rec = await request.app[appkeys.STORE].stat(_media_id(request))
+    rec = await request.app[STORE].stat(_media_id(request))
     return web.json_response(media_json(rec, request.app[SIGNER]))
 
 
 async def list_message_media(request: web.Request) -> web.Response:
     message_id = parse_id(request.match_info["messageId"])
-    store = request.app[appkeys.STORE]
+    store = request.app[STORE]
     if message_id is None or not await store.message_exists(message_id):
         raise MessageNotFound()
     # Bounded pages (server/http/paging.py); the query is checked before the database.
@@ -42,6 +42,6 @@ async def list_message_media(request: web.Request) -> web.Response:
 async def delete_media(request: web.Request) -> web.Response:
     media_id = _media_id(request)
     async with audited(request, "delete", media_id=media_id) as audit:
-        await request.app[appkeys.STORE].delete(media_id, audit=audit)
+        await request.app[STORE].delete(media_id, audit=audit)
     return web.Response(status=204)
 

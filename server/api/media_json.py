@@ -5,10 +5,6 @@ from server.security.signing import UrlSigner
 from server.store.media import MediaRecord
 
 
-def serve_path(media_id: int) -> str:
-    return f"/api/media/serve/{media_id}"
-
-
 def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 

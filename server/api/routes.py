@@ -7,18 +7,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import access, deliveries, health, import_url, media, search, serve, upload
-from server.legacy import web as legacy_web
+from server.api import (
+    access,
+    deliveries,
+    health,
+    import_url,
+    legacy_urls,
+    media,
+    search,
+    serve,
+    tus,
+    upload,
+    zapi_webhook,
+)
 from server.security import ADDRESS, ADMIN, OPEN, READ, WRITE, add
-from server.security.access import SEND_SCOPE
-from server.zapi import webhook
-from server.tus import routes as tus
+from server.security.access import CORS_PATHS, ROUTE_ACCESS, SEND_SCOPE, Access
 
 
 def setup_routes(app: web.Application) -> None:
     add(app, "POST", "/api/media/upload-production", upload.upload_media, scope=WRITE,
         upload_token=True, cors=True, expect_handler=upload.expect_continue)
-    tus.setup_routes(app)   # /api/media/tus/: WRITE or an upload token, CORS
+    _tus_routes(app)
     add(app, "POST", "/api/media/upload-tokens", access.create_upload_token, scope=WRITE)
     add(app, "POST", "/api/media/import-url", import_url.import_media_url, scope=WRITE)
     add(app, "GET", "/api/media", search.search_media, scope=READ)
@@ -33,12 +42,34 @@ def setup_routes(app: web.Application) -> None:
         scope=READ)
     add(app, "GET", "/api/deliveries/{deliveryId}", deliveries.get_delivery, scope=READ)
     # Z-API sends no credential: the secret in the path is the webhook's authentication.
-    add(app, "POST", "/api/zapi/webhook/{secret}", webhook.zapi_webhook, scope=OPEN)
+    add(app, "POST", "/api/zapi/webhook/{secret}", zapi_webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file
     # during the move. The whole tail, encoded: server/legacy decodes it itself.
-    add(app, "GET", "/uploads/media/{name:.+}", legacy_web.legacy_media, scope=OPEN)
+    add(app, "GET", "/uploads/media/{name:.+}", legacy_urls.legacy_media, scope=OPEN)
     add(app, "GET", "/healthz", health.healthz, scope=OPEN)
     add(app, "GET", "/readyz", health.readyz, scope=OPEN)
     add(app, "GET", "/metrics", health.metrics, scope=ADDRESS)
+
+
+def _tus_routes(app: web.Application) -> None:
+    """/api/media/tus/: every route needs a write key or an upload token (for the
+    upload's message) and is open to CORS; OPTIONS is open (tus clients ask it before
+    anything) and doubles as the CORS preflight."""
+    for path in (tus.BASE, tus.UPLOAD):
+        # tus's own OPTIONS first, so add(cors=True) below keeps it as the preflight.
+        route = app.router.add_route("OPTIONS", path, tus.options)
+        canonical = route.resource.canonical
+        app.setdefault(ROUTE_ACCESS, {})[("OPTIONS", canonical)] = Access(OPEN)
+        app.setdefault(CORS_PATHS, {}).setdefault(canonical, set())
+    opts = {"scope": WRITE, "upload_token": True, "cors": True}
+    add(app, "POST", tus.BASE, tus.create, **opts)
+    head = add(app, "HEAD", tus.UPLOAD, tus.head, **opts)
+    # The middleware looks HEAD up as GET (GET routes answer HEAD); there is no GET here.
+    table = app[ROUTE_ACCESS]
+    table[("GET", head.resource.canonical)] = table[("HEAD", head.resource.canonical)]
+    add(app, "PATCH", tus.UPLOAD, tus.patch, **opts)
+    add(app, "DELETE", tus.UPLOAD, tus.delete, **opts)
+    add(app, "POST", tus.UPLOAD, tus.override, **opts)
+    tus.setup(app)

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.media_json import media_json
 from server.errors import BadRequest
 from server.http.params import parse_id
 from server.security import SIGNER
+from server.store.media import STORE
 from server.store.search import Filters, search
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -97,7 +97,7 @@ def parse_search(query) -> tuple[Filters, tuple[datetime, int] | None, int]:
 async def search_media(request: web.Request) -> web.Response:
     filters, cursor, limit = parse_search(request.query)
     # One more than asked: whether a next page exists, without counting.
-    records = await search(request.app[appkeys.STORE], filters, cursor, limit + 1)
+    records = await search(request.app[STORE], filters, cursor, limit + 1)
     page = records[:limit]
     nxt = (encode_cursor(page[-1].created_at, page[-1].id)
            if len(records) > limit else None)

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server import appkeys
 from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
 from server.http.conditional import (
     Outcome,
@@ -26,12 +25,15 @@ from server.http.params import parse_id
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.api.shared_reads import SharedReads
 from server.limits.ranges import too_costly
-from server.runtime.sending import Sender, SendTimeout, StreamSlots
+from server.observability.metrics import METRICS
+from server.runtime.sending import STREAM_SLOTS, Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
 from server.processing.variants import stat_variant
+from server.settings import SETTINGS
 from server.store.media import SHORT_READ_CHUNKS, MediaRecord, MediaStore, StorageCorrupt
+from server.store.media import STORE
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     media_id = parse_id(request.match_info["mediaId"])
     if media_id is None:
         raise MediaNotFound()
-    store = request.app[appkeys.STORE]
+    store = request.app[STORE]
     variant = request.query.get("variant")
     rec = await (store.stat_for_serving(media_id) if variant is None
                  else stat_variant(store, media_id, variant))
@@ -103,7 +105,7 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
 
     headers = {**representation_headers(rec, etag, modified, cache), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
-    if too_costly(ranges, rec.chunk_size, request.app[appkeys.SETTINGS].max_range_chunks):
+    if too_costly(ranges, rec.chunk_size, request.app[SETTINGS].max_range_chunks):
         ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
@@ -176,7 +178,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
     r = ranges[0]
     # A long read takes a stream slot first (server/runtime/sending.py); a short one
     # (a photo, a seek) is a chunk or two, mostly from the chunk cache.
-    slots = request.app[appkeys.STREAM_SLOTS] \
+    slots = request.app[STREAM_SLOTS] \
         if r.end // rec.chunk_size - r.start // rec.chunk_size >= SHORT_READ_CHUNKS else None
     if slots is not None:
         await slots.acquire()
@@ -255,8 +257,8 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
     """Send the headers, then the body: ``send(sender)`` when given, else every piece
     of ``body``. ``slots``: the stream slot taken for ``body``, which ``send`` gives
     back."""
-    metrics = request.app[appkeys.METRICS]
-    sender = Sender(request, resp, request.app[appkeys.SETTINGS].send_timeout,
+    metrics = request.app[METRICS]
+    sender = Sender(request, resp, request.app[SETTINGS].send_timeout,
                     metrics.bytes_served.inc, slots)
     try:
         try:

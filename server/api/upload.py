@@ -23,7 +23,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 # the Expect tests in tests/process/test_upload_http.py fail if it changes.
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from server import appkeys
 from server.api.deliveries import check_upload_send, enqueue_send
 from server.api.media_json import media_json, media_path
 from server.errors import (
@@ -47,7 +46,9 @@ from server.http.params import parse_id
 from server.ingest.receive import BODY_ERRORS, Limits, Reader, receive, within
 from server.runtime.disconnect import cancelled_when_gone
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
-from server.processing.pipeline import Job
+from server.limits.uploads import UPLOAD_SLOTS
+from server.observability.metrics import METRICS
+from server.processing.pipeline import PROCESSING, Job
 from server.processing.policy import options_from
 from server.security import SIGNER
 from server.security.audit import Audit, audited
@@ -57,7 +58,8 @@ from server.security.hooks import (
     refuse_before_body,
     upload_limit,
 )
-from server.store.media import MediaRecord, MediaStore, Upload
+from server.settings import SETTINGS
+from server.store.media import STORE, MediaRecord, MediaStore, Upload
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +89,13 @@ def raw_file_name(request: web.Request) -> str | None:
 async def upload_media(request: web.Request) -> web.Response:
     # Both refusals come before a byte of the body is read (server/limits/uploads.py).
     refuse_content_coding(request.headers)
-    with request.app[appkeys.UPLOAD_SLOTS].take():
+    with request.app[UPLOAD_SLOTS].take():
         return await _upload(request)
 
 
 async def _upload(request: web.Request) -> web.Response:
-    settings = request.app[appkeys.SETTINGS]
-    store = request.app[appkeys.STORE]
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
     # An upload token may allow less than the service does.
     limits = Limits(upload_limit(request, settings.max_upload_bytes),
                     settings.upload_idle_timeout, upload_pace(settings))
@@ -127,8 +129,8 @@ async def _upload(request: web.Request) -> web.Response:
             raise
         log.info("upload interrupted: %s", e.__class__.__name__)
         raise UploadAborted() from None
-    request.app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
-    request.app[appkeys.METRICS].bytes_received.inc(rec.file_size)
+    request.app[METRICS].uploads.labels(rec.media_type).inc()
+    request.app[METRICS].bytes_received.inc(rec.file_size)
     body = media_json(rec, request.app[SIGNER])
     if checked := check_upload_send(settings, send):
         body["delivery"] = await enqueue_send(request, rec.id, *checked, None)
@@ -142,7 +144,7 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits,
     _bind_message(request, audit, message_id)
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
-                           raw_file_name(request), limits, request.app[appkeys.PROCESSING],
+                           raw_file_name(request), limits, request.app[PROCESSING],
                            options_from(request.query))
     return await _finish(request, upload, message_id, audit)
 
@@ -173,7 +175,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
                     raise BadRequest("one file per request")
                 name = header_filename(part.headers.get("Content-Disposition"))
                 upload = await receive(store, _chunk_reader(part, READ_BYTES), name, limits,
-                                       request.app[appkeys.PROCESSING], options)
+                                       request.app[PROCESSING], options)
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part, limits))
                 _bind_message(request, audit, message_id)
@@ -201,7 +203,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
         await upload.abort()
         raise MissingMessageId()
     try:
-        check_upload_send(request.app[appkeys.SETTINGS], send)
+        check_upload_send(request.app[SETTINGS], send)
     except BaseException:
         await upload.abort()
         raise
@@ -262,7 +264,7 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     """
     if request.headers.get("Expect", "").strip().lower() != "100-continue":
         return render(ExpectationFailed())
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     if (refused := refuse_before_body(request)) is not None:
         return refused
     length = request.content_length
@@ -271,7 +273,7 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     # Told before the client sends its body (server/limits/uploads.py).
     if has_content_coding(request.headers):
         return render(UnsupportedContentEncoding())
-    if request.app[appkeys.UPLOAD_SLOTS].full:
+    if request.app[UPLOAD_SLOTS].full:
         return render(TooManyUploads())
     await _default_expect_handler(request)
     return None

@@ -28,7 +28,7 @@ class MediaService:
 
     def build(self, settings: Settings, dsn: str) -> Served:
         """The app, and the gauge of its open connections."""
-        from server import appkeys
+        from server.observability.metrics import METRICS
         from server.app import create_app
         app = create_app(settings, dsn)
-        return Served(app, app[appkeys.METRICS].connections.inc)
+        return Served(app, app[METRICS].connections.inc)

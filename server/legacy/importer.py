@@ -26,7 +26,6 @@ from typing import TextIO
 import aiofiles
 import asyncpg
 
-from server.api.media_json import serve_path
 from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
                            UnsupportedMediaType)
 from server.http.media_types import SNIFF_BYTES, sniff
@@ -40,6 +39,7 @@ from server.legacy.progress import Progress
 from server.processing.pipeline import Processing
 from server.processing.policy import Policy, keeping_bytes
 from server.security.audit import AuditEntry
+from server.security.signing import serve_path
 from server.store.media import MediaStore
 from server.store.sqlfiles import Q
 

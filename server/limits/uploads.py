@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from aiohttp import web
 from multidict import MultiMapping
 
 from server.errors import TooManyUploads, UnsupportedContentEncoding, UploadTooSlow
@@ -104,3 +105,7 @@ class Pace:
         """Count bytes that arrived at ``now``."""
         self.check(now)
         self.got += nbytes
+
+
+# The application's upload slots (MEDIA_MAX_CONCURRENT_UPLOADS).
+UPLOAD_SLOTS = web.AppKey("upload_slots", UploadSlots)

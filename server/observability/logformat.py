@@ -22,7 +22,6 @@ from aiohttp.abc import AbstractAccessLogger
 from server.observability import requestid
 from server.observability.paths import route_of as _route
 from server.observability.paths import safe_path as _safe_path
-from server.security.access import PRINCIPAL
 from server.secret import RedactingFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -202,9 +201,9 @@ class AccessLogger(AbstractAccessLogger):
             "client_addr": remote,
             "request_id": rid,
         }
-        principal = request.get(PRINCIPAL)
-        if principal is not None and principal.kind == "key":
-            fields["key_name"] = principal.name   # the key's name, never the key
+        key_name = request.get(requestid.KEY_NAME)
+        if key_name is not None:
+            fields["key_name"] = key_name   # the key's name, never the key
         _sink.add(fields, message)
 
     @property

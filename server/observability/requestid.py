@@ -20,6 +20,9 @@ _SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}")
 current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                     default=None)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The name of the API key the request was made with, for the access log (set by the
+# access middleware, which knows the caller; never the key itself).
+KEY_NAME = web.RequestKey("key_name", str)
 
 
 def accept_request_id(value: str | None) -> str | None:

@@ -21,6 +21,8 @@ import os
 import time
 import uuid
 
+from aiohttp import web
+
 from server.errors import UnsupportedMediaType
 from server.http.media_types import MediaKind
 from server.processing import costs, variants
@@ -284,3 +286,7 @@ def _preview(r) -> variants.VariantSource:
 
 
 __all__ = ["Processing", "Job"]
+
+
+# The application's processing (its worker pool and policy).
+PROCESSING = web.AppKey("processing", Processing)

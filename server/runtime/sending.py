@@ -190,3 +190,7 @@ class Sender:
     def _should_yield(self, began: float, loop: asyncio.AbstractEventLoop) -> bool:
         return self.slots is not None and self.slots.waiting > 0 and \
             loop.time() - began >= QUANTUM
+
+
+# The application's stream slots, shared fairly among clients.
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)

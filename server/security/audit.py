@@ -22,12 +22,13 @@ from datetime import datetime
 
 from aiohttp import web
 
-from server import appkeys
 from server.errors import MediaError
 from server.observability.requestid import REQUEST_ID
 from server.security.access import PRINCIPAL
 from server.security.forwarded import client_address
 from server.security.refusals import REFUSALS
+from server.settings import SETTINGS
+from server.store.media import STORE
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class AuditEntry:
 
 
 def client_addr(request: web.Request) -> str | None:
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     return client_address(request.remote, request.headers.get("X-Forwarded-For"),
                           settings.trusted_proxies)
 
@@ -82,7 +83,7 @@ async def record(request: web.Request, entry: AuditEntry) -> None:
     """Write ``entry`` on its own. Best effort: a failure to audit a failure is logged,
     never raised over the error being reported."""
     async def write() -> None:
-        async with request.app[appkeys.STORE].connection() as conn:
+        async with request.app[STORE].connection() as conn:
             await entry.write(conn)
     try:
         await asyncio.shield(write())

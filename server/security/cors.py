@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from server import appkeys
 from server.errors import CorsRefused
 from server.security.access import CORS_PATHS, route_access
+from server.settings import SETTINGS
 
 ALLOW_HEADERS = ("Authorization, Range, If-Match, If-None-Match, If-Modified-Since, "
                  "If-Unmodified-Since, If-Range, Content-Type, Content-Disposition, "
@@ -60,7 +60,7 @@ async def preflight(request: web.Request) -> web.Response:
     methods = request.app[CORS_PATHS].get(resource.canonical if resource else "", set())
     headers = preflight_headers(request.headers.get("Origin"),
                                 request.headers.get("Access-Control-Request-Method"),
-                                request.app[appkeys.SETTINGS].cors_origins, methods)
+                                request.app[SETTINGS].cors_origins, methods)
     if headers is None:
         raise CorsRefused()
     return web.Response(status=204, headers=headers)
@@ -72,7 +72,7 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     if request.method == "OPTIONS":
         return
     access = route_access(request)
-    allowed = request.app[appkeys.SETTINGS].cors_origins
+    allowed = request.app[SETTINGS].cors_origins
     if access is None or not access.cors or not allowed:
         return
     value = allowed_origin(request.headers.get("Origin"), allowed)

@@ -15,10 +15,10 @@ import time
 
 from aiohttp import web
 
-from server import appkeys
 from server.errors import TokenNotAllowed, TokenWrongMessage, Unauthorized, render
 from server.security.access import PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
+from server.settings import SETTINGS
 
 
 def upload_limit(request: web.Request, limit: int) -> int:
@@ -49,7 +49,7 @@ def check_may_send(request: web.Request) -> None:
 
 
 def media_cache_control(request: web.Request) -> str:
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     principal = request.get(PRINCIPAL)
     kind = "public" if settings.public_read else (principal.kind if principal else "")
     return cache_control(kind, expires=principal.expires if principal else None,

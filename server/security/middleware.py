@@ -23,7 +23,6 @@ import logging
 
 from aiohttp import web
 
-from server import appkeys
 from server.errors import (
     AddressNotAllowed,
     Forbidden,
@@ -37,6 +36,7 @@ from server.errors import (
     Unauthorized,
 )
 from server.http.params import parse_id
+from server.observability.requestid import KEY_NAME
 from server.security import audit
 from server.security.access import (
     ADDRESS,
@@ -51,6 +51,8 @@ from server.security.access import (
 from server.security.forwarded import in_networks, parse_address
 from server.security.keys import MALFORMED, bearer, find_key, query_credential
 from server.security.signing import Check, UploadGrant, is_upload_token, token_identity
+from server.settings import SETTINGS
+from server.store.media import STORE
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ async def access_middleware(request: web.Request, handler):
     if access is None:           # no route: the 404/405 follows, nothing to guard
         return await handler(request)
     try:
-        request[PRINCIPAL] = await authenticate(request, access)
+        request[PRINCIPAL] = principal = await authenticate(request, access)
     except Denied as d:
         entry = audit.entry_for(request, "access_denied", actor=d.actor,
                                 media_id=_media_id(request),
@@ -88,9 +90,11 @@ async def access_middleware(request: web.Request, handler):
         raise _closing(request, d.error) from None
     except MediaError as e:
         raise _closing(request, e) from None
+    if principal.kind == "key":   # for the access log
+        request[KEY_NAME] = principal.name
     response = await handler(request)
     if access.signed_url and request.method == "GET" \
-            and request.app[appkeys.SETTINGS].audit_reads:
+            and request.app[SETTINGS].audit_reads:
         await audit.record(request, audit.entry_for(
             request, "read", media_id=_media_id(request), outcome=str(response.status)))
     return response
@@ -111,7 +115,7 @@ def _media_id(request: web.Request) -> int | None:
 
 async def authenticate(request: web.Request, access: Access) -> Principal:
     """The principal for this request, or an error (Denied for audited refusals)."""
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     if access.scope == OPEN:
         return OPEN_PRINCIPAL
     if access.scope == ADDRESS:
@@ -171,7 +175,7 @@ def _token(request: web.Request, access: Access, token: str) -> Principal:
 
 
 async def _key(request: web.Request, access: Access, credential: str) -> Principal:
-    async with request.app[appkeys.STORE].connection() as conn:
+    async with request.app[STORE].connection() as conn:
         key = await find_key(conn, credential)
     if key is None or key.revoked:
         raise Denied(InvalidCredentials(headers={"WWW-Authenticate": _BAD_CREDENTIAL}),

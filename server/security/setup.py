@@ -5,11 +5,12 @@ import secrets
 
 from aiohttp import web
 
-from server import appkeys
 from server.security.access import SIGNER
 from server.security.cors import add_cors_headers
 from server.security.refusals import setup_refusals
 from server.security.signing import UrlSigner
+from server.settings import SETTINGS
+from server.store.media import STORE
 from server.store.sqlfiles import Q
 
 GENERATED_KEY = "url-signing"
@@ -29,13 +30,13 @@ async def signing_keys(store, configured: tuple[bytes, ...]) -> tuple[bytes, ...
 def setup_security(app: web.Application) -> None:
     """After the database context: the URL signer and the refusal counter; on every
     response: CORS headers."""
-    settings = app[appkeys.SETTINGS]
+    settings = app[SETTINGS]
 
     async def signer(app: web.Application):
-        keys = await signing_keys(app[appkeys.STORE], tuple(settings.signing_keys))
+        keys = await signing_keys(app[STORE], tuple(settings.signing_keys))
         app[SIGNER] = UrlSigner(keys, settings.url_ttl_seconds, public=settings.public_read)
         yield
 
     app.cleanup_ctx.append(signer)
-    setup_refusals(app, appkeys.STORE)
+    setup_refusals(app, STORE)
     app.on_response_prepare.append(add_cors_headers)

@@ -102,6 +102,11 @@ def _signed(keys: tuple[bytes, ...], media_id: int, variant: str, exp: int,
     return any(_same(sign_media(k, media_id, variant, exp), sig) for k in keys)
 
 
+def serve_path(media_id: int) -> str:
+    """The path a media's bytes are served at, unsigned (the URL the signature covers)."""
+    return f"/api/media/serve/{media_id}"
+
+
 class UrlSigner:
     """Makes the ``url`` of media JSON: signed, or the plain path in public mode."""
 
@@ -116,7 +121,7 @@ class UrlSigner:
 
     def media_url(self, media_id: int, variant: str | None = None) -> str:
         """The URL a client reads ``media_id`` (optionally a variant of it) from."""
-        path = f"/api/media/serve/{media_id}"
+        path = serve_path(media_id)
         if self.public:
             return f"{path}?variant={quote(variant)}" if variant else path
         exp = expiry(self.clock(), self.ttl)

@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
 from server.asyncutil import consume
 from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
@@ -662,3 +663,7 @@ class MediaStore:
         if [s for s, _ in got] != want:
             raise StorageCorrupt(f"media {rec.id}: chunks {first}-{last} incomplete")
         return got
+
+
+# The application's media store: every handler's door to the bytes.
+STORE = web.AppKey("store", MediaStore)

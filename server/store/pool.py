@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import asyncpg
+from aiohttp import web
 
 from server.settings import Settings
 
@@ -41,3 +42,6 @@ async def create_pool(dsn: str, settings: Settings, *,
         settings.db_command_timeout,
     )
 
+
+# The database the application's pool connects to (the embedded server's included).
+DSN = web.AppKey("dsn", str)

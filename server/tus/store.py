@@ -26,11 +26,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pybase64
+from aiohttp import web
 
 from server.asyncutil import cancel_and_wait
 from server.errors import PayloadTooLarge, TusLocked, TusTooManyOpen
 from server.store.chunking import decode_chunk
-from server.store.media import MediaRecord, MediaStore
+from server.store.media import STORE, MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -320,3 +321,8 @@ class Writer:
         del self.buf[:n]
         self.stored += n
         self.seq += 1
+
+
+async def reclaim_expired_tus(app: web.Application) -> int:
+    """The janitor's part for tus: expired uploads go; how many."""
+    return await TusStore(app[STORE]).reclaim_expired()

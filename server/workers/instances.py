@@ -10,15 +10,18 @@ import socket
 
 from aiohttp import web
 
-from server import appkeys
+from server.observability.metrics import METRICS
+from server.settings import SETTINGS
 from server.store.invalidation import follow_deletions
+from server.store.media import STORE
+from server.store.pool import DSN
 
 log = logging.getLogger(__name__)
 
 
 async def heartbeat(app: web.Application) -> None:
     """Beat every MEDIA_HEARTBEAT_SECONDS; reclaim dead instances' uploads on each beat."""
-    settings, store = app[appkeys.SETTINGS], app[appkeys.STORE]
+    settings, store = app[SETTINGS], app[STORE]
     hostname, pid = socket.gethostname()[:255], os.getpid()
     try:
         while True:
@@ -27,7 +30,7 @@ async def heartbeat(app: web.Application) -> None:
                 removed = await store.reclaim_dead_instance_uploads(
                     settings.instance_dead_seconds)
                 if removed:
-                    app[appkeys.METRICS].reclaimed.inc(removed)
+                    app[METRICS].reclaimed.inc(removed)
                     log.info("reclaimed %d upload(s) of instances that stopped", removed)
             except asyncio.CancelledError:
                 raise
@@ -43,6 +46,6 @@ async def heartbeat(app: web.Application) -> None:
 
 
 async def deletion_feed(app: web.Application) -> None:
-    store = app[appkeys.STORE]
+    store = app[STORE]
     store.trust_cache(False)   # until the feed is connected
-    await follow_deletions(store, app[appkeys.DSN])
+    await follow_deletions(store, app[DSN])

@@ -7,9 +7,11 @@ import logging
 
 from aiohttp import web
 
-from server import appkeys
+from server.observability.metrics import METRICS
 from server.security.audit import prune
-from server.tus.routes import reclaim_expired_tus
+from server.settings import SETTINGS
+from server.store.media import STORE
+from server.tus.store import reclaim_expired_tus
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +21,16 @@ async def janitor(app: web.Application) -> None:
     MEDIA_UPLOAD_STALE_SECONDS, resumable uploads past MEDIA_TUS_EXPIRY_SECONDS, and
     audit rows past MEDIA_AUDIT_RETENTION_DAYS (bounded batches: a backlog drains over
     several runs). A failed run is logged and retried next time."""
-    settings = app[appkeys.SETTINGS]
+    settings = app[SETTINGS]
     while True:
         try:
-            removed = await app[appkeys.STORE].reclaim_stale_uploads(
+            removed = await app[STORE].reclaim_stale_uploads(
                 settings.upload_stale_seconds)
             removed += await reclaim_expired_tus(app)
             if removed:
-                app[appkeys.METRICS].reclaimed.inc(removed)
+                app[METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
-            pruned = await prune(app[appkeys.STORE], settings.audit_retention_days)
+            pruned = await prune(app[STORE], settings.audit_retention_days)
             if pruned:
                 log.info("janitor deleted %d audit row(s) older than %d days", pruned,
                          settings.audit_retention_days)

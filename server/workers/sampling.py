@@ -13,7 +13,8 @@ import asyncio
 
 from aiohttp import web
 
-from server import appkeys
+from server.observability.metrics import METRICS
+from server.store.media import STORE
 
 SAMPLE_EVERY_SECONDS = 1.0
 
@@ -21,7 +22,7 @@ SAMPLE_EVERY_SECONDS = 1.0
 async def metrics_sampler(app: web.Application) -> None:
     """Every SAMPLE_EVERY_SECONDS, this worker's store figures into its metrics (a few
     writes to its metrics files: nothing measurable)."""
-    metrics, store = app[appkeys.METRICS], app[appkeys.STORE]
+    metrics, store = app[METRICS], app[STORE]
     while True:
         await asyncio.sleep(SAMPLE_EVERY_SECONDS)
         metrics.sample_store(store)

@@ -43,8 +43,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
 from server.errors import DeliveryNotFound, MediaNotFound, ServiceUnavailable
+from server.security.audit import AuditEntry
 from server.settings import Settings
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
@@ -336,8 +338,6 @@ class Outbox:
 async def _audit_outcome(conn, row: dict[str, Any], outcome: Outcome) -> None:
     """One audit row per attempt's outcome, written with it (an outbox worker acts for
     nobody in particular: the actor is the outbox)."""
-    from server.security.audit import AuditEntry   # security imports appkeys, which
-    # imports this module: imported when first needed, not at import time.
     detail = outcome.kind if outcome.error is None else f"{outcome.kind}: {outcome.error}"
     await AuditEntry(actor="zapi-outbox", action="zapi_attempt", media_id=row["media_id"],
                      outcome=f"delivery {row['id']} attempt {row['attempts']} {detail}"[:200]
@@ -356,3 +356,7 @@ async def _guard(body: AsyncIterator[bytes], broken: list) -> AsyncIterator[byte
     except (asyncpg.PostgresError, OSError, Exception) as e:
         broken.append(e)
         raise
+
+
+# The application's Z-API outbox.
+OUTBOX = web.AppKey("outbox", Outbox)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from server.errors import ServiceUnavailable
-from server.metrics import Metrics
+from server.observability.metrics import Metrics
 from server.store.cache import ChunkCache
 from server.store.media import MediaStore, StorageCorrupt
 from tests.dbutil import admin

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 import pytest
 
-from server import appkeys
 from server.security.audit import prune
 from server.security.refusals import REFUSALS, RefusalCounter
+from server.settings import SETTINGS
 from server.workers.janitor import janitor
 from tests.dbutil import bearer, fetchval
 from tests.media import jpeg_bytes, png_bytes
@@ -325,7 +325,7 @@ async def post_json(zclient, message_id, route, body):
     from tests.zapi_util import media_samples, upload
     path = {"import-url": "/api/media/import-url",
             "upload-tokens": "/api/media/upload-tokens",
-            "webhook": "/api/zapi/webhook/" + zclient.app[appkeys.SETTINGS]
+            "webhook": "/api/zapi/webhook/" + zclient.app[SETTINGS]
             .zapi_webhook_secret}.get(route)
     if route == "send":
         data, ctype, name = media_samples()["image"]

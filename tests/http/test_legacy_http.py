@@ -10,7 +10,7 @@ import pytest
 
 from server.http.conditional import http_date
 from server.legacy.importer import IMPORTED
-from server.legacy.web import deprecation_headers, sf_date
+from server.api.legacy_urls import deprecation_headers, sf_date
 from tests.dbutil import fetchval
 from tests.legacy_util import make_chat, run_import
 from tests.media import png_bytes

@@ -11,7 +11,6 @@ import psutil
 import pytest
 from PIL import Image
 
-from server import appkeys
 from server.errors import InvalidMedia, MediaTooComplex
 from server.processing import costs
 from server.processing.documents import (
@@ -21,6 +20,7 @@ from server.processing.documents import (
     check_zip_directory,
     zip_directory,
 )
+from server.processing.pipeline import PROCESSING
 from server.processing.workers import MemoryBudget, Work, WorkerPool
 from tests.bombs import allocate, jpeg_scan_bomb, spin, zip_end, zip_of_empty_files
 from tests.media import exif_photo
@@ -274,7 +274,7 @@ async def test_scan_bombs_are_stopped_while_a_photo_goes_through(processing_clie
     # each steps aside at a quarter of its time, and the photo gets a slot.
     client = await processing_client_with(processing_timeout_seconds=2,
                                           process_concurrency=2)
-    workers = client.app[appkeys.PROCESSING].workers
+    workers = client.app[PROCESSING].workers
     bomb = jpeg_scan_bomb(4096, 3000)
     assert len(bomb) < 200_000
     bombs = [asyncio.ensure_future(post(client, message_id, bomb, name=f"b{i}.jpg"))
@@ -323,7 +323,7 @@ async def test_two_images_that_do_not_fit_the_budget_together_take_turns(
     # one at a time, and the second waits rather than being refused.
     client = await processing_client_with(processing_memory_bytes=200 * MiB,
                                           process_concurrency=2)
-    budget = client.app[appkeys.PROCESSING].workers.budget
+    budget = client.app[PROCESSING].workers.budget
     one = costs.image_bytes(3000, 3000, "RGBA", 0)
     assert one <= budget.total < 2 * one
     pngs = []
@@ -342,10 +342,10 @@ async def test_zip_over_the_member_limit_is_refused_from_its_end_record(
     # 300,000 empty files in 27 MB: zipfile took +144 MiB and 2.7 s of CPU to read its
     # directory before counting it. One worker, so it is the one that checks.
     client = await processing_client_with(process_concurrency=1, max_upload_bytes=64 * MiB)
-    [pid] = client.app[appkeys.PROCESSING].workers.pids()
+    [pid] = client.app[PROCESSING].workers.pids()
     before = peak_rss(pid)
     data = zip_of_empty_files(300_000)
     resp = await post(client, message_id, data, name="many.zip")
     await assert_refused(resp, pool, 422, "media_too_complex", f"{MAX_ZIP_MEMBERS}")
-    assert client.app[appkeys.PROCESSING].workers.pids() == [pid]
+    assert client.app[PROCESSING].workers.pids() == [pid]
     assert peak_rss(pid) - before < 16 * MiB

@@ -10,10 +10,10 @@ import time
 import asyncpg
 import pytest
 
-from server import appkeys
 from server.app import create_app
 from server.cli.migrate import apply_migrations
 from server.settings import Settings
+from server.store.media import STORE
 from tests.dbutil import bearer, create_api_key
 from tests.media import BYTES_KEPT, jpeg_bytes
 from tests.pgcluster import Cluster, machine_bindir
@@ -71,7 +71,7 @@ async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(cluster, aio
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))
-    store = client.app[appkeys.STORE]
+    store = client.app[STORE]
     message_id = await store.create_message()
 
     async def upload(data: bytes) -> dict:
@@ -134,7 +134,7 @@ async def test_variants_are_read_from_the_replica_too(cluster, aiohttp_client):
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     resp = await client.post(
         f"/api/media/upload-production?message_id={message_id}&filename=p.jpg",
         data=exif_photo(900, 600), headers={"Content-Type": "image/jpeg"})

@@ -34,9 +34,10 @@ from aiohttp.multipart import content_disposition_filename, parse_content_dispos
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
-from server import appkeys
 from server.http.conditional import http_date
-from server.settings import Settings
+from server.observability.metrics import METRICS
+from server.settings import SETTINGS, Settings
+from server.store.media import STORE
 from tests.apps import build_app, start_client
 from tests.byteranges import byteranges, content_range
 from tests.dbutil import admin, create_api_key, dsn_for
@@ -97,7 +98,7 @@ async def client(shared_settings, shared_dsn, shared_key):
 
 async def upload(client, data: bytes, *, filename: str = "photo.jpg",
                  content_type: str = "image/jpeg") -> Media:
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     # quote_fields=False sends the file name as raw UTF-8, as browsers do (aiohttp's
     # default percent-encoding is covered in test_upload_http.py).
     form = aiohttp.FormData(quote_fields=False)
@@ -454,7 +455,7 @@ async def test_nearly_adjacent_ranges_may_be_merged(client, media):
 # -- ranges over chunk boundaries ------------------------------------------------------
 
 async def test_ranges_on_chunk_boundaries(client, media):
-    c = client.app[appkeys.SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].chunk_bytes
     assert SIZE // c >= 10, "the file must span many chunks"
     cases = [(0, c - 2), (0, c - 1), (0, c), (SIZE - 1, SIZE - 1),
              (SIZE // c * c, SIZE - 1)]          # exactly the short last chunk
@@ -469,7 +470,7 @@ async def test_ranges_on_chunk_boundaries(client, media):
 
 
 async def test_open_ended_ranges_from_chunk_boundaries(client, media):
-    c = client.app[appkeys.SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].chunk_bytes
     last = SIZE // c * c      # where the short last chunk starts
     for start in (c - 1, c, c + 1, last - 1, last, last + 1):
         resp, body = await fetch(client, media.url, headers={"Range": f"bytes={start}-"})
@@ -477,7 +478,7 @@ async def test_open_ended_ranges_from_chunk_boundaries(client, media):
 
 
 async def test_multipart_ranges_across_chunk_boundaries(client, media):
-    c = client.app[appkeys.SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].chunk_bytes
     last = SIZE // c * c
     specs = [(3 * c - 1, 3 * c), (c - 1, 2 * c + 1), (last - 1, SIZE - 1)]
     header = "bytes=" + ",".join(f"{a}-{b}" for a, b in specs)
@@ -544,7 +545,7 @@ async def test_last_modified_is_the_creation_time_and_not_after_date(client, med
 async def test_last_modified_of_an_older_file_is_its_creation_time(client):
     old = await upload(client, jpeg_bytes(1000))
     # Back-date the row by a day, so the creation time and "now" cannot coincide.
-    async with client.app[appkeys.STORE].connection() as conn:
+    async with client.app[STORE].connection() as conn:
         created = await conn.fetchval(
             "UPDATE media_files SET created_at = created_at - interval '1 day' "
             "WHERE id = $1 RETURNING created_at", old.json["id"])
@@ -852,7 +853,7 @@ async def test_content_type_comes_from_the_bytes_not_the_client(client):
 async def test_svg_is_served_as_attachment(client):
     # Uploads refuse SVG; a row written by another path (a migration, the chat product)
     # must still never render in the service's origin.
-    store = client.app[appkeys.STORE]
+    store = client.app[STORE]
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     up = await store.begin_upload(file_name=f"{uuid.uuid4().hex}.svg", original_name="drawing.svg",
                                   mime_type="image/svg+xml", media_type="image")
@@ -889,7 +890,7 @@ class Server(TestServer):
 async def wait_until_served(app, count: int) -> None:
     """Until the server has finished ``count`` serve requests, whatever their status (its
     request metric is recorded when the handler ends)."""
-    registry = app[appkeys.METRICS].registry
+    registry = app[METRICS].registry
     for _ in range(1000):
         done = sum(sample.value for metric in registry.collect() for sample in metric.samples
                    if sample.name == "media_http_request_seconds_count"
@@ -925,7 +926,7 @@ async def test_client_gone_mid_response_logs_no_error_and_next_request_works(
     writer.close()
 
     await wait_until_served(app, 1)
-    served = app[appkeys.METRICS].registry.get_sample_value("media_served_bytes_total")
+    served = app[METRICS].registry.get_sample_value("media_served_bytes_total")
     assert served < len(big.data), "the response was cut short"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     resp, body = await fetch(client, big.url, headers={"Range": "bytes=-10"})

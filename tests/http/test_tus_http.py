@@ -213,7 +213,7 @@ async def test_expiry_and_janitor(client_with, message_id, store):
     await asyncio.sleep(1.2)
     r = await head(client, url)
     assert r.status == 410
-    from server.tus.routes import reclaim_expired_tus   # the janitor's hook
+    from server.tus.store import reclaim_expired_tus   # the janitor's hook
     assert await reclaim_expired_tus(client.server.app) == 1
     assert (await head(client, url)).status == 404
     # and plain stale-upload reclaiming leaves live tus uploads alone

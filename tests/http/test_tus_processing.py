@@ -14,9 +14,9 @@ import uuid
 import pytest
 from PIL import Image
 
-from server import appkeys
 from server.errors import TusLocked
-from server.store.media import MediaStore
+from server.processing.pipeline import PROCESSING
+from server.store.media import STORE, MediaStore
 from server.tus.store import TusStore
 from tests.media import av_sample, exif_photo, photo_bytes, png_bomb
 from tests.http.test_processing_images import created, fetch, post
@@ -220,7 +220,7 @@ def gate_processing(gate: dict):
 
     def setup(app):
         async def wrap(app):
-            processing = app[appkeys.PROCESSING]
+            processing = app[PROCESSING]
             run = processing.run
 
             async def held_run(fn, *args):
@@ -314,7 +314,7 @@ async def test_empty_patch_at_the_end_completes_a_cut_short_upload(client, messa
     sent = jpeg_bytes(9000)
     client_app = client.server.app
     url = await create(client, message_id, len(sent))
-    tus = TusStore(client_app[appkeys.STORE], lease_seconds=1)
+    tus = TusStore(client_app[STORE], lease_seconds=1)
     state = await tus.get(uuid.UUID(url.rsplit("/", 1)[1]))
     lock_id = await tus.lock(state.id)
     writer = tus.writer(state, lock_id)

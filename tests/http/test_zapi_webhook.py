@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from server.zapi.webhook import DeliveryFailed, StatusChanged, interpret, secret_matches
+from server.zapi.callbacks import DeliveryFailed, StatusChanged, interpret, secret_matches
 from tests.zapi_util import media_samples, upload, wait_delivery, zapi_changes
 
 SECRET = "w" * 20 + "SECRET"

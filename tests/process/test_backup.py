@@ -41,8 +41,8 @@ def _bin_dir(major: int) -> Path:
 async def test_pg_dump_and_restore_bring_every_file_back(pg_server_dsn, db_dsn, settings,
                                                         server_for, tmp_path):
     client = await server_for()
-    from server import appkeys
-    message_id = await client.app[appkeys.STORE].create_message()
+    from server.store.media import STORE
+    message_id = await client.app[STORE].create_message()
     files = [jpeg_bytes(50_000, seed=3), png_bytes(40, 30), jpeg_bytes(3 * 1024 * 5)]
     uploaded = []
     for i, data in enumerate(files):

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server import appkeys
 from server.security import OPEN, add
+from server.store.media import STORE
 from tests.media import noise_mp4
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 10, 60
@@ -77,7 +77,7 @@ async def test_chromium_plays_and_seeks_with_ranges(server_for, tmp_path):
         add(app, "GET", "/test-page", test_page, scope=OPEN)
 
     client = await server_for(setup=setup)
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename="clip.mp4", content_type="video/mp4")

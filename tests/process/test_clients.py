@@ -17,7 +17,8 @@ from typing import NamedTuple
 import aiohttp
 import pytest
 
-from server import appkeys
+from server.settings import SETTINGS
+from server.store.media import STORE
 from tests.media import jpeg_bytes, noise_mp4
 
 SIZE = 50_000
@@ -52,7 +53,7 @@ async def recorded(server_for) -> Recorded:
 
 async def upload_url(client, data: bytes, filename: str, content_type: str) -> str:
     """Upload ``data``; the absolute loopback URL it is served at (signed)."""
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     form = aiohttp.FormData()
     form.add_field("message_id", str(message_id))
     form.add_field("file", data, filename=filename, content_type=content_type)
@@ -96,7 +97,7 @@ async def curl_resume(url: str, path) -> tuple[int, bytes]:
 async def test_curl_resumes_a_partial_download_to_the_identical_file(recorded, tmp_path):
     data = jpeg_bytes(SIZE)
     url = await upload_url(recorded.client, data, "photo.jpg", "image/jpeg")
-    chunk = recorded.client.app[appkeys.SETTINGS].chunk_bytes
+    chunk = recorded.client.app[SETTINGS].chunk_bytes
     # Cut anywhere, on chunk boundaries too: curl asks for bytes=<local size>-.
     for have in (1, chunk - 1, chunk, chunk + 1, 12_345, SIZE - 1):
         path = tmp_path / f"partial-{have}.jpg"

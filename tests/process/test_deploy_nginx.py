@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server import appkeys
+from server.store.media import STORE
 from tests.dbutil import bearer
 from tests.media import jpeg_bytes
 from tests.procs import REPO, free_port
@@ -102,7 +102,7 @@ async def _proxied(server_for, tmp_path, admin_key, **changes):
     client = await server_for(setup=lambda app: app.on_response_prepare.append(record),
                               max_upload_bytes=LIMIT, **changes)
     upstream = client.server
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     port = free_port()
     (tmp_path / "site.conf").write_text(site_conf(upstream.port, port, tmp_path / "cache"))
     (tmp_path / "nginx.conf").write_text(main_conf(tmp_path))

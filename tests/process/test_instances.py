@@ -9,9 +9,8 @@ import uuid
 
 import pytest
 
-from server import appkeys
 from server.store.invalidation import APPLICATION_NAME
-from server.store.media import MediaStore
+from server.store.media import STORE, MediaStore
 from tests.dbutil import admin, create_api_key, fetchval, new_message
 from tests.media import jpeg_bytes
 from tests.procs import Processes
@@ -27,7 +26,7 @@ async def _until(predicate, timeout: float = 5.0, what: str = "condition"):
 
 
 async def _trusted(client) -> None:
-    store = client.app[appkeys.STORE]
+    store = client.app[STORE]
 
     async def ok():
         return store._stat_trusted
@@ -56,7 +55,7 @@ async def _upload(client, message_id: int, data: bytes) -> dict:
 async def _cached_on(client, media: dict) -> str:
     resp = await client.head(media["url"])
     assert resp.status == 200
-    assert media["id"] in client.app[appkeys.STORE]._stats   # B now answers from memory
+    assert media["id"] in client.app[STORE]._stats   # B now answers from memory
     return resp.headers["ETag"]
 
 
@@ -70,7 +69,7 @@ async def _gone_on(client, media: dict, etag: str) -> None:
 
 async def test_a_delete_on_one_instance_is_seen_at_once_on_the_other(two):
     a, b = two
-    message_id = await a.app[appkeys.STORE].create_message()
+    message_id = await a.app[STORE].create_message()
     media = await _upload(a, message_id, jpeg_bytes(20_000))
     etag = await _cached_on(b, media)
     started = time.monotonic()
@@ -82,7 +81,7 @@ async def test_a_delete_on_one_instance_is_seen_at_once_on_the_other(two):
 
 async def test_a_cascade_from_messages_is_heard_too(two, db_dsn):
     a, b = two
-    message_id = await a.app[appkeys.STORE].create_message()
+    message_id = await a.app[STORE].create_message()
     media = await _upload(a, message_id, jpeg_bytes(9_000))
     etag = await _cached_on(b, media)
     # The chat product deletes its message; the media goes by the foreign key.
@@ -92,8 +91,8 @@ async def test_a_cascade_from_messages_is_heard_too(two, db_dsn):
 
 async def test_the_feed_reconnects_and_the_cache_is_bypassed_meanwhile(two, db_dsn):
     a, b = two
-    store = b.app[appkeys.STORE]
-    message_id = await a.app[appkeys.STORE].create_message()
+    store = b.app[STORE]
+    message_id = await a.app[STORE].create_message()
     media = await _upload(a, message_id, jpeg_bytes(9_000))
     await _cached_on(b, media)
     # Cut every deletion feed connection from the server side.

@@ -141,7 +141,7 @@ def getpid():
     asked.append(1)
     return real_getpid()
 os.getpid = getpid   # before prometheus-client is imported: it keeps a reference
-from server.metrics import Metrics
+from server.observability.metrics import Metrics
 m = Metrics()
 before = len(asked)
 m.bytes_served.inc(5)

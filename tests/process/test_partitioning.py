@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from server import appkeys
 from server.app import create_app
 from server.cli.migrate import PARTITIONING_DIR, apply_migrations, rollback_migrations
+from server.store.media import STORE
 from tests.dbutil import bearer, fetchval
 from tests.media import jpeg_bytes
 from tests.procs import run_cli
@@ -25,7 +25,7 @@ async def test_partitioning_keeps_every_byte_and_the_service_works(db_dsn, setti
                                                                    aiohttp_client, admin_key):
     client = await aiohttp_client(create_app(settings, db_dsn, run_janitor=False),
                                   headers=bearer(admin_key))
-    message_id = await client.app[appkeys.STORE].create_message()
+    message_id = await client.app[STORE].create_message()
     before = [(jpeg_bytes(30_000 + i, seed=i)) for i in range(5)]
     metas = [await _upload(client, message_id, d) for d in before]
     chunks = await fetchval(db_dsn, "SELECT count(*) FROM media_chunks")

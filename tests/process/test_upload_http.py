@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from server import appkeys
+from server.store.media import STORE
 from tests.media import jpeg_bytes, png_bytes
 
 URL = "/api/media/upload-production"
@@ -640,7 +640,7 @@ async def test_upload_reclaimed_by_the_janitor_midway_is_410_upload_expired(
             async with pool.acquire() as conn:
                 await conn.execute(
                     "UPDATE media_files SET updated_at = now() - interval '2 days'")
-            reclaimed = await client.app[appkeys.STORE].reclaim_stale_uploads(3600)
+            reclaimed = await client.app[STORE].reclaim_stale_uploads(3600)
             if reclaimed:
                 break
             await asyncio.sleep(0.05)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -104,3 +105,7 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=shared)
         return generate_latest(registry)
+
+
+# The application's Prometheus metrics.
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,29 +1,16 @@
-"""POST /api/zapi/webhook/{secret}: what Z-API tells us about our sends.
+"""What Z-API's webhook callbacks mean for our deliveries, and the webhook's secret
+check: pure, for the handler in server/api/zapi_webhook.py.
 
-Z-API signs nothing and sends no auth header, so the secret path segment
-(ZAPI_WEBHOOK_SECRET) is the webhook's only authentication: compared in constant
-time, and a wrong one is a plain 404, as if the route did not exist. Whatever Z-API
-sends with the right secret is answered 200 unless it is not JSON (400 invalid_json,
-deep nesting included, by the one JSON reader in server/api/jsonbody.py): unknown event
-types and fields are ignored, since an error here would only make Z-API retry or
-disable the webhook. Replays are harmless: every update is idempotent (sql/zapi.sql).
+Unknown event types and fields are ignored (None), since an error would only make Z-API
+retry or disable the webhook.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import hmac
-import logging
 from datetime import datetime, timezone
 
-from aiohttp import web
-
-from server import appkeys
-from server.api.jsonbody import read_json
-
-log = logging.getLogger(__name__)
-
-MAX_BODY = 1024 * 1024
 STATUSES = ("SENT", "RECEIVED", "READ", "PLAYED")   # READ_BY_ME is our own phone's
 
 
@@ -82,22 +69,3 @@ def secret_matches(given: str, expected: str | None) -> bool:
         return False
     return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
                                hashlib.sha256(expected.encode()).digest())
-
-
-async def zapi_webhook(request: web.Request) -> web.Response:
-    settings = request.app[appkeys.SETTINGS]
-    if not secret_matches(request.match_info["secret"], settings.zapi_webhook_secret):
-        raise web.HTTPNotFound()
-    event = await read_json(request, MAX_BODY)
-    meaning = interpret(event)
-    changed = 0
-    outbox = request.app[appkeys.OUTBOX]
-    if isinstance(meaning, DeliveryFailed):
-        changed = await outbox.callback_failed(meaning.zaap_id, meaning.message_id,
-                                               meaning.error)
-    elif isinstance(meaning, StatusChanged):
-        changed = await outbox.status_changed(list(meaning.ids), meaning.status, meaning.at)
-    kind = event.get("type") if isinstance(event, dict) else None
-    log.info("zapi webhook %s: %d delivery(ies) updated",
-             kind if isinstance(kind, str) and kind.isalnum() else "(untyped)", changed)
-    return web.json_response({"ok": True, "updated": changed})

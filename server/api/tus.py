@@ -47,7 +47,6 @@ from email.utils import format_datetime
 
 from aiohttp import web
 
-from server import appkeys
 from server.api.deliveries import check_upload_send, enqueue_send
 from server.api.upload import SEND_FIELDS, parse_message_id
 from server.errors import (
@@ -68,13 +67,17 @@ from server.errors import (
 )
 from server.http.disposition import sanitize_filename
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
-from server.runtime.disconnect import cancelled_when_gone
-from server.limits.uploads import refuse_content_coding
+from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
+from server.observability.metrics import METRICS
+from server.processing.pipeline import PROCESSING
 from server.processing.policy import options_from
+from server.runtime.disconnect import cancelled_when_gone
 from server.security import PRINCIPAL, SIGNER
 from server.security.audit import audited, entry_for, record
 from server.security.forwarded import in_networks, parse_address
 from server.security.hooks import check_may_send, check_upload_message, upload_limit
+from server.settings import SETTINGS
+from server.store.media import STORE
 from server.tus import headers as h
 from server.tus.store import TusState, TusStore, Writer
 
@@ -85,6 +88,7 @@ READ_BYTES = 256 * 1024
 RECEIVING = web.AppKey("tus_receiving", set)
 OFFSET_TYPE = "application/offset+octet-stream"
 BASE = "/api/media/tus/"
+UPLOAD = BASE + "{uploadId}"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,8 +100,8 @@ REFUSED = (400, 404, 413, 415, 422)
 
 
 def tus_store(request: web.Request) -> TusStore:
-    return TusStore(request.app[appkeys.STORE],
-                    request.app[appkeys.SETTINGS].tus_lease_seconds)
+    return TusStore(request.app[STORE],
+                    request.app[SETTINGS].tus_lease_seconds)
 
 
 def protocol(handler: Handler) -> Handler:
@@ -131,7 +135,7 @@ async def options(request: web.Request) -> web.Response:
         from server.security.cors import preflight
         resp = await preflight(request)
         return resp
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     return web.Response(status=204, headers={
         "Tus-Resumable": h.VERSION, "Tus-Version": h.VERSION, "Tus-Extension": h.EXTENSIONS,
         "Tus-Max-Size": str(settings.max_upload_bytes),
@@ -139,7 +143,7 @@ async def options(request: web.Request) -> web.Response:
 
 
 def _location(request: web.Request, upload_id: uuid.UUID) -> str:
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     trusted = in_networks(parse_address(request.remote), settings.trusted_proxies)
     origin = h.origin(request.scheme, request.host,
                       request.headers.get("X-Forwarded-Proto") if trusted else None,
@@ -157,7 +161,7 @@ async def create(request: web.Request) -> web.StreamResponse:
         # Creation-with-upload is an upload: its slot is taken before the upload is
         # made, so a 503 leaves nothing behind.
         refuse_content_coding(request.headers)
-        with request.app[appkeys.UPLOAD_SLOTS].take():
+        with request.app[UPLOAD_SLOTS].take():
             return await _create(request)
     return await _create(request)
 
@@ -166,7 +170,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     method = h.method_of(request.method, request.headers.get("X-HTTP-Method-Override"))
     if method != "POST":
         raise BadRequest(f"{method} needs an upload URL")
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     length = h.parse_number("Upload-Length", request.headers.get("Upload-Length"))
     deferred = h.parse_defer_length(request.headers.get("Upload-Defer-Length"))
     if (length is None) == (not deferred):
@@ -326,7 +330,7 @@ async def _patch_route(request: web.Request) -> web.StreamResponse:
     # A PATCH is an upload like any other (server/limits/uploads.py): refused before a
     # byte of its body is read.
     refuse_content_coding(request.headers)
-    with request.app[appkeys.UPLOAD_SLOTS].take():
+    with request.app[UPLOAD_SLOTS].take():
         store = tus_store(request)
         state = await _state(request, store)
         return await _patch(request, store, state, offset)
@@ -334,7 +338,7 @@ async def _patch_route(request: web.Request) -> web.StreamResponse:
 
 async def _patch(request: web.Request, store: TusStore, state: TusState,
                  offset: int) -> web.StreamResponse:
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     if state.complete or offset != state.offset:
         raise TusOffsetMismatch(headers={"Upload-Offset": str(state.offset)})
     length = state.upload_length
@@ -484,7 +488,7 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
     text). Returns the headers that name it; a refused file removes the upload and
     raises the plain upload's error."""
     app = request.app
-    settings = app[appkeys.SETTINGS]
+    settings = app[SETTINGS]
     meta = state.metadata
     limits = Limits(upload_limit(request, settings.max_upload_bytes),
                     settings.upload_idle_timeout)
@@ -496,7 +500,7 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
             async with cancelled_when_gone(request):
                 job = await receive(store.media, store.reader(state),
                                     meta.get("filename"), limits,
-                                    app[appkeys.PROCESSING], options_from(meta))
+                                    app[PROCESSING], options_from(meta))
                 # finish removes the processed media itself if anything fails, adopt too.
                 rec = await job.finish(state.message_id, audit=audit,
                                        then=store.adopt(state, lock_id))
@@ -505,8 +509,8 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
             # Shielded: a client gone meanwhile must not leave a refused file behind.
             await asyncio.shield(store.terminate(state.id, lock_id))
         raise
-    app[appkeys.METRICS].uploads.labels(rec.media_type).inc()
-    app[appkeys.METRICS].bytes_received.inc(rec.file_size)
+    app[METRICS].uploads.labels(rec.media_type).inc()
+    app[METRICS].bytes_received.inc(rec.file_size)
     headers = _media_headers(request, rec)
     if (send := _checked_send(settings, meta)) is not None:
         delivery = await enqueue_send(request, rec.id, *send, None)
@@ -546,3 +550,20 @@ async def _delete(request: web.Request) -> web.Response:
     finally:
         await store.unlock(state.id, lock_id)
     return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    """What tus needs beside its routes (api/routes.py): Tus-Resumable on every answer,
+    and the PATCHes being read stopped at shutdown."""
+    app.on_response_prepare.append(_tus_resumable)
+    app[RECEIVING] = set()
+    app.on_shutdown.append(stop_receiving)
+
+
+async def _tus_resumable(request: web.Request, response: web.StreamResponse) -> None:
+    """Tus-Resumable on every tus answer but OPTIONS, the refusals of the access
+    middleware (401, 403) included: they come before the handlers' own wrapper."""
+    # raw_path: every response of the service passes here, and the decoded path costs.
+    if request.raw_path.startswith(BASE) and request.method != "OPTIONS" \
+            and "Tus-Resumable" not in response.headers:
+        response.headers["Tus-Resumable"] = h.VERSION

@@ -25,7 +25,6 @@ import aiofiles
 import aiofiles.os
 from aiohttp import web
 
-from server import appkeys
 from server.api.media_json import media_json
 from server.api.serve import Body, serve_record
 from server.errors import LegacyGone, MediaNotFound
@@ -37,7 +36,8 @@ from server.legacy.lookup import media_for_legacy_name
 from server.legacy.paths import legacy_name, resolve
 from server.security import SIGNER
 from server.security.audit import entry_for, record
-from server.store.media import MediaRecord, StorageCorrupt
+from server.settings import SETTINGS
+from server.store.media import STORE, MediaRecord, StorageCorrupt
 
 PREFIX = "/uploads/media/"
 # A legacy file may be imported (then redirected) at any time: cache it briefly, never
@@ -67,7 +67,7 @@ def deprecation_headers(deprecated_at: datetime | None,
 
 
 async def legacy_media(request: web.Request) -> web.StreamResponse:
-    settings = request.app[appkeys.SETTINGS]
+    settings = request.app[SETTINGS]
     extra = deprecation_headers(settings.legacy_deprecated_at, settings.legacy_sunset)
     if settings.legacy_sunset is not None and \
             datetime.now(timezone.utc) >= settings.legacy_sunset:
@@ -76,7 +76,7 @@ async def legacy_media(request: web.Request) -> web.StreamResponse:
     name = legacy_name(raw[len(PREFIX):]) if raw.startswith(PREFIX) else None
     if name is None:
         raise MediaNotFound(headers=extra)
-    rec = await media_for_legacy_name(request.app[appkeys.STORE], name)
+    rec = await media_for_legacy_name(request.app[STORE], name)
     if rec is not None:
         # A freshly signed URL (the plain one in public mode): the old exposure of a
         # public folder, not a new one; each such hand-out is in the audit log.
