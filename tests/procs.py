@@ -7,6 +7,7 @@ server (or an embedded PostgreSQL) behind.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.media import BYTES_KEPT_ENV
 
@@ -259,3 +261,12 @@ def all_descriptors():
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def until(check, what: str, tries: int = 400):
+    """Poll ``check()`` until true (a bounded number of tries, not a timing)."""
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(0.025)
+    pytest.fail(f"never: {what}")

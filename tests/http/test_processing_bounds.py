@@ -24,6 +24,7 @@ from server.processing.pipeline import PROCESSING
 from server.processing.workers import MemoryBudget, Work, WorkerPool
 from tests.bombs import allocate, jpeg_scan_bomb, spin, zip_end, zip_of_empty_files
 from tests.media import exif_photo
+from tests.procs import until
 from tests.http.test_processing_images import assert_refused, count, created, post
 
 MiB = 1024 * 1024
@@ -34,15 +35,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-async def until(check, what: str, tries: int = 400):
-    """Poll ``check()`` until true (a bounded number of tries, not a timing)."""
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(0.025)
-    pytest.fail(f"never: {what}")
 
 
 def cpu_seconds(pid: int) -> float:

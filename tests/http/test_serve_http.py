@@ -25,7 +25,6 @@ import uuid
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -40,7 +39,7 @@ from server.settings import SETTINGS, Settings
 from server.store.media import STORE
 from tests.apps import build_app, start_client
 from tests.byteranges import byteranges, content_range
-from tests.dbutil import admin, create_api_key, dsn_for
+from tests.dbutil import copy_of_template, create_api_key, drop_database
 from tests.media import BYTES_KEPT, jpeg_bytes, png_bytes
 
 # Every test runs in the module's event loop, where the shared server lives.
@@ -63,12 +62,9 @@ class Media(NamedTuple):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_dsn(pg_server_dsn, template_dsn):
-    # Test-harness DDL on identifiers we generate, as in conftest.
-    name = f"media_serve_{uuid.uuid4().hex[:12]}"
-    template = urlsplit(template_dsn).path.lstrip("/")
-    await admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield dsn_for(pg_server_dsn, name)
-    await admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    dsn = await copy_of_template(pg_server_dsn, template_dsn, "media_serve")
+    yield dsn
+    await drop_database(pg_server_dsn, dsn)
 
 
 @pytest.fixture(scope="module", params=[0, 64 * 1024**2], ids=["from-chunks", "from-cache"])

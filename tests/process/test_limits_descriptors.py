@@ -26,13 +26,17 @@ import configparser
 import resource
 import sys
 import time
-import uuid
-from urllib.parse import urlsplit
 
 import psutil
 import pytest
 
-from tests.dbutil import admin, create_api_key, dsn_for, fetchval, new_message
+from tests.dbutil import (
+    copy_of_template,
+    create_api_key,
+    drop_database,
+    fetchval,
+    new_message,
+)
 from tests.media import jpeg_bytes
 from tests.procs import REPO, RUN_PY, Processes, Server, all_descriptors
 
@@ -61,11 +65,9 @@ def enough_descriptors():
 
 @pytest.fixture(scope="module")
 def dsn(pg_server_dsn, template_dsn):
-    name = f"media_fds_{uuid.uuid4().hex[:12]}"
-    template = urlsplit(template_dsn).path.lstrip("/")
-    asyncio.run(admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield dsn_for(pg_server_dsn, name)
-    asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    dsn = asyncio.run(copy_of_template(pg_server_dsn, template_dsn, "media_fds"))
+    yield dsn
+    asyncio.run(drop_database(pg_server_dsn, dsn))
 
 
 def start(procs: Processes, dsn: str, nofile: int) -> Server:

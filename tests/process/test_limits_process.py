@@ -11,12 +11,16 @@ import asyncio
 import json
 import socket
 import time
-import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.dbutil import admin, create_api_key, dsn_for, fetchval, new_message
+from tests.dbutil import (
+    copy_of_template,
+    create_api_key,
+    drop_database,
+    fetchval,
+    new_message,
+)
 from tests.media import jpeg_bytes
 from tests.procs import Processes, Server
 
@@ -31,14 +35,11 @@ KEY = ""   # an admin API key in the module's database, set by the dsn fixture
 
 @pytest.fixture(scope="module")
 def dsn(pg_server_dsn, template_dsn):
-    name = f"media_limits_{uuid.uuid4().hex[:12]}"
-    template = urlsplit(template_dsn).path.lstrip("/")
-    asyncio.run(admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    dsn = dsn_for(pg_server_dsn, name)
+    dsn = asyncio.run(copy_of_template(pg_server_dsn, template_dsn, "media_limits"))
     global KEY
     KEY = asyncio.run(create_api_key(dsn, "admin"))
     yield dsn
-    asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(pg_server_dsn, dsn))
 
 
 @pytest.fixture(scope="module")

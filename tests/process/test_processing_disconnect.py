@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import uuid
-from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
@@ -23,9 +22,9 @@ import pytest
 from aiohttp import web
 
 from tests.bombs import jpeg_scan_bomb
-from tests.dbutil import admin, create_api_key, dsn_for, fetchval, new_message
+from tests.dbutil import copy_of_template, create_api_key, drop_database, fetchval, new_message
 from tests.media import exif_photo
-from tests.procs import Processes, Server
+from tests.procs import Processes, Server, until
 
 UPLOAD = "/api/media/upload-production"
 TUS = "/api/media/tus/"
@@ -35,14 +34,11 @@ BOMB = jpeg_scan_bomb(4096, 3000)
 
 @pytest.fixture(scope="module")
 def dsn(pg_server_dsn, template_dsn):
-    name = f"media_gone_{uuid.uuid4().hex[:12]}"
-    template = urlsplit(template_dsn).path.lstrip("/")
-    asyncio.run(admin(pg_server_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    dsn = dsn_for(pg_server_dsn, name)
+    dsn = asyncio.run(copy_of_template(pg_server_dsn, template_dsn, "media_gone"))
     global KEY
     KEY = asyncio.run(create_api_key(dsn, "admin"))
     yield dsn
-    asyncio.run(admin(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(pg_server_dsn, dsn))
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +77,6 @@ def alive(p: psutil.Process) -> bool:
 def children(srv: Server) -> list[psutil.Process]:
     """The server's worker processes (and the fork server they come from)."""
     return psutil.Process(srv.pid).children(recursive=True)
-
-
-async def until(check, what: str, tries: int = 400):
-    """Poll ``check()`` until true (a bounded number of tries, not a timing)."""
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(0.025)
-    pytest.fail(f"never: {what}")
 
 
 def cpu_now(srv: Server) -> dict[int, float]:
