@@ -520,9 +520,9 @@ async def test_shutdown_stops_a_patch_in_progress(client, message_id):
     data = jpeg_bytes(20_000)
     url = await create(client, message_id, len(data))
     reader, writer = await _open_patch(client, url, 0, len(data), data[:7001])
-    for _ in range(200):   # until its full chunks are in (the rest waits in memory)
+    for _ in range(200):   # until both its full chunks are in (the rest waits in memory)
         r = await head(client, url)
-        if r.headers["Upload-Offset"] != "0":
+        if r.headers["Upload-Offset"] == "6144":
             break
         await asyncio.sleep(0.05)
     assert r.headers["Upload-Offset"] == "6144"
