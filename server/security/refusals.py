@@ -21,7 +21,6 @@ How, and why this way:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -30,6 +29,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
+from server.asyncutil import cancel_and_wait
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,7 @@ def setup_refusals(app: web.Application, store_key) -> None:
         app[REFUSALS] = counter
         task = asyncio.create_task(counter.run())
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Its flush waits on the pool, where a cancel can be lost (asyncutil).
+        await cancel_and_wait(task)
         await asyncio.shield(counter.flush())
     app.cleanup_ctx.append(ctx)
