@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -178,6 +179,7 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
+        _ignore_further_stops(loop)
         try:
             if not main.done():
                 main.cancel()
@@ -190,3 +192,24 @@ def run_app(app: web.Application, *, host: str, port: int, shutdown_timeout: flo
             loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+
+def _ignore_further_stops(loop: asyncio.AbstractEventLoop) -> None:
+    """From the first stop on, SIGINT and SIGTERM are ignored: the stop under way (the
+    requests in flight finishing, the pools closing) is not cut short by another
+    GracefulExit raised in the middle of it. Operators and process managers signal
+    twice, and a worker gets its parent-death SIGTERM once for each of the dead
+    supervisor's threads the kernel moves it past. SIGKILL still ends a stop that
+    hangs (the supervisor sends it past its deadline)."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    # Blocked while the loop's handlers give way to SIG_IGN: removing a handler puts
+    # back the default, which for SIGTERM would kill the process.
+    with contextlib.suppress(AttributeError, ValueError):   # not the main thread
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            for sig in stops:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)

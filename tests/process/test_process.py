@@ -8,6 +8,7 @@ are reported, never asserted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -464,4 +465,48 @@ async def test_slow_concurrent_downloads_memory_stays_bounded(procs, db_dsn):
         assert growth_mib < 160
         # Abandoned responses are normal: the server carries on, no error logged.
         assert srv.get("/healthz")[0] == 200
+    assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+async def test_a_second_sigterm_does_not_cut_the_requests_in_flight(procs, db_dsn, workers):
+    # A stop lets the requests in flight finish. A second SIGTERM (an operator, a process
+    # manager; a worker gets one from the kernel for each thread of a supervisor killed
+    # outright) once raised a second GracefulExit in the middle of that: the download
+    # was cut and the worker died with a traceback.
+    args = ("serve", "--workers", workers) if workers else ()
+    srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "30",
+                       "MEDIA_MAX_UPLOAD_BYTES": str(2**31)}, args)
+    size = 24 * MIB
+    message_id = await new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
+    big = BigFile(size)
+
+    async def body():
+        for piece in big.pieces():
+            yield piece
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+                f"{srv.url}{UPLOAD}?message_id={message_id}&filename=v.mp4",
+                data=body(), headers={"Content-Type": "video/mp4", **bearer(key)}) as r:
+            assert r.status == 201, await r.text()
+            url = srv.url + (await r.json())["url"]
+        async with session.get(url) as r:
+            assert r.status == 200
+            got = bytearray(await r.content.read(MIB))
+            # Every process of the service hears both: the supervisor and its workers.
+            targets = [srv.proc.pid] + [p.pid for p in psutil.Process(srv.pid).children()
+                                        if p.name().startswith("python")]
+            for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGINT):
+                for pid in targets:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                await asyncio.sleep(0.3)
+            while chunk := await r.content.read(256 * 1024):
+                got += chunk
+                await asyncio.sleep(0.005)
+    assert len(got) == size
+    assert bytes(got) == big.slice(0, size)
+    assert srv.proc.wait(60) == 0
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
