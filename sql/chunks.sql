@@ -1,4 +1,5 @@
--- Statements on media_chunks: the bytes, as base64 text, one row per chunk.
+-- Statements on content_chunks: the bytes of a content, as base64 text, one row per
+-- chunk. Run only by server/store/ (the store's one writer and one reader).
 
 -- name: append_chunks
 -- Stores a batch of consecutive chunks and records the
@@ -21,8 +22,8 @@
 WITH async_commit AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), stored AS (
-    INSERT INTO media_chunks (media_id, seq, data)
-    SELECT :media_id, :first_seq + c.i - 1, c.data
+    INSERT INTO content_chunks (content_id, seq, data)
+    SELECT :content_id, :first_seq + c.i - 1, c.data
       FROM unnest(ARRAY[convert_from(:data0::bytea, 'UTF8'),
                         convert_from(:data1::bytea, 'UTF8'),
                         convert_from(:data2::bytea, 'UTF8'),
@@ -33,14 +34,35 @@ WITH async_commit AS (
 UPDATE media_files
    SET file_size = greatest(file_size, :stored_bytes),
        chunk_count = greatest(chunk_count, :chunk_count), updated_at = now()
- WHERE id = :media_id AND upload_state = 'uploading'
+ WHERE id = :media_id AND upload_state = 'uploading' AND content_id = :content_id
    AND EXISTS (SELECT FROM async_commit);
+
+-- name: append_variant_chunks
+-- append_chunks for a variant's content, written while its media is still uploading:
+-- the same chunks, and the media's idle clock (not its progress) moves.
+WITH async_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), stored AS (
+    INSERT INTO content_chunks (content_id, seq, data)
+    SELECT :content_id, :first_seq + c.i - 1, c.data
+      FROM unnest(ARRAY[convert_from(:data0::bytea, 'UTF8'),
+                        convert_from(:data1::bytea, 'UTF8'),
+                        convert_from(:data2::bytea, 'UTF8'),
+                        convert_from(:data3::bytea, 'UTF8')]) WITH ORDINALITY
+           AS c(data, i)
+     WHERE c.data IS NOT NULL
+)
+UPDATE media_files SET updated_at = now()
+ WHERE id = :media_id AND upload_state = 'uploading'
+   AND EXISTS (SELECT FROM async_commit)
+   AND EXISTS (SELECT FROM media_contents
+                WHERE id = :content_id AND writer_media_id = :media_id);
 
 -- name: read_chunks
 -- The chunks covering a byte range, in order; the caller asks for a few at a time.
 SELECT seq, data
-  FROM media_chunks
- WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+  FROM content_chunks
+ WHERE content_id = :content_id AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;
 
 -- name: serve_chunks
@@ -48,14 +70,26 @@ SELECT seq, data
 -- encoding only checks it and returns it as is), so that the server can decode any
 -- slice of it without copying the text first.
 SELECT seq, convert_to(data, 'UTF8') AS data
-  FROM media_chunks
- WHERE media_id = :media_id AND seq BETWEEN :first_seq AND :last_seq
+  FROM content_chunks
+ WHERE content_id = :content_id AND seq BETWEEN :first_seq AND :last_seq
  ORDER BY seq;
 
 -- name: serve_chunk_batch
 -- serve_chunks for single chunks of several files at once: the cache misses that
 -- queued for a connection together (store/batching.py), in one round trip. A chunk
 -- that does not exist has no row.
-SELECT k.media_id, k.seq, convert_to(c.data, 'UTF8') AS data
-  FROM unnest(:media_ids::int[], :seqs::int[]) AS k(media_id, seq)
-  JOIN media_chunks c ON c.media_id = k.media_id AND c.seq = k.seq;
+SELECT k.content_id, k.seq, convert_to(c.data, 'UTF8') AS data
+  FROM unnest(:content_ids::bigint[], :seqs::int[]) AS k(content_id, seq)
+  JOIN content_chunks c ON c.content_id = k.content_id AND c.seq = k.seq;
+
+-- name: content_chunk_extent
+-- How many chunks a content has and its highest seq (verify: nothing missing, nothing
+-- extra).
+SELECT count(*) AS chunks, coalesce(max(seq), -1) AS max_seq
+  FROM content_chunks
+ WHERE content_id = :content_id;
+
+-- name: trim_content_chunks
+-- Chunks past a content's end, dropped as it is sealed (a checksummed tus PATCH that
+-- never finished may have left some).
+DELETE FROM content_chunks WHERE content_id = :content_id AND seq >= :chunk_count;

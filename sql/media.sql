@@ -14,18 +14,46 @@ INSERT INTO messages DEFAULT VALUES RETURNING id;
 -- name: create_upload
 -- Starts an upload, invisible until finalize_upload. Its message is bound at the end:
 -- a multipart form may send the file before the message id.
+-- Its bytes go to a new 'writing' content that belongs to it (sql/contents.sql): both
+-- rows in one statement, their ids drawn first so that each can name the other.
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('media_files', 'id'))::int AS media_id,
+           nextval(pg_get_serial_sequence('media_contents', 'id')) AS content_id
+), media AS (
+    INSERT INTO media_files (id, file_name, original_name, mime_type, media_type,
+                             chunk_size, instance_id, content_id)
+    SELECT media_id, :file_name, :original_name, :mime_type, :media_type, :chunk_size,
+           :instance_id, content_id
+      FROM ids
+), content AS (
+    INSERT INTO media_contents (id, chunk_size, writer_media_id)
+    SELECT content_id, :chunk_size, media_id FROM ids
+)
+SELECT media_id AS id, content_id FROM ids;
+
+-- name: create_upload_on_content
+-- Starts an upload whose bytes are stored already, in the 'writing' content of another
+-- upload (a completed tus upload's): nothing is written again; finishing seals (or
+-- deduplicates) that content.
 INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size,
-                         instance_id)
-VALUES (:file_name, :original_name, :mime_type, :media_type, :chunk_size, :instance_id)
-RETURNING id;
+                         instance_id, content_id)
+SELECT :file_name, :original_name, :mime_type, :media_type, c.chunk_size, :instance_id,
+       c.id
+  FROM media_contents c
+ WHERE c.id = :content_id AND c.state = 'writing'
+RETURNING id, content_id, chunk_size;
 
 -- name: finalize_upload
--- Makes an upload visible, in one statement: it is complete or it is not there.
+-- Makes an upload visible, in one statement: it is complete or it is not there. Its
+-- content is the one the finishing transaction settled on (store/contents.py): its own
+-- copy, or the stored content with the same sha256.
 UPDATE media_files
    SET upload_state = 'complete',
        message_id   = :message_id,
        file_size    = :file_size,
        chunk_count  = :chunk_count,
+       chunk_size   = :chunk_size,
+       content_id   = :content_id,
        sha256       = :sha256,
        completed_at = now(),
        updated_at   = now()
@@ -34,10 +62,11 @@ RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_
           is_compressed, compression_quality, duration, dimensions, zapi_sent,
           zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
           duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant;
+       NULL::varchar AS variant, content_id;
 
 -- name: delete_upload
--- Reclaims an aborted upload at once (its chunks go with it by cascade).
+-- Reclaims an aborted upload at once (its 'writing' content and chunks go with it by
+-- cascade).
 DELETE FROM media_files WHERE id = :id AND upload_state = 'uploading';
 
 -- name: reclaim_stale_uploads
@@ -60,11 +89,12 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant
+       NULL::varchar AS variant, content_id
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 
 -- name: delete_media
--- Removes a complete file; its chunks go by ON DELETE CASCADE. Returns its message
--- (for the audit row).
+-- Removes a complete file. Its content stays while another row shows it; once none
+-- does, the reclaim takes it after the grace period (sql/contents.sql). Returns its
+-- message (for the audit row).
 DELETE FROM media_files WHERE id = :id AND upload_state = 'complete' RETURNING message_id;

@@ -15,22 +15,13 @@ UPDATE media_files
        updated_at          = now()
  WHERE id = :id AND upload_state = 'uploading';
 
--- name: append_variant_chunk
--- One chunk of a variant's bytes (base64, chunk_size raw bytes as for media_chunks);
--- touches the media row so the janitor sees the upload is alive.
-WITH stored AS (
-    INSERT INTO media_variant_chunks (media_id, name, seq, data)
-    VALUES (:media_id, :name, :seq, :data)
-)
-UPDATE media_files SET updated_at = now()
- WHERE id = :media_id AND upload_state = 'uploading';
-
 -- name: insert_variant
--- A variant's row, once all its chunks are stored.
+-- A variant's row, once all its chunks are stored, pointing at its content (its own
+-- copy, sealed, or the stored content with the same sha256: store/contents.py).
 INSERT INTO media_variants (media_id, name, mime_type, file_size, dimensions, sha256,
-                            chunk_size, chunk_count)
+                            chunk_size, chunk_count, content_id)
 VALUES (:media_id, :name, :mime_type, :file_size, :dimensions, :sha256, :chunk_size,
-        :chunk_count);
+        :chunk_count, :content_id);
 
 -- name: get_variant
 -- One variant of a complete media, with what serving needs from the media itself
@@ -39,15 +30,7 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, v.mime_type, v.file_siz
        f.media_type, f.is_compressed, f.compression_quality, f.duration, v.dimensions,
        f.zapi_sent, f.zapi_message_id, v.created_at, f.updated_at, v.chunk_size,
        v.chunk_count, v.sha256, f.duration_exact, f.waveform, '{}'::jsonb AS variants,
-       v.name::varchar AS variant
+       v.name::varchar AS variant, v.content_id
   FROM media_variants v
   JOIN media_files f ON f.id = v.media_id
  WHERE v.media_id = :id AND v.name = :name AND f.upload_state = 'complete';
-
--- name: read_variant_chunks
--- The chunks of a variant covering a byte range, in order, the base64 as bytes (as
--- serve_chunks for media).
-SELECT seq, convert_to(data, 'UTF8') AS data
-  FROM media_variant_chunks
- WHERE media_id = :media_id AND name = :name AND seq BETWEEN :first_seq AND :last_seq
- ORDER BY seq;

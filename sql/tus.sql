@@ -1,15 +1,26 @@
 -- Statements for resumable uploads (tus 1.0, server/tus): a tus_uploads row beside the
--- media_files row whose chunks hold the bytes.
+-- media_files row whose 'writing' content holds the bytes (sql/contents.sql). The
+-- statements on those chunks are run by server/store/tus.py only.
 
 -- name: tus_create_media
 -- The invisible media_files row of a new tus upload. Its type is decided at completion
 -- from the stored head, so a neutral placeholder stands until then; no instance owns it
 -- (instance_id NULL): it waits for its client, not for a process.
-INSERT INTO media_files (file_name, original_name, mime_type, media_type, chunk_size,
-                         instance_id)
-VALUES (:file_name, :original_name, 'application/octet-stream', 'document', :chunk_size,
-        NULL)
-RETURNING id;
+-- Its content is created with it, as for any upload (create_upload in media.sql).
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('media_files', 'id'))::int AS media_id,
+           nextval(pg_get_serial_sequence('media_contents', 'id')) AS content_id
+), media AS (
+    INSERT INTO media_files (id, file_name, original_name, mime_type, media_type,
+                             chunk_size, instance_id, content_id)
+    SELECT media_id, :file_name, :original_name, 'application/octet-stream', 'document',
+           :chunk_size, NULL, content_id
+      FROM ids
+), content AS (
+    INSERT INTO media_contents (id, chunk_size, writer_media_id)
+    SELECT content_id, :chunk_size, media_id FROM ids
+)
+SELECT media_id FROM ids;
 
 -- name: tus_create
 -- The tus bookkeeping of a new upload.
@@ -23,7 +34,7 @@ VALUES (:id, :media_id, :upload_length, :metadata, :message_id, :creator,
 -- whether a request holds it now. Once complete, media_id is the media it became.
 SELECT t.id, t.media_id, t.upload_length, t.metadata, t.message_id, t.creator,
        t.creator_identity, t.expires_at, t.tail, f.file_size, f.chunk_count,
-       f.chunk_size, f.upload_state, f.original_name, t.expires_at < now() AS expired,
+       f.chunk_size, f.content_id, f.upload_state, f.original_name, t.expires_at < now() AS expired,
        coalesce(t.lock_until > now(), false) AS held
   FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
  WHERE t.id = :id;
@@ -54,9 +65,9 @@ WITH held AS (
      WHERE id = :id AND lock_id = :lock_id
     RETURNING media_id
 ), stored AS (
-    INSERT INTO media_chunks (media_id, seq, data)
-    SELECT media_id, :seq, :data FROM held
-    ON CONFLICT (media_id, seq) DO UPDATE SET data = excluded.data
+    INSERT INTO content_chunks (content_id, seq, data)
+    SELECT f.content_id, :seq, :data FROM held JOIN media_files f ON f.id = held.media_id
+    ON CONFLICT (content_id, seq) DO UPDATE SET data = excluded.data
 )
 UPDATE media_files
    SET file_size = :stored_bytes, chunk_count = :seq + 1, updated_at = now()
@@ -73,9 +84,9 @@ WITH held AS (
      WHERE id = :id AND lock_id = :lock_id AND media_id = :media_id
     RETURNING media_id
 )
-INSERT INTO media_chunks (media_id, seq, data)
-SELECT media_id, :seq, :data FROM held
-ON CONFLICT (media_id, seq) DO UPDATE SET data = excluded.data;
+INSERT INTO content_chunks (content_id, seq, data)
+SELECT f.content_id, :seq, :data FROM held JOIN media_files f ON f.id = held.media_id
+ON CONFLICT (content_id, seq) DO UPDATE SET data = excluded.data;
 
 -- name: tus_save
 -- The end of a PATCH: the new offset (full chunks in media_files, the bytes that did
@@ -100,8 +111,9 @@ UPDATE media_files
 -- name: tus_discard
 -- A checksummed PATCH whose checksum did not match (or that was cut off): the chunks it
 -- stored past the offset go, the offset stays. Only by the request holding the lease.
-DELETE FROM media_chunks
- WHERE media_id = :media_id AND seq >= :first_seq
+DELETE FROM content_chunks
+ WHERE content_id = (SELECT content_id FROM media_files WHERE id = :media_id)
+   AND seq >= :first_seq
    AND EXISTS (SELECT 1 FROM tus_uploads
                 WHERE id = :id AND lock_id = :lock_id AND media_id = :media_id);
 
@@ -128,7 +140,9 @@ UPDATE tus_uploads t
 RETURNING old.media_id AS part_id;
 
 -- name: tus_drop_part
--- The received bytes once processed into the media (same transaction as tus_adopt).
+-- The upload's own row once the media is made (same transaction as tus_adopt). Its
+-- content goes with it if still 'writing' (the media stored other bytes, or the same
+-- ones were stored already); when the media's finishing sealed it, the media shows it.
 DELETE FROM media_files WHERE id = :id AND upload_state = 'uploading';
 
 -- name: tus_complete_record
@@ -137,7 +151,8 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
        f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
        f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
        f.chunk_count, f.sha256, f.duration_exact, f.waveform,
-       media_variant_list(f.id) AS variants, NULL::varchar AS variant
+       media_variant_list(f.id) AS variants, NULL::varchar AS variant,
+       f.content_id
   FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
  WHERE t.id = :id AND f.upload_state = 'complete';
 

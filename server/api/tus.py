@@ -498,9 +498,12 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
             # A client gone meanwhile stops it (see the module text): CancelledError
             # passes the REFUSED check below, so the upload stays for the next HEAD.
             async with cancelled_when_gone(request):
-                job = await receive(store.media, store.reader(state),
+                # The bytes are in the upload's content already: kept as they are,
+                # they become the media's without being written again.
+                stored = store.stored_bytes(state)
+                job = await receive(store.media, store.reader(state, stored),
                                     meta.get("filename"), limits,
-                                    app[PROCESSING], options_from(meta))
+                                    app[PROCESSING], options_from(meta), stored)
                 # finish removes the processed media itself if anything fails, adopt too.
                 rec = await job.finish(state.message_id, audit=audit,
                                        then=store.adopt(state, lock_id))

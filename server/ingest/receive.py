@@ -29,7 +29,7 @@ from server.http.media_types import SNIFF_BYTES, sniff
 from server.limits.uploads import Pace
 from server.processing.pipeline import Job, Processing
 from server.processing.policy import Options
-from server.store.media import MediaStore, Upload
+from server.store.media import MediaStore, StoredBytes, Upload
 
 Reader = Callable[[], Awaitable[bytes]]
 
@@ -76,14 +76,17 @@ async def within(limits: Limits, awaitable: Awaitable):
 
 async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
                   limits: Limits, processing: Processing | None = None,
-                  options: Options | None = None) -> Upload | Job:
+                  options: Options | None = None,
+                  reuse: StoredBytes | None = None) -> Upload | Job:
     """Stream one file from ``read`` into a new, still invisible upload.
 
     The caller finishes it (``upload.finish(message_id)``) or aborts it; on any failure
     here the upload is already aborted and nothing is left behind. With ``processing``,
     the type policy and limits are MEDIA_ALLOWED_TYPES and MEDIA_MAX_<TYPE>_BYTES, and
     ``finish`` first processes the file (server/processing); ``options`` may still be
-    changed on the returned job until then (form fields after the file).
+    changed on the returned job until then (form fields after the file). ``reuse``:
+    the bytes ``read`` gives are stored already (a tus upload's); kept as they are,
+    they become the media without being written again.
     """
     limit = limits.max_bytes
 
@@ -114,7 +117,7 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
                 raise _too_large(media_type, limit)
             upload = await processing.start(
                 store, found, sanitize_filename(client_name) if client_name else None,
-                options)
+                options, reuse)
         else:
             kind = sniff(head)
             if kind is None:
@@ -122,7 +125,7 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
             file_name = f"{uuid.uuid4().hex}.{kind.extension}"
             upload = await store.begin_upload(
                 file_name=file_name, original_name=sanitize_filename(client_name or file_name),
-                mime_type=kind.mime_type, media_type=kind.media_type)
+                mime_type=kind.mime_type, media_type=kind.media_type, reuse=reuse)
         await upload.write(head)
         del head
         while piece := await read():

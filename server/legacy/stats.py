@@ -13,6 +13,7 @@ async def collect(store: MediaStore, legacy_dir: Path | None = None) -> dict:
     async with store.connection() as conn:
         msgs = await Q.stats_messages.fetchrow(conn)
         by_type = await Q.stats_media_by_type.fetch(conn)
+        storage = await Q.stats_storage.fetchrow(conn)
         uploading = await Q.stats_uploads_in_progress.fetchrow(conn)
         legacy = await Q.stats_legacy.fetchrow(conn)
         zapi = await Q.stats_zapi.fetchrow(conn)
@@ -29,6 +30,13 @@ async def collect(store: MediaStore, legacy_dir: Path | None = None) -> dict:
         "media_by_type": {r["media_type"]: {"count": r["files"], "bytes": r["bytes"],
                                             "stored_bytes": r["stored_bytes"]}
                           for r in by_type},
+        # Stored once per content: what forwarding the same file saved (stored may
+        # briefly exceed logical while deleted media's contents await the reclaim).
+        "storage": {"logical_bytes": storage["logical_bytes"],
+                    "stored_bytes": storage["stored_bytes"],
+                    "dedup_saved_bytes": max(0, storage["logical_bytes"]
+                                             - storage["stored_bytes"]),
+                    "contents": storage["contents"]},
         "legacy": {"imported": legacy["files"], "imported_bytes": legacy["bytes"],
                    "left": left},
         "uploads_in_progress": {"count": uploading["uploads"], "bytes": uploading["bytes"]},
@@ -45,6 +53,9 @@ def render(stats: dict) -> list[str]:
              "media by type (files, bytes, as stored):"]
     for kind, t in stats["media_by_type"].items():
         lines.append(f"  {kind}: {t['count']}, {t['bytes']}, {t['stored_bytes']}")
+    st = stats["storage"]
+    lines.append(f"storage: {st['logical_bytes']} bytes shown, {st['stored_bytes']} stored "
+                 f"in {st['contents']} contents ({st['dedup_saved_bytes']} saved by dedup)")
     lg = stats["legacy"]
     left = "unknown (give --from or MEDIA_LEGACY_DIR)" if lg["left"] is None else lg["left"]
     lines += [f"legacy files imported: {lg['imported']} ({lg['imported_bytes']} bytes), "

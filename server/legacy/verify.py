@@ -43,29 +43,26 @@ class Problem:
 
 async def check_media(store: MediaStore, rec: MediaRecord) -> str | None:
     """None when the stored copy of ``rec`` is intact, else what is wrong with it."""
-    async with store.connection() as conn:
-        extent = await Q.media_chunk_extent.fetchrow(conn, media_id=rec.id)
-    if (extent["chunks"], extent["max_seq"]) != (rec.chunk_count, rec.chunk_count - 1):
-        return (f"{extent['chunks']} chunk(s) up to seq {extent['max_seq']}, "
-                f"expected {rec.chunk_count}")
+    chunks, max_seq = await store.content_extent(rec.content_id)
+    if (chunks, max_seq) != (rec.chunk_count, rec.chunk_count - 1):
+        return f"{chunks} chunk(s) up to seq {max_seq}, expected {rec.chunk_count}"
+
     h = hashlib.sha256()
     size = 0
     for first in range(0, rec.chunk_count, CHUNKS_PER_READ):
         last = min(first + CHUNKS_PER_READ, rec.chunk_count) - 1
-        async with store.connection() as conn:
-            rows = await Q.read_chunks.fetch(conn, media_id=rec.id, first_seq=first,
-                                             last_seq=last)
-        if [r["seq"] for r in rows] != list(range(first, last + 1)):
+        rows = await store.content_chunks(rec.content_id, first, last)
+        if [seq for seq, _ in rows] != list(range(first, last + 1)):
             return f"chunks {first}-{last} changed while being read"
-        for r in rows:
+        for seq, text in rows:
             try:
-                data = pybase64.b64decode(r["data"], validate=True)
+                data = pybase64.b64decode(text, validate=True)
             except (binascii.Error, ValueError):
-                return f"chunk {r['seq']} is not valid base64"
-            expected = (rec.chunk_size if r["seq"] < rec.chunk_count - 1
+                return f"chunk {seq} is not valid base64"
+            expected = (rec.chunk_size if seq < rec.chunk_count - 1
                         else rec.file_size - rec.chunk_size * (rec.chunk_count - 1))
             if len(data) != expected:
-                return f"chunk {r['seq']} holds {len(data)} bytes, expected {expected}"
+                return f"chunk {seq} holds {len(data)} bytes, expected {expected}"
             h.update(data)
             size += len(data)
     if size != rec.file_size:

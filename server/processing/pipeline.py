@@ -44,7 +44,7 @@ from server.processing.policy import ImagePlan, Options, Policy, image_plan, str
 from server.processing.remux import strip_container
 from server.processing.spool import Spool
 from server.processing.workers import Work, WorkerPool
-from server.store.media import MediaRecord, MediaStore, Upload
+from server.store.media import MediaRecord, MediaStore, StoredBytes, Upload
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,10 @@ class Processing:
         return min(overall, self.policy.max_bytes[kind.media_type])
 
     async def start(self, store: MediaStore, kind: MediaKind, client_name: str | None,
-                    options: Options | None) -> "Job":
-        job = Job(self, store, kind, client_name, options or Options())
+                    options: Options | None, reuse: StoredBytes | None = None) -> "Job":
+        """A job for one file; ``reuse``: the file's bytes are stored already (a tus
+        upload's), so if processing keeps them as they are they are not written again."""
+        job = Job(self, store, kind, client_name, options or Options(), reuse)
         await job.open()
         return job
 
@@ -102,8 +104,10 @@ class Job:
     Presents the same surface as store.Upload, so callers treat both alike."""
 
     def __init__(self, processing: Processing, store: MediaStore, kind: MediaKind,
-                 client_name: str | None, options: Options):
+                 client_name: str | None, options: Options,
+                 reuse: StoredBytes | None = None):
         self.processing = processing
+        self._reuse = reuse
         self.store = store
         self.kind = kind
         self.client_name = client_name
@@ -130,16 +134,19 @@ class Job:
         elif self._process:
             self._check = stream_check(self.kind.mime_type)
         if self._direct:
-            self._upload = await self._begin(self.kind.mime_type, self.kind.extension)
+            self._upload = await self._begin(self.kind.mime_type, self.kind.extension,
+                                             original=True)
 
-    async def _begin(self, mime: str, ext: str) -> Upload:
+    async def _begin(self, mime: str, ext: str, *, original: bool = False) -> Upload:
         file_name = f"{uuid.uuid4().hex}.{ext}"
         name = self.client_name or file_name
         if ext != self.kind.extension:   # HEIC stored as JPEG: say so in the name too
             name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{ext}"
+        # The received bytes as they are: those stored already need no second copy.
+        reuse, self._reuse = (self._reuse, None) if original else (None, self._reuse)
         return await self.store.begin_upload(
             file_name=file_name, original_name=name, mime_type=mime,
-            media_type=self.kind.media_type)
+            media_type=self.kind.media_type, reuse=reuse)
 
     async def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -233,7 +240,7 @@ class Job:
             self._upload = await self._begin(stored.mime_type, stored.extension or kind.extension)
             await self._upload.write(stored.data)
         elif self._upload is None:
-            self._upload = await self._begin(kind.mime_type, kind.extension)
+            self._upload = await self._begin(kind.mime_type, kind.extension, original=True)
             async for piece in variants.from_file(path):
                 await self._upload.write(piece)
         facts.update(dimensions=res.dimensions, is_compressed=res.is_compressed,

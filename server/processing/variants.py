@@ -1,15 +1,14 @@
 """Variants: files derived from a media (its preview, a playable m4a), stored exactly as
-media are (base64 in fixed-size chunks, ChunkEncoder), in media_variants and
-media_variant_chunks. They are written while the media is still uploading and so
-appear with it; they are read through MediaStore.read like the media itself (a record
-whose ``variant`` is set reads the variant's chunks)."""
+media are: a content of their own (shared when identical), a row in media_variants.
+They are written while the media is still uploading and so appear with it; they are
+read through MediaStore.read like the media itself (a variant's record names its
+content)."""
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
 
 from server.errors import MediaNotFound
-from server.store.chunking import ChunkEncoder
 from server.store.media import MediaRecord, MediaStore
 from server.store.sqlfiles import Q
 
@@ -26,23 +25,10 @@ class VariantSource:
 
 
 async def store_variant(store: MediaStore, media_id: int, v: VariantSource) -> None:
-    """Write a variant's chunks, then its row (so a row always has all its chunks)."""
-    enc = ChunkEncoder(store.chunk_size)
-
-    async def put(chunks) -> None:
-        for c in chunks:
-            async with store.connection() as conn:
-                await Q.append_variant_chunk.execute(conn, media_id=media_id, name=v.name,
-                                                     seq=c.seq, data=c.text)
-
-    async for piece in v.pieces:
-        await put(enc.feed(piece))
-    await put(enc.finish())
-    async with store.connection() as conn:
-        await Q.insert_variant.execute(
-            conn, media_id=media_id, name=v.name, mime_type=v.mime_type,
-            file_size=enc.total, dimensions=v.dimensions, sha256=enc.sha256(),
-            chunk_size=store.chunk_size, chunk_count=enc.chunks)
+    """Write a variant's bytes, then its row (so a row always has all its chunks),
+    through the store's one writer; identical variants share one stored content."""
+    await store.store_variant(media_id, name=v.name, mime_type=v.mime_type,
+                              dimensions=v.dimensions, pieces=v.pieces)
 
 
 async def stat_variant(store: MediaStore, media_id: int, name: str) -> MediaRecord:

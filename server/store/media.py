@@ -26,6 +26,7 @@ import binascii
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -42,6 +43,7 @@ from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
+from server.store.contents import drop_copy, reclaim_orphans, settle
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -133,6 +135,8 @@ class MediaRecord:
     variants: dict | None = None
     # Set when this record describes a variant of the media (served from its own chunks).
     variant: str | None = None
+    # The stored content whose chunks hold the bytes (store/contents.py).
+    content_id: int | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
@@ -143,13 +147,54 @@ class MediaRecord:
 AlsoInTransaction = Callable[[asyncpg.Connection, "MediaRecord"], Awaitable[None]]
 
 
-class Upload:
-    """One upload in progress. Not safe for concurrent use; one request owns it."""
+@dataclasses.dataclass
+class StoredBytes:
+    """Bytes stored already in a 'writing' content (a tus upload's, as its PATCHes
+    came): an upload begun on it writes nothing again. ``sha256`` and ``size`` are
+    those of the content's bytes, filled in by whoever read them back (the upload checks
+    that it was given exactly those)."""
+    content_id: int
+    sha256: bytes | None = None
+    size: int | None = None
 
-    def __init__(self, store: "MediaStore", media_id: int, chunk_size: int):
+
+class _Hasher:
+    """ChunkEncoder's figures without the chunks: for bytes that are stored already."""
+
+    def __init__(self, chunk_size: int):
+        self.chunk_size = chunk_size
+        self.total = 0
+        self._sha = hashlib.sha256()
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.total // self.chunk_size)
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        self._sha.update(data)
+        self.total += len(data)
+        return []
+
+    def finish(self) -> list[Chunk]:
+        return []
+
+    def sha256(self) -> bytes:
+        return self._sha.digest()
+
+
+class Upload:
+    """One upload in progress. Not safe for concurrent use; one request owns it.
+
+    Its bytes go to its own 'writing' content (``content_id``), chunk by chunk; with
+    ``reuse`` they are stored already and are only hashed and counted here."""
+
+    def __init__(self, store: "MediaStore", media_id: int, chunk_size: int,
+                 content_id: int | None = None, reuse: StoredBytes | None = None):
         self.store = store
         self.media_id = media_id
-        self._enc = ChunkEncoder(chunk_size)
+        self.content_id = content_id
+        self._reuse = reuse
+        self._enc = ChunkEncoder(chunk_size) if reuse is None else _Hasher(chunk_size)
         # Writes in flight: the next chunks are read from the client while the previous
         # ones are being stored. Chunks that fill meanwhile wait in _queued and go
         # together in the next write (one statement, one round trip, one progress
@@ -189,16 +234,27 @@ class Upload:
         for chunk in self._enc.finish():
             await self._store_chunk(chunk)
         await self._drain()
+        sha256, size = self._enc.sha256(), self._enc.total
+        if self._reuse is not None and (self._reuse.sha256, self._reuse.size) != (sha256, size):
+            # Given other bytes than those stored: nothing of them was written.
+            raise RuntimeError(f"upload {self.media_id}: bytes differ from the stored ones")
         async with self.store.connection() as conn, conn.transaction():
+            # Where the bytes live: the stored content with this sha256, or this
+            # upload's own copy, sealed (store/contents.py).
+            content = await settle(conn, self.content_id, sha256, size, self._enc.chunks)
             try:
                 row = await Q.finalize_upload.fetchrow(
                     conn, id=self.media_id, message_id=message_id,
-                    file_size=self._enc.total, chunk_count=self._enc.chunks,
-                    sha256=self._enc.sha256())
+                    file_size=size, chunk_count=content.chunk_count,
+                    chunk_size=content.chunk_size, content_id=content.content_id,
+                    sha256=sha256)
             except asyncpg.ForeignKeyViolationError:
                 raise MessageNotFound() from None
             if row is None:  # the janitor took it: the upload sat idle far too long
                 raise UploadExpired()
+            if content.deduplicated and self._reuse is None:
+                # A reused copy belongs to its own upload and goes with that one.
+                await drop_copy(conn, self.content_id)
             if audit is not None:
                 await audit.write(conn, media_id=self.media_id, message_id=message_id)
             rec = MediaRecord.from_row(row)
@@ -251,11 +307,15 @@ class Upload:
     def _write_queued(self) -> None:
         batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
         last = batch[-1]
-        task = asyncio.ensure_future(self.store._append_chunks(
-            self.media_id, batch[0].seq, [c.b64 for c in batch],
+        task = asyncio.ensure_future(self._append(
+            batch[0].seq, [c.b64 for c in batch],
             last.seq * self._enc.chunk_size + last.nbytes))
         self._in_flight.add(task)
         task.add_done_callback(self._written)
+
+    def _append(self, first_seq: int, texts: list[bytes], stored: int) -> Awaitable[None]:
+        return self.store._append_chunks(Q.append_chunks, self.media_id, self.content_id,
+                                         first_seq, texts, stored)
 
     def _written(self, task: asyncio.Task) -> None:
         # The next batch goes as soon as this one is stored; a failure stays in the set
@@ -279,6 +339,44 @@ class Upload:
                 self._check_written()
             if self._queued and self._may_start():
                 self._write_queued()
+
+
+class _VariantWriter(Upload):
+    """A variant's bytes into its own 'writing' content, through the same batched
+    writes as an upload's; the media's idle clock moves, not its progress."""
+
+    def _append(self, first_seq: int, texts: list[bytes], stored: int) -> Awaitable[None]:
+        return self.store._append_chunks(Q.append_variant_chunks, self.media_id,
+                                         self.content_id, first_seq, texts, stored)
+
+    async def settle(self, *, name: str, mime_type: str, dimensions: Any) -> None:
+        for chunk in self._enc.finish():
+            await self._store_chunk(chunk)
+        await self._drain()
+        sha256, size = self._enc.sha256(), self._enc.total
+        async with self.store.connection() as conn, conn.transaction():
+            content = await settle(conn, self.content_id, sha256, size, self._enc.chunks)
+            await Q.insert_variant.execute(
+                conn, media_id=self.media_id, name=name, mime_type=mime_type,
+                file_size=size, dimensions=dimensions, sha256=sha256,
+                chunk_size=content.chunk_size, chunk_count=content.chunk_count,
+                content_id=content.content_id)
+            if content.deduplicated:
+                await drop_copy(conn, self.content_id)
+        self._closed = True
+
+    async def _abort(self) -> None:
+        self._queued = []
+        for task in self._in_flight:
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self._in_flight.clear()
+        try:
+            async with self.store.connection() as conn:
+                await drop_copy(conn, self.content_id)
+        except Exception:   # the media's own abort (or the janitor) takes it with it
+            log.warning("could not drop variant content %s now", self.content_id,
+                        exc_info=True)
 
 
 class MediaStore:
@@ -434,28 +532,79 @@ class MediaStore:
     # -- writing ------------------------------------------------------------------
 
     async def begin_upload(self, *, file_name: str, original_name: str, mime_type: str,
-                           media_type: str) -> Upload:
-        """Start an invisible upload; its message is bound when it finishes."""
+                           media_type: str, reuse: StoredBytes | None = None) -> Upload:
+        """Start an invisible upload; its message is bound when it finishes. With
+        ``reuse``, its bytes are those stored already in that content: the caller still
+        writes them (to be hashed and counted), nothing is stored twice."""
         async with self.connection() as conn:
-            media_id = await Q.create_upload.fetchval(
-                conn, file_name=file_name, original_name=original_name,
-                mime_type=mime_type, media_type=media_type, chunk_size=self.chunk_size,
-                instance_id=self.instance_id)
-        return Upload(self, media_id, self.chunk_size)
+            if reuse is None:
+                row = await Q.create_upload.fetchrow(
+                    conn, file_name=file_name, original_name=original_name,
+                    mime_type=mime_type, media_type=media_type, chunk_size=self.chunk_size,
+                    instance_id=self.instance_id)
+            else:
+                row = await Q.create_upload_on_content.fetchrow(
+                    conn, file_name=file_name, original_name=original_name,
+                    mime_type=mime_type, media_type=media_type,
+                    instance_id=self.instance_id, content_id=reuse.content_id)
+                if row is None:
+                    raise UploadExpired()
+        chunk_size = self.chunk_size if reuse is None else row["chunk_size"]
+        return Upload(self, row["id"], chunk_size, row["content_id"], reuse)
 
-    async def _append_chunks(self, media_id: int, first_seq: int, texts: list[bytes],
-                             stored: int) -> None:
+    async def _append_chunks(self, statement, media_id: int, content_id: int,
+                             first_seq: int, texts: list[bytes], stored: int) -> None:
+        """The one chunk writer: a batch of consecutive chunks of a 'writing' content
+        (an upload's or a variant's), with the upload's progress."""
         slots = dict(zip(APPEND_SLOTS, [*texts, *[None] * (WRITE_BATCH - len(texts))],
                          strict=True))
+        params = dict(media_id=media_id, content_id=content_id, first_seq=first_seq, **slots)
+        if statement is Q.append_chunks:
+            params.update(stored_bytes=stored, chunk_count=first_seq + len(texts))
         try:
             async with self.connection() as conn:
-                status = await Q.append_chunks.execute(
-                    conn, media_id=media_id, first_seq=first_seq, **slots,
-                    stored_bytes=stored, chunk_count=first_seq + len(texts))
+                status = await statement.execute(conn, **params)
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
             raise UploadExpired()
+
+    async def store_variant(self, media_id: int, *, name: str, mime_type: str,
+                            dimensions: Any, pieces: AsyncIterator[bytes]) -> None:
+        """Store a variant of an upload in progress (its bytes in pieces of any size),
+        then its row, which so always has all its chunks; identical variants share one
+        stored content."""
+        async with self.connection() as conn:
+            content_id = await Q.create_variant_content.fetchval(
+                conn, chunk_size=self.chunk_size, media_id=media_id)
+        writer = _VariantWriter(self, media_id, self.chunk_size, content_id)
+        try:
+            async for piece in pieces:
+                await writer.write(piece)
+            await writer.settle(name=name, mime_type=mime_type, dimensions=dimensions)
+        except BaseException:
+            await writer.abort()
+            raise
+
+    async def content_chunks(self, content_id: int, first: int, last: int
+                             ) -> list[tuple[int, str]]:
+        """The chunks ``first..last`` of a content, (seq, base64 text), in order; fewer
+        when some are missing (the caller decides what that means)."""
+        async with self.connection() as conn:
+            rows = await Q.read_chunks.fetch(conn, content_id=content_id, first_seq=first,
+                                             last_seq=last)
+        return [(r["seq"], r["data"]) for r in rows]
+
+    async def content_extent(self, content_id: int) -> tuple[int, int]:
+        """(chunks, highest seq) of a content: -1 when it has none."""
+        async with self.connection() as conn:
+            row = await Q.content_chunk_extent.fetchrow(conn, content_id=content_id)
+        return row["chunks"], row["max_seq"]
+
+    async def reclaim_orphaned_contents(self, grace_seconds: float,
+                                        batch: int = 100) -> tuple[int, int]:
+        """Delete content no row has shown for ``grace_seconds``: (contents, bytes)."""
+        return await reclaim_orphans(self.connection, grace_seconds, batch)
 
     async def reclaim_stale_uploads(self, stale_seconds: float, batch: int = 100) -> int:
         """Delete uploads idle for ``stale_seconds``; returns how many were removed."""
@@ -582,10 +731,10 @@ class MediaStore:
     async def _read_one(self, rec: MediaRecord, seq: int) -> bytes:
         """One chunk's base64: a query of its own while the pool has room; else it
         joins the reads queued for a connection (batching.py)."""
-        if rec.variant is not None or self.replicas is not None or self.pool_has_room():
+        if self.replicas is not None or self.pool_has_room():
             [(_, text)] = await self._read_chunks(rec, seq, seq)
             return text
-        text = await self.batched_reads.read((rec.id, seq))
+        text = await self.batched_reads.read((rec.content_id, seq))
         if text is None:
             raise StorageCorrupt(f"media {rec.id}: chunk {seq} missing")
         return text
@@ -593,9 +742,9 @@ class MediaStore:
     @staticmethod
     async def _query_chunk_batch(conn: asyncpg.Connection, keys: list[tuple[int, int]]
                                  ) -> dict[tuple[int, int], bytes]:
-        rows = await Q.serve_chunk_batch.fetch(conn, media_ids=[k[0] for k in keys],
+        rows = await Q.serve_chunk_batch.fetch(conn, content_ids=[k[0] for k in keys],
                                                seqs=[k[1] for k in keys])
-        return {(r["media_id"], r["seq"]): r["data"] for r in rows}
+        return {(r["content_id"], r["seq"]): r["data"] for r in rows}
 
     async def _read_range(self, rec: MediaRecord, start: int,
                           end: int) -> AsyncGenerator[bytes, None]:
@@ -648,10 +797,9 @@ class MediaStore:
         want = list(range(first, last + 1))
 
         def fetch(conn: asyncpg.Connection):
-            if rec.variant is not None:   # a variant's chunks: same layout, own table
-                return Q.read_variant_chunks.fetch(conn, media_id=rec.id, name=rec.variant,
-                                                   first_seq=first, last_seq=last)
-            return Q.serve_chunks.fetch(conn, media_id=rec.id, first_seq=first, last_seq=last)
+            # A variant's record names its own content: one table, one reader.
+            return Q.serve_chunks.fetch(conn, content_id=rec.content_id, first_seq=first,
+                                        last_seq=last)
 
         if self.replicas is not None:
             rows = await self.replicas.fetch(fetch)

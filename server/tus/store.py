@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import uuid
@@ -31,7 +32,7 @@ from aiohttp import web
 from server.asyncutil import cancel_and_wait
 from server.errors import PayloadTooLarge, TusLocked, TusTooManyOpen
 from server.store.chunking import decode_chunk
-from server.store.media import STORE, MediaRecord, MediaStore
+from server.store.media import STORE, MediaRecord, MediaStore, StoredBytes
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class TusState:
     chunk_count: int
     chunk_size: int
     complete: bool
+    content_id: int | None = None   # the 'writing' content the PATCHes fill
 
     @property
     def offset(self) -> int:
@@ -118,7 +120,8 @@ class TusStore:
             creator_identity=r["creator_identity"], original_name=r["original_name"],
             expires_at=r["expires_at"], expired=r["expired"], held=r["held"],
             tail=bytes(r["tail"]), stored=r["file_size"], chunk_count=r["chunk_count"],
-            chunk_size=r["chunk_size"], complete=r["upload_state"] == "complete")
+            chunk_size=r["chunk_size"], complete=r["upload_state"] == "complete",
+            content_id=r["content_id"])
 
     async def reserve(self, state: TusState, lock_id: uuid.UUID, *, max_bytes: int,
                       end: int) -> int:
@@ -198,33 +201,45 @@ class TusStore:
                deferred: bool = False) -> "Writer":
         return Writer(self, state, lock_id, deferred=deferred)
 
-    def reader(self, state: TusState) -> Callable[[], Awaitable[bytes]]:
+    def reader(self, state: TusState, stored: StoredBytes | None = None
+               ) -> Callable[[], Awaitable[bytes]]:
         """The received bytes, one chunk per call, b"" at the end: a batch of
         ``read_ahead`` chunks is fetched at a time (never the whole file in memory),
-        decoded in an executor."""
-        pieces = self._pieces(state)
+        decoded in an executor. ``stored``, when given, gets their sha256 and size once
+        the last is read: an upload begun on it (MediaStore.begin_upload(reuse=...))
+        then becomes the media without writing them again."""
+        pieces = self._pieces(state, stored)
 
         async def read() -> bytes:
             return await anext(pieces, b"")
         return read
 
-    async def _pieces(self, state: TusState) -> AsyncIterator[bytes]:
+    def stored_bytes(self, state: TusState) -> StoredBytes:
+        """The received bytes as stored already, for reader() to fill in."""
+        return StoredBytes(state.content_id)
+
+    async def _pieces(self, state: TusState,
+                      stored: StoredBytes | None) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         seq, batch = 0, max(1, self.media.read_ahead)
+        sha, size = hashlib.sha256(), 0
         # Only the committed chunks: a checksummed PATCH cut short by a dead instance
         # may have left some past them.
         while seq < state.chunk_count:
-            async with self.media.connection() as conn:
-                rows = await Q.read_chunks.fetch(
-                    conn, media_id=state.media_id, first_seq=seq,
-                    last_seq=min(seq + batch, state.chunk_count) - 1)
+            rows = await self.media.content_chunks(
+                state.content_id, seq, min(seq + batch, state.chunk_count) - 1)
             if not rows:
                 raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
-            for r in rows:
-                if r["seq"] != seq:   # a gap would silently corrupt the file
+            for row_seq, text in rows:
+                if row_seq != seq:   # a gap would silently corrupt the file
                     raise RuntimeError(f"tus upload {state.id}: chunk {seq} missing")
-                yield await loop.run_in_executor(None, decode_chunk, r["data"])
+                data = await loop.run_in_executor(None, decode_chunk, text)
+                sha.update(data)
+                size += len(data)
+                yield data
                 seq += 1
+        if stored is not None:
+            stored.sha256, stored.size = sha.digest(), size
 
     def adopt(self, state: TusState, lock_id: uuid.UUID):
         """For ``Job.finish(then=...)``: in the transaction that makes the processed

@@ -254,13 +254,11 @@ class Outbox:
         batch = max(1, self.store.read_ahead)
         for first in range(0, rec.chunk_count, batch):
             last = min(rec.chunk_count, first + batch) - 1
-            async with self.store.connection() as conn:
-                rows = await Q.read_chunks.fetch(conn, media_id=rec.id, first_seq=first,
-                                                 last_seq=last)
+            rows = await self.store.content_chunks(rec.content_id, first, last)
             if len(rows) != last - first + 1:
                 raise MediaNotFound("the media's chunks are gone (deleted meanwhile)")
-            for r in rows:
-                yield r["data"].encode("ascii")
+            for _, text in rows:
+                yield text.encode("ascii")
         yield suffix
 
     async def _record(self, row: dict[str, Any], outcome: Outcome) -> None:

@@ -17,6 +17,19 @@ SELECT media_type, count(*)::bigint AS files,
  GROUP BY media_type
  ORDER BY media_type;
 
+-- name: stats_storage
+-- Content-addressed storage: logical bytes (every complete media's and variant's size,
+-- as if each kept its own copy), stored bytes (each stored content once), and how many
+-- contents hold them.
+SELECT l.bytes::bigint AS logical_bytes, s.bytes AS stored_bytes, s.contents
+  FROM (SELECT (SELECT coalesce(sum(file_size), 0) FROM media_files
+                 WHERE upload_state = 'complete')
+               + (SELECT coalesce(sum(v.file_size), 0) FROM media_variants v
+                    JOIN media_files f ON f.id = v.media_id
+                   WHERE f.upload_state = 'complete') AS bytes) l,
+       (SELECT coalesce(sum(file_size), 0)::bigint AS bytes, count(*)::bigint AS contents
+          FROM media_contents WHERE state = 'stored') s;
+
 -- name: stats_uploads_in_progress
 -- Uploads not complete yet, and the bytes they hold so far.
 SELECT count(*)::bigint AS uploads, coalesce(sum(file_size), 0)::bigint AS bytes

@@ -18,8 +18,8 @@ SELECT id, message_id, original_name, file_size AS stored_bytes, chunk_count,
 
 -- name: chunk_table_size
 -- Space the chunks take on disk, TOAST and indexes included; summed over the
--- partitions when media_chunks is partitioned (its parent holds nothing itself).
+-- partitions when content_chunks is partitioned (its parent holds nothing itself).
 SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint AS bytes
-  FROM (SELECT 'media_chunks'::regclass AS relid
+  FROM (SELECT 'content_chunks'::regclass AS relid
          UNION
-        SELECT relid FROM pg_partition_tree('media_chunks')) AS tree;
+        SELECT relid FROM pg_partition_tree('content_chunks')) AS tree;

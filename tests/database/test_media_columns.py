@@ -22,7 +22,7 @@ RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_legacy_media_by_file_n
                      # sql/tus.sql: the media a resumable upload became
                      "tus_complete_record"}
 # Storage details that stay out of the API (``variant``: which variant a record serves).
-NOT_IN_JSON = {"chunk_size", "chunk_count", "variant"}
+NOT_IN_JSON = {"chunk_size", "chunk_count", "variant", "content_id"}
 
 
 async def test_record_statements_return_exactly_the_record_fields(pool):

@@ -78,7 +78,7 @@ async def test_a_missing_chunk_fails_its_own_read_only(cached_store, message_id,
     store = cached_store
     (gone, _), (kept, data) = await _files(store, message_id, 2)
     # Test-only SQL: the chunks taken away behind the store's back.
-    await admin(db_dsn, f"DELETE FROM media_chunks WHERE media_id = {int(gone.id)}")
+    await admin(db_dsn, f"DELETE FROM content_chunks WHERE content_id = {int(gone.content_id)}")
     async with _busy(store):
         results = await asyncio.gather(_read(store, gone), _read(store, kept),
                                        return_exceptions=True)

@@ -30,11 +30,15 @@ async def get(store: MediaStore, rec, start=0, end=None) -> bytes:
     return b"".join([p async for p in store.read(rec, start, end)])
 
 
+# The chunks of one media's content (by media id, $1).
+OF_MEDIA = "content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1)"
+
+
 async def chunk_rows(pool, media_id=None) -> int:
     async with pool.acquire() as conn:
         if media_id is None:
-            return await conn.fetchval("SELECT count(*) FROM media_chunks")
-        return await conn.fetchval("SELECT count(*) FROM media_chunks WHERE media_id=$1",
+            return await conn.fetchval("SELECT count(*) FROM content_chunks")
+        return await conn.fetchval("SELECT count(*) FROM " + OF_MEDIA,
                                    media_id)
 
 
@@ -119,7 +123,7 @@ async def progress(pool, media_id) -> tuple[int, int, list[int]]:
         row = await conn.fetchrow("SELECT file_size, chunk_count FROM media_files "
                                   "WHERE id = $1", media_id)
         seqs = [r["seq"] for r in await conn.fetch(
-            "SELECT seq FROM media_chunks WHERE media_id = $1 ORDER BY seq", media_id)]
+            "SELECT seq FROM " + OF_MEDIA + " ORDER BY seq", media_id)]
     return row["file_size"], row["chunk_count"], seqs
 
 
@@ -146,8 +150,8 @@ async def test_batched_writes_keep_progress_and_chunks_contiguous(store, pool, m
     assert await progress(pool, up.media_id) == (40 * CHUNK, 40, list(range(40)))
     async with pool.acquire() as conn:
         # Chunks written by one statement share its transaction id: batches formed.
-        batches = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM media_chunks "
-                                      "WHERE media_id = $1", up.media_id)
+        batches = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM "
+                                      + OF_MEDIA, up.media_id)
     assert batches < 40
     rec = await up.finish(message_id)
     assert await get(store, rec) == data
@@ -252,9 +256,13 @@ async def test_delete_removes_chunks_and_message_delete_cascades(store, pool, me
     assert await chunk_rows(pool, a.id) == 0
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM messages WHERE id=$1", message_id)
-    assert await chunk_rows(pool) == 0
     with pytest.raises(MediaNotFound):
         await store.stat(b.id)
+    # The contents no row shows any more wait for the grace period, then go.
+    assert await chunk_rows(pool) == 4
+    assert await store.reclaim_orphaned_contents(3600) == (0, 0)
+    assert await store.reclaim_orphaned_contents(0) == (2, 3 * CHUNK + 5)
+    assert await chunk_rows(pool) == 0
 
 
 async def test_list_page_oldest_first(store, message_id):
@@ -277,6 +285,11 @@ async def test_read_of_file_deleted_midway_raises(store, pool, message_id):
     stream = store.read(rec, 0, rec.file_size - 1)
     await anext(stream)
     await store.delete(rec.id)
+    # Deleted, its content stays for the grace period: a read under way still ends well.
+    more = store.read(rec, 0, rec.file_size - 1)
+    assert len(b"".join([p async for p in more])) == rec.file_size
+    # Reclaimed, the chunks are gone: a read cut short says so.
+    await store.reclaim_orphaned_contents(0)
     with pytest.raises(StorageCorrupt):
         async for _ in stream:
             pass
@@ -299,10 +312,12 @@ async def test_metadata_cache_serves_repeats_and_forgets_deletes(pool, message_i
     rec = await put(store, message_id, os.urandom(2 * CHUNK))
     assert await store.stat_for_serving(rec.id) == rec
     # Removed behind the store's back (another instance): the cached metadata is still
-    # answered, but the bytes are gone, so a read fails instead of serving stale data.
+    # answered; once its content is reclaimed (after the grace period) the bytes are
+    # gone, so a read fails instead of serving stale data.
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM media_files WHERE id = $1", rec.id)
     assert await store.stat_for_serving(rec.id) == rec
+    await store.reclaim_orphaned_contents(0)
     from server.store.media import StorageCorrupt
     with pytest.raises(StorageCorrupt):
         await get(store, rec)
@@ -376,7 +391,7 @@ async def test_short_reads_are_served_from_the_chunk_cache(pool, message_id, db_
     assert b"".join([p async for p in store.read(rec, 9000, 9999)]) == data[9000:]
     # Test-only SQL: take the chunks away behind the store's back; the cache answers
     # the short reads it has seen, a long read goes to the database and finds them gone.
-    await admin(db_dsn, f"DELETE FROM media_chunks WHERE media_id = {int(rec.id)}")
+    await admin(db_dsn, f"DELETE FROM content_chunks WHERE content_id = {int(rec.content_id)}")
     assert b"".join([p async for p in store.read(rec, 100, 199)]) == data[100:200]
     assert b"".join([p async for p in store.read(rec, 9990, 9999)]) == data[9990:]
     with pytest.raises(StorageCorrupt):
@@ -394,16 +409,17 @@ async def test_chunk_writes_commit_asynchronously_without_leaking_the_setting(po
     from server.store.sqlfiles import Q
     async with pool.acquire() as conn:
         before = await conn.fetchval("SHOW synchronous_commit")
-        media_id = await Q.create_upload.fetchval(
+        media_id, content_id = await Q.create_upload.fetchrow(
             conn, file_name="s.bin", original_name="s.bin", mime_type="image/jpeg",
             media_type="image", chunk_size=3, instance_id=None)
         status = await Q.append_chunks.execute(conn, media_id=media_id, first_seq=0,
+                                               content_id=content_id,
                                                data0=b"QUJD", data1=b"REVG", data2=None,
                                                data3=None, stored_bytes=6, chunk_count=2)
         assert status == "UPDATE 1"
         assert await conn.fetchval("SHOW synchronous_commit") == before == "on"
-        assert await conn.fetch("SELECT seq, data FROM media_chunks WHERE media_id = $1 "
-                                "ORDER BY seq", media_id) == [(0, "QUJD"), (1, "REVG")]
+        assert await conn.fetch("SELECT seq, data FROM " + OF_MEDIA + " ORDER BY seq",
+                                media_id) == [(0, "QUJD"), (1, "REVG")]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 17, 18, 19])
