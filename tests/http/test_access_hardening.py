@@ -94,7 +94,7 @@ async def test_a_token_cannot_send_with_a_multipart_upload(zclient, phone_client
     await expect_refused(resp)
     assert await counts(db_dsn) == (0, 0, 0) and fake.received == []
     # Nothing of the aborted file is left either (no chunks, no content).
-    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks") == 0
     assert await fetchval(db_dsn, "SELECT count(*) FROM media_audit_log WHERE action = "
                                   "'upload' AND outcome = 'token_not_allowed'") == 1
 

@@ -348,7 +348,7 @@ async def test_refused_as_an_upload_is(processing_open_client, origin, message_i
         data=data, headers={"Content-Type": "application/octet-stream"})
     assert words in await expect(uploaded, status, code)
     async with pool.acquire() as conn:
-        for table in ("media_files", "media_chunks", "media_variants"):
+        for table in ("media_files", "content_chunks", "media_contents", "media_variants"):
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
 
 

@@ -49,7 +49,7 @@ async def assert_refused(resp, pool, status, code, *words):
     assert body["error"] == code
     for w in words:
         assert w in body["message"]
-    for table in ("media_files", "media_chunks", "media_variants", "media_variant_chunks"):
+    for table in ("media_files", "content_chunks", "media_variants", "media_contents"):
         assert await count(pool, table) == 0
 
 
@@ -200,7 +200,6 @@ async def test_preview_variant(processing_client, pool, message_id, aiohttp_clie
     assert (await processing_client.delete(f"/api/media/{body['id']}")).status == 204
     assert (await processing_client.get(preview["url"])).status == 404
     assert await count(pool, "media_variants") == 0
-    assert await count(pool, "media_variant_chunks") == 0
 
 
 @pytest.mark.parametrize("variant", ["m4a", "nope", "", "preview%00"])
@@ -217,7 +216,6 @@ async def test_deleting_the_message_removes_variants(processing_client, pool, me
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
     assert await count(pool, "media_variants") == 0
-    assert await count(pool, "media_variant_chunks") == 0
 
 
 # -- refused --------------------------------------------------------------------------

@@ -49,7 +49,7 @@ async def _q(dsn: str, sql: str):
 
 async def _replica_reads(standby) -> int:
     """Chunk reads the standby has been asked for so far (from its statement log)."""
-    return standby.log().count("FROM media_chunks")
+    return standby.log().count("FROM content_chunks")
 
 
 async def _caught_up(primary, standby) -> None:
@@ -141,9 +141,9 @@ async def test_variants_are_read_from_the_replica_too(cluster, aiohttp_client):
     assert resp.status == 201, await resp.text()
     preview = (await resp.json())["variants"]["preview"]
     await _caught_up(primary, standby)
-    before = standby.log().count("FROM media_variant_chunks")
+    before = standby.log().count("FROM content_chunks")
     got = await client.get(preview["url"])
     data = await got.read()
     assert got.status == 200 and len(data) == preview["file_size"]
     assert got.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
-    assert standby.log().count("FROM media_variant_chunks") > before
+    assert standby.log().count("FROM content_chunks") > before

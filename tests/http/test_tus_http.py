@@ -158,7 +158,7 @@ async def test_checksum_mismatch_keeps_the_offset_and_no_chunk(client, message_i
         async with store.connection() as conn:
             return await conn.fetchrow(
                 "SELECT f.chunk_count, f.file_size, octet_length(t.tail) AS tail,"
-                "       (SELECT count(*) FROM media_chunks c WHERE c.media_id = f.id) AS rows"
+                "       (SELECT count(*) FROM content_chunks c WHERE c.content_id = f.content_id) AS rows"
                 "  FROM tus_uploads t JOIN media_files f ON f.id = t.media_id")
 
     before = await stored()
@@ -188,7 +188,7 @@ async def test_termination(client, message_id, store):
     assert (await patch(client, url, 7000, b"x")).status == 404
     async with store.connection() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
-        assert await conn.fetchval("SELECT count(*) FROM media_chunks") == 0
+        assert await conn.fetchval("SELECT count(*) FROM content_chunks") == 0
 
 
 async def test_method_override(client, message_id):

@@ -24,7 +24,7 @@ from tests.zapi_util import wait_delivery, zapi_changes
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
-TABLES = ("media_files", "media_chunks", "media_variants", "media_variant_chunks",
+TABLES = ("media_files", "content_chunks", "media_variants", "media_contents",
           "tus_uploads")
 
 
