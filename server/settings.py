@@ -78,6 +78,9 @@ class Settings:
     # instance or a vanished client) and the janitor reclaims it.
     upload_stale_seconds: int = 3600
     janitor_interval_seconds: int = 300
+    # Content no media row or variant shows any more is deleted this long after it was
+    # last pointed at (store/contents.py): an upload about to point at it never loses it.
+    orphan_grace_seconds: int = 600
     # Resumable (tus) uploads wait this long for their client, then the janitor takes them.
     tus_expiry_seconds: int = 86400
     # One request's hold on a tus upload (renewed while it writes or its completion is
@@ -505,6 +508,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                      Settings.tus_max_open_per_client, lo=1, hi=1_000_000),
         janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
                                       Settings.janitor_interval_seconds, lo=1, hi=86400),
+        orphan_grace_seconds=_int(env, "MEDIA_ORPHAN_GRACE_SECONDS",
+                                  Settings.orphan_grace_seconds, lo=0, hi=30 * 86400),
         read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,
                                lo=1, hi=64),
         metadata_cache_seconds=_float(env, "MEDIA_METADATA_CACHE_SECONDS",

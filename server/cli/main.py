@@ -6,7 +6,7 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store serve --no-migrate
     media-store migrate        apply pending migrations and exit
     media-store rollback N     roll back the last N migrations
-    media-store reclaim        delete abandoned uploads now (what the janitor does)
+    media-store reclaim        delete abandoned uploads and unreferenced content now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
     media-store keys create NAME [--scope read|write|admin]   prints the new API key
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending migrations")
     p_rb = sub.add_parser("rollback", help="roll back the last N migrations")
     p_rb.add_argument("count", type=_positive_int, nargs="?", default=1)
-    sub.add_parser("reclaim", help="delete abandoned uploads now")
+    sub.add_parser("reclaim", help="delete abandoned uploads, and content no media has "
+                   "shown for MEDIA_ORPHAN_GRACE_SECONDS, now")
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
                    help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
@@ -173,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
                     settings.upload_stale_seconds)))
                 print(f"reclaimed {n} abandoned upload(s)")
+                contents, freed = asyncio.run(_with_store(
+                    dsn, settings, lambda s: s.reclaim_orphaned_contents(
+                        settings.orphan_grace_seconds)))
+                print(f"reclaimed {contents} content(s) no media shows ({freed} bytes)")
             elif command == "partition-chunks":
                 from server.cli.migrate import PARTITIONING_DIR
                 applied = apply_migrations(dsn, folder=PARTITIONING_DIR)

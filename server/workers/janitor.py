@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 async def janitor(app: web.Application) -> None:
     """Every MEDIA_JANITOR_INTERVAL_SECONDS, delete uploads idle for
-    MEDIA_UPLOAD_STALE_SECONDS, resumable uploads past MEDIA_TUS_EXPIRY_SECONDS, and
+    MEDIA_UPLOAD_STALE_SECONDS, resumable uploads past MEDIA_TUS_EXPIRY_SECONDS, content
+    no media shows any more after MEDIA_ORPHAN_GRACE_SECONDS, and
     audit rows past MEDIA_AUDIT_RETENTION_DAYS (bounded batches: a backlog drains over
     several runs). A failed run is logged and retried next time."""
     settings = app[SETTINGS]
@@ -30,6 +31,11 @@ async def janitor(app: web.Application) -> None:
             if removed:
                 app[METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
+            contents, freed = await app[STORE].reclaim_orphaned_contents(
+                settings.orphan_grace_seconds)
+            if contents:
+                log.info("janitor reclaimed %d content(s) no media shows (%d bytes)",
+                         contents, freed)
             pruned = await prune(app[STORE], settings.audit_retention_days)
             if pruned:
                 log.info("janitor deleted %d audit row(s) older than %d days", pruned,
