@@ -3,6 +3,7 @@ import asyncio
 import base64
 import hashlib
 
+import asyncpg
 import pytest
 
 from tests.media import jpeg_bytes
@@ -78,6 +79,39 @@ async def test_upload_in_pieces_then_serve(client, message_id):
     assert j["media_type"] == "image" and j["original_name"] == "a.jpg"
     body = await (await client.get(f"/api/media/serve/{media_id}")).read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+
+async def test_a_completed_upload_writes_its_chunks_once(client, message_id, db_dsn):
+    # Every chunk row ever inserted is counted (a test-only trigger): a tus upload whose
+    # bytes processing keeps becomes its media by pointing at the content its PATCHes
+    # filled: one chunk row written per chunk of the file (it was two: the PATCHes' and
+    # the completed file's, read back and written again).
+    from tests.dbutil import admin
+    await admin(db_dsn, "CREATE TABLE test_chunk_inserts (n bigint)",
+                "CREATE FUNCTION test_count_chunk() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN INSERT INTO test_chunk_inserts VALUES (NEW.content_id); RETURN NULL; END $$",
+                "CREATE TRIGGER test_count AFTER INSERT ON content_chunks "
+                "FOR EACH ROW EXECUTE FUNCTION test_count_chunk()")
+    data = jpeg_bytes(20_000)
+    url = await create(client, message_id, len(data))
+    r = await patch(client, url, 0, data[:9000])
+    r = await patch(client, url, 9000, data[9000:])
+    assert r.status == 204 and r.headers["Media-Id"]
+    body = await (await client.get(f"/api/media/serve/{r.headers['Media-Id']}")).read()
+    assert body == data
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        media = await conn.fetchrow("SELECT chunk_count, content_id FROM media_files "
+                                    "WHERE id = $1", int(r.headers["Media-Id"]))
+        # Besides the media's, only its preview's (one small chunk).
+        written = await conn.fetchval("SELECT count(*) FROM test_chunk_inserts "
+                                      "WHERE n <> $1", media["content_id"])
+        stored = await conn.fetchval("SELECT count(*) FROM test_chunk_inserts "
+                                     "WHERE n = $1", media["content_id"])
+    finally:
+        await conn.close()
+    assert media["chunk_count"] == -(-len(data) // (3 * 1024)) == stored
+    assert written <= 1
 
 
 async def test_creation_with_upload(client, message_id):
