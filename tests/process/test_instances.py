@@ -133,8 +133,9 @@ async def test_dead_instances_uploads_are_reclaimed_live_ones_kept(pool, db_dsn,
     assert await other.reclaim_dead_instance_uploads(60) == 1
     left = await fetchval(db_dsn, "SELECT array_agg(id ORDER BY id) FROM media_files")
     assert left == sorted([mine, ownerless]) and theirs not in left
-    assert await fetchval(db_dsn, f"SELECT count(*) FROM media_chunks "
-                                  f"WHERE media_id = {int(theirs)}") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks k JOIN media_contents c "
+                                  "ON c.id = k.content_id "
+                                  f"WHERE c.writer_media_id = {int(theirs)}") == 0
 
 
 async def test_a_recent_write_protects_an_upload_whose_instance_is_late(pool, db_dsn,
@@ -182,8 +183,8 @@ async def test_kill_9_mid_upload_another_instance_reclaims_it_completed_files_in
             status, body = survivor.get(url)   # signed by the victim, verified here
             assert status == 200 and hashlib.sha256(body).digest() == \
                 hashlib.sha256(data).digest()
-        assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks c WHERE NOT EXISTS "
-                                      "(SELECT 1 FROM media_files f WHERE f.id = c.media_id)"
-                              ) == 0
+        assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks c WHERE NOT EXISTS "
+                                      "(SELECT 1 FROM media_files f "
+                                      " WHERE f.content_id = c.content_id)") == 0
     finally:
         procs.cleanup()

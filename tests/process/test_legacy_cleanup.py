@@ -46,7 +46,7 @@ async def test_deletes_only_verified_files_after_archiving_them(store, pool, imp
     chat, ids = imported
     (chat.folder / "b.png").write_bytes(chat.files["b.png"] + b"!")   # differs from import
     async with pool.acquire() as conn:                                 # a broken db copy
-        await conn.execute("DELETE FROM media_chunks WHERE media_id = $1 AND seq = 1",
+        await conn.execute("DELETE FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1) AND seq = 1",
                            ids["a.jpg"])
     archive = tmp_path / "legacy.tar.gz"
     got, out = await _cleanup(store, chat, yes=True, archive=archive)

@@ -116,7 +116,7 @@ async def test_dry_run_changes_nothing(store, pool, chat):
     assert "would import: a.jpg" in out
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
-        assert await conn.fetchval("SELECT count(*) FROM media_chunks") == 0
+        assert await conn.fetchval("SELECT count(*) FROM content_chunks") == 0
         assert await conn.fetchval("SELECT count(*) FROM legacy_media") == 0
         assert await conn.fetchval("SELECT count(*) FROM messages WHERE media_url LIKE "
                                    "'/api/%'") == 0

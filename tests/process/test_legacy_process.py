@@ -181,11 +181,11 @@ async def _verify(store, **kw):
 
 async def _tamper(pool, media_id: int, seq: int = 0) -> None:
     async with pool.acquire() as conn:
-        data = await conn.fetchval("SELECT data FROM media_chunks WHERE media_id = $1 "
+        data = await conn.fetchval("SELECT data FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1) "
                                    "AND seq = $2", media_id, seq)
         raw = bytearray(pybase64.b64decode(data))
         raw[len(raw) // 2] ^= 0xFF
-        await conn.execute("UPDATE media_chunks SET data = $1 WHERE media_id = $2 "
+        await conn.execute("UPDATE content_chunks SET data = $1 WHERE content_id = (SELECT content_id FROM media_files WHERE id = $2) "
                            "AND seq = $3", pybase64.b64encode(bytes(raw)).decode(),
                            media_id, seq)
 
@@ -218,8 +218,8 @@ async def test_verify_catches_a_media_row_swapped_under_the_map(store, pool, pro
     victim = rows["photo.jpg"].media_id
     other = b"\xff\xd8\xff" + b"x" * 100
     async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM media_chunks WHERE media_id = $1", victim)
-        await conn.execute("INSERT INTO media_chunks (media_id, seq, data) VALUES ($1, 0, $2)",
+        await conn.execute("DELETE FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1)", victim)
+        await conn.execute("INSERT INTO content_chunks (content_id, seq, data) VALUES ((SELECT content_id FROM media_files WHERE id = $1), 0, $2)",
                            victim, pybase64.b64encode(other).decode())
         await conn.execute("UPDATE media_files SET sha256 = $1, file_size = $2, "
                            "chunk_count = 1 WHERE id = $3",

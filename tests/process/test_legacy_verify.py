@@ -40,11 +40,11 @@ async def test_verify_catches_a_tampered_chunk(store, pool, imported):
     chat, ids = imported
     victim = ids["a.jpg"]       # 40,000 bytes: 14 chunks of 3 KiB
     async with pool.acquire() as conn:
-        data = await conn.fetchval("SELECT data FROM media_chunks WHERE media_id = $1 "
+        data = await conn.fetchval("SELECT data FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1) "
                                    "AND seq = 3", victim)
         raw = bytearray(pybase64.b64decode(data))
         raw[100] ^= 0xFF
-        await conn.execute("UPDATE media_chunks SET data = $1 WHERE media_id = $2 "
+        await conn.execute("UPDATE content_chunks SET data = $1 WHERE content_id = (SELECT content_id FROM media_files WHERE id = $2) "
                            "AND seq = 3", pybase64.b64encode(bytes(raw)).decode(), victim)
     checked, problems = await _verify(store)
     assert checked == 4
@@ -55,18 +55,20 @@ async def test_verify_catches_a_tampered_chunk(store, pool, imported):
 async def test_verify_catches_a_missing_chunk_and_a_grown_last_chunk(store, pool, imported):
     chat, ids = imported
     async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM media_chunks WHERE media_id = $1 AND seq = 2",
+        await conn.execute("DELETE FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1) AND seq = 2",
                            ids["a.jpg"])
-        last = await conn.fetchrow("SELECT seq, data FROM media_chunks WHERE media_id = $1 "
+        last = await conn.fetchrow("SELECT seq, data FROM content_chunks WHERE content_id = (SELECT content_id FROM media_files WHERE id = $1) "
                                    "ORDER BY seq DESC LIMIT 1", ids["2023/c.jpg"])
         grown = pybase64.b64encode(pybase64.b64decode(last["data"]) + b"xyz").decode()
-        await conn.execute("UPDATE media_chunks SET data = $1 WHERE media_id = $2 AND seq = $3",
+        await conn.execute("UPDATE content_chunks SET data = $1 WHERE content_id = (SELECT content_id FROM media_files WHERE id = $2) AND seq = $3",
                            grown, ids["2023/c.jpg"], last["seq"])
         # The DBA's invariant queries see the gap too.
         gaps = await Q.broken_chunk_gaps.fetch(conn)
         missing = await Q.broken_complete_without_chunks.fetch(conn)
-    assert [r["media_id"] for r in gaps] == [ids["a.jpg"]]
-    assert [r["id"] for r in missing] == [ids["a.jpg"]]
+        content = await conn.fetchval("SELECT content_id FROM media_files WHERE id = $1",
+                                      ids["a.jpg"])
+    assert [r["content_id"] for r in gaps] == [content]
+    assert [r["id"] for r in missing] == [content]
     _, problems = await _verify(store)
     by_id = {p.media_id: p.what for p in problems}
     assert set(by_id) == {ids["a.jpg"], ids["2023/c.jpg"]}
@@ -94,10 +96,12 @@ async def test_orphaned_chunk_query(store, pool, imported):
     chat, ids = imported
     async with pool.acquire() as conn:
         assert await Q.broken_orphaned_chunks.fetch(conn) == []
-        await conn.execute("INSERT INTO media_chunks (media_id, seq, data) VALUES ($1, 99, 'AAAA')",
+        await conn.execute("INSERT INTO content_chunks (content_id, seq, data) VALUES ((SELECT content_id FROM media_files WHERE id = $1), 99, 'AAAA')",
                            ids["b.png"])
         rows = await Q.broken_orphaned_chunks.fetch(conn)
-    assert [(r["media_id"], r["seq"]) for r in rows] == [(ids["b.png"], 99)]
+        content = await conn.fetchval("SELECT content_id FROM media_files WHERE id = $1",
+                                      ids["b.png"])
+    assert [(r["content_id"], r["seq"]) for r in rows] == [(content, 99)]
 
 
 async def test_export_reproduces_the_original_bytes(store, imported, tmp_path):
@@ -139,8 +143,15 @@ async def test_stats_match_what_was_seeded(store, pool, imported):
     assert images["count"] == 4 and images["bytes"] == sum(sizes)
     assert images["stored_bytes"] == sum(4 * ((s + 2) // 3) for s in sizes)
     async with pool.acquire() as conn:
-        stored = await conn.fetchval("SELECT sum(octet_length(data)) FROM media_chunks")
+        stored = await conn.fetchval(
+            "SELECT sum(octet_length(data)) FROM content_chunks "
+            "WHERE content_id IN (SELECT content_id FROM media_files)")
+        contents = await conn.fetchval("SELECT count(*) FROM media_contents")
     assert images["stored_bytes"] == stored
+    assert stats["storage"]["contents"] == contents
+    assert stats["storage"]["logical_bytes"] >= sum(sizes)
+    assert (stats["storage"]["logical_bytes"] - stats["storage"]["stored_bytes"]
+            == stats["storage"]["dedup_saved_bytes"])
     assert stats["legacy"] == {"imported": 4, "imported_bytes": sum(sizes), "left": 2}
     assert stats["uploads_in_progress"] == {"count": 0, "bytes": 0}
     assert stats["chunk_table_bytes"] > sum(sizes)
@@ -183,8 +194,8 @@ async def _tamper(dsn):
     import asyncpg
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("UPDATE media_chunks SET data = 'AAAA' || substr(data, 5) "
-                           "WHERE (media_id, seq) = (SELECT min(media_id), 0 FROM media_chunks)")
+        await conn.execute("UPDATE content_chunks SET data = 'AAAA' || substr(data, 5) "
+                           "WHERE (content_id, seq) = (SELECT min(content_id), 0 FROM content_chunks)")
     finally:
         await conn.close()
 

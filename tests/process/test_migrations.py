@@ -55,7 +55,7 @@ async def _tables(dsn: str) -> set[str]:
 async def test_apply_then_apply_again_is_a_no_op(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
     tables = await _tables(empty_dsn)
-    assert {"messages", "media_files", "media_chunks", "media_files_complete"} <= tables
+    assert {"messages", "media_files", "content_chunks", "media_contents", "media_files_complete"} <= tables
     assert apply_migrations(empty_dsn) == []
     assert await fetchval(empty_dsn, "SELECT count(*) FROM _yoyo_migration") == len(ALL)
 
@@ -97,7 +97,7 @@ async def test_rollback_all_then_reapply(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
     assert rollback_migrations(empty_dsn, len(ALL)) == list(reversed(ALL))
     tables = await _tables(empty_dsn)
-    assert not {"media_files", "media_chunks", "media_files_complete"} & tables
+    assert not {"media_files", "content_chunks", "media_contents", "media_files_complete"} & tables
     assert await fetchval(empty_dsn, "SELECT to_regprocedure('media_file_data(integer)')") \
         is None
     # 0001's rollback keeps messages on purpose (it may be the chat database's own).
@@ -195,7 +195,7 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
     # The foreign key points at the chat's table: deleting the message takes the media.
     await admin(empty_dsn, f"DELETE FROM messages WHERE id = {int(photo_msg)}")
     assert await fetchval(empty_dsn, "SELECT count(*) FROM media_files") == 0
-    assert await fetchval(empty_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(empty_dsn, "SELECT count(*) FROM content_chunks") == 0
 
     # Rolling everything back never drops the chat's table or its rows.
     rollback_migrations(empty_dsn, len(ALL))

@@ -348,7 +348,7 @@ async def test_200_slow_uploads_share_a_pool_of_10(procs, db_dsn):
                                    "WHERE upload_state = 'uploading'") == 0
     assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                    "WHERE upload_state = 'complete'") == n
-    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == n * 4
+    assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks") == n * 4
 
 
 # -- a client that vanishes mid-body --------------------------------------------------
@@ -380,7 +380,7 @@ async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
     key = await create_api_key(db_dsn, "write")
     sock = _stalled_upload(srv, message_id, 100 * MIB, BigFile(2 * MIB).slice(0, 2 * MIB), key)
     try:
-        assert await _poll(db_dsn, "SELECT count(*) FROM media_chunks", lambda c: c >= 4) >= 4
+        assert await _poll(db_dsn, "SELECT count(*) FROM content_chunks", lambda c: c >= 4) >= 4
         srv.proc.send_signal(signal.SIGTERM)
         # aiohttp's own default would wait 60 s for the stalled client; the setting says 1.
         assert srv.proc.wait(20) == 0
@@ -388,7 +388,7 @@ async def test_sigterm_does_not_wait_for_a_stalled_upload(procs, db_dsn):
         sock.close()
     # The cut upload was aborted on the way out, not left for the janitor.
     assert await fetchval(db_dsn, "SELECT count(*) FROM media_files") == 0
-    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks") == 0
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
 
 
@@ -402,7 +402,7 @@ async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
     sock = _stalled_upload(srv, message_id, announced, head, key)
     try:
         # The upload is under way: its row and some chunks are in the database.
-        chunks = await _poll(db_dsn, "SELECT count(*) FROM media_chunks", lambda c: c >= 8)
+        chunks = await _poll(db_dsn, "SELECT count(*) FROM content_chunks", lambda c: c >= 8)
         assert chunks >= 8
         assert await fetchval(db_dsn, "SELECT count(*) FROM media_files "
                                        "WHERE upload_state = 'uploading'") == 1
@@ -412,7 +412,7 @@ async def test_client_vanishing_mid_body_leaves_nothing(procs, db_dsn, how):
         sock.close()
 
     assert await _poll(db_dsn, "SELECT count(*) FROM media_files", lambda c: c == 0) == 0
-    assert await fetchval(db_dsn, "SELECT count(*) FROM media_chunks") == 0
+    assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks") == 0
 
     # And the server carries on.
     assert srv.get("/readyz")[0] == 200

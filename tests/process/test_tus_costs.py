@@ -98,7 +98,7 @@ async def test_sigterm_stops_a_patch_in_progress(procs, db_dsn, checksummed):
                   f"Upload-Offset: 0\r\nContent-Length: {total}\r\n\r\n").encode()
                  + os.urandom(sent))
     await writer.drain()
-    stored = "SELECT coalesce(max(seq) + 1, 0) FROM media_chunks"
+    stored = "SELECT coalesce(max(seq) + 1, 0) FROM content_chunks"
     for _ in range(200):   # until most of what was sent is stored
         if await fetchval(db_dsn, stored) * 261_120 >= sent // 2:
             break
@@ -111,7 +111,7 @@ async def test_sigterm_stops_a_patch_in_progress(procs, db_dsn, checksummed):
     size, count = await fetchval(
         db_dsn, "SELECT array[f.file_size + octet_length(t.tail), f.chunk_count] "
                 "FROM tus_uploads t JOIN media_files f ON f.id = t.media_id")
-    chunks = await fetchval(db_dsn, "SELECT count(*) FROM media_chunks")
+    chunks = await fetchval(db_dsn, "SELECT count(*) FROM content_chunks")
     if checksummed:
         assert (size, count, chunks) == (0, 0, 0)
     else:

@@ -35,7 +35,7 @@ async def rows(pool, sql="SELECT count(*) FROM media_files"):
 
 async def assert_nothing_stored(pool):
     assert await rows(pool) == 0
-    assert await rows(pool, "SELECT count(*) FROM media_chunks") == 0
+    assert await rows(pool, "SELECT count(*) FROM content_chunks") == 0
 
 
 async def assert_error(resp, status, code):
@@ -386,10 +386,10 @@ async def test_client_disconnect_mid_body_leaves_nothing(client, pool, message_i
     writer.write(jpeg_bytes(20 * CHUNK))
     await writer.drain()
     for _ in range(50):  # wait until the server has started storing it
-        if await rows(pool, "SELECT count(*) FROM media_chunks"):
+        if await rows(pool, "SELECT count(*) FROM content_chunks"):
             break
         await asyncio.sleep(0.05)
-    assert await rows(pool, "SELECT count(*) FROM media_chunks") > 0
+    assert await rows(pool, "SELECT count(*) FROM content_chunks") > 0
     writer.close()
     for _ in range(100):
         if await rows(pool) == 0:
@@ -630,7 +630,7 @@ async def test_upload_reclaimed_by_the_janitor_midway_is_410_upload_expired(
         writer.write(data[:10 * CHUNK])
         await writer.drain()
         for _ in range(100):
-            if await rows(pool, "SELECT count(*) FROM media_chunks") >= 9:
+            if await rows(pool, "SELECT count(*) FROM content_chunks") >= 9:
                 break
             await asyncio.sleep(0.05)
         # Aged, then reclaimed; again if a chunk write in flight touched or locked the
