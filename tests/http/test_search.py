@@ -161,14 +161,18 @@ def big_dsn(pg_server_dsn, template_dsn):
         dsn,
         "INSERT INTO messages (id) SELECT g FROM generate_series(1, 2000) g",
         "SELECT setval('messages_id_seq', 2000)",
+        # One (empty) stored content that every seeded row points at: search reads
+        # only the rows.
+        "INSERT INTO media_contents (id, sha256, chunk_size, state) "
+        "VALUES (1, sha256(''), 3, 'stored')",
         f"""INSERT INTO media_files (message_id, file_name, original_name, mime_type,
                 media_type, file_size, chunk_size, chunk_count, sha256, upload_state,
-                completed_at, created_at)
+                completed_at, created_at, content_id)
             SELECT 1 + g % 2000, 'f' || g, 'f', (ARRAY['image/jpeg','image/png',
                    'video/mp4','audio/ogg','application/pdf','image/webp'])[1 + g % 6],
                    (ARRAY['image','image','video','audio','document','image'])[1 + g % 6],
                    0, 3, 0, sha256(int4send(g)), 'complete', now(),
-                   timestamptz '2024-01-01' + g * interval '31 seconds'
+                   timestamptz '2024-01-01' + g * interval '31 seconds', 1
               FROM generate_series(1, {SEED_ROWS}) g""",
         "ANALYZE media_files", "ANALYZE messages"))
     yield dsn

@@ -185,6 +185,8 @@ async def test_kill_9_mid_upload_another_instance_reclaims_it_completed_files_in
                 hashlib.sha256(data).digest()
         assert await fetchval(db_dsn, "SELECT count(*) FROM content_chunks c WHERE NOT EXISTS "
                                       "(SELECT 1 FROM media_files f "
-                                      " WHERE f.content_id = c.content_id)") == 0
+                                      " WHERE f.content_id = c.content_id) AND NOT EXISTS "
+                                      "(SELECT 1 FROM media_variants v "
+                                      " WHERE v.content_id = c.content_id)") == 0
     finally:
         procs.cleanup()

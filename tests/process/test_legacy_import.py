@@ -11,6 +11,7 @@ from server.legacy.importer import (ALREADY, CHANGED, FAILED, IMPORTED, ORPHAN,
                                     WOULD_IMPORT)
 from server.legacy.manifest import read_manifest
 from server.legacy.lock import LegacyBusy, legacy_lock
+from server.store.sqlfiles import Q
 from tests.legacy_util import make_chat, run_import
 from tests.procs import REPO, RUN_PY, clean_env
 
@@ -79,9 +80,9 @@ async def test_interrupted_run_continues(store, pool, chat):
     async with pool.acquire() as conn:
         for name in ("2023/c.jpg", "foto 1.jpg"):
             await conn.execute("DELETE FROM media_files WHERE id = $1", ids[name])
-        await conn.execute(
-            "INSERT INTO media_files (file_name, original_name, mime_type, media_type, "
-            "chunk_size) VALUES ('half.jpg', 'c.jpg', 'image/jpeg', 'image', 3072)")
+        await Q.create_upload.fetchrow(conn, file_name="half.jpg", original_name="c.jpg",
+                                       mime_type="image/jpeg", media_type="image",
+                                       chunk_size=3072, instance_id=None)
     report, _ = await run_import(store, chat)
     assert outcomes(report)["a.jpg"] == ALREADY and outcomes(report)["b.png"] == ALREADY
     assert outcomes(report)["2023/c.jpg"] == IMPORTED
