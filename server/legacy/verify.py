@@ -97,6 +97,10 @@ async def verify(store: MediaStore, *, media_id: int | None = None,
     progress = Progress(total, "verify", out=out, bar=bar)
     problems: list[Problem] = []
     checked = 0
+    if media_id is None:
+        for p in await store.broken_invariants():
+            problems.append(Problem(None, None, p))
+            progress.line(str(problems[-1]))
     try:
         async for mid, legacy in todo:
             found = await _verify_one(store, mid, legacy, source)

@@ -64,6 +64,10 @@ MAX_WRITES_IN_FLIGHT = 2
 APPEND_SLOTS = tuple(f"data{i}" for i in range(WRITE_BATCH))
 
 
+# sql/monitoring/invariants.sql: each names rows that break the storage model.
+INVARIANTS = ("broken_complete_without_chunks", "broken_chunk_gaps",
+              "broken_orphaned_chunks", "broken_rows_missing_content")
+
 # The connection itself is unusable: the driver's state, not the statement, failed.
 _CONNECTION_BROKEN = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 # The database cannot answer now (down, restarting, shutting down, saturated, frozen):
@@ -600,6 +604,16 @@ class MediaStore:
         async with self.connection() as conn:
             row = await Q.content_chunk_extent.fetchrow(conn, content_id=content_id)
         return row["chunks"], row["max_seq"]
+
+    async def broken_invariants(self) -> list[str]:
+        """What sql/monitoring/invariants.sql finds wrong with the stored contents and
+        the rows pointing at them, one line per row found (none on a healthy store)."""
+        found = []
+        async with self.connection() as conn:
+            for name in INVARIANTS:
+                for row in await getattr(Q, name).fetch(conn):
+                    found.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        return found
 
     async def reclaim_orphaned_contents(self, grace_seconds: float,
                                         batch: int = 100) -> tuple[int, int]:
