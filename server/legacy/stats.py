@@ -13,13 +13,12 @@ async def collect(store: MediaStore, legacy_dir: Path | None = None) -> dict:
     async with store.connection() as conn:
         msgs = await Q.stats_messages.fetchrow(conn)
         by_type = await Q.stats_media_by_type.fetch(conn)
-        storage = await Q.stats_storage.fetchrow(conn)
         uploading = await Q.stats_uploads_in_progress.fetchrow(conn)
         legacy = await Q.stats_legacy.fetchrow(conn)
         zapi = await Q.stats_zapi.fetchrow(conn)
-        chunk_bytes = await Q.chunk_table_size.fetchval(conn)
         imported = ({r["legacy_name"] for r in await Q.legacy_map_all.fetch(conn)}
                     if legacy_dir is not None else set())
+    storage, chunk_bytes = await store.storage_figures()
     left = None
     if legacy_dir is not None:
         listing = await list_folder(legacy_dir)

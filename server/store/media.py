@@ -615,6 +615,13 @@ class MediaStore:
                     found.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
         return found
 
+    async def storage_figures(self) -> tuple[dict, int]:
+        """stats_storage's figures (logical and stored bytes, contents) and the chunk
+        table's size on disk."""
+        async with self.connection() as conn:
+            storage = dict(await Q.stats_storage.fetchrow(conn))
+            return storage, await Q.chunk_table_size.fetchval(conn)
+
     async def reclaim_orphaned_contents(self, grace_seconds: float,
                                         batch: int = 100) -> tuple[int, int]:
         """Delete content no row has shown for ``grace_seconds``: (contents, bytes)."""

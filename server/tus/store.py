@@ -1,5 +1,5 @@
 """The store side of tus: a small contract on the media store (same pool, same chunk
-table), so the handler never sees SQL.
+table: the chunks through server/store/tus_chunks.py), so the handler never sees SQL.
 
 - ``create`` makes an invisible media_files row (no instance owns it: it waits for its
   client) and its tus_uploads row; ``get`` reads the state back on any instance.
@@ -33,6 +33,7 @@ from server.asyncutil import cancel_and_wait
 from server.errors import PayloadTooLarge, TusLocked, TusTooManyOpen
 from server.store.chunking import decode_chunk
 from server.store.media import STORE, MediaRecord, MediaStore, StoredBytes
+from server.store import tus_chunks
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class TusStore:
                 raise TusTooManyOpen()
             if max_bytes is not None and held["held"] + (upload_length or 0) > max_bytes:
                 raise PayloadTooLarge(_budget_message(max_bytes, held["held"]))
-            media_id = await Q.tus_create_media.fetchval(
+            media_id = await tus_chunks.create_part(
                 conn, file_name=f"{upload_id.hex}.part", original_name=original_name,
                 chunk_size=self.media.chunk_size)
             await Q.tus_create.execute(
@@ -306,9 +307,9 @@ class Writer:
     async def discard(self) -> None:
         """Drop what this (deferred) PATCH stored: the upload stays at its offset."""
         async with self.store.media.connection() as conn:
-            await Q.tus_discard.execute(conn, id=self.state.id, lock_id=self.lock_id,
-                                        media_id=self.state.media_id,
-                                        first_seq=self.state.chunk_count)
+            await tus_chunks.discard(conn, upload_id=self.state.id, lock_id=self.lock_id,
+                                     media_id=self.state.media_id,
+                                     first_seq=self.state.chunk_count)
         self.stored, self.seq = self.state.stored, self.state.chunk_count
         self.buf = bytearray(self.state.tail)
 
@@ -321,16 +322,15 @@ class Writer:
         text = pybase64.b64encode(bytes(self.buf[:n])).decode("ascii")
         async with self.store.media.connection() as conn:
             if self.deferred:
-                status = await Q.tus_put_chunk.execute(
-                    conn, id=self.state.id, lock_id=self.lock_id,
-                    media_id=self.state.media_id, seq=self.seq, data=text,
+                ok = await tus_chunks.put_chunk(
+                    conn, upload_id=self.state.id, lock_id=self.lock_id,
+                    media_id=self.state.media_id, seq=self.seq, text=text,
                     lease_seconds=self.store.lease_seconds)
-                ok = status == "INSERT 0 1"
             else:
-                status = await Q.tus_append_chunk.execute(
-                    conn, id=self.state.id, lock_id=self.lock_id, seq=self.seq, data=text,
-                    stored_bytes=self.stored + n, lease_seconds=self.store.lease_seconds)
-                ok = status == "UPDATE 1"
+                ok = await tus_chunks.append_chunk(
+                    conn, upload_id=self.state.id, lock_id=self.lock_id, seq=self.seq,
+                    text=text, stored_bytes=self.stored + n,
+                    lease_seconds=self.store.lease_seconds)
         if not ok:
             raise TusLocked()
         del self.buf[:n]

@@ -8,6 +8,7 @@ function): a function-local import is how a cycle hides, not how it goes away.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -193,3 +194,36 @@ def test_the_graph_sees_what_it_must():
         key=str)
     assert cycles({("a", "b"): [], ("b", "c"): [], ("c", "a"): [], ("c", "d"): []}) \
         == [["a", "b", "c"]]
+
+
+# The tables of the bytes (sql/contents.sql, sql/chunks.sql): only server/store/ runs
+# the statements that name them; every other package goes through the store.
+BYTES_TABLES = re.compile(r"\b(content_chunks|media_contents)\b")
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+
+
+def test_only_the_store_runs_statements_on_the_chunk_and_content_tables():
+    from server.store.sqlfiles import Q
+    touching = {n for n in Q.names()
+                if BYTES_TABLES.search(_without_comments(getattr(Q, n).sql))}
+    assert {"append_chunks", "serve_chunks", "claim_stored_content",
+            "reclaim_orphaned_contents", "tus_append_chunk"} <= touching
+    offenders = []
+    for module, path in modules().items():
+        if module == "server.store" or module.startswith("server.store."):
+            continue
+        source = path.read_text()
+        offenders += [f"{module}: Q.{n}" for n in sorted(touching)
+                      if re.search(rf"\bQ\.{n}\b", source)]
+        # Nor SQL of its own naming them (a string that is not a docstring).
+        tree = ast.parse(source)
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        offenders += [f"{module}: a string names {m.group(0)}"
+                      for n in ast.walk(tree)
+                      if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                      and id(n) not in docstrings
+                      for m in [BYTES_TABLES.search(n.value)] if m]
+    assert offenders == []
