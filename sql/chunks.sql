@@ -2,7 +2,8 @@
 -- chunk. Run only by server/store/ (the store's one writer and one reader).
 
 -- name: append_chunks
--- Stores a batch of consecutive chunks and records the
+-- The one chunk writer (store/media.py): stores a batch of consecutive chunks of a
+-- 'writing' content (an upload's, or a variant's) and records the
 -- upload's progress in the same statement, so the row always says how far the upload
 -- got (for the janitor's idle clock, and for reading the progress back). One statement
 -- for several chunks: one round trip, one commit and one progress update per batch.
@@ -31,32 +32,18 @@ WITH async_commit AS (
            AS c(data, i)
      WHERE c.data IS NOT NULL
 )
+-- A variant's content (written by its media's upload, not the upload's own content)
+-- moves only the media's idle clock.
 UPDATE media_files
-   SET file_size = greatest(file_size, :stored_bytes),
-       chunk_count = greatest(chunk_count, :chunk_count), updated_at = now()
- WHERE id = :media_id AND upload_state = 'uploading' AND content_id = :content_id
-   AND EXISTS (SELECT FROM async_commit);
-
--- name: append_variant_chunks
--- append_chunks for a variant's content, written while its media is still uploading:
--- the same chunks, and the media's idle clock (not its progress) moves.
-WITH async_commit AS (
-    SELECT set_config('synchronous_commit', 'off', true)
-), stored AS (
-    INSERT INTO content_chunks (content_id, seq, data)
-    SELECT :content_id, :first_seq + c.i - 1, c.data
-      FROM unnest(ARRAY[convert_from(:data0::bytea, 'UTF8'),
-                        convert_from(:data1::bytea, 'UTF8'),
-                        convert_from(:data2::bytea, 'UTF8'),
-                        convert_from(:data3::bytea, 'UTF8')]) WITH ORDINALITY
-           AS c(data, i)
-     WHERE c.data IS NOT NULL
-)
-UPDATE media_files SET updated_at = now()
+   SET file_size = CASE WHEN content_id = :content_id
+                        THEN greatest(file_size, :stored_bytes) ELSE file_size END,
+       chunk_count = CASE WHEN content_id = :content_id
+                          THEN greatest(chunk_count, :chunk_count) ELSE chunk_count END,
+       updated_at = now()
  WHERE id = :media_id AND upload_state = 'uploading'
-   AND EXISTS (SELECT FROM async_commit)
    AND EXISTS (SELECT FROM media_contents
-                WHERE id = :content_id AND writer_media_id = :media_id);
+                WHERE id = :content_id AND writer_media_id = :media_id)
+   AND EXISTS (SELECT FROM async_commit);
 
 -- name: read_chunks
 -- The chunks covering a byte range, in order; the caller asks for a few at a time.

@@ -311,15 +311,11 @@ class Upload:
     def _write_queued(self) -> None:
         batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
         last = batch[-1]
-        task = asyncio.ensure_future(self._append(
-            batch[0].seq, [c.b64 for c in batch],
+        task = asyncio.ensure_future(self.store._append_chunks(
+            self.media_id, self.content_id, batch[0].seq, [c.b64 for c in batch],
             last.seq * self._enc.chunk_size + last.nbytes))
         self._in_flight.add(task)
         task.add_done_callback(self._written)
-
-    def _append(self, first_seq: int, texts: list[bytes], stored: int) -> Awaitable[None]:
-        return self.store._append_chunks(Q.append_chunks, self.media_id, self.content_id,
-                                         first_seq, texts, stored)
 
     def _written(self, task: asyncio.Task) -> None:
         # The next batch goes as soon as this one is stored; a failure stays in the set
@@ -348,10 +344,6 @@ class Upload:
 class _VariantWriter(Upload):
     """A variant's bytes into its own 'writing' content, through the same batched
     writes as an upload's; the media's idle clock moves, not its progress."""
-
-    def _append(self, first_seq: int, texts: list[bytes], stored: int) -> Awaitable[None]:
-        return self.store._append_chunks(Q.append_variant_chunks, self.media_id,
-                                         self.content_id, first_seq, texts, stored)
 
     async def settle(self, *, name: str, mime_type: str, dimensions: Any) -> None:
         for chunk in self._enc.finish():
@@ -556,18 +548,17 @@ class MediaStore:
         chunk_size = self.chunk_size if reuse is None else row["chunk_size"]
         return Upload(self, row["id"], chunk_size, row["content_id"], reuse)
 
-    async def _append_chunks(self, statement, media_id: int, content_id: int,
+    async def _append_chunks(self, media_id: int, content_id: int,
                              first_seq: int, texts: list[bytes], stored: int) -> None:
         """The one chunk writer: a batch of consecutive chunks of a 'writing' content
         (an upload's or a variant's), with the upload's progress."""
         slots = dict(zip(APPEND_SLOTS, [*texts, *[None] * (WRITE_BATCH - len(texts))],
                          strict=True))
-        params = dict(media_id=media_id, content_id=content_id, first_seq=first_seq, **slots)
-        if statement is Q.append_chunks:
-            params.update(stored_bytes=stored, chunk_count=first_seq + len(texts))
         try:
             async with self.connection() as conn:
-                status = await statement.execute(conn, **params)
+                status = await Q.append_chunks.execute(
+                    conn, media_id=media_id, content_id=content_id, first_seq=first_seq,
+                    **slots, stored_bytes=stored, chunk_count=first_seq + len(texts))
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
         if status != "UPDATE 1":
