@@ -42,16 +42,17 @@ async def measure(dsn: str, sizes: list[int], reads: int) -> None:
                                              file_size=FILE_SIZE, data=data)
             have += n
         await conn.execute("ANALYZE media_files")   # bench harness: fresh statistics
-        await conn.execute("ANALYZE media_chunks")
+        await conn.execute("ANALYZE content_chunks")
         lo, hi = await SEED["seeded_ids"].fetchrow(conn)
         size = await SEED["chunk_table_bytes"].fetchval(conn)
         meta, chunk, both = [], [], []
         for _ in range(reads):
             media_id = random.randint(lo, hi)
             t0 = time.perf_counter()
-            await Q.get_media.fetchrow(conn, id=media_id)
+            rec = await Q.get_media.fetchrow(conn, id=media_id)
             t1 = time.perf_counter()
-            await Q.read_chunks.fetch(conn, media_id=media_id, first_seq=0, last_seq=0)
+            await Q.read_chunks.fetch(conn, content_id=rec["content_id"], first_seq=0,
+                                      last_seq=0)
             t2 = time.perf_counter()
             meta.append(t1 - t0)
             chunk.append(t2 - t1)

@@ -4,7 +4,7 @@ moves for the same chunks, side by side in one run. Never part of the test run.
     python bench/bench_throughput.py [--size-mib 256] [--rounds 3] [--set VAR=VALUE ...]
 
 References, measured in alternation with the service:
-  upload    COPY of the same base64 chunks into media_chunks from this script (one
+  upload    COPY of the same base64 chunks into content_chunks from this script (one
             statement, one transaction; the script encodes with pybase64)
   download  a tight asyncpg loop reading the chunks (read_chunks, 4 per round trip, one
             after the other) and decoding them with pybase64's validating decoder, the
@@ -84,13 +84,13 @@ async def copy_upload(dsn: str, pieces: list[bytes]) -> float:
     conn = await asyncpg.connect(dsn)
     try:
         t = time.perf_counter()
-        media_id = await Q.create_upload.fetchval(
+        media_id, content_id = await Q.create_upload.fetchrow(
             conn, file_name=f"{uuid.uuid4().hex}.pdf", original_name="copy.pdf",
             mime_type="application/pdf", media_type="document", chunk_size=CHUNK, instance_id=None)
-        records = ((media_id, seq, pybase64.b64encode(p).decode())
+        records = ((content_id, seq, pybase64.b64encode(p).decode())
                    for seq, p in enumerate(pieces))
-        await conn.copy_records_to_table("media_chunks", records=records,
-                                         columns=["media_id", "seq", "data"])
+        await conn.copy_records_to_table("content_chunks", records=records,
+                                         columns=["content_id", "seq", "data"])
         elapsed = time.perf_counter() - t
         await Q.delete_upload.execute(conn, id=media_id)
         return elapsed

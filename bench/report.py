@@ -24,7 +24,7 @@ What runs, all on loopback, against one embedded PostgreSQL started here:
   peer          django-db-file-storage under gunicorn (bench/django_peer/), its own
                 database on the same PostgreSQL, venv made on first use
   asyncpg loop  reading and decoding the same chunks in a tight loop (4 per round trip)
-  COPY          COPY of the same base64 chunks into media_chunks from this script
+  COPY          COPY of the same base64 chunks into content_chunks from this script
 The last two come from bench/bench_throughput.py. Rounds alternate the targets (the
 order rotates each round) and the report gives medians. Sections: small (50 KiB at 32
 and 128 connections, 200 and 2,000 ids), seek (1 KiB at the end of the large file),

@@ -8,7 +8,7 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store rollback N     roll back the last N migrations
     media-store reclaim        delete abandoned uploads and unreferenced content now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
-    media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
+    media-store partition-chunks   hash-partition content_chunks (docs/scaling.md)
     media-store keys create NAME [--scope read|write|admin]   prints the new API key
     media-store keys list | keys revoke NAME
     media-store import-legacy | verify | cleanup-legacy | export | stats
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                    "shown for MEDIA_ORPHAN_GRACE_SECONDS, now")
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
-                   help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
+                   help="hash-partition content_chunks (docs/scaling.md; rewrites the table)")
     p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
