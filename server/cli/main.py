@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                    "shown for MEDIA_ORPHAN_GRACE_SECONDS, now")
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
-                   help="hash-partition content_chunks (docs/scaling.md; rewrites the table)")
+                   help="hash-partition the chunk table (docs/scaling.md; rewrites it)")
     p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
