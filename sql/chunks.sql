@@ -55,19 +55,25 @@ SELECT seq, data
 -- name: serve_chunks
 -- read_chunks for the serving path: the base64 as bytes (convert_to within the same
 -- encoding only checks it and returns it as is), so that the server can decode any
--- slice of it without copying the text first.
+-- slice of it without copying the text first. Only while the media served still
+-- exists: its content may outlive it (shown by others, or awaiting the reclaim), but a
+-- deleted media's bytes are not served, even from metadata cached before the delete.
 SELECT seq, convert_to(data, 'UTF8') AS data
   FROM content_chunks
  WHERE content_id = :content_id AND seq BETWEEN :first_seq AND :last_seq
+   AND EXISTS (SELECT 1 FROM media_files WHERE id = :media_id)
  ORDER BY seq;
 
 -- name: serve_chunk_batch
 -- serve_chunks for single chunks of several files at once: the cache misses that
 -- queued for a connection together (store/batching.py), in one round trip. A chunk
 -- that does not exist has no row.
-SELECT k.content_id, k.seq, convert_to(c.data, 'UTF8') AS data
-  FROM unnest(:content_ids::bigint[], :seqs::int[]) AS k(content_id, seq)
-  JOIN content_chunks c ON c.content_id = k.content_id AND c.seq = k.seq;
+-- As serve_chunks, only for media that still exist.
+SELECT k.media_id, k.content_id, k.seq, convert_to(c.data, 'UTF8') AS data
+  FROM unnest(:media_ids::int[], :content_ids::bigint[], :seqs::int[])
+       AS k(media_id, content_id, seq)
+  JOIN content_chunks c ON c.content_id = k.content_id AND c.seq = k.seq
+ WHERE EXISTS (SELECT 1 FROM media_files f WHERE f.id = k.media_id);
 
 -- name: content_chunk_extent
 -- How many chunks a content has and its highest seq (verify: nothing missing, nothing

@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 
 from server.asyncutil import consume
 
-Key = tuple[int, int]                  # (content_id, seq)
+Key = tuple[int, int, int]             # (media_id, content_id, seq)
 Connect = Callable[[], AbstractAsyncContextManager]
 Query = Callable[[object, list[Key]], Awaitable[dict[Key, bytes]]]
 

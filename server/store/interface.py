@@ -30,9 +30,10 @@ in progress is never returned. ``read(rec, start, end)`` yields exactly the byte
 them; a content found incomplete raises StorageCorrupt, never yields wrong bytes.
 
 Deleting. ``delete`` removes a complete media (MediaNotFound if there is none); it
-never removes content that another media or variant shows. Content that no row shows
-any more stays readable for the grace period, then ``reclaim_orphaned_contents`` (the
-janitor) deletes it. A finish that points at a content while it is being reclaimed
+never removes content that another media or variant shows. A deleted media's bytes are
+no longer served (``read`` through a record of it raises StorageCorrupt, even if that
+record was cached). Content that no row shows any more is kept for the grace period,
+then ``reclaim_orphaned_contents`` (the janitor) deletes it. A finish that points at a content while it is being reclaimed
 either keeps it (the reclaim leaves it) or, finding it gone, keeps its own copy: no
 complete media ever points at missing bytes.
 

@@ -746,17 +746,18 @@ class MediaStore:
         if self.replicas is not None or self.pool_has_room():
             [(_, text)] = await self._read_chunks(rec, seq, seq)
             return text
-        text = await self.batched_reads.read((rec.content_id, seq))
+        text = await self.batched_reads.read((rec.id, rec.content_id, seq))
         if text is None:
             raise StorageCorrupt(f"media {rec.id}: chunk {seq} missing")
         return text
 
     @staticmethod
-    async def _query_chunk_batch(conn: asyncpg.Connection, keys: list[tuple[int, int]]
-                                 ) -> dict[tuple[int, int], bytes]:
-        rows = await Q.serve_chunk_batch.fetch(conn, content_ids=[k[0] for k in keys],
-                                               seqs=[k[1] for k in keys])
-        return {(r["content_id"], r["seq"]): r["data"] for r in rows}
+    async def _query_chunk_batch(conn: asyncpg.Connection, keys: list[tuple[int, int, int]]
+                                 ) -> dict[tuple[int, int, int], bytes]:
+        rows = await Q.serve_chunk_batch.fetch(conn, media_ids=[k[0] for k in keys],
+                                               content_ids=[k[1] for k in keys],
+                                               seqs=[k[2] for k in keys])
+        return {(r["media_id"], r["content_id"], r["seq"]): r["data"] for r in rows}
 
     async def _read_range(self, rec: MediaRecord, start: int,
                           end: int) -> AsyncGenerator[bytes, None]:
@@ -810,8 +811,8 @@ class MediaStore:
 
         def fetch(conn: asyncpg.Connection):
             # A variant's record names its own content: one table, one reader.
-            return Q.serve_chunks.fetch(conn, content_id=rec.content_id, first_seq=first,
-                                        last_seq=last)
+            return Q.serve_chunks.fetch(conn, media_id=rec.id, content_id=rec.content_id,
+                                        first_seq=first, last_seq=last)
 
         if self.replicas is not None:
             rows = await self.replicas.fetch(fetch)

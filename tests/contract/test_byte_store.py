@@ -99,11 +99,12 @@ async def test_delete_keeps_what_another_shows_and_reclaim_waits_for_the_grace(s
     assert await store.reclaim_orphaned_contents(0) == (0, 0)
     assert await whole(store, b) == data
     await store.delete(b.id)
-    assert await whole(store, b) == data            # within the grace: still there
+    with pytest.raises(StorageCorrupt):               # a deleted media is not served ...
+        await whole(store, b)
+    assert await store.content_extent(b.content_id) == (2, 1)   # ... its content waits
     assert await store.reclaim_orphaned_contents(3600) == (0, 0)
     assert await store.reclaim_orphaned_contents(0) == (1, len(data))
-    with pytest.raises(StorageCorrupt):
-        await whole(store, b)
+    assert await store.content_extent(b.content_id) == (0, -1)
 
 
 async def test_variants_are_contents_too(subject):
