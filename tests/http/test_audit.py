@@ -43,6 +43,23 @@ async def test_upload_and_delete_rows(client, pool, message_id):
     assert len((await audit_rows(pool, "action = 'delete'"))[0]["request_id"]) == 32
 
 
+async def test_a_deduplicated_upload_is_audited_as_an_upload(client, pool, message_id):
+    # The same bytes twice (a forwarded photo): stored once, two media, two upload rows,
+    # each naming its own media, exactly as two different files would.
+    data = png_bytes()
+    ids = []
+    for _ in range(2):
+        resp = await client.post(UPLOAD, params={"message_id": str(message_id)}, data=data,
+                                 headers={"Content-Type": "image/png"})
+        assert resp.status == 201
+        ids.append((await resp.json())["id"])
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(DISTINCT content_id) FROM media_files "
+                                   "WHERE id = ANY($1::int[])", ids) == 1
+    assert [(r["action"], r["media_id"], r["outcome"]) for r in await audit_rows(pool)] == [
+        ("upload", ids[0], "ok"), ("upload", ids[1], "ok")]
+
+
 def client_ua() -> str:
     from aiohttp.http import SERVER_SOFTWARE
     return SERVER_SOFTWARE
