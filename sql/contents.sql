@@ -59,3 +59,17 @@ DELETE FROM media_contents c
    AND c.state = 'stored'
    AND c.last_referenced_at < now() - make_interval(secs => :grace_seconds)
 RETURNING c.id, c.file_size;
+
+-- name: variant_contents_of
+-- The contents an upload's variants show (an aborted upload's, before its row goes).
+SELECT content_id FROM media_variants WHERE media_id = :media_id;
+
+-- name: drop_unshown_contents
+-- Of these contents, those no row shows any more: an aborted upload's variants, dropped
+-- at once rather than after the grace period. A content another upload has just
+-- claimed or pointed at is locked by it: this waits, and the foreign key then refuses
+-- the delete if a row shows it (the caller leaves it to the reclaim).
+DELETE FROM media_contents c
+ WHERE c.id = ANY(:ids::bigint[]) AND c.state = 'stored'
+   AND NOT EXISTS (SELECT 1 FROM media_files f WHERE f.content_id = c.id)
+   AND NOT EXISTS (SELECT 1 FROM media_variants v WHERE v.content_id = c.id);

@@ -56,6 +56,22 @@ async def drop_copy(conn: asyncpg.Connection, own_id: int) -> None:
     await Q.drop_writing_content.execute(conn, id=own_id)
 
 
+async def drop_upload(conn: asyncpg.Connection, media_id: int) -> None:
+    """An aborted upload, at once: its row (its own 'writing' content goes with it by
+    cascade), and the contents its variants were sealed into, unless another row shows
+    them by now (those are left to the reclaim)."""
+    async with conn.transaction():
+        shown = [r["content_id"] for r in await Q.variant_contents_of.fetch(
+            conn, media_id=media_id)]
+        await Q.delete_upload.execute(conn, id=media_id)
+        if shown:
+            try:
+                async with conn.transaction():
+                    await Q.drop_unshown_contents.execute(conn, ids=shown)
+            except asyncpg.ForeignKeyViolationError:
+                pass   # pointed at meanwhile: it stays, shown by that row
+
+
 async def reclaim_orphans(pool_connection, grace_seconds: float,
                           batch: int = 100) -> tuple[int, int]:
     """Delete content unreferenced for ``grace_seconds``, in bounded batches; returns

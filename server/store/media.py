@@ -43,7 +43,7 @@ from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
-from server.store.contents import drop_copy, reclaim_orphans, settle
+from server.store.contents import drop_copy, drop_upload, reclaim_orphans, settle
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -284,7 +284,7 @@ class Upload:
             self._in_flight.clear()
         try:
             async with self.store.connection() as conn:
-                await Q.delete_upload.execute(conn, id=self.media_id)
+                await drop_upload(conn, self.media_id)
         except Exception:  # the janitor will get it; don't mask the original error
             log.warning("could not delete aborted upload %s now; janitor will", self.media_id,
                         exc_info=True)

@@ -434,7 +434,12 @@ async def test_delete(client, pool, message_id):
     up = await upload(client, message_id, jpeg_bytes(4 * CHUNK))
     resp = await client.delete(f"/api/media/{up['id']}")
     assert resp.status == 204
-    await assert_nothing_stored(pool)
+    assert await rows(pool) == 0
+    # Its content (no row shows it now) waits for the reclaim's grace period.
+    assert await rows(pool, "SELECT count(*) FROM media_contents WHERE sha256 = "
+                            f"decode('{up['sha256']}', 'hex')") == 1
+    assert await rows(pool, "SELECT count(*) FROM media_contents c WHERE EXISTS "
+                            "(SELECT 1 FROM media_variants v WHERE v.content_id = c.id)") == 0
     await assert_error(await client.get(f"/api/media/{up['id']}"), 404, "media_not_found")
     await assert_error(await client.get(up["url"]), 404, "media_not_found")
     await assert_error(await client.delete(f"/api/media/{up['id']}"), 404, "media_not_found")
