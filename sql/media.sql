@@ -44,25 +44,53 @@ SELECT :file_name, :original_name, :mime_type, :media_type, c.chunk_size, :insta
 RETURNING id, content_id, chunk_size;
 
 -- name: finalize_upload
--- Makes an upload visible, in one statement: it is complete or it is not there. Its
--- content is the one the finishing transaction settled on (store/contents.py): its own
--- copy, or the stored content with the same sha256.
-UPDATE media_files
+-- Makes an upload visible, in one statement: it is complete or it is not there. Run
+-- after lock_content_sha256 (sql/contents.sql), in the same transaction. Its content is
+-- the stored one with the same sha256 if there is one (claimed: locked and marked as
+-- referenced now, see claim_stored_content), its own copy dropped (with :drop_copy; a
+-- copy reused from a tus upload goes with that upload's row instead); else its own copy,
+-- sealed as the stored content of that sha256 (chunks past its end trimmed). Nothing
+-- when the upload or its copy is gone (the janitor took it).
+WITH claimed AS (
+    UPDATE media_contents SET last_referenced_at = clock_timestamp()
+     WHERE sha256 = :sha256 AND state = 'stored'
+    RETURNING id, chunk_size, chunk_count
+), sealed AS (
+    UPDATE media_contents
+       SET state = 'stored', sha256 = :sha256, file_size = :file_size,
+           chunk_count = :chunk_count, writer_media_id = NULL,
+           last_referenced_at = clock_timestamp()
+     WHERE id = :content_id AND state = 'writing' AND NOT EXISTS (SELECT FROM claimed)
+    RETURNING id, chunk_size, chunk_count
+), settled AS (
+    SELECT id, chunk_size, chunk_count FROM claimed
+    UNION ALL
+    SELECT id, chunk_size, chunk_count FROM sealed
+), trimmed AS (
+    DELETE FROM content_chunks
+     WHERE content_id = :content_id AND seq >= :chunk_count AND EXISTS (SELECT FROM sealed)
+), dropped AS (
+    DELETE FROM media_contents
+     WHERE id = :content_id AND state = 'writing' AND :drop_copy
+       AND EXISTS (SELECT FROM claimed)
+)
+UPDATE media_files f
    SET upload_state = 'complete',
        message_id   = :message_id,
        file_size    = :file_size,
-       chunk_count  = :chunk_count,
-       chunk_size   = :chunk_size,
-       content_id   = :content_id,
+       chunk_count  = s.chunk_count,
+       chunk_size   = s.chunk_size,
+       content_id   = s.id,
        sha256       = :sha256,
        completed_at = now(),
        updated_at   = now()
- WHERE id = :id AND upload_state = 'uploading'
-RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
-          is_compressed, compression_quality, duration, dimensions, zapi_sent,
-          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-          duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, content_id;
+  FROM settled s
+ WHERE f.id = :id AND f.upload_state = 'uploading'
+RETURNING f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_size,
+          f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
+          f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
+          f.chunk_count, f.sha256, f.duration_exact, f.waveform,
+          media_variant_list(f.id) AS variants, NULL::varchar AS variant, f.content_id;
 
 -- name: delete_upload
 -- Reclaims an aborted upload at once (its 'writing' content and chunks go with it by

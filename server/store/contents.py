@@ -32,12 +32,18 @@ class Settled:
     deduplicated: bool   # an existing content: the upload's own copy is to be dropped
 
 
+async def lock_sha256(conn: asyncpg.Connection, sha256: bytes) -> None:
+    """Until the caller's transaction ends, no other finish of the same bytes runs."""
+    await Q.lock_content_sha256.execute(conn, sha256=sha256)
+
+
 async def settle(conn: asyncpg.Connection, own_id: int, sha256: bytes, file_size: int,
                  chunk_count: int) -> Settled:
     """In the caller's transaction: the stored content with ``sha256`` (claimed), or
     ``own_id`` sealed as that content. UploadExpired when the own copy is gone (the
-    janitor reclaimed the upload)."""
-    await Q.lock_content_sha256.execute(conn, sha256=sha256)
+    janitor reclaimed the upload). Variants settle here; an upload's finish does the
+    same inside finalize_upload (sql/media.sql)."""
+    await lock_sha256(conn, sha256)
     row = await Q.claim_stored_content.fetchrow(conn, sha256=sha256)
     if row is not None:
         return Settled(row["id"], row["chunk_size"], row["chunk_count"], True)

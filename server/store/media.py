@@ -43,7 +43,7 @@ from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
 from server.store.chunking import Chunk, ChunkEncoder, decode_chunk
-from server.store.contents import drop_copy, drop_upload, reclaim_orphans, settle
+from server.store.contents import drop_copy, drop_upload, lock_sha256, reclaim_orphans, settle
 from server.store.replicas import ReadReplicas
 from server.store.sqlfiles import Q
 
@@ -244,21 +244,18 @@ class Upload:
             raise RuntimeError(f"upload {self.media_id}: bytes differ from the stored ones")
         async with self.store.connection() as conn, conn.transaction():
             # Where the bytes live: the stored content with this sha256, or this
-            # upload's own copy, sealed (store/contents.py).
-            content = await settle(conn, self.content_id, sha256, size, self._enc.chunks)
+            # upload's own copy, sealed (store/contents.py); in finalize_upload itself,
+            # once the uploads of the same bytes are serialised.
+            await lock_sha256(conn, sha256)
             try:
                 row = await Q.finalize_upload.fetchrow(
-                    conn, id=self.media_id, message_id=message_id,
-                    file_size=size, chunk_count=content.chunk_count,
-                    chunk_size=content.chunk_size, content_id=content.content_id,
-                    sha256=sha256)
+                    conn, id=self.media_id, message_id=message_id, file_size=size,
+                    chunk_count=self._enc.chunks, content_id=self.content_id,
+                    sha256=sha256, drop_copy=self._reuse is None)
             except asyncpg.ForeignKeyViolationError:
                 raise MessageNotFound() from None
             if row is None:  # the janitor took it: the upload sat idle far too long
                 raise UploadExpired()
-            if content.deduplicated and self._reuse is None:
-                # A reused copy belongs to its own upload and goes with that one.
-                await drop_copy(conn, self.content_id)
             if audit is not None:
                 await audit.write(conn, media_id=self.media_id, message_id=message_id)
             rec = MediaRecord.from_row(row)
