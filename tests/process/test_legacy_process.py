@@ -224,6 +224,10 @@ async def test_verify_catches_a_media_row_swapped_under_the_map(store, pool, pro
         await conn.execute("UPDATE media_files SET sha256 = $1, file_size = $2, "
                            "chunk_count = 1 WHERE id = $3",
                            hashlib.sha256(other).digest(), len(other), victim)
+        await conn.execute("UPDATE media_contents SET sha256 = $1, file_size = $2, "
+                           "chunk_count = 1 WHERE id = (SELECT content_id FROM media_files "
+                           "WHERE id = $3)", hashlib.sha256(other).digest(), len(other),
+                           victim)
     _, problems = await _verify(store)
     assert [(p.media_id, p.what) for p in problems] == [
         (victim, "the database copy is not the one imported (its sha256 differs from "
