@@ -9,6 +9,7 @@ from aiohttp import web
 
 from server.api import (
     access,
+    console,
     deliveries,
     health,
     import_url,
@@ -16,6 +17,7 @@ from server.api import (
     media,
     search,
     serve,
+    stats,
     tus,
     upload,
     zapi_webhook,
@@ -44,6 +46,11 @@ def setup_routes(app: web.Application) -> None:
     # Z-API sends no credential: the secret in the path is the webhook's authentication.
     add(app, "POST", "/api/zapi/webhook/{secret}", zapi_webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
+    add(app, "GET", "/api/stats", stats.get_stats, scope=ADMIN)
+    add(app, "GET", "/api/whoami", access.whoami, scope=READ)
+    # The console's page and modules hold no data (every call it makes carries a key).
+    add(app, "GET", "/console", console.console_page, scope=OPEN)
+    add(app, "GET", "/console/{name}", console.console_asset, scope=OPEN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file
     # during the move. The whole tail, encoded: server/legacy decodes it itself.

@@ -118,11 +118,15 @@ async def prune(store, days: int, *, batch: int = PRUNE_BATCH,
 
 
 async def search(store, *, media_id: int | None, action: str | None,
-                 since: datetime | None, limit: int) -> list[dict]:
-    """Entries matching every filter given, newest first."""
+                 since: datetime | None, limit: int, actor: str | None = None,
+                 after: tuple[datetime, int] | None = None) -> list[dict]:
+    """Entries matching every filter given, newest first; after ``after`` (the
+    previous page's last (at, id)) when given."""
+    after_at, after_id = after or (None, None)
     async with store.connection() as conn:
         rows = await Q.search_audit.fetch(conn, media_id=media_id, action=action,
-                                          since=since, limit=limit)
+                                          actor=actor, since=since, after_at=after_at,
+                                          after_id=after_id, limit=limit)
     return [dict(r) for r in rows]
 
 
