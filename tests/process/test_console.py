@@ -1,0 +1,264 @@
+"""The console in headless Chromium (Debian's, through Playwright): sign in, upload
+with progress, a cut connection resumed, thumbnails, a video played and sought to its
+end with ranged requests, the dashboard, the audit log, delete; a read key offered
+nothing it cannot do; a wrong key told so.
+
+A screenshot of each screen is kept in tests/artifacts/console/ (or
+$CONSOLE_ARTIFACTS), ignored by git. Skipped, visibly, without Playwright or Chromium.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from server.store.media import STORE
+from tests.media import noise_mp4
+from tests.procs import REPO
+from tests.process.test_browser import chromium
+
+async_api = pytest.importorskip("playwright.async_api")
+
+ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS") or REPO / "tests" / "artifacts" / "console")
+CHUNK = 1024 * 1024          # the console's tus PATCH size (server/console/tus.js)
+TIMEOUT_MS = 60_000
+
+
+def noise_jpeg(width: int, height: int) -> bytes:
+    """A photo-like JPEG big enough to take more than one progress event."""
+    img = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def png(width: int = 200, height: int = 120) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 60, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+async def browser():
+    path = chromium()
+    async with async_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+            "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+class Console:
+    """One browser page on the console, collecting what the page complained about."""
+
+    def __init__(self, page, base: str):
+        self.page, self.base = page, base
+        self.problems: list[str] = []
+        page.on("pageerror", lambda e: self.problems.append(f"pageerror {e}"))
+        page.on("console", self._console)
+        page.set_default_timeout(TIMEOUT_MS)
+
+    def _console(self, msg) -> None:
+        # A 404 probe (a route this service lacks) is logged by Chromium as a failed
+        # load; that is the feature detection working. Anything else is a problem,
+        # CSP refusals above all.
+        if msg.type == "error" and "Failed to load resource" not in msg.text:
+            self.problems.append(msg.text)
+
+    async def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    async def sign_in(self, key: str) -> None:
+        await self.page.goto(f"{self.base}/console")
+        await self.page.fill("#key", key)
+        await self.page.click("#signin-form button[type=submit]")
+
+    async def go(self, hash_: str) -> None:
+        await self.page.evaluate("h => { location.hash = h; }", hash_)
+
+
+async def open_console(browser, client, **context) -> Console:
+    ctx = await browser.new_context(**context)
+    page = await ctx.new_page()
+    return Console(page, str(client.make_url("")).rstrip("/"))
+
+
+async def test_console_journey(server_for, browser, admin_key):
+    seen: list[tuple[str, str, str | None, int]] = []
+
+    async def record(request, response):
+        seen.append((request.method, request.path, request.headers.get("Range"),
+                     response.status))
+
+    client = await server_for(setup=lambda app: app.on_response_prepare.append(record))
+    message_id = await client.app[STORE].create_message()
+    video = noise_mp4("libx264", width=320, height=240, fps=10, frames=60,
+                      options={"crf": "0"})
+    assert len(video) > 2 * CHUNK   # several PATCHes: one of them is cut
+    c = await open_console(browser, client)
+    page = c.page
+
+    # Sign in: the key's name and scope are shown, the key is kept in the tab only.
+    await page.goto(f"{c.base}/console")
+    await c.shot("01-sign-in")
+    await c.sign_in(admin_key)
+    await page.wait_for_selector("#who:has-text('test-admin')")
+    assert await page.evaluate("document.cookie") == ""
+    assert admin_key in await page.evaluate("JSON.stringify(sessionStorage)")
+    await page.wait_for_selector("text=No media matches.")
+    await c.shot("02-recent-empty")
+
+    # Two files at once onto the message, each with its progress bar, to completion.
+    await c.go(f"#/message/{message_id}")
+    await page.wait_for_selector(".dropzone")
+    photo = noise_jpeg(900, 700)
+    assert len(photo) > CHUNK // 2
+    await page.set_input_files("#upload-input", [
+        {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo},
+        {"name": "poster.png", "mimeType": "image/png", "buffer": png()}])
+    for name, size in (("photo.jpg", len(photo)), ("poster.png", len(png()))):
+        row = page.locator(f".upload[data-file='{name}']")
+        await row.locator(".state[data-state=done]").wait_for()
+        bar = row.locator("progress")
+        assert await bar.get_attribute("max") == str(size)
+        assert await bar.evaluate("p => p.value") == size
+    await c.shot("03-uploads-done")
+
+    # The third is cut mid-way (the second PATCH's connection reset): it resumes from
+    # what the server kept (HEAD) and completes.
+    cut: list[str] = []
+
+    async def cut_second_patch(route, request):
+        if (request.method == "PATCH" and not cut
+                and request.headers.get("upload-offset") not in (None, "0")):
+            cut.append(request.url)
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/api/media/tus/**", cut_second_patch)
+    await page.set_input_files("#upload-input", [
+        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": video}])
+    row = page.locator(".upload[data-file='clip.mp4']")
+    await row.locator(".state[data-state=resuming]").wait_for()
+    await c.shot("04-upload-resuming")
+    await row.locator(".state[data-state=done]").wait_for()
+    await page.unroute("**/api/media/tus/**")
+    assert len(cut) == 1
+    assert "resumed after an interruption" in await row.locator(".note").inner_text()
+    tus_path = cut[0].split(str(client.make_url("")).rstrip("/"), 1)[1]
+    assert ("HEAD", tus_path, None, 200) in seen
+    video_id = int((await row.locator(".note a").get_attribute("href")).rsplit("/", 1)[1])
+    await c.shot("05-uploads-with-resume")
+
+    # The grid: the images show their thumbnails, the video its preview.
+    await page.wait_for_function("() => document.querySelectorAll('.grid .tile').length === 3")
+    loaded = await page.eval_on_selector_all(
+        ".grid .tile img.thumb",
+        "imgs => Promise.all(imgs.map(i => i.decode().then(() => i.naturalWidth, () => 0)))")
+    assert len(loaded) == 3 and all(w > 0 for w in loaded), loaded
+    await c.shot("06-message-grid")
+
+    # The video's detail: it plays, and seeks to its end through ranged requests.
+    await page.click(f".tile[data-media-id='{video_id}'] a")
+    await page.wait_for_selector("video#player")
+    await page.wait_for_selector("dl.facts")
+    facts = await page.inner_text("dl.facts")
+    assert "320 × 240" in facts and "video (video/mp4)" in facts, facts
+    reached = await page.evaluate("""async () => {
+        const v = document.getElementById('player');
+        v.muted = true;
+        if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+        await v.play();
+        v.pause();
+        const target = v.duration - 0.1;
+        const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
+        v.currentTime = target;
+        await seeked;
+        return [v.currentTime, target, v.duration];
+    }""")
+    assert reached[2] == pytest.approx(6.0, abs=0.1)
+    assert reached[0] == pytest.approx(reached[1], abs=0.05), reached
+    ranged = [s for s in seen if s[1] == f"/api/media/serve/{video_id}" and s[2]]
+    assert ranged and all(s[3] in (206, 304) for s in ranged), ranged
+    assert any(s[3] == 206 and s[2] != "bytes=0-" for s in ranged), ranged
+    await c.shot("07-video-detail")
+
+    # The dashboard from /api/stats: figures and the growth chart.
+    await c.go("#/dashboard")
+    await page.wait_for_selector("canvas#growth-chart")
+    assert "3" in await page.inner_text("table")   # media by type
+    await page.wait_for_selector("#deliveries-pending")
+    await c.shot("08-dashboard")
+
+    # The audit log, filtered.
+    await c.go("#/audit")
+    await page.wait_for_selector("table")
+    await page.select_option("select[name=action]", "upload")
+    await page.click("form[role=search] button[type=submit]")
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('tbody tr td:nth-child(3)')].every(td => td.textContent === 'upload')")
+    assert await page.locator("tbody tr").count() == 3
+    await c.shot("09-audit")
+
+    # Delete: gone from the message and from the API.
+    await c.go(f"#/media/{video_id}")
+    await page.click("#delete")
+    await c.shot("10-delete-confirm")
+    await page.click("#confirm-delete")
+    await page.wait_for_function(f"() => location.hash === '#/message/{message_id}'")
+    await page.wait_for_function("() => document.querySelectorAll('.grid .tile').length === 2")
+    assert await page.locator(f".tile[data-media-id='{video_id}']").count() == 0
+    assert (await client.get(f"/api/media/{video_id}")).status == 404
+    await c.shot("11-after-delete")
+
+    # Readable on a phone: the same page at a phone's width, nothing wider than it.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    assert await page.evaluate("document.documentElement.scrollWidth <= 390")
+    await c.shot("12-phone")
+    assert c.problems == []
+
+
+async def test_a_read_key_is_offered_nothing_it_cannot_do(server_for, browser, key_for):
+    client = await server_for()
+    store = client.app[STORE]
+    message_id = await store.create_message()
+    resp = await client.post("/api/media/upload-production",
+                             params={"message_id": str(message_id), "filename": "a.png"},
+                             data=png(), headers={"Content-Type": "image/png"})
+    media_id = (await resp.json())["id"]
+    c = await open_console(browser, client)
+    await c.sign_in(await key_for("read", "viewer"))
+    await c.page.wait_for_selector("#who:has-text('viewer')")
+    await c.page.wait_for_selector(f".tile[data-media-id='{media_id}']")
+    assert not await c.page.is_visible("nav a[href='#/dashboard']")
+    assert not await c.page.is_visible("nav a[href='#/audit']")
+    await c.go(f"#/media/{media_id}")
+    await c.page.wait_for_selector("dl.facts")
+    assert await c.page.locator("#delete").count() == 0
+    assert await c.page.locator("text=Send to WhatsApp").count() == 0
+    await c.shot("13-read-key-detail")
+    await c.go(f"#/message/{message_id}")
+    await c.page.wait_for_selector(f".tile[data-media-id='{media_id}']")
+    assert await c.page.locator(".dropzone").count() == 0
+    assert c.problems == []
+
+
+async def test_a_wrong_key_gets_a_clear_message(server_for, browser):
+    client = await server_for()
+    c = await open_console(browser, client)
+    await c.sign_in("not-a-key")
+    error = c.page.locator("#signin-error")
+    await error.wait_for()
+    await c.page.wait_for_function("() => document.getElementById('signin-error').textContent !== ''")
+    assert "unknown, revoked or mistyped" in await error.inner_text()
+    assert await c.page.is_hidden("#nav")
+    assert await c.page.evaluate("sessionStorage.length") == 0
+    await c.shot("14-wrong-key")
