@@ -1,5 +1,5 @@
-// Building the page without innerHTML: every text the API returns (file names, audit
-// rows) goes in as text, never as markup.
+// Building the page from elements and text nodes only: every text the API returns (file names,
+// audit rows) goes in as text, never as markup.
 
 /** h('a', {href: '#'}, 'text', child...): an element; attributes starting with "on"
  *  are listeners; null/false children are skipped. */
