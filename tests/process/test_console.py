@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,8 @@ async def test_console_journey(server_for, browser, admin_key):
     # The dashboard from /api/stats: figures and the growth chart.
     await c.go("#/dashboard")
     await page.wait_for_selector("canvas#growth-chart")
-    assert "3" in await page.inner_text("table")   # media by type
+    by_type = await page.inner_text("table")
+    assert re.search(r"image\s+2\s", by_type) and re.search(r"video\s+1\s", by_type), by_type
     await page.wait_for_selector("#deliveries-pending")
     await c.shot("08-dashboard")
 
@@ -262,3 +264,106 @@ async def test_a_wrong_key_gets_a_clear_message(server_for, browser):
     assert await c.page.is_hidden("#nav")
     assert await c.page.evaluate("sessionStorage.length") == 0
     await c.shot("14-wrong-key")
+
+
+async def test_send_to_whatsapp_and_watch_the_delivery(server_for, browser, admin_key, fake):
+    from tests.zapi_util import media_samples, upload, zapi_changes
+    client = await server_for(**zapi_changes(fake.server.port))
+    message_id = await client.app[STORE].create_message()
+    data, ctype, name = media_samples()["image"]
+    media = await upload(client, message_id, data, ctype, name)
+    c = await open_console(browser, client)
+    await c.sign_in(admin_key)
+    await c.page.wait_for_selector("#who:has-text('test-admin')")
+    await c.go(f"#/media/{media['id']}")
+    await c.page.fill("input[name=phone]", "5511999999999")
+    await c.page.fill("input[name=caption]", "from the console")
+    await c.page.click("text=Send to WhatsApp")
+    state = c.page.locator(".deliveries .delivery-state")
+    await c.page.wait_for_selector(".deliveries .delivery-state:has-text('sent')")
+    assert await state.inner_text() == "sent"
+    assert len(fake.succeeded()) == 1
+    await c.shot("15-whatsapp-sent")
+    assert c.problems == []
+
+
+BLURHASH = "LEHV6nWB2yk8pyo0adR*.7kCMdnj"   # blurha.sh's own example
+
+
+async def test_placeholders_thumbnails_and_the_panels_of_other_routes(
+        server_for, browser, admin_key):
+    """What other parts of the service add (thumbnails and placeholders in the media
+    JSON, /api/quarantine, /api/usage) is shown when present and hidden when absent;
+    their answers are stood in for by the browser's request routing."""
+    client = await server_for()
+    message_id = await client.app[STORE].create_message()
+    resp = await client.post("/api/media/upload-production",
+                             params={"message_id": str(message_id), "filename": "p.png"},
+                             data=png(), headers={"Content-Type": "image/png"})
+    media = await resp.json()
+
+    # Without those routes: no quarantine anywhere, no usage panel, no error.
+    c = await open_console(browser, client)
+    await c.sign_in(admin_key)
+    await c.page.wait_for_selector(f".tile[data-media-id='{media['id']}']")
+    assert not await c.page.is_visible("nav a[href='#/quarantine']")
+    await c.go(f"#/media/{media['id']}")
+    await c.page.wait_for_selector("#delete")
+    assert await c.page.locator("#quarantine").count() == 0
+    await c.go("#/dashboard")
+    await c.page.wait_for_selector("canvas#growth-chart")
+    assert await c.page.locator("#usage table").count() == 0
+    assert c.problems == []
+
+    # With them (and a media JSON carrying thumbnails and a placeholder).
+    thumb_url = media["url"]
+    asked: list[tuple[str, str]] = []
+
+    async def stand_in(route, request):
+        path = request.url.split(str(client.make_url("")).rstrip("/"), 1)[1]
+        asked.append((request.method, path.split("?")[0]))
+        if path.startswith("/api/quarantine"):
+            await route.fulfill(json={"items": [], "next_cursor": None})
+        elif path.startswith("/api/usage"):
+            await route.fulfill(json={"items": [{"key": "test-admin", "requests": 7,
+                                                 "bytes_in": 392}]})
+        elif path.startswith(f"/api/media/{media['id']}/quarantine"):
+            await route.fulfill(status=204)
+        elif path.startswith("/api/media?"):
+            body = await (await route.fetch()).json()
+            for m in body["items"]:
+                m["placeholder"] = BLURHASH
+                # Too small for a tile: the 320 px one is to be chosen.
+                m["thumbnails"] = [{"width": 64, "height": 40, "method": "scale",
+                                    "url": thumb_url + "&small=1"},
+                                   {"width": 320, "height": 200, "method": "scale",
+                                    "url": thumb_url}]
+            await route.fulfill(json=body)
+        else:
+            await route.continue_()
+
+    c = await open_console(browser, client)
+    await c.page.route("**/api/**", stand_in)
+    await c.sign_in(admin_key)
+    tile = c.page.locator(f".tile[data-media-id='{media['id']}']")
+    await tile.wait_for()
+    # The larger thumbnail (the smallest at least 160 px wide) over the placeholder.
+    assert await tile.locator("img.thumb").get_attribute("src") == thumb_url
+    painted = await tile.locator("canvas.placeholder").evaluate(
+        "c => [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data]"
+        ".some((v, i) => i % 4 !== 3 && v > 0)")
+    assert painted
+    await c.shot("16-placeholder-and-thumbnail")
+    assert await c.page.is_visible("nav a[href='#/quarantine']")
+    await c.go(f"#/media/{media['id']}")
+    async with c.page.expect_response(lambda r: r.request.method == "POST"
+                                      and r.url.endswith("/quarantine")):
+        await c.page.click("#quarantine")
+    assert ("POST", f"/api/media/{media['id']}/quarantine") in asked
+    await c.go("#/dashboard")
+    await c.page.wait_for_selector("#usage table")
+    assert "test-admin" in await c.page.inner_text("#usage table")
+    await c.shot("17-dashboard-with-usage")
+    await c.go("#/quarantine")
+    await c.page.wait_for_selector("text=Nothing is quarantined.")
+    assert c.problems == []
