@@ -132,6 +132,15 @@ async def test_console_journey(server_for, browser, admin_key):
         assert await bar.evaluate("p => p.value") == size
     await c.shot("03-uploads-done")
 
+    # A file the service refuses: the reason in words, not retried, nothing stored.
+    await page.set_input_files("#upload-input", [
+        {"name": "junk.bin", "mimeType": "application/octet-stream",
+         "buffer": os.urandom(5000)}])
+    junk = page.locator(".upload[data-file='junk.bin']")
+    await junk.locator(".state[data-state=failed]").wait_for()
+    reason = await junk.locator(".note").inner_text()
+    assert "application/octet-stream are not accepted" in reason, reason
+
     # The third is cut mid-way (the second PATCH's connection reset): it resumes from
     # what the server kept (HEAD) and completes.
     cut: list[str] = []
@@ -207,7 +216,10 @@ async def test_console_journey(server_for, browser, admin_key):
     await page.click("form[role=search] button[type=submit]")
     await page.wait_for_function(
         "() => [...document.querySelectorAll('tbody tr td:nth-child(3)')].every(td => td.textContent === 'upload')")
-    assert await page.locator("tbody tr").count() == 3
+    # Three uploads and the refused one, with its refusal as outcome.
+    assert await page.locator("tbody tr").count() == 4
+    body = await page.inner_text("tbody")
+    assert "415" in body or "unsupported" in body, body
     await c.shot("09-audit")
 
     # Delete: gone from the message and from the API.
