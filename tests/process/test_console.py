@@ -379,3 +379,46 @@ async def test_placeholders_thumbnails_and_the_panels_of_other_routes(
     await c.go("#/quarantine")
     await c.page.wait_for_selector("text=Nothing is quarantined.")
     assert c.problems == []
+
+
+async def test_keyboard_sign_in_and_files_dropped_on_a_message(server_for, browser, admin_key):
+    client = await server_for()
+    message_id = await client.app[STORE].create_message()
+    c = await open_console(browser, client)
+    page = c.page
+    await page.goto(f"{c.base}/console")
+    # Keyboard only: Tab to the key field, type, Enter.
+    for _ in range(10):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.id") == "key":
+            break
+    await page.keyboard.type(admin_key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#who:has-text('test-admin')")
+
+    await c.go(f"#/message/{message_id}")
+    await page.wait_for_selector(".dropzone")
+    files = await page.evaluate_handle("""([a, b]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(a)], 'dropped-a.png', {type: 'image/png'}));
+        dt.items.add(new File([new Uint8Array(b)], 'dropped-b.png', {type: 'image/png'}));
+        return dt;
+    }""", [list(png(40, 30)), list(png(30, 40))])
+    await page.dispatch_event(".dropzone", "dragover", {"dataTransfer": files})
+    await page.dispatch_event(".dropzone", "drop", {"dataTransfer": files})
+    for name in ("dropped-a.png", "dropped-b.png"):
+        await page.locator(f".upload[data-file='{name}'] .state[data-state=done]").wait_for()
+    await page.wait_for_function("() => document.querySelectorAll('.grid .tile').length === 2")
+
+    # Tab reaches a tile (a real link, focus visible); Enter opens it.
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => !!document.activeElement.closest('.tile')"):
+            break
+    outline = await page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
+    await c.shot("18-keyboard-focus")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("dl.facts")
+    assert "dropped-" in await page.inner_text("#view h1")
+    assert c.problems == []
