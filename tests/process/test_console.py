@@ -422,3 +422,52 @@ async def test_keyboard_sign_in_and_files_dropped_on_a_message(server_for, brows
     await page.wait_for_selector("dl.facts")
     assert "dropped-" in await page.inner_text("#view h1")
     assert c.problems == []
+
+
+def pdf() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200), (250, 250, 250)).save(buf, "PDF")
+    return buf.getvalue()
+
+
+async def test_a_pdf_in_a_frame_and_audio_in_the_player(server_for, browser, admin_key):
+    from tests.media import av_sample
+    client = await server_for()
+    message_id = await client.app[STORE].create_message()
+    ids = {}
+    for name, data, ctype in (("report.pdf", pdf(), "application/pdf"),
+                              ("voice.ogg", av_sample("ogg", audio="libopus"), "audio/ogg")):
+        resp = await client.post("/api/media/upload-production",
+                                 params={"message_id": str(message_id), "filename": name},
+                                 data=data, headers={"Content-Type": ctype})
+        assert resp.status == 201, await resp.text()
+        ids[name] = await resp.json()
+    c = await open_console(browser, client)
+    await c.sign_in(admin_key)
+    await c.page.wait_for_selector("#who:has-text('test-admin')")
+
+    report = ids["report.pdf"]
+    await c.go(f"#/media/{report['id']}")
+    frame = c.page.locator("iframe.pdf")
+    await frame.wait_for()
+    assert await frame.get_attribute("src") == report["url"]
+    async with c.page.expect_response(lambda r: "/api/media/serve/" in r.url) as served:
+        await c.page.reload()
+    assert (await served.value).status == 200   # framed: CSP's frame-src 'self' allows it
+    await c.page.wait_for_selector("iframe.pdf")
+    await c.shot("19-pdf")
+
+    voice = ids["voice.ogg"]
+    await c.go(f"#/media/{voice['id']}")
+    await c.page.wait_for_selector("audio#player")
+    duration = await c.page.evaluate("""async () => {
+        const a = document.getElementById('player');
+        if (a.readyState < 1) await new Promise((ok, no) => {
+            a.addEventListener('loadedmetadata', ok, {once: true});
+            a.addEventListener('error', () => no(new Error('audio error')), {once: true});
+        });
+        return a.duration;
+    }""")
+    assert duration == pytest.approx(2.0, abs=0.1)
+    await c.shot("20-audio")
+    assert c.problems == []
