@@ -92,7 +92,7 @@ async def search_audit(request: web.Request) -> web.Response:
     actor = q.get("actor") or None
     if actor is not None and len(actor) > 120:
         raise BadRequest("actor is at most 120 characters")
-    after = paging.decode_cursor(q.get("cursor"))
+    after = paging.decode_cursor(q.get("cursor"), max_id=2**63 - 1)
     rows = await search(request.app[STORE], media_id=media_id, action=action,
                         actor=actor, since=_since(q.get("since")), limit=limit + 1,
                         after=None if after is None else (after.created_at, after.id))
