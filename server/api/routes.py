@@ -50,6 +50,7 @@ def setup_routes(app: web.Application) -> None:
     add(app, "GET", "/api/whoami", access.whoami, scope=READ)
     # The console's page and modules hold no data (every call it makes carries a key).
     add(app, "GET", "/console", console.console_page, scope=OPEN)
+    add(app, "GET", "/console/", console.console_page, scope=OPEN)
     add(app, "GET", "/console/{name}", console.console_asset, scope=OPEN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file

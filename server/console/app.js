@@ -33,6 +33,11 @@ async function route() {
   try {
     await found[1](hash.match(found[0]));
   } catch (e) {
+    if (e.status === 401) {   // the key was revoked meanwhile: back to the sign-in
+      signOut();
+      $('signin-error').textContent = explain(e);
+      return;
+    }
     fill(view, h('p', {class: 'error', role: 'alert'}, explain(e)));
   }
 }

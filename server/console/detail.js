@@ -76,7 +76,8 @@ function deliveryRow(d) {
 
 /** Polls a delivery until its state is final, updating its row in place. */
 async function watch(id, list) {
-  for (let i = 0; i < 150; i++) {
+  // Until final, or until the view is left (its list is no longer in the page).
+  for (let i = 0; i < 150 && (i === 0 || list.isConnected); i++) {
     const d = await api(`/api/deliveries/${id}`);
     const old = list.querySelector(`[data-delivery="${id}"]`);
     const row = deliveryRow(d);

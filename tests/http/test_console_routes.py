@@ -19,7 +19,7 @@ async def _upload(client, message_id: int, data: bytes, name: str) -> dict:
     return await resp.json()
 
 
-@pytest.mark.parametrize("path, type_", [("/console", "text/html"),
+@pytest.mark.parametrize("path, type_", [("/console", "text/html"), ("/console/", "text/html"),
                                          ("/console/app.js", "text/javascript"),
                                          ("/console/console.css", "text/css")])
 async def test_console_files_are_open_with_a_strict_csp(anon_client, path, type_):
