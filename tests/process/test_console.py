@@ -262,6 +262,16 @@ async def test_a_read_key_is_offered_nothing_it_cannot_do(server_for, browser, k
     await c.go(f"#/message/{message_id}")
     await c.page.wait_for_selector(f".tile[data-media-id='{media_id}']")
     assert await c.page.locator(".dropzone").count() == 0
+
+    # Revoked meanwhile: the next view sends the operator back to the sign-in, saying why.
+    from server.security.keys import revoke_key
+    async with store.connection() as conn:
+        assert await revoke_key(conn, "viewer")
+    await c.go("#/recent")
+    await c.page.wait_for_selector("#signin:not([hidden])")
+    assert "not accepted" in await c.page.inner_text("#signin-error")
+    assert await c.page.evaluate("sessionStorage.length") == 0
+    await c.shot("13b-revoked")
     assert c.problems == []
 
 
