@@ -38,16 +38,16 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
-        per_type = {"image": s.max_image_bytes, "video": s.max_video_bytes,
-                    "audio": s.max_audio_bytes, "document": s.max_document_bytes}
-        return cls(enabled=s.processing, allowed=s.allowed_types,
-                   max_bytes={t: min(v, s.max_upload_bytes) for t, v in per_type.items()},
-                   compress=s.image_compress, quality=s.image_quality,
-                   max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
-                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency,
-                   keep_av_metadata=s.keep_video_metadata,
-                   timeout_seconds=s.processing_timeout_seconds,
-                   memory_bytes=s.processing_memory_bytes)
+        per_type = {"image": s.processing.max_image_bytes, "video": s.processing.max_video_bytes,
+                    "audio": s.processing.max_audio_bytes, "document": s.processing.max_document_bytes}
+        return cls(enabled=s.processing.enabled, allowed=s.processing.allowed_types,
+                   max_bytes={t: min(v, s.uploads.max_bytes) for t, v in per_type.items()},
+                   compress=s.processing.image_compress, quality=s.processing.image_quality,
+                   max_edge=s.processing.image_max_edge, keep_metadata=s.processing.keep_image_metadata,
+                   max_pixels=s.processing.max_image_pixels, concurrency=s.processing.concurrency,
+                   keep_av_metadata=s.processing.keep_video_metadata,
+                   timeout_seconds=s.processing.timeout_seconds,
+                   memory_bytes=s.processing.memory_bytes)
 
 
 @dataclasses.dataclass(frozen=True)
