@@ -114,7 +114,8 @@ class StoreSettings:
     metadata_cache_seconds: float = 30.0                        # MEDIA_METADATA_CACHE_SECONDS
     # Decoded chunks kept in memory by each process for short reads (0: off).
     cache_bytes: int = 64 * 1024 * 1024                         # MEDIA_CACHE_BYTES
-    max_range_chunks: int = 8       # MEDIA_MAX_RANGE_CHUNKS: chunk reads one multi-range request may cost
+    # Chunk reads one multi-range request may cost.
+    max_range_chunks: int = 8                                   # MEDIA_MAX_RANGE_CHUNKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +125,9 @@ class UploadsSettings:
     # An upload whose client sends nothing for this long is cut (408) and removed: a
     # stalled or malicious client must not keep a request open forever.
     idle_timeout: float = 120.0                 # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
-    min_rate: int = 1024            # MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND: bytes/s averaged ...
-    rate_window: float = 60.0       # MEDIA_UPLOAD_RATE_WINDOW_SECONDS: ... over each window this long
+    # An upload must average min_rate bytes/s over each window of rate_window seconds.
+    min_rate: int = 1024                            # MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND
+    rate_window: float = 60.0                       # MEDIA_UPLOAD_RATE_WINDOW_SECONDS
     max_concurrent: int = 256       # MEDIA_MAX_CONCURRENT_UPLOADS: per process; the next gets 503
     # An 'uploading' row untouched this long belongs to a dead upload (a crashed
     # instance or a vanished client) and the janitor reclaims it.

@@ -82,8 +82,8 @@ def settings(db_dsn) -> Settings:
     # padded JPEGs as stand-ins for files of exact sizes: image compression and metadata
     # stripping (which would rewrite them) are off here; the processing tests
     # (tests/http/test_processing_*.py) turn them on.
-    return replace_settings(Settings(), db__url=db_dsn, store__chunk_bytes=3 * 1024, uploads__max_bytes=64 * 1024**2,
-                    **BYTES_KEPT)
+    return replace_settings(Settings(), db__url=db_dsn, store__chunk_bytes=3 * 1024,
+                            uploads__max_bytes=64 * 1024**2, **BYTES_KEPT)
 
 
 @pytest.fixture
@@ -173,7 +173,8 @@ async def processing_client_with(server_for):
     """``await processing_client_with(**setting_changes)``: a server with the processing
     defaults as deployed (compression and metadata stripping on), and the admin key."""
     async def start(**changes):
-        return await server_for(**{"processing__image_compress": True, "processing__keep_image_metadata": False,
+        return await server_for(**{"processing__image_compress": True,
+                                   "processing__keep_image_metadata": False,
                                    "processing__keep_video_metadata": False, **changes})
     return start
 

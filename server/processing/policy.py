@@ -38,16 +38,17 @@ class Policy:
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
-        per_type = {"image": s.processing.max_image_bytes, "video": s.processing.max_video_bytes,
-                    "audio": s.processing.max_audio_bytes, "document": s.processing.max_document_bytes}
-        return cls(enabled=s.processing.enabled, allowed=s.processing.allowed_types,
+        p = s.processing
+        per_type = {"image": p.max_image_bytes, "video": p.max_video_bytes,
+                    "audio": p.max_audio_bytes, "document": p.max_document_bytes}
+        return cls(enabled=p.enabled, allowed=p.allowed_types,
                    max_bytes={t: min(v, s.uploads.max_bytes) for t, v in per_type.items()},
-                   compress=s.processing.image_compress, quality=s.processing.image_quality,
-                   max_edge=s.processing.image_max_edge, keep_metadata=s.processing.keep_image_metadata,
-                   max_pixels=s.processing.max_image_pixels, concurrency=s.processing.concurrency,
-                   keep_av_metadata=s.processing.keep_video_metadata,
-                   timeout_seconds=s.processing.timeout_seconds,
-                   memory_bytes=s.processing.memory_bytes)
+                   compress=p.image_compress, quality=p.image_quality,
+                   max_edge=p.image_max_edge, keep_metadata=p.keep_image_metadata,
+                   max_pixels=p.max_image_pixels, concurrency=p.concurrency,
+                   keep_av_metadata=p.keep_video_metadata,
+                   timeout_seconds=p.timeout_seconds,
+                   memory_bytes=p.memory_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -170,7 +170,8 @@ def serve_workers(settings: Settings, dsn: str, count: int, service: Service) ->
         return p, time.monotonic()
 
     workers = [start(i) for i in range(count)]
-    log.info("serving on http://%s:%d with %d workers", settings.server.host, settings.server.port, count)
+    log.info("serving on http://%s:%d with %d workers", settings.server.host,
+             settings.server.port, count)
     code = 0
     try:
         while not stopping:

@@ -66,8 +66,9 @@ async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(cluster, aio
     # one stops at once even while replicas lag.)
     primary, standby = cluster
     settings = replace_settings(Settings(), db__url=primary.dsn, db__read_urls=(standby.dsn,),
-                        store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0, store__cache_bytes=0,
-                        **BYTES_KEPT)   # the padded JPEG comes back as sent
+                                store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0,
+                                # the padded JPEG comes back as sent
+                                store__cache_bytes=0, **BYTES_KEPT)
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))
@@ -130,7 +131,8 @@ async def test_variants_are_read_from_the_replica_too(cluster, aiohttp_client):
     from tests.media import exif_photo
     primary, standby = cluster
     settings = replace_settings(Settings(), db__url=primary.dsn, db__read_urls=(standby.dsn,),
-                        store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0, store__cache_bytes=0)
+                                store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0,
+                                store__cache_bytes=0)
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))

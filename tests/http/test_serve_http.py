@@ -73,9 +73,9 @@ def shared_settings(shared_dsn, request) -> Settings:
     # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
     # reads (tests/process/test_limits_process.py) is raised so these tests see multipart
     # bodies.
-    return replace_settings(Settings(), db__url=shared_dsn, store__chunk_bytes=CHUNK, uploads__max_bytes=64 * 1024**2,
-                    store__cache_bytes=request.param, security__public_read=True, store__max_range_chunks=64,
-                    **BYTES_KEPT)
+    return replace_settings(Settings(), db__url=shared_dsn, store__chunk_bytes=CHUNK,
+                            uploads__max_bytes=64 * 1024**2, store__cache_bytes=request.param,
+                            security__public_read=True, store__max_range_chunks=64, **BYTES_KEPT)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

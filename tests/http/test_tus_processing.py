@@ -357,7 +357,8 @@ async def test_checksum_bound_is_a_setting(client_with, message_id):
 
 async def test_send_to_in_metadata_queues_a_send(server_for, fake, message_id):
     client = await server_for(**zapi_changes(fake.server.port, processing__enabled=True,
-                                             processing__image_compress=True, processing__keep_image_metadata=False))
+                                             processing__image_compress=True,
+                                             processing__keep_image_metadata=False))
     sent = exif_photo()
     r, _ = await tus_upload(client, message_id, sent, filename="p.jpg",
                             send_to="5511999999999", caption="via tus, olá")

@@ -63,8 +63,9 @@ def test_settings_repr_masks_the_database_password():
     assert "Rep1ica-pw" not in repr(replicas) and "Rep2ica-pw" not in repr(replicas)
     assert "postgresql://r:***@r2/chat" in repr(replicas)
     # A str given to Settings directly (tests, tools) is wrapped too.
-    assert "Tr0ub4dor" not in repr(replace_settings(Settings(), db__url="postgresql://u:Tr0ub4dor@db/c",
-                                            db__read_urls=("postgresql://u:Tr0ub4dor@r/c",)))
+    assert "Tr0ub4dor" not in repr(replace_settings(
+        Settings(), db__url="postgresql://u:Tr0ub4dor@db/c",
+        db__read_urls=("postgresql://u:Tr0ub4dor@r/c",)))
 
 
 def test_redact_masks_remembered_secrets_in_any_text():
