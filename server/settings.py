@@ -3,6 +3,20 @@
 A bad value stops start-up with a message that names the variable, so a typo in a
 deployment never turns into a half-working server. Secret values are held as
 server.secret.Secret (masked in repr, logs and errors) and never echoed in a message.
+
+``Settings`` holds one frozen section per part of the service, named for its package:
+``settings.db`` (PostgreSQL), ``server`` (listening, processes, logs), ``store`` (chunks
+and serving them), ``uploads``, ``tus``, ``processing``, ``security``, ``workers`` (the
+background loops), ``legacy``, ``zapi`` and ``import_url``. A field drops its section's
+prefix (``settings.tus.expiry_seconds`` for MEDIA_TUS_EXPIRY_SECONDS); each field's
+variable is named in a comment beside it.
+
+A new setting: a field in the section of the package that reads it (with its default
+and its variable in a comment), its reading and checks in that section's builder below
+(``_tus(env)`` for TusSettings, ...; a value checked against another is read in the same
+builder), a row in that section's table in docs/configuration.md, and its variable in
+tests/procs.py SETTINGS_VARS and tests/process/test_settings.py PARSED. Tests change
+settings with ``replace_settings(settings, tus__expiry_seconds=5)``.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from server.secret import secret_url
-from server.settings import SecretKeys, Settings, SettingsError, load_settings, replace_settings
+from server.settings import (SecretKeys, Settings, SettingsError, load_settings,
+                             replace_settings)
 from tests.procs import SETTINGS_VARS, run_cli
 
 
