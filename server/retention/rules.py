@@ -75,3 +75,24 @@ def parse_rules(text: str) -> tuple[RetentionRule, ...]:
 def others(rules: tuple[RetentionRule, ...]) -> list[str]:
     """The media types with a rule of their own: what ``*`` leaves to them."""
     return [r.media_type for r in rules if r.media_type != ANY]
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What one purge takes: complete media of ``media_type`` (None: any type) but
+    none of ``except_types``, created more than ``older_than`` ago. ``label`` says
+    where it came from (a rule, or the command line), for logs and the audit row."""
+    older_than: timedelta
+    media_type: str | None = None
+    except_types: tuple[str, ...] = ()
+    label: str = ""
+
+
+def selections(rules: tuple[RetentionRule, ...]) -> list[Selection]:
+    """One selection per rule; ``*``'s leaves out the types that have their own rule
+    (a video kept 365 days by ``video:365d`` is not taken by a shorter ``*:30d``)."""
+    typed = tuple(others(rules))
+    return [Selection(r.max_age, media_type=r.media_type, label=f"rule {r}")
+            if r.media_type != ANY else
+            Selection(r.max_age, except_types=typed, label=f"rule {r}")
+            for r in rules]

@@ -3,7 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from server.retention.rules import RetentionRule, format_age, others, parse_age, parse_rules
+from server.retention.rules import (RetentionRule, format_age, others, parse_age, parse_rules,
+                                    selections)
 
 D = timedelta(days=1)
 
@@ -62,3 +63,10 @@ def test_the_star_leaves_typed_rules_their_types():
     rules = parse_rules("video:365d,*:1825d,audio:730d")
     assert others(rules) == ["video", "audio"]
     assert [str(r) for r in rules] == ["video:365d", "audio:730d", "*:1825d"]
+
+
+def test_each_rule_is_a_selection_and_the_star_spares_typed_ones():
+    sels = selections(parse_rules("video:365d,*:30d"))
+    assert [(s.media_type, s.except_types, s.older_than) for s in sels] == [
+        ("video", (), 365 * D), (None, ("video",), 30 * D)]
+    assert [s.label for s in sels] == ["rule video:365d", "rule *:30d"]

@@ -1,0 +1,163 @@
+"""Retention's purge (server/store/purge.py) seen from the HTTP side and the database:
+410 media_purged on every road to a purged id, the message kept, one audit row per
+batch, variants and chunks gone, tombstones gone with their message, purgers that
+share the work."""
+import asyncio
+import os
+import uuid
+from datetime import timedelta
+
+from server.retention.rules import Selection, parse_rules, selections
+from server.store.media import STORE
+from server.store.purge import candidates, purge, purge_batch
+
+YEAR = timedelta(days=365)
+
+
+async def put(store, message_id: int, media_type: str = "video", *, days_old: int = 0,
+              size: int = 5000) -> int:
+    up = await store.begin_upload(file_name=f"{uuid.uuid4().hex}.bin", original_name="x.bin",
+                                  mime_type="application/octet-stream", media_type=media_type)
+    await up.write(os.urandom(size))
+    rec = await up.finish(message_id)
+    if days_old:
+        async with store.connection() as conn:   # test harness: age the media
+            await conn.execute("UPDATE media_files SET created_at = now() - "
+                               "make_interval(days => $2) WHERE id = $1", rec.id, days_old)
+    return rec.id
+
+
+async def add_preview(store, media_id: int) -> None:
+    # What processing writes for a video: a variant row and its chunk (test harness).
+    async with store.connection() as conn:
+        await conn.execute(
+            "INSERT INTO media_variants (media_id, name, mime_type, file_size, sha256, "
+            "chunk_size, chunk_count) VALUES ($1, 'preview', 'image/jpeg', 3, $2, 3072, 1)",
+            media_id, b"\x01" * 32)
+        await conn.execute("INSERT INTO media_variant_chunks (media_id, name, seq, data) "
+                           "VALUES ($1, 'preview', 0, 'AAAA')", media_id)
+
+
+async def count(store, sql: str, *args) -> int:
+    async with store.connection() as conn:
+        return await conn.fetchval(sql, *args)
+
+
+async def assert_purged(resp) -> None:
+    assert resp.status == 410, await resp.text()
+    if resp.method != "HEAD":
+        assert (await resp.json())["error"] == "media_purged"
+
+
+async def test_a_purged_id_answers_410_on_every_road_and_its_message_stays(
+        client, anon_client):
+    store = client.server.app[STORE]
+    message = await store.create_message()
+    old = await put(store, message, days_old=400)
+    await add_preview(store, old)
+    new = await put(store, message)
+    signed = (await (await client.get(f"/api/media/{old}")).json())["url"]
+    assert (await anon_client.get(signed)).status == 200
+
+    went = await purge(store, Selection(YEAR, "video", label="test"), "test")
+    assert (went.files, went.bytes) == (1, 5000 + 3)
+
+    await assert_purged(await client.get(f"/api/media/serve/{old}"))
+    await assert_purged(await client.head(f"/api/media/serve/{old}"))
+    await assert_purged(await client.get(f"/api/media/serve/{old}?variant=preview"))
+    await assert_purged(await client.get(f"/api/media/{old}"))
+    await assert_purged(await anon_client.get(signed))
+    await assert_purged(await client.delete(f"/api/media/{old}"))
+    # Never there: still 404.
+    assert (await client.get(f"/api/media/{new + 1000}")).status == 404
+    listing = await client.get(f"/api/messages/{message}/media")
+    assert listing.status == 200
+    assert [m["id"] for m in (await listing.json())["items"]] == [new]
+    assert (await client.get(f"/api/media/serve/{new}")).status == 200
+
+
+async def test_bytes_variants_and_previews_go_with_the_media(store, message_id):
+    old = await put(store, message_id, days_old=400, size=10_000)
+    await add_preview(store, old)
+    assert await count(store, "SELECT count(*) FROM media_chunks WHERE media_id = $1", old) > 0
+    await purge(store, Selection(YEAR, label="test"), "test")
+    for table in ("media_chunks", "media_variants", "media_variant_chunks"):
+        assert await count(store, f"SELECT count(*) FROM {table} WHERE media_id = $1",
+                           old) == 0, table
+    assert await count(store, "SELECT count(*) FROM purged_media WHERE id = $1", old) == 1
+
+
+async def test_each_batch_is_one_audit_row_naming_its_ids(client, store, message_id):
+    ids = [await put(store, message_id, days_old=400 + i) for i in range(5)]
+    await purge(store, Selection(YEAR, label="rule video:365d"), "retention", batch=2)
+    async with store.connection() as conn:
+        rows = await conn.fetch("SELECT actor, media_ids, outcome FROM media_audit_log "
+                                "WHERE action = 'purge' ORDER BY id")
+    assert [len(r["media_ids"]) for r in rows] == [2, 2, 1]
+    assert sorted(i for r in rows for i in r["media_ids"]) == sorted(ids)
+    # Oldest first.
+    assert rows[0]["media_ids"] == sorted(ids[3:])
+    assert {r["actor"] for r in rows} == {"retention"}
+    assert rows[0]["outcome"].startswith("ok: rule video:365d, 2 media, 10000 bytes")
+    found = await (await client.get(f"/api/audit?media_id={ids[2]}&action=purge")).json()
+    assert len(found["entries"]) == 1 and ids[2] in found["entries"][0]["media_ids"]
+
+
+async def test_rules_by_type_and_age_and_the_star_spares_typed_types(store, message_id):
+    video_200 = await put(store, message_id, "video", days_old=200)
+    video_400 = await put(store, message_id, "video", days_old=400)
+    audio_200 = await put(store, message_id, "audio", days_old=200)
+    image_10 = await put(store, message_id, "image", days_old=10)
+    rules = parse_rules("video:365d,*:100d")
+    would = [await candidates(store, s) for s in selections(rules)]
+    assert [(w.files, w.by_type) for w in would] == [
+        (1, {"video": (1, 5000)}), (1, {"audio": (1, 5000)})]
+    for sel in selections(rules):
+        await purge(store, sel, "retention")
+    left = await count(store, "SELECT array_agg(id ORDER BY id) FROM media_files")
+    assert left == sorted([video_200, image_10])
+    gone = await count(store, "SELECT array_agg(id ORDER BY id) FROM purged_media")
+    assert gone == sorted([video_400, audio_200])
+
+
+async def test_uploads_in_progress_are_never_taken(store):
+    up = await store.begin_upload(file_name="u.bin", original_name="u.bin",
+                                  mime_type="application/octet-stream", media_type="video")
+    await up.write(os.urandom(10_000))
+    await up.flush()
+    async with store.connection() as conn:
+        await conn.execute("UPDATE media_files SET created_at = now() - interval '400 days'")
+    went = await purge(store, Selection(YEAR, label="test"), "test")
+    assert went.files == 0
+    assert await count(store, "SELECT count(*) FROM media_files") == 1
+
+
+async def test_a_batch_stops_at_its_byte_budget_but_always_takes_one(store, message_id):
+    for i in range(3):
+        await put(store, message_id, days_old=400 + i, size=6000)
+    sel = Selection(YEAR, label="test")
+    assert (await purge_batch(store, sel, "t", max_bytes=1)).files == 1
+    assert (await purge_batch(store, sel, "t", max_bytes=10_000)).files == 2
+
+
+async def test_deleting_the_message_deletes_its_tombstones(store, message_id):
+    other = await store.create_message()
+    await put(store, message_id, days_old=400)
+    await put(store, other, days_old=400)
+    await purge(store, Selection(YEAR, label="test"), "test")
+    async with store.connection() as conn:
+        await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
+    assert await count(store, "SELECT array_agg(message_id) FROM purged_media") == [other]
+
+
+async def test_purgers_at_once_share_the_work(store, pool, settings, message_id):
+    from server.store.media import MediaStore
+    ids = {await put(store, message_id, days_old=400, size=300) for _ in range(30)}
+    other = MediaStore(pool, chunk_size=settings.store.chunk_bytes)
+    sel = Selection(YEAR, label="test")
+    a, b = await asyncio.gather(purge(store, sel, "a", batch=3), purge(other, sel, "b", batch=3))
+    assert a.files + b.files == 30
+    async with store.connection() as conn:
+        audited = await conn.fetch("SELECT media_ids FROM media_audit_log WHERE action='purge'")
+    listed = [i for r in audited for i in r["media_ids"]]
+    assert sorted(listed) == sorted(ids)   # each id in exactly one batch
