@@ -161,3 +161,34 @@ async def test_purgers_at_once_share_the_work(store, pool, settings, message_id)
         audited = await conn.fetch("SELECT media_ids FROM media_audit_log WHERE action='purge'")
     listed = [i for r in audited for i in r["media_ids"]]
     assert sorted(listed) == sorted(ids)   # each id in exactly one batch
+
+
+async def test_the_worker_applies_the_rules_and_counts_them(client_with):
+    from server.observability.metrics import METRICS
+    from server.workers.retention import retention
+    client = await client_with(workers__retention=parse_rules("audio:1d,*:30d"),
+                               workers__janitor_interval_seconds=1)
+    app = client.server.app
+    store = app[STORE]
+    message = await store.create_message()
+    audio_2 = await put(store, message, "audio", days_old=2)
+    video_2 = await put(store, message, "video", days_old=2)
+    video_40 = await put(store, message, "video", days_old=40)
+    worker = asyncio.create_task(retention(app))
+    try:
+        for _ in range(200):
+            if await count(store, "SELECT count(*) FROM purged_media") == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert await count(store, "SELECT array_agg(id ORDER BY id) FROM purged_media") == \
+        sorted([audio_2, video_40])
+    await assert_purged(await client.get(f"/api/media/serve/{audio_2}"))
+    assert (await client.get(f"/api/media/serve/{video_2}")).status == 200
+    purged = app[METRICS].purged
+    assert purged.labels("audio")._value.get() == 1
+    assert purged.labels("video")._value.get() == 1
+    assert await count(store, "SELECT count(*) FROM media_audit_log WHERE action = 'purge' "
+                              "AND actor = 'retention'") == 2
