@@ -1,0 +1,53 @@
+"""``media-store purge``: a dry run that changes nothing, then the purge, its summary,
+its audit rows; bad ages refused before anything is touched."""
+import asyncpg
+
+from tests.http.test_retention import put
+from tests.procs import run_cli
+
+
+async def _state(dsn: str):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return (await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM media_files"),
+                await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM purged_media"),
+                await conn.fetch("SELECT actor, media_ids, outcome FROM media_audit_log "
+                                 "WHERE action = 'purge'"))
+    finally:
+        await conn.close()
+
+
+async def test_dry_run_then_purge_by_type_and_age(db_dsn, store, message_id):
+    old_video = await put(store, message_id, "video", days_old=400, size=7000)
+    old_audio = await put(store, message_id, "audio", days_old=400, size=3000)
+    new_video = await put(store, message_id, "video", days_old=10, size=5000)
+    env = {"DATABASE_URL": db_dsn}
+    args = ["purge", "--older-than", "365d", "--type", "video"]
+
+    dry = run_cli(args + ["--dry-run"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[:2] == ["would purge: 1 media, 7000 bytes (0.0 MiB)",
+                                           "  video: 1 media, 7000 bytes"]
+    assert await _state(db_dsn) == ([old_video, old_audio, new_video], None, [])
+
+    res = run_cli(args, env)
+    assert res.returncode == 0, res.stderr
+    assert "purged: 1 media, 7000 bytes" in res.stdout
+    kept, purged, audit = await _state(db_dsn)
+    assert (kept, purged) == ([old_audio, new_video], [old_video])
+    assert [(a["actor"].startswith("cli"), a["media_ids"]) for a in audit] == [
+        (True, [old_video])]
+    assert "purge --older-than 365d --type video" in audit[0]["outcome"]
+
+    # Any type now; nothing left that old but the audio.
+    res = run_cli(["purge", "--older-than", "52w"], env)
+    assert "purged: 1 media, 3000 bytes" in res.stdout
+    assert (await _state(db_dsn))[:2] == ([new_video], [old_video, old_audio])
+
+
+def test_bad_ages_and_types_are_refused(db_dsn):
+    for args in (["--older-than", "1y"], ["--older-than", "0d"], [],
+                 ["--older-than", "30d", "--type", "sticker"]):
+        res = run_cli(["purge", *args], {"DATABASE_URL": db_dsn})
+        assert res.returncode == 2, args
+        assert "Traceback" not in res.stderr
