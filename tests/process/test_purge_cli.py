@@ -1,5 +1,9 @@
 """``media-store purge``: a dry run that changes nothing, then the purge, its summary,
 its audit rows; bad ages refused before anything is touched."""
+import asyncio
+import json
+import time
+
 import asyncpg
 
 from tests.http.test_retention import put
@@ -51,3 +55,18 @@ def test_bad_ages_and_types_are_refused(db_dsn):
         res = run_cli(["purge", *args], {"DATABASE_URL": db_dsn})
         assert res.returncode == 2, args
         assert "Traceback" not in res.stderr
+
+
+async def test_a_server_with_media_retention_purges_on_its_own(procs, db_dsn, store,
+                                                               message_id):
+    old = await put(store, message_id, "video", days_old=400)
+    new = await put(store, message_id, "video", days_old=300)
+    srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_RETENTION": "video:365d",
+                       "MEDIA_JANITOR_INTERVAL_SECONDS": "1", "MEDIA_PUBLIC_READ": "true"})
+    deadline = time.monotonic() + 30
+    while (await _state(db_dsn))[1] is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    status, body = srv.get(f"/api/media/serve/{old}")
+    assert (status, json.loads(body)["error"]) == (410, "media_purged")
+    assert srv.get(f"/api/media/serve/{new}")[0] == 200
+    assert [a["actor"] for a in (await _state(db_dsn))[2]] == ["retention"]
