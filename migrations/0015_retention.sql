@@ -12,7 +12,10 @@ CREATE TABLE purged_media (
     media_type  VARCHAR(16) NOT NULL,
     file_size   BIGINT NOT NULL CHECK (file_size >= 0),
     created_at  TIMESTAMPTZ NOT NULL,       -- the media's, which its age was counted from
-    purged_at   TIMESTAMPTZ NOT NULL DEFAULT now()
+    purged_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- The legacy file it was imported from (legacy_media goes with the media): its old
+    -- /uploads/media URL answers 410 too, and import-legacy does not bring it back.
+    legacy_name VARCHAR(1024) UNIQUE
 );
 -- What ON DELETE CASCADE from messages looks up.
 CREATE INDEX purged_media_message_idx ON purged_media (message_id);

@@ -21,18 +21,21 @@ WITH locked AS (
      LIMIT :batch
        FOR UPDATE SKIP LOCKED
 ), doomed AS (
-    SELECT id
+    SELECT r.id, l.legacy_name
       FROM (SELECT id, sum(file_size) OVER (ORDER BY created_at, id) - file_size AS before
-              FROM locked) AS running
-     WHERE before < :max_bytes
+              FROM locked) AS r
+      LEFT JOIN legacy_media l ON l.media_id = r.id
+     WHERE r.before < :max_bytes
 ), gone AS (
     DELETE FROM media_files f
      USING doomed d
      WHERE f.id = d.id
     RETURNING f.id, f.message_id, f.media_type, f.file_size, f.created_at
 ), tombstones AS (
-    INSERT INTO purged_media (id, message_id, media_type, file_size, created_at)
-    SELECT id, message_id, media_type, file_size, created_at FROM gone
+    INSERT INTO purged_media (id, message_id, media_type, file_size, created_at,
+                              legacy_name)
+    SELECT g.id, g.message_id, g.media_type, g.file_size, g.created_at, d.legacy_name
+      FROM gone g JOIN doomed d ON d.id = g.id
 )
 SELECT g.id, g.media_type,
        g.file_size + (SELECT coalesce(sum(v.file_size), 0)
@@ -64,3 +67,12 @@ VALUES (:actor, 'purge', :media_ids::integer[], :outcome);
 -- name: is_purged
 -- Whether an id with no media row was purged (410) rather than never there (404).
 SELECT EXISTS (SELECT 1 FROM purged_media WHERE id = :id);
+
+-- name: is_purged_legacy_name
+-- /uploads/media/{name} of a legacy file whose media retention removed: 410, never the
+-- folder's copy.
+SELECT EXISTS (SELECT 1 FROM purged_media WHERE legacy_name = :legacy_name);
+
+-- name: purged_legacy_names
+-- import-legacy: legacy files whose media retention removed, not to be imported again.
+SELECT legacy_name FROM purged_media WHERE legacy_name IS NOT NULL;

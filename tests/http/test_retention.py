@@ -192,3 +192,26 @@ async def test_the_worker_applies_the_rules_and_counts_them(client_with):
     assert purged.labels("video")._value.get() == 1
     assert await count(store, "SELECT count(*) FROM media_audit_log WHERE action = 'purge' "
                               "AND actor = 'retention'") == 2
+
+
+async def test_a_purged_legacy_file_is_410_and_not_imported_again(store, pool, tmp_path,
+                                                                 server_for):
+    from server.legacy.importer import ALREADY, IMPORTED
+    from tests.legacy_util import make_chat, run_import
+    chat = await make_chat(pool, tmp_path)
+    report, _ = await run_import(store, chat)
+    ids = {r.name: r.media_id for r in report.rows if r.outcome == IMPORTED}
+    async with store.connection() as conn:   # test harness: age one of them
+        await conn.execute("UPDATE media_files SET created_at = now() - interval "
+                           "'400 days' WHERE id = $1", ids["a.jpg"])
+    await purge(store, Selection(YEAR, label="test"), "test")
+
+    client = await server_for(legacy__dir=chat.folder, key=None)
+    resp = await client.get("/uploads/media/a.jpg", allow_redirects=False)
+    await assert_purged(resp)   # though the folder still holds a.jpg
+    assert (await client.get("/uploads/media/b.png", allow_redirects=False)).status == 302
+
+    again, _ = await run_import(store, chat)
+    row = next(r for r in again.rows if r.name == "a.jpg")
+    assert (row.outcome, row.reason) == (ALREADY, "purged by retention")
+    assert await count(store, "SELECT count(*) FROM media_files") == len(ids) - 1
