@@ -1,13 +1,20 @@
 """``media-store purge``: a dry run that changes nothing, then the purge, its summary,
-its audit rows; bad ages refused before anything is touched."""
+its audit rows, a progress bar on a terminal; bad ages refused before anything is
+touched; and a server with MEDIA_RETENTION purging on its own."""
 import asyncio
+import fcntl
 import json
+import os
+import re
+import struct
+import subprocess
+import termios
 import time
 
 import asyncpg
 
 from tests.http.test_retention import put
-from tests.procs import run_cli
+from tests.procs import CHECKOUT_COMMAND, REPO, clean_env, run_cli
 
 
 async def _state(dsn: str):
@@ -70,3 +77,29 @@ async def test_a_server_with_media_retention_purges_on_its_own(procs, db_dsn, st
     assert (status, json.loads(body)["error"]) == (410, "media_purged")
     assert srv.get(f"/api/media/serve/{new}")[0] == 200
     assert [a["actor"] for a in (await _state(db_dsn))[2]] == ["retention"]
+
+
+async def test_on_a_terminal_a_progress_bar_counts_the_media(db_dsn, store, message_id):
+    for _ in range(3):
+        await put(store, message_id, "audio", days_old=30, size=1000)
+    main, term = os.openpty()   # stderr a terminal, as an operator's, 100 columns wide
+    fcntl.ioctl(term, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        res = subprocess.run([*CHECKOUT_COMMAND, "purge", "--older-than", "1w"],
+                             cwd=REPO, env=clean_env({"DATABASE_URL": db_dsn}),
+                             stdout=subprocess.PIPE, stderr=term, text=True, timeout=60)
+        os.close(term)
+        drawn = b""
+        while True:
+            try:
+                piece = os.read(main, 65536)
+            except OSError:   # EIO: the terminal's other end is closed
+                break
+            if not piece:
+                break
+            drawn += piece
+    finally:
+        os.close(main)
+    assert res.returncode == 0
+    assert "purged: 3 media, 3000 bytes" in res.stdout
+    assert re.search(rb"purge: 100%\|[^\n]*\| 3/3", drawn), drawn[-500:]
