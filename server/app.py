@@ -27,6 +27,7 @@ from server.store.pool import DSN, create_pool
 from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.outbox import outbox_worker, zapi_ctx
+from server.workers.retention import retention
 from server.workers.runner import workers_ctx
 from server.workers.sampling import metrics_sampler
 
@@ -132,6 +133,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # housekeeping (tests leave it off to control when it runs).
     workers = [heartbeat, deletion_feed, memory_trimmer, metrics_sampler] + (
         [janitor] if run_janitor else [])
+    if run_janitor and settings.workers.retention:
+        workers.append(retention)   # housekeeping too: off where the janitor is
     if settings.zapi.enabled:
         workers.append(outbox_worker)
     app.cleanup_ctx.append(workers_ctx(workers))

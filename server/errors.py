@@ -101,6 +101,10 @@ AddressNotAllowed = _error("AddressNotAllowed", 403, "address_not_allowed",
                            "not allowed from this address")
 CorsRefused = _error("CorsRefused", 403, "cors_refused",
                      "this origin or method is not allowed")
+# Retention removed the media (server/store/purge.py); its message remains. 410, not
+# 404: the id was real, and a client may say "expired" rather than "broken link".
+MediaPurged = _error("MediaPurged", 410, "media_purged",
+                     "this media was removed by the retention policy; its message remains")
 LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
                     "the old /uploads/media URLs were retired; ask for the media's new URL")
 # Resumable uploads (server/tus), statuses as tus 1.0 gives them.

@@ -33,6 +33,7 @@ from aiohttp import web
 
 # The media types the service can recognise; MEDIA_ALLOWED_TYPES picks among them.
 from server.http.media_types import DEFAULT_ALLOWED, KNOWN
+from server.retention.rules import RetentionRule, parse_rules
 from server.secret import Secret, secret_url
 
 
@@ -218,6 +219,9 @@ class WorkersSettings:
     # and its half-received uploads are reclaimed by the others.
     heartbeat_seconds: float = 15.0                             # MEDIA_HEARTBEAT_SECONDS
     instance_dead_seconds: float = 60.0                         # MEDIA_INSTANCE_DEAD_SECONDS
+    # Media older than their type's rule are purged in small batches (retention/rules.py,
+    # workers/retention.py); empty: media are kept forever.
+    retention: tuple[RetentionRule, ...] = ()                   # MEDIA_RETENTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -694,7 +698,16 @@ def _workers(env: Mapping[str, str]) -> WorkersSettings:
                                       d.janitor_interval_seconds, lo=1, hi=86400),
         heartbeat_seconds=heartbeat,
         instance_dead_seconds=dead,
+        retention=_retention(env),
     )
+
+
+def _retention(env: Mapping[str, str]) -> tuple[RetentionRule, ...]:
+    try:
+        return parse_rules(env.get("MEDIA_RETENTION") or "")
+    except ValueError as e:
+        raise SettingsError(f"MEDIA_RETENTION: {e} (rules as video:365d,audio:730d,*:1825d)"
+                            ) from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -78,12 +78,14 @@ SELECT count(*) FROM gone;
 
 -- name: search_audit
 -- GET /api/audit: newest first, each filter optional (NULL = any). count: how many
--- refusals a counted row stands for (1 for every other row). A page goes on strictly
--- after the previous page's last (at, id) when :after_at is given.
+-- refusals a counted row stands for (1 for every other row); media_ids: a purged
+-- batch's ids (NULL otherwise), among which :media_id is looked for too. A page goes
+-- on strictly after the previous page's last (at, id) when :after_at is given.
 SELECT id, at, actor, action, media_id, message_id, host(client_addr) AS client_addr,
-       user_agent, request_id, outcome, count
+       user_agent, request_id, outcome, count, media_ids
   FROM media_audit_log
- WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer)
+ WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer
+        OR media_ids @> ARRAY[:media_id::integer])
    AND (:action::text IS NULL OR action = :action::text)
    AND (:actor::text IS NULL OR actor = :actor::text)
    AND (:since::timestamptz IS NULL OR at >= :since::timestamptz)

@@ -159,13 +159,16 @@ class _Response(web.StreamResponse):
     _send_headers_immediately = False
 
 
-async def _first_and_rest(stream: Body) -> tuple[bytes, Body]:
+async def _first_and_rest(stream: Body, store, rec: MediaRecord) -> tuple[bytes, Body]:
     """Fetch the first piece before any header goes out, so a file deleted since its
-    metadata was read is still a clean 404 rather than a truncated 200."""
+    metadata was read is still a clean 404 (410 if retention took it) rather than a
+    truncated 200."""
     try:
         return await anext(stream), stream
     except StorageCorrupt:
         await stream.aclose()
+        if isinstance(store, MediaStore):   # not the legacy folder
+            await store.raise_if_purged(rec.id)
         raise MediaNotFound() from None
 
 
@@ -183,7 +186,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
     if slots is not None:
         await slots.acquire()
     try:
-        first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+        first, stream = await _first_and_rest(store.read(rec, r.start, r.end), store, rec)
     except BaseException:
         if slots is not None:
             slots.release()
@@ -215,7 +218,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
                            + len(tail))
     reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
-    first, stream = await _first_and_rest(reads.read(ranges[0]))
+    first, stream = await _first_and_rest(reads.read(ranges[0]), store, rec)
     body = _chain(first, stream)
     del first
 

@@ -11,6 +11,8 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
     media-store keys create NAME [--scope read|write|admin]   prints the new API key
     media-store keys list | keys revoke NAME
+    media-store purge --older-than 365d [--type video] [--dry-run]
+                               remove old media now (retention; server/cli/purge.py)
     media-store import-legacy | verify | cleanup-legacy | export | stats
                                the move from /uploads/media (server/cli/legacy.py)
 
@@ -28,6 +30,7 @@ import signal
 import sys
 
 from server.cli import legacy as legacy_cli
+from server.cli import purge as purge_cli
 from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
     keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
     legacy_cli.add_parsers(sub)
+    purge_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -187,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                 if settings.db.auto_migrate:
                     apply_migrations(dsn)
                 return keys_command(dsn, args, settings.db.admin_command_timeout)
+            elif command == "purge":
+                _migrated(settings, dsn)
+                return purge_cli.run(args, settings, dsn)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)

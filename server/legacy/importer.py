@@ -151,14 +151,17 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits,
             raise ValueError(f"--orphans-to: message {opts.orphans_to} does not exist")
         by_name = await _message_refs(conn, column, prefix)
         imported = {r["legacy_name"]: r for r in await Q.legacy_map_all.fetch(conn)}
+        # Imported once, then purged by retention: importing it again would undo that.
+        purged = {r["legacy_name"] for r in await Q.purged_legacy_names.fetch(conn)}
         the_plan = matching.plan(listing.names, by_name, opts.orphans_to)
 
         rows = [Row(shown, FAILED, reason=why) for shown, why in listing.refused]
         progress = Progress(len(listing.names), "import", out=out, bar=bar)
         try:
             for name in listing.names:
-                row = await _one(store, opts, limits, processing, column, name,
-                                 the_plan, imported.get(name))
+                row = Row(name, ALREADY, reason="purged by retention") if name in purged \
+                    else await _one(store, opts, limits, processing, column, name,
+                                    the_plan, imported.get(name))
                 rows.append(row)
                 if row.outcome != ALREADY:
                     progress.line(_describe(row))

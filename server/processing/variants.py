@@ -53,6 +53,7 @@ async def stat_variant(store: MediaStore, media_id: int, name: str) -> MediaReco
     async with store.connection() as conn:
         row = await Q.get_variant.fetchrow(conn, id=media_id, name=name)
     if row is None:
+        await store.raise_if_purged(media_id)   # its variants went with it: 410
         raise MediaNotFound(f"this media has no {name} variant")
     rec = MediaRecord.from_row(row)
     stem = rec.original_name.rsplit(".", 1)[0] or "media"

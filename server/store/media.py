@@ -37,7 +37,8 @@ import asyncpg
 from aiohttp import web
 
 from server.asyncutil import consume
-from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
+from server.errors import (MediaNotFound, MediaPurged, MessageNotFound, ServiceUnavailable,
+                           UploadExpired)
 from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
@@ -471,7 +472,21 @@ class MediaStore:
     # -- reading ------------------------------------------------------------------
 
     async def stat(self, media_id: int) -> MediaRecord:
-        return await self._one(Q.get_media, id=media_id)
+        """A complete file's metadata; MediaPurged for an id retention removed,
+        MediaNotFound for any other id without a complete file."""
+        try:
+            return await self._one(Q.get_media, id=media_id)
+        except MediaNotFound:
+            await self.raise_if_purged(media_id)
+            raise
+
+    async def raise_if_purged(self, media_id: int) -> None:
+        """MediaPurged when ``media_id`` has a tombstone (server/store/purge.py).
+        Asked of the primary, and only once an id is not found: a miss costs one more
+        index lookup, a hit nothing."""
+        async with self.connection() as conn:
+            if await Q.is_purged.fetchval(conn, id=media_id):
+                raise MediaPurged()
 
     async def stat_for_serving(self, media_id: int) -> MediaRecord:
         """``stat``, answered from a short-lived cache when enabled."""
@@ -540,6 +555,8 @@ class MediaStore:
         async with self.connection() as conn, conn.transaction():
             message_id = await Q.delete_media.fetchval(conn, id=media_id)
             if message_id is None:
+                if await Q.is_purged.fetchval(conn, id=media_id):
+                    raise MediaPurged()
                 raise MediaNotFound()
             if audit is not None:
                 await audit.write(conn, media_id=media_id, message_id=message_id)

@@ -3,12 +3,13 @@ through load_settings and through run.py (a quick non-zero exit, no traceback)."
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 import ipaddress
 from pathlib import Path
 
 import pytest
 
+from server.retention.rules import RetentionRule
 from server.secret import secret_url
 from server.settings import (SecretKeys, Settings, SettingsError, load_settings,
                              replace_settings)
@@ -134,6 +135,9 @@ PARSED = [
      (secret_url("postgresql://r1/chat"), secret_url("postgresql://r2/chat"))),
     ("MEDIA_CACHE_BYTES", "0", "store.cache_bytes", 0),
     ("MEDIA_INSTANCE_DEAD_SECONDS", "45", "workers.instance_dead_seconds", 45.0),
+    ("MEDIA_RETENTION", " Video:365d, *:260w ,audio:48h", "workers.retention",
+     (RetentionRule("video", timedelta(days=365)), RetentionRule("audio", timedelta(hours=48)),
+      RetentionRule("*", timedelta(weeks=260)))),
     ("MEDIA_URL_TTL_SECONDS", "3600", "security.url_ttl_seconds", 3600),
     ("MEDIA_SIGNING_KEYS", "a" * 32, "security.signing_keys", SecretKeys([b"a" * 32])),
     ("MEDIA_SIGNING_KEYS", f" {'n' * 40} , {'o' * 32} ", "security.signing_keys",
@@ -341,6 +345,9 @@ BAD = [
     ({"MEDIA_CORS_ORIGINS": "https://chat.example.com/app"}, "MEDIA_CORS_ORIGINS"),
     ({"MEDIA_AUDIT_READS": "2"}, "MEDIA_AUDIT_READS"),
     ({"MEDIA_AUDIT_RETENTION_DAYS": "0"}, "MEDIA_AUDIT_RETENTION_DAYS"),
+    ({"MEDIA_RETENTION": "video:1y"}, "MEDIA_RETENTION"),
+    ({"MEDIA_RETENTION": "videos:365d"}, "MEDIA_RETENTION"),
+    ({"MEDIA_RETENTION": "365d"}, "MEDIA_RETENTION"),
     ({"MEDIA_TRUSTED_PROXIES": "10.0.0.0/33"}, "MEDIA_TRUSTED_PROXIES"),
     ({"MEDIA_TRUSTED_PROXIES": "proxy.local"}, "MEDIA_TRUSTED_PROXIES"),
     ({"MEDIA_METRICS_ALLOW": "everyone"}, "MEDIA_METRICS_ALLOW"),
