@@ -23,9 +23,9 @@ import uuid
 
 from aiohttp import web
 
-from server.errors import UnsupportedMediaType
+from server.errors import MediaError, UnsupportedMediaType
 from server.http.media_types import MediaKind
-from server.processing import costs, variants
+from server.processing import costs, thumbnails, variants
 from server.processing.audio_video import (
     PLAYABLE_AUDIO,
     probe_media,
@@ -64,6 +64,9 @@ class Processing:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.workers = WorkerPool(policy.concurrency, policy.memory_bytes)
+        # Thumbnails being made by this process, by (media id, variant name): every
+        # request for one waits on the same task (ondemand.py).
+        self.making: dict[tuple[int, str], asyncio.Future] = {}
 
     async def start_workers(self) -> None:
         await self.workers.start()
@@ -210,15 +213,41 @@ class Job:
             else:
                 await self.processing.run(await self._work(validate_document),
                                           self._spool_path, self.kind.mime_type)
+            made = await self._thumbnails()
+            if made is not None:
+                found.extend(variants.VariantSource(name, r.mime_type, r.dimensions,
+                                                    variants.from_bytes(r.data))
+                             for name, r in made.thumbnails.items())
             assert self._upload is not None
             await self._upload.flush()
             async with self.store.connection() as conn:
                 await Q.set_media_facts.execute(conn, id=self._upload.media_id, **facts)
+                if made is not None and made.placeholder is not None:
+                    await Q.set_media_placeholder.execute(
+                        conn, id=self._upload.media_id, placeholder=made.placeholder)
             for v in found:
                 await variants.store_variant(self.store, self._upload.media_id, v)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(os.unlink, m4a_path)
+
+    async def _thumbnails(self) -> thumbnails.Made | None:
+        """The eager thumbnails (MEDIA_THUMBNAIL_EAGER) and the placeholder of an image
+        or video already accepted; None if they could not be made (the others are
+        made on request, which then answers 422 for what does not decode)."""
+        if not thumbnails.has_thumbnails(self.kind.media_type):
+            return None
+        policy = self.processing.policy
+        limits = thumbnails.Limits(policy.thumbnail_max_source_pixels,
+                                   policy.thumbnail_max_animated_bytes)
+        try:
+            return await self.processing.run(
+                await self._work(thumbnails.at_upload), self._spool_path,
+                self.kind.mime_type, self.kind.media_type, policy.thumbnail_eager, limits,
+                self._deadline())
+        except MediaError as e:
+            log.info("no thumbnails at upload for a %s: %s", self.kind.mime_type, e)
+            return None
 
     async def _image(self, facts: dict, found: list) -> None:
         kind, path = self.kind, self._spool_path

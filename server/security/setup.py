@@ -34,7 +34,8 @@ def setup_security(app: web.Application) -> None:
 
     async def signer(app: web.Application):
         keys = await signing_keys(app[STORE], tuple(settings.signing_keys))
-        app[SIGNER] = UrlSigner(keys, settings.url_ttl_seconds, public=settings.public_read)
+        app[SIGNER] = UrlSigner(keys, settings.url_ttl_seconds, public=settings.public_read,
+                                thumbnail_sizes=settings.thumbnail_sizes)
         yield
 
     app.cleanup_ctx.append(signer)
