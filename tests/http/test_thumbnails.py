@@ -9,7 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image, ImageStat
 
+from server.legacy.importer import IMPORTED
 from tests.http.test_processing_images import count, created, post
+from tests.http.test_tus_processing import media, tus_upload
+from tests.legacy_util import make_chat, run_import
 from tests.media import av_sample, jpeg_bytes, photo_bytes
 
 SERVE = "/api/media/serve/{}?variant=thumbnail&width={}&height={}&method={}"
@@ -264,3 +267,24 @@ async def test_thumbnails_go_with_their_media(processing_client, message_id, poo
     assert await count(pool, "media_variant_chunks") == 0
     resp = await processing_client.get(serve_url(body["id"], 320, 240, "scale"))
     assert resp.status == 404
+
+
+async def test_tus_uploads_get_them_too(processing_client, message_id, pool):
+    r, _ = await tus_upload(processing_client, message_id, photo_bytes(300, 200))
+    assert r.status == 204, await r.text()
+    body = await media(processing_client, int(r.headers["Media-Id"]))
+    assert len(body["placeholder"]) == 28 and len(body["thumbnails"]) == 5
+    assert await variant_names(pool, body["id"]) == ["preview", "thumb_32x32_crop",
+                                                     "thumb_96x96_crop"]
+
+
+async def test_legacy_imports_get_them_too(store, pool, tmp_path):
+    chat = await make_chat(pool, tmp_path)
+    report, _ = await run_import(store, chat)
+    ids = {r.name: r.media_id for r in report.rows if r.outcome == IMPORTED}
+    # Bytes kept as they were (no --process), thumbnails and placeholder made all the same.
+    assert await variant_names(pool, ids["a.jpg"]) == ["preview", "thumb_32x32_crop",
+                                                       "thumb_96x96_crop"]
+    assert await variant_names(pool, ids["b.png"]) == ["preview", "thumb_32x32_crop_anim",
+                                                       "thumb_96x96_crop_anim"]
+    assert (await store.stat(ids["a.jpg"])).placeholder
