@@ -23,6 +23,7 @@ import uuid
 
 from aiohttp import web
 
+from server.asyncutil import cancel_and_wait
 from server.errors import MediaError, UnsupportedMediaType
 from server.http.media_types import MediaKind
 from server.processing import costs, thumbnails, variants
@@ -75,6 +76,8 @@ class Processing:
         self.workers.close()
 
     async def aclose(self) -> None:
+        for task in list(self.making.values()):    # the store is closed by now
+            await cancel_and_wait(task)
         await self.workers.aclose()
 
     async def run(self, fn, *args):
@@ -232,18 +235,22 @@ class Job:
                 await asyncio.to_thread(os.unlink, m4a_path)
 
     async def _thumbnails(self) -> thumbnails.Made | None:
-        """The eager thumbnails (MEDIA_THUMBNAIL_EAGER) and the placeholder of an image
-        or video already accepted; None if they could not be made (the others are
+        """The eager thumbnails (MEDIA_THUMBNAIL_EAGER; every size for a video) and the
+        placeholder of an image or video already accepted; None if they could not be made (the others are
         made on request, which then answers 422 for what does not decode)."""
         if not thumbnails.has_thumbnails(self.kind.media_type):
             return None
         policy = self.processing.policy
         limits = thumbnails.Limits(policy.thumbnail_max_source_pixels,
                                    policy.thumbnail_max_animated_bytes)
+        # A video's every size comes from one frame decoded here; made later, each would
+        # first copy the whole video out of the database to decode that frame again.
+        sizes = (policy.thumbnail_sizes if self.kind.media_type == "video"
+                 else policy.thumbnail_eager)
         try:
             return await self.processing.run(
                 await self._work(thumbnails.at_upload), self._spool_path,
-                self.kind.mime_type, self.kind.media_type, policy.thumbnail_eager, limits,
+                self.kind.mime_type, self.kind.media_type, sizes, limits,
                 self._deadline())
         except MediaError as e:
             log.info("no thumbnails at upload for a %s: %s", self.kind.mime_type, e)

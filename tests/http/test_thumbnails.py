@@ -155,10 +155,13 @@ async def test_animation_over_the_byte_limit_gets_a_still(processing_client_with
     assert getattr(image(data), "n_frames", 1) == 1
 
 
-async def test_video_thumbnail_is_not_the_black_first_frame(processing_client, message_id):
+async def test_video_thumbnail_is_not_the_black_first_frame(processing_client, message_id,
+                                                            pool):
     # av_sample's first frame is black; the others are coloured.
     clip = av_sample("mp4", video="libx264", seconds=3, width=160, height=120)
     body = await created(await post(processing_client, message_id, clip, name="v.mp4"))
+    # Every size made at upload, from the frame decoded then.
+    assert len(await variant_names(pool, body["id"])) == 1 + 5
     data, headers = await thumb(processing_client, serve_url(body["id"], 320, 240, "scale"))
     im = image(data)
     assert headers["Content-Type"] == "image/jpeg" and im.size == (160, 120)
