@@ -51,7 +51,8 @@ def test_json_shape_is_the_record_less_storage_details_plus_url():
                                           "created_at": now, "updated_at": now,
                                           "waveform": [0] * 64}   # only sent when known
     body = media_json(MediaRecord(**values), UrlSigner([b"k" * 32], 3600, public=True))
-    assert set(body) == (set(FIELDS) - NOT_IN_JSON) | {"url"}
+    # ... plus each configured thumbnail's URL (a list, empty here: no media type).
+    assert set(body) == (set(FIELDS) - NOT_IN_JSON) | {"url", "thumbnails"}
     assert body["url"] == "/api/media/serve/7"
     signed = media_json(MediaRecord(**values), UrlSigner([b"k" * 32], 3600))["url"]
     assert signed.startswith("/api/media/serve/7?") and "sig=" in signed
