@@ -157,6 +157,13 @@ PARSED = [
     ("DB_ADMIN_COMMAND_TIMEOUT_SECONDS", "7200", "db_admin_command_timeout", 7200.0),
     ("DB_ADMIN_COMMAND_TIMEOUT_SECONDS", "0", "db_admin_command_timeout", None),
     ("MEDIA_MAX_RANGE_CHUNKS", "32", "max_range_chunks", 32),
+    ("MEDIA_THUMBNAIL_SIZES", "32x32-crop, 96x96-crop,1024x768-scale", "thumbnail_sizes",
+     ((32, 32, "crop"), (96, 96, "crop"), (1024, 768, "scale"))),
+    ("MEDIA_THUMBNAIL_EAGER", "96x96-crop", "thumbnail_eager", ((96, 96, "crop"),)),
+    ("MEDIA_THUMBNAIL_EAGER", "none", "thumbnail_eager", ()),
+    ("MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS", "1000000", "thumbnail_max_source_pixels",
+     1_000_000),
+    ("MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES", "0", "thumbnail_max_animated_bytes", 0),
     ("MEDIA_LEGACY_DIR", "/tmp", "legacy_dir", Path("/tmp")),
     ("MEDIA_LEGACY_SUNSET", "2027-01-31", "legacy_sunset",
      datetime(2027, 1, 31, tzinfo=timezone.utc)),
@@ -218,6 +225,12 @@ def test_sending_is_off_without_credentials():
 
 BAD = [
     # (env, the variable the message must name)
+    ({"MEDIA_THUMBNAIL_SIZES": "96x96"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "96x96-stretch"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "10000x10-crop"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "none"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_EAGER": "64x64-crop"}, "MEDIA_THUMBNAIL_EAGER"),
+    ({"MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS": "0"}, "MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS"),
     ({"PORT": "eighty"}, "PORT"),
     ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
     ({"MEDIA_METADATA_CACHE_SECONDS": "-1"}, "MEDIA_METADATA_CACHE_SECONDS"),
