@@ -11,7 +11,9 @@ is made once however many ask at the same moment:
   others poll for the variant (holding no connection) until it is there or the lock
   is free for them to try.
 The decode runs in the processing worker pool, within the time and memory limits of
-an upload's processing (workers.py).
+an upload's processing (workers.py). A source that cannot be made a thumbnail of (422)
+is remembered for a minute per process, so a client asking again and again does not
+have it decoded again each time.
 """
 from __future__ import annotations
 
@@ -20,7 +22,13 @@ import logging
 import time
 
 from server.asyncutil import consume
-from server.errors import InvalidMedia, MediaNotFound, NoThumbnail, ServiceUnavailable
+from server.errors import (
+    InvalidMedia,
+    MediaNotFound,
+    MediaTooComplex,
+    NoThumbnail,
+    ServiceUnavailable,
+)
 from server.http.thumbnails import ThumbnailRequest
 from server.processing import costs, thumbnails, variants
 from server.processing.pipeline import BYTES_PER_SECOND, Processing
@@ -32,6 +40,10 @@ from server.store.sqlfiles import Q
 log = logging.getLogger(__name__)
 
 POLL_FIRST, POLL_MAX = 0.05, 0.5
+# A source that would not make a thumbnail is not decoded again for every request of a
+# client that keeps asking: its refusal is remembered this long (per process).
+REFUSAL_SECONDS = 60.0
+MAX_REFUSALS = 1000
 # Past the maker's own time limit, how long a waiter keeps waiting before a 503.
 WAIT_SLACK = 10.0
 
@@ -57,13 +69,25 @@ async def thumbnail(store: MediaStore, processing: Processing, media_id: int,
     if found is not None:
         return found
     key = (media_id, name)
+    refused = processing.thumbnail_refusals.get(key)
+    if refused is not None and refused[0] > time.monotonic():
+        raise type(refused[1])(refused[1].message)
     task = processing.making.get(key)
     if task is None:
         task = asyncio.ensure_future(_make_once(store, processing, rec, size, animated, name))
         processing.making[key] = task
-        task.add_done_callback(lambda t: processing.making.pop(key, None))
-        task.add_done_callback(consume)
+        task.add_done_callback(lambda t: _done(processing, key, t))
     return await asyncio.shield(task)
+
+
+def _done(processing: Processing, key: tuple[int, str], task: asyncio.Future) -> None:
+    processing.making.pop(key, None)
+    consume(task)
+    if not task.cancelled() and isinstance(task.exception(), (InvalidMedia, MediaTooComplex)):
+        refusals = processing.thumbnail_refusals
+        refusals[key] = (time.monotonic() + REFUSAL_SECONDS, task.exception())
+        while len(refusals) > MAX_REFUSALS:
+            refusals.pop(next(iter(refusals)))
 
 
 def _seconds(processing: Processing, rec: MediaRecord) -> float:

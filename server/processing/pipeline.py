@@ -68,6 +68,8 @@ class Processing:
         # Thumbnails being made by this process, by (media id, variant name): every
         # request for one waits on the same task (ondemand.py).
         self.making: dict[tuple[int, str], asyncio.Future] = {}
+        # ... and those that could not be made lately: (until when, the error).
+        self.thumbnail_refusals: dict[tuple[int, str], tuple[float, Exception]] = {}
 
     async def start_workers(self) -> None:
         await self.workers.start()

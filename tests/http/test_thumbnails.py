@@ -10,6 +10,8 @@ import pytest
 from PIL import Image, ImageStat
 
 from server.legacy.importer import IMPORTED
+from server.processing import ondemand
+from server.processing.pipeline import PROCESSING
 from tests.http.test_processing_images import count, created, post
 from tests.http.test_tus_processing import media, tus_upload
 from tests.legacy_util import make_chat, run_import
@@ -291,3 +293,21 @@ async def test_legacy_imports_get_them_too(store, pool, tmp_path):
     assert await variant_names(pool, ids["b.png"]) == ["preview", "thumb_32x32_crop_anim",
                                                        "thumb_96x96_crop_anim"]
     assert (await store.stat(ids["a.jpg"])).placeholder
+
+
+async def test_a_refusal_is_remembered_not_decoded_again(processing_client_with, message_id,
+                                                         monkeypatch):
+    client = await processing_client_with(processing=False)
+    body = await created(await post(client, message_id, jpeg_bytes(5000)[:3] + b"\0" * 4000))
+    url = serve_url(body["id"], 96, 96, "crop")
+    resp = await client.get(url)
+    assert resp.status == 422
+    processing = client.server.app[PROCESSING]
+    assert list(processing.thumbnail_refusals) == [(body["id"], "thumb_96x96_crop")]
+
+    async def must_not_run(*args):
+        raise AssertionError("decoded again")
+    monkeypatch.setattr(ondemand, "_make", must_not_run)
+    for _ in range(3):
+        resp = await client.get(url)
+        assert resp.status == 422 and (await resp.json())["error"] == "invalid_media"
