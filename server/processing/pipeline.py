@@ -121,6 +121,7 @@ class Job:
         self._spool_path: str | None = None
         self._check: StreamCheck | None = None
         self._upload: Upload | None = None
+        self._stored_mime = kind.mime_type    # a BMP may be stored as a PNG (_begin)
         self._process = processing.policy.enabled
         # Images that may be replaced by their re-encoding, and videos and audio that
         # lose their metadata, reach the store only once decided; everything else is
@@ -145,6 +146,7 @@ class Job:
         name = self.client_name or file_name
         if ext != self.kind.extension:   # HEIC stored as JPEG: say so in the name too
             name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{ext}"
+        self._stored_mime = mime
         return await self.store.begin_upload(
             file_name=file_name, original_name=name, mime_type=mime,
             media_type=self.kind.media_type)
@@ -252,8 +254,8 @@ class Job:
         try:
             return await self.processing.run(
                 await self._work(thumbnails.at_upload), self._spool_path,
-                self.kind.mime_type, self.kind.media_type, sizes, limits,
-                self._deadline())
+                self.kind.mime_type, self.kind.media_type, sizes,
+                thumbnails.animates(self._stored_mime, True), limits, self._deadline())
         except MediaError as e:
             log.info("no thumbnails at upload for a %s: %s", self.kind.mime_type, e)
             return None

@@ -126,18 +126,19 @@ def fit(img: Image.Image, size: ThumbSize) -> Image.Image:
 
 def render(path: str, mime: str, media_type: str, size: ThumbSize, animated: bool,
            limits: Limits, deadline: float) -> Rendition:
-    """One thumbnail of the file at ``path``; InvalidMedia if it cannot be decoded,
-    MediaTooComplex beyond the limits."""
+    """One thumbnail of the file at ``path`` (``animated``: asked for so, of a type
+    that animates()); InvalidMedia if it cannot be decoded, MediaTooComplex beyond the
+    limits."""
     return _guarded(lambda: _render(path, mime, media_type, [size], animated, limits,
                                     deadline, placeholder=False))
 
 
-def at_upload(path: str, mime: str, media_type: str, sizes, limits: Limits,
-              deadline: float) -> Made:
-    """The eager ``sizes`` (stored as the URLs of the media JSON name them) and the
-    placeholder, from one decode."""
+def at_upload(path: str, mime: str, media_type: str, sizes, animated: bool,
+              limits: Limits, deadline: float) -> Made:
+    """The eager ``sizes`` and the placeholder, from one decode; ``animated`` as the
+    URLs of the media JSON ask for them (animates() of the type stored)."""
     return _guarded(lambda: _render(path, mime, media_type, [ThumbSize(*s) for s in sizes],
-                                    mime in ANIMATABLE, limits, deadline, placeholder=True))
+                                    animated, limits, deadline, placeholder=True))
 
 
 def _guarded(fn):
@@ -165,20 +166,18 @@ def _render(path, mime, media_type, sizes, animated, limits, deadline, *, placeh
     with Image.open(io.BytesIO(data), formats=[_PLUGIN[mime]]) as im:
         frames = getattr(im, "n_frames", 1) if mime in ANIMATABLE else 1
         w, h = im.size
-        moving = (animates(mime, animated) and frames > 1
-                  and w * h * frames <= limits.max_source_pixels
+        moving = (animated and frames > 1 and w * h * frames <= limits.max_source_pixels
                   and len(data) <= limits.max_animated_bytes)
-        name_anim = animates(mime, animated)
         if moving:
             made = {variant_name(s, True): _encode_animated(im, s, deadline) for s in sizes}
             im.seek(0)
             first = _still(im, mime, sizes, limits) if placeholder else None
         else:
             first = _still(im, mime, sizes, limits)
-            made = {variant_name(s, name_anim): _encode_still(fit(first, s)) for s in sizes}
+            made = {variant_name(s, animated): _encode_still(fit(first, s)) for s in sizes}
     if placeholder:
         return Made(made, _placeholder(first))
-    return made[variant_name(sizes[0], name_anim)]
+    return made[variant_name(sizes[0], animated)]
 
 
 def _still(im: Image.Image, mime: str, sizes, limits: Limits) -> Image.Image:
