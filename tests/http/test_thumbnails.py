@@ -15,6 +15,7 @@ from server.processing.pipeline import PROCESSING
 from tests.http.test_processing_images import count, created, post
 from tests.http.test_tus_processing import media, tus_upload
 from tests.legacy_util import make_chat, run_import
+from tests.pure.test_thumbnails_pure import decode
 from tests.media import av_sample, jpeg_bytes, photo_bytes
 
 SERVE = "/api/media/serve/{}?variant=thumbnail&width={}&height={}&method={}"
@@ -311,3 +312,28 @@ async def test_a_refusal_is_remembered_not_decoded_again(processing_client_with,
     for _ in range(3):
         resp = await client.get(url)
         assert resp.status == 422 and (await resp.json())["error"] == "invalid_media"
+
+
+async def test_the_placeholder_decodes_to_the_picture(processing_client, message_id):
+    # Left half red, right half blue: so is the decoded placeholder.
+    body = await created(await post(processing_client, message_id, photo_bytes(320, 160)))
+    out = decode(body["placeholder"], 8, 4)
+    assert red(out[2 * 8 + 1]) and blue(out[2 * 8 + 6]), out
+
+
+async def test_a_still_beyond_the_source_pixels_is_422(processing_client_with, message_id):
+    client = await processing_client_with(thumbnail_max_source_pixels=5000)
+    body = await created(await post(client, message_id,
+                                    photo_bytes(100, 100, fmt="PNG"), name="a.png"))
+    assert body["placeholder"] is None          # nothing made at upload either
+    resp = await client.get(serve_url(body["id"], 96, 96, "crop"))
+    assert resp.status == 422 and (await resp.json())["error"] == "media_too_complex"
+
+
+async def test_an_animation_beyond_the_source_pixels_gets_a_still(processing_client_with,
+                                                                  message_id):
+    # 6 frames of 120x120 = 86,400 pixels together; one frame is 14,400.
+    client = await processing_client_with(thumbnail_max_source_pixels=50_000)
+    body = await created(await post(client, message_id, moving_gif(6), name="a.gif"))
+    data, _ = await thumb(client, serve_url(body["id"], 96, 96, "crop", animated=True))
+    assert getattr(image(data), "n_frames", 1) == 1
