@@ -83,10 +83,10 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
     app[DSN] = dsn
-    app[UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
+    app[UPLOAD_SLOTS] = UploadSlots(settings.uploads.max_concurrent)
     # Long reads from the store at once: half the pool, so the other half is always
     # free for small requests (server/runtime/sending.py).
-    app[STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
+    app[STREAM_SLOTS] = StreamSlots(settings.db.pool_max // 2)
     app[METRICS] = Metrics()
 
     async def database(app: web.Application):
@@ -94,15 +94,15 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         # Replica pools connect lazily (min 0): a replica down at start-up is skipped,
         # not a reason to refuse to start.
         replicas = ReadReplicas([await create_pool(url.reveal(), settings, min_size=0)
-                                 for url in settings.database_read_urls]) \
-            if settings.database_read_urls else None
-        app[STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
-                                     read_ahead=settings.read_ahead_chunks,
-                                     acquire_timeout=settings.pool_acquire_timeout,
-                                     stat_cache_seconds=settings.metadata_cache_seconds,
+                                 for url in settings.db.read_urls]) \
+            if settings.db.read_urls else None
+        app[STORE] = MediaStore(pool, chunk_size=settings.store.chunk_bytes,
+                                     read_ahead=settings.store.read_ahead_chunks,
+                                     acquire_timeout=settings.db.pool_acquire_timeout,
+                                     stat_cache_seconds=settings.store.metadata_cache_seconds,
                                      instance_id=uuid.uuid4(),
-                                     chunk_cache=ChunkCache(settings.cache_bytes)
-                                     if settings.cache_bytes else None,
+                                     chunk_cache=ChunkCache(settings.store.cache_bytes)
+                                     if settings.store.cache_bytes else None,
                                      replicas=replicas)
         yield
         await app[STORE].batched_reads.aclose()
@@ -115,7 +115,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         # uploads don't wait for them, and killed at the end.
         app[PROCESSING] = processing = Processing(Policy.from_settings(settings))
         try:
-            if settings.processing:
+            if settings.processing.enabled:
                 await processing.start_workers()
             yield
         finally:
@@ -132,7 +132,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # housekeeping (tests leave it off to control when it runs).
     workers = [heartbeat, deletion_feed, memory_trimmer, metrics_sampler] + (
         [janitor] if run_janitor else [])
-    if settings.zapi_enabled:
+    if settings.zapi.enabled:
         workers.append(outbox_worker)
     app.cleanup_ctx.append(workers_ctx(workers))
     setup_routes(app)

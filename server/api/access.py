@@ -35,8 +35,8 @@ async def create_upload_token(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     body = await read_json_object(request, MAX_JSON_BYTES, empty={})
     message_id = _int_field(body, "message_id", None, 1, 2**31 - 1)
-    max_bytes = _int_field(body, "max_bytes", settings.max_upload_bytes, 1,
-                           settings.max_upload_bytes)
+    max_bytes = _int_field(body, "max_bytes", settings.uploads.max_bytes, 1,
+                           settings.uploads.max_bytes)
     ttl = _int_field(body, "ttl_seconds", TOKEN_TTL_DEFAULT, 1, TOKEN_TTL_MAX)
     store = request.app[STORE]
     async with audited(request, "token_issued", message_id=message_id) as audit:

@@ -120,7 +120,7 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
 
     headers = {**representation_headers(rec, etag, modified, cache), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
-    if too_costly(ranges, rec.chunk_size, request.app[SETTINGS].max_range_chunks):
+    if too_costly(ranges, rec.chunk_size, request.app[SETTINGS].store.max_range_chunks):
         ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
@@ -273,7 +273,7 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
     of ``body``. ``slots``: the stream slot taken for ``body``, which ``send`` gives
     back."""
     metrics = request.app[METRICS]
-    sender = Sender(request, resp, request.app[SETTINGS].send_timeout,
+    sender = Sender(request, resp, request.app[SETTINGS].server.send_timeout,
                     metrics.bytes_served.inc, slots)
     try:
         try:

@@ -97,8 +97,8 @@ async def _upload(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     store = request.app[STORE]
     # An upload token may allow less than the service does.
-    limits = Limits(upload_limit(request, settings.max_upload_bytes),
-                    settings.upload_idle_timeout, upload_pace(settings))
+    limits = Limits(upload_limit(request, settings.uploads.max_bytes),
+                    settings.uploads.idle_timeout, upload_pace(settings))
     length = request.content_length
     ctype = request.content_type
     # A send to WhatsApp asked for with the upload (send_to, caption): checked before
@@ -268,7 +268,7 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     if (refused := refuse_before_body(request)) is not None:
         return refused
     length = request.content_length
-    if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+    if length is not None and length > settings.uploads.max_bytes + MULTIPART_OVERHEAD:
         return render(PayloadTooLarge())
     # Told before the client sends its body (server/limits/uploads.py).
     if has_content_coding(request.headers):

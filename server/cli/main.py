@@ -41,11 +41,11 @@ class SchemaBehind(Exception):
 @contextlib.contextmanager
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
-    if settings.database_url:
-        yield settings.database_url.reveal()
+    if settings.db.url:
+        yield settings.db.url.reveal()
         return
     from server.cli import embedded_pg
-    server = embedded_pg.start(settings.data_dir)
+    server = embedded_pg.start(settings.db.data_dir)
     try:
         yield server.get_uri()
     finally:
@@ -77,7 +77,7 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
     from server.runtime.processes import run_server, serve_workers
 
     with database(settings) as dsn:
-        if migrate and settings.auto_migrate:
+        if migrate and settings.db.auto_migrate:
             apply_migrations(dsn)
         elif pending := pending_migrations(dsn):
             # Serving a schema older than the code turns every request into a 500.
@@ -95,7 +95,7 @@ async def _with_store(dsn: str, settings: Settings, fn):
     from server.store.pool import create_pool
     pool = await create_pool(dsn, settings, admin=True)
     try:
-        return await fn(MediaStore(pool, chunk_size=settings.chunk_bytes))
+        return await fn(MediaStore(pool, chunk_size=settings.store.chunk_bytes))
     finally:
         await pool.close()
 
@@ -103,7 +103,7 @@ async def _with_store(dsn: str, settings: Settings, fn):
 def _migrated(settings: Settings, dsn: str) -> None:
     """Migrate first when allowed; otherwise refuse a schema behind the code."""
     from server.cli.migrate import apply_migrations, pending_migrations
-    if settings.auto_migrate:
+    if settings.db.auto_migrate:
         apply_migrations(dsn)
     elif pending := pending_migrations(dsn):
         raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     from server.observability.logformat import configure
-    configure(settings.log_level, settings.log_format)
+    configure(settings.server.log_level, settings.server.log_format)
     _sigterm_as_exit()
 
     from server.cli.migrate import apply_migrations, rollback_migrations
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "serve":
             return serve(settings, migrate=not getattr(args, "no_migrate", False),
-                         workers=args.workers or settings.workers)
+                         workers=args.workers or settings.server.workers)
         with database(settings) as dsn:
             if command == "migrate":
                 applied = apply_migrations(dsn)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("rolled back: " + ", ".join(rollback_migrations(dsn, args.count)))
             elif command == "reclaim":
                 n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
-                    settings.upload_stale_seconds)))
+                    settings.uploads.stale_seconds)))
                 print(f"reclaimed {n} abandoned upload(s)")
             elif command == "partition-chunks":
                 from server.cli.migrate import PARTITIONING_DIR
@@ -179,14 +179,14 @@ def main(argv: list[str] | None = None) -> int:
                 print("applied: " + (", ".join(applied) if applied else
                                      "nothing, already partitioned"))
             elif command == "create-message":
-                if settings.auto_migrate:
+                if settings.db.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
             elif command == "keys":
                 from server.cli.keys import keys_command
-                if settings.auto_migrate:
+                if settings.db.auto_migrate:
                     apply_migrations(dsn)
-                return keys_command(dsn, args, settings.db_admin_command_timeout)
+                return keys_command(dsn, args, settings.db.admin_command_timeout)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             return _database_error(e)
-        print(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}",
+        print(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}",
               file=sys.stderr)
         return 1
     except DATABASE_ERRORS as e:

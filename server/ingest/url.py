@@ -96,20 +96,20 @@ class PinnedResolver(AbstractResolver):
 def check_url(url: URL, settings: Settings) -> None:
     """Refuse a URL (UrlNotAllowed) on its scheme, host or literal address; the
     addresses of a name are checked when it is resolved."""
-    allowed = ("https", "http") if settings.media_import_allow_http else ("https",)
+    allowed = ("https", "http") if settings.import_url.allow_http else ("https",)
     if url.scheme not in allowed:
-        need = "http or https" if settings.media_import_allow_http else "https"
+        need = "http or https" if settings.import_url.allow_http else "https"
         raise UrlNotAllowed(f"only {need} URLs may be imported")
     host = url.raw_host
     if not host:
         raise UrlNotAllowed("the URL has no host")
     if url.user is not None or url.password is not None:
         raise UrlNotAllowed("URLs with credentials are not imported")
-    if not host_allowed(host, settings.media_import_hosts):
+    if not host_allowed(host, settings.import_url.hosts):
         raise UrlNotAllowed(f"{host} is not on MEDIA_IMPORT_HOSTS")
     ip = parse_ip(host)
     if ip is not None:
-        why = address_allowed(ip, allow_private=settings.media_import_allow_private)
+        why = address_allowed(ip, allow_private=settings.import_url.allow_private)
         if why is not None:
             raise UrlNotAllowed(f"{host} is a {why} address")
 
@@ -144,10 +144,10 @@ async def import_url(store: MediaStore, processing: Processing, settings: Settin
     empty file); nothing is stored then. ``audit`` (an audit entry) is written with the
     file, in the same transaction."""
     url = parse_url(text)
-    timeout = aiohttp.ClientTimeout(total=settings.media_import_timeout,
-                                    sock_connect=settings.media_import_connect_timeout)
+    timeout = aiohttp.ClientTimeout(total=settings.import_url.timeout,
+                                    sock_connect=settings.import_url.connect_timeout)
     connector = aiohttp.TCPConnector(
-        resolver=PinnedResolver(settings.media_import_allow_private),
+        resolver=PinnedResolver(settings.import_url.allow_private),
         use_dns_cache=False, limit=1, force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      trust_env=False, auto_decompress=False) as session:
@@ -200,11 +200,11 @@ async def _download(session: aiohttp.ClientSession, store: MediaStore,
             if resp.status != 200:
                 raise ImportFailed(f"the URL's server answered {resp.status}")
             if resp.content_length is not None and \
-                    resp.content_length > settings.max_upload_bytes:
+                    resp.content_length > settings.uploads.max_bytes:
                 raise PayloadTooLarge()
             # Asked for identity; a coded body is refused as an upload's is.
             refuse_content_coding(resp.headers)
-            limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout,
+            limits = Limits(settings.uploads.max_bytes, settings.uploads.idle_timeout,
                             upload_pace(settings))
             return await receive(store, lambda: resp.content.read(READ_BYTES),
                                  file_name or _name_from(url, resp), limits, processing)

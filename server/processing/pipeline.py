@@ -240,8 +240,8 @@ class Job:
 
     async def _thumbnails(self) -> thumbnails.Made | None:
         """The eager thumbnails (MEDIA_THUMBNAIL_EAGER; every size for a video) and the
-        placeholder of an image or video already accepted; None if they could not be made (the others are
-        made on request, which then answers 422 for what does not decode)."""
+        placeholder of an image or video already accepted; None if they could not be
+        made (they are then made on request, which answers 422 for what won't decode)."""
         if not thumbnails.has_thumbnails(self.kind.media_type):
             return None
         policy = self.processing.policy

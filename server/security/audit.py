@@ -56,7 +56,7 @@ class AuditEntry:
 def client_addr(request: web.Request) -> str | None:
     settings = request.app[SETTINGS]
     return client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                          settings.trusted_proxies)
+                          settings.security.trusted_proxies)
 
 
 def entry_for(request: web.Request, action: str, *, actor: str | None = None,

@@ -51,9 +51,9 @@ def check_may_send(request: web.Request) -> None:
 def media_cache_control(request: web.Request) -> str:
     settings = request.app[SETTINGS]
     principal = request.get(PRINCIPAL)
-    kind = "public" if settings.public_read else (principal.kind if principal else "")
+    kind = "public" if settings.security.public_read else (principal.kind if principal else "")
     return cache_control(kind, expires=principal.expires if principal else None,
-                         now=time.time(), ttl=settings.url_ttl_seconds)
+                         now=time.time(), ttl=settings.security.url_ttl_seconds)
 
 
 def refuse_before_body(request: web.Request) -> web.Response | None:

@@ -95,7 +95,7 @@ async def access_middleware(request: web.Request, handler):
         request[KEY_NAME] = principal.name
     response = await handler(request)
     if access.signed_url and request.method == "GET" \
-            and request.app[SETTINGS].audit_reads:
+            and request.app[SETTINGS].security.audit_reads:
         await audit.record(request, audit.entry_for(
             request, "read", media_id=_media_id(request), outcome=str(response.status)))
     return response
@@ -121,10 +121,10 @@ async def authenticate(request: web.Request, access: Access) -> Principal:
         return OPEN_PRINCIPAL
     if access.scope == ADDRESS:
         addr = parse_address(audit.client_addr(request))
-        if not in_networks(addr, settings.metrics_allow):
+        if not in_networks(addr, settings.security.metrics_allow):
             raise AddressNotAllowed()
         return Principal(str(addr), "address")
-    if access.signed_url and settings.public_read:
+    if access.signed_url and settings.security.public_read:
         return PUBLIC_PRINCIPAL
 
     in_query = request.query.get("token") if access.upload_token else None

@@ -32,14 +32,14 @@ async def create_pool(dsn: str, settings: Settings, *,
     DB_ADMIN_COMMAND_TIMEOUT_SECONDS instead of the requests' DB_COMMAND_TIMEOUT_SECONDS."""
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min if min_size is None else min_size,
-        max_size=settings.pool_max,
+        min_size=settings.db.pool_min if min_size is None else min_size,
+        max_size=settings.db.pool_max,
         init=_init_connection,
         reset=_keep_session,
         # Idle connections are recycled so a pool sized for peaks shrinks again.
         max_inactive_connection_lifetime=300,
-        command_timeout=settings.db_admin_command_timeout if admin else
-        settings.db_command_timeout,
+        command_timeout=settings.db.admin_command_timeout if admin else
+        settings.db.command_timeout,
     )
 
 

@@ -25,17 +25,17 @@ async def janitor(app: web.Application) -> None:
     while True:
         try:
             removed = await app[STORE].reclaim_stale_uploads(
-                settings.upload_stale_seconds)
+                settings.uploads.stale_seconds)
             removed += await reclaim_expired_tus(app)
             if removed:
                 app[METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
-            pruned = await prune(app[STORE], settings.audit_retention_days)
+            pruned = await prune(app[STORE], settings.security.audit_retention_days)
             if pruned:
                 log.info("janitor deleted %d audit row(s) older than %d days", pruned,
-                         settings.audit_retention_days)
+                         settings.security.audit_retention_days)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("janitor run failed; will retry", exc_info=True)
-        await asyncio.sleep(settings.janitor_interval_seconds)
+        await asyncio.sleep(settings.workers.janitor_interval_seconds)

@@ -107,7 +107,8 @@ async def test_compress_false_keeps_pixels_but_not_location(processing_client, m
 
 async def test_keep_metadata_and_no_compression_stores_the_bytes_as_sent(
         processing_client_with, message_id):
-    client = await processing_client_with(image_compress=False, keep_image_metadata=True)
+    client = await processing_client_with(processing__image_compress=False,
+                                          processing__keep_image_metadata=True)
     sent = exif_photo()
     body = await created(await post(client, message_id, sent))
     assert await fetch(client, body["url"]) == sent

@@ -151,8 +151,8 @@ async def test_avif_upload_and_its_thumbnail(processing_client, message_id):
 
 
 async def test_animation_over_the_byte_limit_gets_a_still(processing_client_with, message_id):
-    client = await processing_client_with(thumbnail_max_animated_bytes=100,
-                                          thumbnail_eager=())
+    client = await processing_client_with(processing__thumbnail_max_animated_bytes=100,
+                                          processing__thumbnail_eager=())
     body = await created(await post(client, message_id, moving_gif(5), name="a.gif"))
     data, _ = await thumb(client, serve_url(body["id"], 96, 96, "crop", animated=True))
     assert getattr(image(data), "n_frames", 1) == 1
@@ -191,8 +191,8 @@ async def test_made_once_then_served_from_the_store(processing_client, message_i
 
 
 async def test_two_instances_make_it_once(processing_client_with, message_id, pool):
-    a = await processing_client_with(thumbnail_eager=())
-    b = await processing_client_with(thumbnail_eager=())
+    a = await processing_client_with(processing__thumbnail_eager=())
+    b = await processing_client_with(processing__thumbnail_eager=())
     body = await created(await post(a, message_id, photo_bytes(600, 400)))
     url = serve_url(body["id"], 800, 600, "scale")
     results = await asyncio.gather(*(thumb(c, url) for c in (a, b) * 4))
@@ -250,7 +250,7 @@ async def test_audio_has_none(processing_client, message_id):
 
 
 async def test_undecodable_source_is_422_not_500(processing_client_with, message_id):
-    client = await processing_client_with(processing=False)    # stored unchecked
+    client = await processing_client_with(processing__enabled=False)    # stored unchecked
     body = await created(await post(client, message_id, jpeg_bytes(5000)[:3] + b"\0" * 4000))
     resp = await client.get(serve_url(body["id"], 96, 96, "crop"))
     assert resp.status == 422 and (await resp.json())["error"] == "invalid_media"
@@ -298,7 +298,7 @@ async def test_legacy_imports_get_them_too(store, pool, tmp_path):
 
 async def test_a_refusal_is_remembered_not_decoded_again(processing_client_with, message_id,
                                                          monkeypatch):
-    client = await processing_client_with(processing=False)
+    client = await processing_client_with(processing__enabled=False)
     body = await created(await post(client, message_id, jpeg_bytes(5000)[:3] + b"\0" * 4000))
     url = serve_url(body["id"], 96, 96, "crop")
     resp = await client.get(url)
@@ -322,7 +322,7 @@ async def test_the_placeholder_decodes_to_the_picture(processing_client, message
 
 
 async def test_a_still_beyond_the_source_pixels_is_422(processing_client_with, message_id):
-    client = await processing_client_with(thumbnail_max_source_pixels=5000)
+    client = await processing_client_with(processing__thumbnail_max_source_pixels=5000)
     body = await created(await post(client, message_id,
                                     photo_bytes(100, 100, fmt="PNG"), name="a.png"))
     assert body["placeholder"] is None          # nothing made at upload either
@@ -333,7 +333,7 @@ async def test_a_still_beyond_the_source_pixels_is_422(processing_client_with, m
 async def test_an_animation_beyond_the_source_pixels_gets_a_still(processing_client_with,
                                                                   message_id):
     # 6 frames of 120x120 = 86,400 pixels together; one frame is 14,400.
-    client = await processing_client_with(thumbnail_max_source_pixels=50_000)
+    client = await processing_client_with(processing__thumbnail_max_source_pixels=50_000)
     body = await created(await post(client, message_id, moving_gif(6), name="a.gif"))
     data, _ = await thumb(client, serve_url(body["id"], 96, 96, "crop", animated=True))
     assert getattr(image(data), "n_frames", 1) == 1

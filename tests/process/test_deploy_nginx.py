@@ -79,7 +79,7 @@ class Proxied:
 @pytest.fixture
 async def proxied(server_for, tmp_path, admin_key):
     """nginx in front of the service in public mode."""
-    async for p in _proxied(server_for, tmp_path, admin_key, public_read=True):
+    async for p in _proxied(server_for, tmp_path, admin_key, security__public_read=True):
         yield p
 
 
@@ -100,7 +100,7 @@ async def _proxied(server_for, tmp_path, admin_key, **changes):
                          response.content_length))
 
     client = await server_for(setup=lambda app: app.on_response_prepare.append(record),
-                              max_upload_bytes=LIMIT, **changes)
+                              uploads__max_bytes=LIMIT, **changes)
     upstream = client.server
     message_id = await client.app[STORE].create_message()
     port = free_port()

@@ -18,9 +18,9 @@ from server.processing.thumbnails import (
     variant_name,
 )
 from server.security.signing import Check, UrlSigner
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import ProcessingSettings, SettingsError, load_settings
 
-SIZES = Settings.thumbnail_sizes
+SIZES = ProcessingSettings.thumbnail_sizes
 KEY = b"k" * 32
 
 
@@ -139,10 +139,10 @@ def test_public_thumbnail_urls_carry_no_signature():
 def test_thumbnail_settings():
     s = load_settings({"MEDIA_THUMBNAIL_SIZES": "64x64-crop, 1024x768-scale",
                        "MEDIA_THUMBNAIL_EAGER": "64x64-crop"})
-    assert s.thumbnail_sizes == ((64, 64, "crop"), (1024, 768, "scale"))
-    assert s.thumbnail_eager == ((64, 64, "crop"),)
-    assert load_settings({"MEDIA_THUMBNAIL_EAGER": "none"}).thumbnail_eager == ()
-    assert load_settings({}).thumbnail_eager == ((32, 32, "crop"), (96, 96, "crop"))
+    assert s.processing.thumbnail_sizes == ((64, 64, "crop"), (1024, 768, "scale"))
+    assert s.processing.thumbnail_eager == ((64, 64, "crop"),)
+    assert load_settings({"MEDIA_THUMBNAIL_EAGER": "none"}).processing.thumbnail_eager == ()
+    assert load_settings({}).processing.thumbnail_eager == ((32, 32, "crop"), (96, 96, "crop"))
     for env in ({"MEDIA_THUMBNAIL_SIZES": "64x64"}, {"MEDIA_THUMBNAIL_SIZES": "none"},
                 {"MEDIA_THUMBNAIL_SIZES": "0x5-crop"},
                 {"MEDIA_THUMBNAIL_EAGER": "50x50-crop"}):
