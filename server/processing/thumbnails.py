@@ -171,16 +171,16 @@ def _render(path, mime, media_type, sizes, animated, limits, deadline, *, placeh
         if moving:
             made = {variant_name(s, True): _encode_animated(im, s, deadline) for s in sizes}
             im.seek(0)
-            first = _still(im, mime, sizes, limits) if placeholder else None
+            first = _still(im, sizes, limits) if placeholder else None
         else:
-            first = _still(im, mime, sizes, limits)
+            first = _still(im, sizes, limits)
             made = {variant_name(s, animated): _encode_still(fit(first, s)) for s in sizes}
     if placeholder:
         return Made(made, _placeholder(first))
     return made[variant_name(sizes[0], animated)]
 
 
-def _still(im: Image.Image, mime: str, sizes, limits: Limits) -> Image.Image:
+def _still(im: Image.Image, sizes, limits: Limits) -> Image.Image:
     """The first frame, upright, in RGB or RGBA; a JPEG decoded at the smallest scale
     that still covers every size asked for."""
     if im.format == "JPEG":
