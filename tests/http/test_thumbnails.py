@@ -4,6 +4,7 @@ listed and signed in the JSON, refused cleanly, and gone with their media."""
 import asyncio
 import hashlib
 import io
+import tempfile
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -337,3 +338,17 @@ async def test_an_animation_beyond_the_source_pixels_gets_a_still(processing_cli
     body = await created(await post(client, message_id, moving_gif(6), name="a.gif"))
     data, _ = await thumb(client, serve_url(body["id"], 96, 96, "crop", animated=True))
     assert getattr(image(data), "n_frames", 1) == 1
+
+
+async def test_making_leaves_no_spool_file(processing_client_with, message_id, tmp_path,
+                                           monkeypatch):
+    # A private temporary folder: other test runs on the machine spool files too.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client = await processing_client_with(processing__thumbnail_eager=())
+    good = await created(await post(client, message_id, photo_bytes(200, 100)))
+    await asyncio.gather(*(thumb(client, serve_url(good["id"], 320, 240, "scale"))
+                           for _ in range(4)))
+    plain = await processing_client_with(processing__enabled=False)
+    bad = await created(await post(plain, message_id, jpeg_bytes(5000)[:3] + b"\0" * 4000))
+    assert (await plain.get(serve_url(bad["id"], 96, 96, "crop"))).status == 422
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("media-spool-")] == []
