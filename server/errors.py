@@ -47,6 +47,8 @@ MissingMessageId = _error("MissingMessageId", 400, "missing_message_id", "messag
 InvalidMessageId = _error("InvalidMessageId", 400, "invalid_message_id",
                           "message_id must be an integer between 1 and 2147483647")
 MediaNotFound = _error("MediaNotFound", 404, "media_not_found", "media not found")
+# Thumbnails are made of images and videos only.
+NoThumbnail = _error("NoThumbnail", 404, "no_thumbnail", "this media has no thumbnails")
 MessageNotFound = _error("MessageNotFound", 404, "message_not_found", "message not found")
 # An upload idle past MEDIA_UPLOAD_STALE_SECONDS was reclaimed by the janitor while its
 # client was still sending; 410 as tus's expiration extension answers an expired upload.

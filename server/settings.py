@@ -191,6 +191,17 @@ class ProcessingSettings:
     # What the files being processed at once may take together, by estimates from
     # their headers (a 10000x10000 RGBA PNG: ~800 MB); also each worker's hard limit.
     memory_bytes: int = 1024**3                                 # MEDIA_PROCESSING_MEMORY_BYTES
+    # Thumbnails (server/processing/thumbnails.py): (width, height, "crop"|"scale") each;
+    # the eager ones are made at upload, the others on their first request.
+    thumbnail_sizes: tuple[tuple[int, int, str], ...] = (       # MEDIA_THUMBNAIL_SIZES
+        (32, 32, "crop"), (96, 96, "crop"), (320, 240, "scale"), (640, 480, "scale"),
+        (800, 600, "scale"))
+    thumbnail_eager: tuple[tuple[int, int, str], ...] = (       # MEDIA_THUMBNAIL_EAGER
+        (32, 32, "crop"), (96, 96, "crop"))
+    # Beyond these an animation's thumbnail is a still (its first frame): pixels of all
+    # frames together, and the source's bytes. A still beyond the pixels gets 422.
+    thumbnail_max_source_pixels: int = 100_000_000     # MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS
+    thumbnail_max_animated_bytes: int = 16 * 1024**2   # MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -667,6 +678,51 @@ def _processing(env: Mapping[str, str], workers: int) -> ProcessingSettings:
                                lo=0.1, hi=86400),
         memory_bytes=_int(env, "MEDIA_PROCESSING_MEMORY_BYTES", d.memory_bytes,
                           lo=64 * 1024**2, hi=2**44),
+        **_thumbnails(env),
+    )
+
+
+_THUMB_SIZE = re.compile(r"([1-9][0-9]{0,3})x([1-9][0-9]{0,3})-(crop|scale)")
+
+
+def _thumbnail_sizes(env: Mapping[str, str], name: str,
+                     default: tuple[tuple[int, int, str], ...]
+                     ) -> tuple[tuple[int, int, str], ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() == "none":
+        return ()
+    sizes = []
+    for part in raw.split(","):
+        m = _THUMB_SIZE.fullmatch(part.strip())
+        if m is None:
+            raise SettingsError(f"{name}: {part.strip()!r} is not WIDTHxHEIGHT-crop or "
+                                "WIDTHxHEIGHT-scale (1 to 9999 pixels)")
+        size = (int(m[1]), int(m[2]), m[3])
+        if size not in sizes:
+            sizes.append(size)
+    return tuple(sizes)
+
+
+def _thumbnails(env: Mapping[str, str]) -> dict:
+    d = ProcessingSettings
+    sizes = _thumbnail_sizes(env, "MEDIA_THUMBNAIL_SIZES", d.thumbnail_sizes)
+    if not sizes:
+        raise SettingsError("MEDIA_THUMBNAIL_SIZES needs at least one size")
+    eager = _thumbnail_sizes(env, "MEDIA_THUMBNAIL_EAGER",
+                             tuple(s for s in d.thumbnail_eager if s in sizes))
+    for w, h, method in eager:
+        if (w, h, method) not in sizes:
+            raise SettingsError(f"MEDIA_THUMBNAIL_EAGER: {w}x{h}-{method} is not one of "
+                                "MEDIA_THUMBNAIL_SIZES")
+    return dict(
+        thumbnail_sizes=sizes,
+        thumbnail_eager=eager,
+        thumbnail_max_source_pixels=_int(env, "MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS",
+                                         d.thumbnail_max_source_pixels, lo=1, hi=2**40),
+        thumbnail_max_animated_bytes=_int(env, "MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES",
+                                          d.thumbnail_max_animated_bytes, lo=0, hi=2**40),
     )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
+from server.errors import BadRequest, MediaNotFound, PreconditionFailed, RangeNotSatisfiable
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -22,6 +22,7 @@ from server.http.conditional import (
     if_range_allows,
 )
 from server.http.params import parse_id
+from server.http.thumbnails import THUMBNAIL, ThumbnailRequest, parse_thumbnail
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.api.shared_reads import SharedReads
 from server.limits.ranges import too_costly
@@ -30,6 +31,8 @@ from server.runtime.sending import STREAM_SLOTS, Sender, SendTimeout, StreamSlot
 from server.observability.paths import safe_path
 from server.security.hooks import media_cache_control
 from server.security.serving import safety_headers
+from server.processing.ondemand import thumbnail
+from server.processing.pipeline import PROCESSING
 from server.processing.variants import stat_variant
 from server.settings import SETTINGS
 from server.store.media import SHORT_READ_CHUNKS, MediaRecord, MediaStore, StorageCorrupt
@@ -71,9 +74,21 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         raise MediaNotFound()
     store = request.app[STORE]
     variant = request.query.get("variant")
-    rec = await (store.stat_for_serving(media_id) if variant is None
-                 else stat_variant(store, media_id, variant))
+    if variant == THUMBNAIL:
+        rec = await _thumbnail(request, store, media_id)
+    else:
+        rec = await (store.stat_for_serving(media_id) if variant is None
+                     else stat_variant(store, media_id, variant))
     return await serve_record(request, store, rec)
+
+
+async def _thumbnail(request: web.Request, store: MediaStore, media_id: int) -> MediaRecord:
+    """The thumbnail the query asks for, made (in the worker pool) and stored on its
+    first request; then served like any variant."""
+    req = parse_thumbnail(request.query)
+    if not isinstance(req, ThumbnailRequest):
+        raise BadRequest(req)
+    return await thumbnail(store, request.app[PROCESSING], media_id, req)
 
 
 async def serve_record(request: web.Request, store, rec: MediaRecord, *,

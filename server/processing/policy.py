@@ -35,6 +35,11 @@ class Policy:
     # Facts and previews only: the stored bytes are exactly those received (a legacy
     # import without --process, whose sha256 must stay the file's).
     keep_bytes: bool = False
+    # Thumbnails (thumbnails.py): the configured sizes, those made at upload, limits.
+    thumbnail_sizes: tuple[tuple[int, int, str], ...] = ((96, 96, "crop"),)
+    thumbnail_eager: tuple[tuple[int, int, str], ...] = ()
+    thumbnail_max_source_pixels: int = 100_000_000
+    thumbnail_max_animated_bytes: int = 16 * 1024**2
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
@@ -48,7 +53,10 @@ class Policy:
                    max_pixels=p.max_image_pixels, concurrency=p.concurrency,
                    keep_av_metadata=p.keep_video_metadata,
                    timeout_seconds=p.timeout_seconds,
-                   memory_bytes=p.memory_bytes)
+                   memory_bytes=p.memory_bytes,
+                   thumbnail_sizes=p.thumbnail_sizes, thumbnail_eager=p.thumbnail_eager,
+                   thumbnail_max_source_pixels=p.thumbnail_max_source_pixels,
+                   thumbnail_max_animated_bytes=p.thumbnail_max_animated_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,7 @@ from server.errors import (
     Unauthorized,
 )
 from server.http.params import parse_id
+from server.http.thumbnails import signed_variant
 from server.observability.requestid import KEY_NAME
 from server.security import audit
 from server.security.access import (
@@ -149,9 +150,9 @@ async def authenticate(request: web.Request, access: Access) -> Principal:
 def _signed_url(request: web.Request) -> Principal:
     media_id = _media_id(request)
     q = request.query
-    check = (Check.INVALID if media_id is None else
-             request.app[SIGNER].verify(media_id, q.get("variant"), q.get("exp"),
-                                        q.get("sig")))
+    variant = signed_variant(q)
+    check = (Check.INVALID if media_id is None or variant is None else
+             request.app[SIGNER].verify(media_id, variant, q.get("exp"), q.get("sig")))
     if check is Check.INVALID:
         raise Denied(InvalidSignature(), "signed-url")
     if check is Check.EXPIRED:

@@ -134,6 +134,8 @@ class MediaRecord:
     variants: dict | None = None
     # Set when this record describes a variant of the media (served from its own chunks).
     variant: str | None = None
+    # Its BlurHash, for images and videos processed since migration 0014.
+    placeholder: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":

@@ -21,8 +21,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     download's time and as much as the query itself for a small photo. Nothing here
     leaves session state on a pooled connection: settings are changed only with
     set_config(..., true), for one transaction; LISTEN has a connection of its own
-    (store/invalidation.py); the one session lock (legacy/lock.py) is released by its
-    holder or goes with its connection. asyncpg still rolls back an open transaction
+    (store/invalidation.py); the session locks (legacy/lock.py, a thumbnail's maker in
+    processing/ondemand.py) are released by their holder or go with their connection. asyncpg still rolls back an open transaction
     before calling this."""
 
 

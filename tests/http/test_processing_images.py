@@ -214,7 +214,7 @@ async def test_unknown_or_absent_variant_is_404(processing_client, message_id, v
 
 async def test_deleting_the_message_removes_variants(processing_client, pool, message_id):
     await created(await post(processing_client, message_id, photo_bytes(40, 30)))
-    assert await count(pool, "media_variants") == 1
+    assert await count(pool, "media_variants") == 3     # the preview, two thumbnails
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
     assert await count(pool, "media_variants") == 0

@@ -108,6 +108,13 @@ PARSED = [
     ("MEDIA_PROCESS_CONCURRENCY", "3", "processing.concurrency", 3),
     ("MEDIA_PROCESSING_TIMEOUT_SECONDS", "2.5", "processing.timeout_seconds", 2.5),
     ("MEDIA_PROCESSING_MEMORY_BYTES", "268435456", "processing.memory_bytes", 268435456),
+    ("MEDIA_THUMBNAIL_SIZES", "32x32-crop, 96x96-crop,1024x768-scale",
+     "processing.thumbnail_sizes", ((32, 32, "crop"), (96, 96, "crop"), (1024, 768, "scale"))),
+    ("MEDIA_THUMBNAIL_EAGER", "96x96-crop", "processing.thumbnail_eager", ((96, 96, "crop"),)),
+    ("MEDIA_THUMBNAIL_EAGER", "none", "processing.thumbnail_eager", ()),
+    ("MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS", "1000000", "processing.thumbnail_max_source_pixels",
+     1_000_000),
+    ("MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES", "0", "processing.thumbnail_max_animated_bytes", 0),
     ("ZAPI_BASE_URL", "http://127.0.0.1:9999/", "zapi.base_url", "http://127.0.0.1:9999"),
     ("ZAPI_INSTANCE_ID", "3C0FFEE", "zapi.instance_id", "3C0FFEE"),
     ("ZAPI_TOKEN", " T0KEN ", "zapi.token", "T0KEN"),
@@ -226,6 +233,12 @@ def test_sending_is_off_without_credentials():
 
 BAD = [
     # (env, the variable the message must name)
+    ({"MEDIA_THUMBNAIL_SIZES": "96x96"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "96x96-stretch"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "10000x10-crop"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_SIZES": "none"}, "MEDIA_THUMBNAIL_SIZES"),
+    ({"MEDIA_THUMBNAIL_EAGER": "64x64-crop"}, "MEDIA_THUMBNAIL_EAGER"),
+    ({"MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS": "0"}, "MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS"),
     ({"PORT": "eighty"}, "PORT"),
     ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
     ({"MEDIA_METADATA_CACHE_SECONDS": "-1"}, "MEDIA_METADATA_CACHE_SECONDS"),
