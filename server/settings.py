@@ -204,6 +204,13 @@ class Settings:
     media_import_connect_timeout: float = 10.0
     media_import_timeout: float = 300.0
 
+    # Virus scanning (server/hygiene/scanning.py): clamd's address, unix:///path or
+    # tcp://host:port (None: off); how long any step with it may take; and whether an
+    # upload is refused (closed) or stored unscanned (open) while clamd is away.
+    scan_clamd: str | None = None
+    scan_timeout_seconds: float = 30.0
+    scan_fail_open: bool = False
+
     @property
     def zapi_enabled(self) -> bool:
         """Sending is on only with the three credentials Z-API asks for."""
@@ -578,7 +585,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **_legacy_dates(env),
         **_zapi(env),
         **_media_import(env),
+        **_scanning(env),
     )
+
+
+def _scanning(env: Mapping[str, str]) -> dict:
+    clamd = _str(env, "MEDIA_SCAN_CLAMD", "") or None
+    if clamd is not None:
+        parts = urlsplit(clamd)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not ((parts.scheme == "unix" and parts.path.startswith("/") and not parts.netloc)
+                or (parts.scheme == "tcp" and parts.hostname and port is not None)):
+            raise SettingsError("MEDIA_SCAN_CLAMD must be unix:///path/to/clamd.ctl or "
+                                f"tcp://host:port, got {clamd!r}")
+    fail = _str(env, "MEDIA_SCAN_FAIL", "closed").lower()
+    if fail not in ("closed", "open"):
+        raise SettingsError(f"MEDIA_SCAN_FAIL must be closed or open, got {fail!r}")
+    return dict(scan_clamd=clamd, scan_fail_open=fail == "open",
+                scan_timeout_seconds=_float(env, "MEDIA_SCAN_TIMEOUT_SECONDS",
+                                            Settings.scan_timeout_seconds, lo=0.1, hi=3600))
 
 
 # The application's settings, read once at start-up.

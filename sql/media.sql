@@ -60,7 +60,10 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant
+       NULL::varchar AS variant,
+       -- why its content is quarantined (sql/quarantine.sql); NULL: it is not
+       (SELECT q.reason FROM quarantined_contents q
+         WHERE q.sha256 = media_files.sha256) AS quarantine_reason
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 

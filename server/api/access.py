@@ -8,7 +8,7 @@ from aiohttp import web
 from server.api.jsonbody import read_json_object
 from server.errors import BadRequest, MessageNotFound
 from server.http.params import parse_id
-from server.security import SIGNER
+from server.security import PRINCIPAL, SIGNER
 from server.security.audit import audited, search
 from server.settings import SETTINGS
 from server.store.media import STORE
@@ -42,7 +42,9 @@ async def create_upload_token(request: web.Request) -> web.Response:
     async with audited(request, "token_issued", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()
-        token, exp = request.app[SIGNER].upload_token(message_id, max_bytes, ttl)
+        principal = request.get(PRINCIPAL)
+        token, exp = request.app[SIGNER].upload_token(
+            message_id, max_bytes, ttl, principal.key_id if principal else None)
         await store.write_audit(audit)
     return web.json_response(
         {"token": token,

@@ -8,6 +8,7 @@ from server.errors import MediaNotFound, MessageNotFound
 from server.http.params import parse_id
 from server.http import paging
 from server.security import SIGNER
+from server.security.hooks import is_admin
 from server.security.audit import audited
 from server.store.media import STORE
 
@@ -21,7 +22,7 @@ def _media_id(request: web.Request) -> int:
 
 async def get_media(request: web.Request) -> web.Response:
     rec = await request.app[STORE].stat(_media_id(request))
-    return web.json_response(media_json(rec, request.app[SIGNER]))
+    return web.json_response(media_json(rec, request.app[SIGNER], admin=is_admin(request)))
 
 
 async def list_message_media(request: web.Request) -> web.Response:

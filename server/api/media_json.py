@@ -9,10 +9,11 @@ def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 
 
-def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
+def media_json(rec: MediaRecord, urls: UrlSigner, *, admin: bool = False) -> dict:
     """The JSON of a media record; ``urls`` is ``request.app[security.SIGNER]``, which
-    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ)."""
-    return {
+    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ). ``admin``:
+    the caller is an admin, who also sees whether its content is quarantined and why."""
+    body = {
         "id": rec.id,
         "message_id": rec.message_id,
         "file_name": rec.file_name,
@@ -35,3 +36,7 @@ def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
         "variants": {name: {"url": urls.media_url(rec.id, name), **v}
                      for name, v in sorted((rec.variants or {}).items())},
     }
+    if admin:
+        body["quarantined"] = rec.quarantine_reason is not None
+        body["quarantine_reason"] = rec.quarantine_reason
+    return body

@@ -11,6 +11,7 @@ from server.api import (
     access,
     deliveries,
     health,
+    hygiene,
     import_url,
     legacy_urls,
     media,
@@ -44,6 +45,13 @@ def setup_routes(app: web.Application) -> None:
     # Z-API sends no credential: the secret in the path is the webhook's authentication.
     add(app, "POST", "/api/zapi/webhook/{secret}", zapi_webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
+    # Storage hygiene (server/hygiene): usage and quotas, quarantine.
+    add(app, "GET", "/api/usage", hygiene.get_usage, scope=READ)
+    add(app, "POST", "/api/media/{mediaId}/quarantine", hygiene.quarantine_media,
+        scope=ADMIN)
+    add(app, "DELETE", "/api/media/{mediaId}/quarantine", hygiene.release_media,
+        scope=ADMIN)
+    add(app, "GET", "/api/quarantine", hygiene.list_quarantine, scope=ADMIN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file
     # during the move. The whole tail, encoded: server/legacy decodes it itself.

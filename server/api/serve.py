@@ -14,7 +14,12 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
+from server.errors import (
+    MediaNotFound,
+    MediaQuarantined,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+)
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -71,9 +76,20 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         raise MediaNotFound()
     store = request.app[STORE]
     variant = request.query.get("variant")
+    if variant is not None:
+        # A variant shows its media's content: quarantined with it.
+        refuse_quarantined(await store.stat_for_serving(media_id))
     rec = await (store.stat_for_serving(media_id) if variant is None
                  else stat_variant(store, media_id, variant))
+    refuse_quarantined(rec)
     return await serve_record(request, store, rec)
+
+
+def refuse_quarantined(rec: MediaRecord) -> None:
+    """451 (RFC 7725) for quarantined content, before any conditional or range: a
+    304 would tell a cache its copy is still good. The error is no-store."""
+    if rec.quarantine_reason is not None:
+        raise MediaQuarantined()
 
 
 async def serve_record(request: web.Request, store, rec: MediaRecord, *,

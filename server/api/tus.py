@@ -66,6 +66,8 @@ from server.errors import (
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
+from server.hygiene.guard import guard_for
+from server.hygiene.quotas import check_rate
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
 from server.observability.metrics import METRICS
@@ -194,6 +196,9 @@ async def _create(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
     if principal.identity is None:   # only keys and tokens reach this route
         raise BadRequest("this credential cannot create uploads")
+    if principal.key_id is not None:   # its upload counts now (server/hygiene/quotas.py)
+        async with audited(request, "upload", message_id=message_id):
+            await check_rate(store.media, principal.key_id)
     name = sanitize_filename(meta.get("filename") or "upload")
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,
@@ -500,7 +505,8 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
             async with cancelled_when_gone(request):
                 job = await receive(store.media, store.reader(state),
                                     meta.get("filename"), limits,
-                                    app[PROCESSING], options_from(meta))
+                                    app[PROCESSING], options_from(meta),
+                                    guard_for(request, count_rate=False))
                 # finish removes the processed media itself if anything fails, adopt too.
                 rec = await job.finish(state.message_id, audit=audit,
                                        then=store.adopt(state, lock_id))

@@ -16,7 +16,7 @@ import time
 from aiohttp import web
 
 from server.errors import TokenNotAllowed, TokenWrongMessage, Unauthorized, render
-from server.security.access import PRINCIPAL, SEND_SCOPE, covers
+from server.security.access import ADMIN, PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
 from server.settings import SETTINGS
 
@@ -46,6 +46,14 @@ def check_may_send(request: web.Request) -> None:
                                 "takes an API key allowed to send")
         error.close_connection = True   # the body, if any, is not read further
         raise error
+
+
+def is_admin(request: web.Request) -> bool:
+    """Whether the request is made with an admin key (quarantine details in JSON,
+    other keys' usage)."""
+    principal = request.get(PRINCIPAL)
+    return principal is not None and principal.kind == "key" \
+        and covers(principal.scope or "", ADMIN)
 
 
 def media_cache_control(request: web.Request) -> str:
