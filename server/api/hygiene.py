@@ -88,9 +88,8 @@ async def release_media(request: web.Request) -> web.Response:
     async with audited(request, "quarantine_release", media_id=media_id) as audit:
         async with request.app[STORE].connection() as conn:
             sha256 = await q.content_of(conn, media_id)
-            released = await q.release(conn, sha256, media_id=media_id, audit=audit)
-    if not released:
-        raise NotQuarantined()
+            if not await q.release(conn, sha256, media_id=media_id, audit=audit):
+                raise NotQuarantined()
     return web.Response(status=204)
 
 

@@ -56,12 +56,11 @@ async def quarantine(conn, sha256: bytes, *, reason: str, who: str,
 
 async def release(conn, sha256: bytes, *, media_id: int | None = None,
                   audit=None) -> bool:
-    """Serve a content again; False when it was not quarantined."""
+    """Serve a content again; False (nothing written) when it was not quarantined."""
     async with conn.transaction():
         released = await Q.release_quarantine.fetchval(conn, sha256=sha256) is not None
-        if audit is not None:
-            await audit.write(conn, media_id=media_id,
-                              outcome="ok" if released else "ok: was not quarantined")
+        if released and audit is not None:
+            await audit.write(conn, media_id=media_id)
     return released
 
 
