@@ -33,7 +33,7 @@ from server.limits.ranges import too_costly
 from server.observability.metrics import METRICS
 from server.runtime.sending import STREAM_SLOTS, Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
-from server.security.hooks import media_cache_control
+from server.security.hooks import media_cache_control, proxy_cache_headers
 from server.security.serving import safety_headers
 from server.processing.variants import stat_variant
 from server.settings import SETTINGS
@@ -82,7 +82,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     rec = await (store.stat_for_serving(media_id) if variant is None
                  else stat_variant(store, media_id, variant))
     refuse_quarantined(rec)
-    return await serve_record(request, store, rec)
+    return await serve_record(request, store, rec, headers=proxy_cache_headers(request))
 
 
 def refuse_quarantined(rec: MediaRecord) -> None:

@@ -20,6 +20,8 @@ from server.security.access import ADMIN, PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
 from server.settings import SETTINGS
 
+SHARED_CACHE_SECONDS = 1
+
 
 def upload_limit(request: web.Request, limit: int) -> int:
     principal = request.get(PRINCIPAL)
@@ -62,6 +64,16 @@ def media_cache_control(request: web.Request) -> str:
     kind = "public" if settings.public_read else (principal.kind if principal else "")
     return cache_control(kind, expires=principal.expires if principal else None,
                          now=time.time(), ttl=settings.url_ttl_seconds)
+
+
+def proxy_cache_headers(request: web.Request) -> dict[str, str]:
+    """For the shared cache in front (deploy/nginx-media-store.conf), on public reads
+    only: keep a copy for one second, then revalidate it (a 304 from us, the bytes stay
+    in nginx), so a quarantine or a delete is never answered from it a second later.
+    nginx reads X-Accel-Expires and never passes it on: clients still get the year."""
+    if request.app[SETTINGS].public_read:
+        return {"X-Accel-Expires": str(SHARED_CACHE_SECONDS)}
+    return {}
 
 
 def refuse_before_body(request: web.Request) -> web.Response | None:
