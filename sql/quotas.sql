@@ -128,3 +128,11 @@ SELECT k.name AS key, coalesce(u.bytes, 0) AS bytes, coalesce(u.files, 0) AS fil
  WHERE k.revoked_at IS NULL AND (:after::text IS NULL OR k.name > :after::text)
  ORDER BY k.name
  LIMIT :page_size;
+
+-- name: key_room
+-- Bytes the key may still take (NULL: no quota), counting its uploads in progress: a
+-- tus creation announcing more is refused before any byte is sent (its completion is
+-- still checked as every upload is).
+SELECT k.quota_bytes - coalesce(u.bytes, 0) - coalesce(u.reserved, 0)
+  FROM api_keys k LEFT JOIN key_usage u ON u.key_id = k.id
+ WHERE k.id = :key_id;

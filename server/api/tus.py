@@ -67,7 +67,7 @@ from server.errors import (
 )
 from server.http.disposition import sanitize_filename
 from server.hygiene.guard import guard_for
-from server.hygiene.quotas import check_rate
+from server.hygiene.quotas import check_rate, check_room
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
 from server.observability.metrics import METRICS
@@ -199,6 +199,8 @@ async def _create(request: web.Request) -> web.StreamResponse:
     if principal.key_id is not None:   # its upload counts now (server/hygiene/quotas.py)
         async with audited(request, "upload", message_id=message_id):
             await check_rate(store.media, principal.key_id)
+            if length is not None:
+                await check_room(store.media, principal.key_id, length)
     name = sanitize_filename(meta.get("filename") or "upload")
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,

@@ -85,6 +85,15 @@ async def check_rate(store, key_id: int) -> None:
                           headers={"Retry-After": str(retry)})
 
 
+async def check_room(store, key_id: int, length: int) -> None:
+    """413 now when ``length`` more bytes cannot fit the key's quota (a tus creation
+    that announces its length); the bytes are still reserved as they are received."""
+    async with store.connection() as conn:
+        room = await Q.key_room.fetchval(conn, key_id=key_id)
+    if room is not None and length > room:
+        raise QuotaExceeded(f"Upload-Length exceeds this key's remaining quota ({room} bytes)")
+
+
 class Reservation:
     """The bytes one upload in progress holds against its key's quota."""
 

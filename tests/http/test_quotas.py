@@ -183,3 +183,36 @@ async def test_parallel_uploads_of_one_key_never_pass_its_quota(keyed, message_i
                                      "WHERE key_id = (SELECT id FROM api_keys "
                                      "WHERE name = 'crowd')")
     assert stored == kept
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+async def tus_create(client, message_id, length):
+    import base64
+    meta = f"message_id {base64.b64encode(str(message_id).encode()).decode()}"
+    return await client.post("/api/media/tus/", headers={
+        **TUS, "Upload-Length": str(length), "Upload-Metadata": meta})
+
+
+async def test_tus_counts_its_rate_at_creation_and_its_bytes(keyed, message_id, pool):
+    c = await keyed("resumer", quota_bytes=40 * KiB, uploads_per_minute=3)
+    # Announced beyond the quota: refused before a byte is sent.
+    r = await tus_create(c, message_id, 50 * KiB)
+    assert r.status == 413 and (await r.json())["error"] == "quota_exceeded"
+    data = jpeg_bytes(30 * KiB)
+    r = await tus_create(c, message_id, len(data))
+    assert r.status == 201
+    url = "/api/media/tus/" + r.headers["Location"].rsplit("/", 1)[1]
+    r = await c.patch(url, data=data, headers={
+        **TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"})
+    assert r.status == 204 and r.headers["Media-Id"]
+    assert await usage(pool, "resumer") == {"bytes": len(data), "files": 1, "reserved": 0}
+    # Three creations counted so far (the refused one too) ... unless the minute
+    # turned meanwhile: then create until the rate is reached again.
+    for _ in range(4):
+        r = await tus_create(c, message_id, 5 * KiB)
+        if r.status != 201:
+            break
+    assert r.status == 429 and (await r.json())["error"] == "rate_limited"
+    assert r.headers["Tus-Resumable"] == "1.0.0" and r.headers["Retry-After"]

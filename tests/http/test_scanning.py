@@ -180,3 +180,17 @@ async def test_legacy_imports_are_scanned(store, pool, tmp_path, clamd, nobody):
                           for r in stored)
     report, _ = await run_import(store, chat, scanner=Scanner(parse_address(clamd), 10.0))
     assert {r.name for r in report.rows if r.outcome == IMPORTED} == {r.name for r in stored}
+
+
+async def test_eicar_by_import_url_is_refused(client_with, clamd, message_id, pool,
+                                             aiohttp_server):
+    from tests.http.test_import_url import Origin
+    origin = Origin()
+    origin.files["eicar.com"] = EICAR
+    server = await aiohttp_server(origin.app, host="127.0.0.1")
+    c = await client_with(scan_clamd=clamd, media_import_allow_http=True,
+                          media_import_allow_private=True)
+    r = await c.post("/api/media/import-url", json={
+        "message_id": message_id, "url": f"http://127.0.0.1:{server.port}/file/eicar.com"})
+    assert r.status == 422 and (await r.json())["signature"].startswith("eicar")
+    assert (await counts(pool))["media"] == 0
