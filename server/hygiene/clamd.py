@@ -5,18 +5,27 @@ chunks, each prefixed with its length as 4 bytes big-endian, then a zero length;
 answers one NUL-terminated line: ``stream: OK``, ``stream: <signature> FOUND``, or
 ``... ERROR`` (e.g. ``INSTREAM size limit exceeded. ERROR`` past its StreamMaxLength).
 Every step is bounded by ``timeout``: a clamd that accepts and never answers is as
-unavailable as one that is down.
+unavailable as one that is down. The verdict, which clamd gives once it has scanned
+the whole stream, gets a second more per SCAN_BYTES_PER_SECOND sent (a large video
+takes clamd a while).
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import struct
+import sys
 from urllib.parse import urlsplit
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:   # aiohttp's own dependency there; raises asyncio.TimeoutError too
+    from async_timeout import timeout as _timeout
 
 MAX_ANSWER = 4096
 # clamd reads a chunk into a buffer of its own; pieces larger than this are split.
 MAX_CHUNK = 1024 * 1024
+SCAN_BYTES_PER_SECOND = 20 * 1024 * 1024
 
 
 class ClamdUnavailable(Exception):
@@ -81,6 +90,7 @@ class InStream:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  timeout: float):
         self._reader, self._writer, self._timeout = reader, writer, timeout
+        self.sent = 0
 
     @classmethod
     async def open(cls, address: Address, timeout: float) -> "InStream":
@@ -105,6 +115,7 @@ class InStream:
             piece = view[i:i + MAX_CHUNK]
             self._writer.write(struct.pack(">I", len(piece)))
             self._writer.write(piece)
+        self.sent += len(view)
         await self._step(self._writer.drain())
 
     async def verdict(self) -> Verdict:
@@ -112,7 +123,8 @@ class InStream:
         try:
             self._writer.write(struct.pack(">I", 0))
             await self._step(self._writer.drain())
-            raw = await self._step(self._reader.readuntil(b"\0"))
+            raw = await self._step(self._reader.readuntil(b"\0"),
+                                   self._timeout + self.sent / SCAN_BYTES_PER_SECOND)
         except asyncio.IncompleteReadError as e:
             raise ClamdUnavailable("clamd closed the connection without an answer") from e
         except asyncio.LimitOverrunError as e:
@@ -128,11 +140,14 @@ class InStream:
         except (OSError, asyncio.TimeoutError):
             pass
 
-    async def _step(self, awaitable):
+    async def _step(self, awaitable, seconds: float | None = None):
+        seconds = self._timeout if seconds is None else seconds
         try:
-            return await asyncio.wait_for(awaitable, self._timeout)
+            # A timeout scope, not wait_for: no task of its own per piece sent.
+            async with _timeout(seconds):
+                return await awaitable
         except asyncio.TimeoutError:
-            raise ClamdUnavailable(f"clamd took more than {self._timeout} s") from None
+            raise ClamdUnavailable(f"clamd took more than {seconds:.1f} s") from None
         except OSError as e:
             raise ClamdUnavailable(f"clamd connection failed: {e.__class__.__name__}") \
                 from None

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from server.errors import Infected, ScanUnavailable
+from server.errors import Infected, MediaNotFound, ScanUnavailable
 from server.hygiene.clamd import Address, ClamdUnavailable, InStream, Verdict
 from server.hygiene.quarantine import quarantine
 from server.store.media import STORE
@@ -91,10 +91,8 @@ class Scanner:
         ClamdUnavailable whatever the failure mode (the caller retries later)."""
         try:
             rec = await store.stat(media_id)
-        except Exception as e:   # MediaNotFound: deleted meanwhile
-            if getattr(e, "status", None) == 404:
-                return None
-            raise
+        except MediaNotFound:   # deleted meanwhile: nothing left to scan
+            return None
         stream = await InStream.open(self.address, self.timeout)
         try:
             if rec.file_size:
