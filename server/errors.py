@@ -160,6 +160,10 @@ ScanUnavailable = _error("ScanUnavailable", 503, "scan_unavailable",
                          close=True)
 QuarantinedContent = _error("QuarantinedContent", 422, "quarantined_content",
                             "this content is quarantined and cannot be uploaded")
+# Quarantined content is kept for review: only an admin may delete media showing it.
+QuarantineHold = _error("QuarantineHold", 409, "quarantine_hold",
+                        "this media's content is quarantined and kept for review; only "
+                        "an admin may delete it")
 NotQuarantined = _error("NotQuarantined", 404, "not_quarantined",
                         "this media's content is not quarantined")
 # RFC 7725: the content is withheld (quarantined by an administrator).

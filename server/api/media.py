@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.media_json import media_json
-from server.errors import MediaNotFound, MessageNotFound
+from server.errors import MediaNotFound, MessageNotFound, QuarantineHold
 from server.http.params import parse_id
 from server.http import paging
 from server.security import SIGNER
@@ -42,7 +42,10 @@ async def list_message_media(request: web.Request) -> web.Response:
 
 async def delete_media(request: web.Request) -> web.Response:
     media_id = _media_id(request)
+    store = request.app[STORE]
     async with audited(request, "delete", media_id=media_id) as audit:
-        await request.app[STORE].delete(media_id, audit=audit)
+        if not is_admin(request) and (await store.stat(media_id)).quarantine_reason:
+            raise QuarantineHold()
+        await store.delete(media_id, audit=audit)
     return web.Response(status=204)
 

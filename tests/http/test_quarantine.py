@@ -140,3 +140,12 @@ async def test_another_instance_sees_it_at_once(server_for, message_id):
     async def served():
         return (await b.head(media["url"])).status == 200
     await _until(served, "the other instance to see the release")
+
+
+async def test_only_an_admin_deletes_quarantined_media(client, message_id, client_as):
+    media = await upload(client, message_id, jpeg_bytes(7_000))
+    await quarantine(client, media["id"])
+    writer = await client_as("write")
+    r = await writer.delete(f"/api/media/{media['id']}")
+    assert r.status == 409 and (await r.json())["error"] == "quarantine_hold"
+    assert (await client.delete(f"/api/media/{media['id']}")).status == 204
