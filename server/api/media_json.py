@@ -12,7 +12,8 @@ def media_path(media_id: int) -> str:
 def media_json(rec: MediaRecord, urls: UrlSigner, *, admin: bool = False) -> dict:
     """The JSON of a media record; ``urls`` is ``request.app[security.SIGNER]``, which
     makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ). ``admin``:
-    the caller is an admin, who also sees whether its content is quarantined and why."""
+    the caller is an admin, who also sees that its content is quarantined and why (the
+    keys are there only then: media otherwise looks the same to everyone)."""
     body = {
         "id": rec.id,
         "message_id": rec.message_id,
@@ -36,7 +37,7 @@ def media_json(rec: MediaRecord, urls: UrlSigner, *, admin: bool = False) -> dic
         "variants": {name: {"url": urls.media_url(rec.id, name), **v}
                      for name, v in sorted((rec.variants or {}).items())},
     }
-    if admin:
-        body["quarantined"] = rec.quarantine_reason is not None
+    if admin and rec.quarantine_reason is not None:
+        body["quarantined"] = True
         body["quarantine_reason"] = rec.quarantine_reason
     return body

@@ -53,7 +53,7 @@ async def test_every_media_of_the_content_answers_451(client, message_id, anon_c
 async def test_admins_see_the_reason(client, message_id, client_as):
     media = await upload(client, message_id, jpeg_bytes(9_000))
     before = await (await client.get(f"/api/media/{media['id']}")).json()
-    assert before["quarantined"] is False and before["quarantine_reason"] is None
+    assert "quarantined" not in before and "quarantine_reason" not in before
     await quarantine(client, media["id"], "CSAM hash match")
     after = await (await client.get(f"/api/media/{media['id']}")).json()
     assert after["quarantined"] is True and after["quarantine_reason"] == "CSAM hash match"
