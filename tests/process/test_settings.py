@@ -168,6 +168,12 @@ PARSED = [
      datetime(2026, 11, 1, tzinfo=timezone.utc)),
     ("MEDIA_LEGACY_DEPRECATED_AT", "2026-11-01T09:00:00+01:00", "legacy_deprecated_at",
      datetime(2026, 11, 1, 8, tzinfo=timezone.utc)),
+    ("MEDIA_SCAN_CLAMD", "unix:///run/clamav/clamd.ctl", "scan_clamd",
+     "unix:///run/clamav/clamd.ctl"),
+    ("MEDIA_SCAN_CLAMD", " tcp://127.0.0.1:3310 ", "scan_clamd", "tcp://127.0.0.1:3310"),
+    ("MEDIA_SCAN_TIMEOUT_SECONDS", "2.5", "scan_timeout_seconds", 2.5),
+    ("MEDIA_SCAN_FAIL", "open", "scan_fail_open", True),
+    ("MEDIA_SCAN_FAIL", " Closed ", "scan_fail_open", False),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -218,6 +224,11 @@ def test_sending_is_off_without_credentials():
 
 BAD = [
     # (env, the variable the message must name)
+    ({"MEDIA_SCAN_CLAMD": "clamd.ctl"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_CLAMD": "tcp://127.0.0.1"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_CLAMD": "unix://relative.sock"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_FAIL": "maybe"}, "MEDIA_SCAN_FAIL"),
+    ({"MEDIA_SCAN_TIMEOUT_SECONDS": "0"}, "MEDIA_SCAN_TIMEOUT_SECONDS"),
     ({"PORT": "eighty"}, "PORT"),
     ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
     ({"MEDIA_METADATA_CACHE_SECONDS": "-1"}, "MEDIA_METADATA_CACHE_SECONDS"),

@@ -100,24 +100,3 @@ def test_the_issuer_cannot_be_changed_or_dropped():
     assert verify_upload_token([KEY], head.rsplit(".", 1)[0] + "." + mac,
                                1000) is Check.INVALID
 
-
-def test_scan_settings():
-    from server.settings import load_settings
-    s = load_settings({"MEDIA_SCAN_CLAMD": "tcp://127.0.0.1:3310", "MEDIA_SCAN_FAIL": "open",
-                       "MEDIA_SCAN_TIMEOUT_SECONDS": "2.5"})
-    assert (s.scan_clamd, s.scan_fail_open, s.scan_timeout_seconds) == \
-        ("tcp://127.0.0.1:3310", True, 2.5)
-    s = load_settings({})
-    assert (s.scan_clamd, s.scan_fail_open) == (None, False)
-
-
-@pytest.mark.parametrize("env, named", [
-    ({"MEDIA_SCAN_CLAMD": "clamd.ctl"}, "MEDIA_SCAN_CLAMD"),
-    ({"MEDIA_SCAN_CLAMD": "tcp://127.0.0.1"}, "MEDIA_SCAN_CLAMD"),
-    ({"MEDIA_SCAN_FAIL": "maybe"}, "MEDIA_SCAN_FAIL"),
-    ({"MEDIA_SCAN_TIMEOUT_SECONDS": "0"}, "MEDIA_SCAN_TIMEOUT_SECONDS"),
-])
-def test_bad_scan_settings_stop_start_up(env, named):
-    from server.settings import SettingsError, load_settings
-    with pytest.raises(SettingsError, match=named):
-        load_settings(env)
