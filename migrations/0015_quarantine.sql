@@ -34,7 +34,9 @@ CREATE TRIGGER quarantined_contents_notify AFTER INSERT OR DELETE ON quarantined
 -- Contents stored without a verdict while clamd was unreachable (MEDIA_SCAN_FAIL=open):
 -- the scan worker scans them when it is back, quarantining what it finds.
 CREATE TABLE unscanned_contents (
-    sha256   BYTEA PRIMARY KEY CHECK (length(sha256) = 32),
-    media_id INTEGER NOT NULL,   -- one media showing it, to read the bytes from
-    since    TIMESTAMPTZ NOT NULL DEFAULT now()
+    sha256     BYTEA PRIMARY KEY CHECK (length(sha256) = 32),
+    media_id   INTEGER NOT NULL,   -- one media showing it, to read the bytes from
+    since      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- taken by one server process's scan worker (the others skip it meanwhile)
+    claimed_at TIMESTAMPTZ
 );

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 SCANNER_ACTOR = "scanner"
 WORKER_INTERVAL_SECONDS = 30.0
 WORKER_BATCH = 20
+# A claimed batch not done within this long was left by a process that died.
+CLAIM_SECONDS = 600.0
 
 
 class Stream:
@@ -111,13 +113,21 @@ async def quarantine_infected(store, sha256: bytes, media_id: int, signature: st
 
 
 async def scan_unscanned(store, scanner: Scanner, batch: int = WORKER_BATCH) -> int:
-    """Scan the contents stored unscanned (a batch); how many got a verdict. Stops at
-    the first ClamdUnavailable (raised: clamd still away)."""
+    """Scan a batch of the contents stored unscanned, claimed so that other processes'
+    workers skip them meanwhile; how many got a verdict. Stops at the first
+    ClamdUnavailable (raised: clamd still away), giving the rest of the batch back."""
     async with store.connection() as conn:
-        rows = await Q.unscanned_batch.fetch(conn, batch=batch)
-    for row in rows:
+        rows = await Q.claim_unscanned.fetch(conn, batch=batch,
+                                             claim_seconds=CLAIM_SECONDS)
+    for i, row in enumerate(rows):
         sha256, media_id = bytes(row["sha256"]), row["media_id"]
-        verdict = None if media_id is None else await scanner.scan_media(store, media_id)
+        try:
+            verdict = None if media_id is None else await scanner.scan_media(store, media_id)
+        except BaseException:
+            async with store.connection() as conn:
+                await Q.unclaim_unscanned.execute(
+                    conn, sha256s=[bytes(r["sha256"]) for r in rows[i:]])
+            raise
         if verdict is not None and not verdict.clean:
             await quarantine_infected(store, sha256, media_id, verdict.signature or "")
             log.warning("content %s (media %s) is infected (%s): quarantined",

@@ -150,6 +150,8 @@ async def test_the_worker_leaves_the_backlog_while_clamd_is_away(client_with, me
     with pytest.raises(ClamdUnavailable):
         await scan_unscanned(store, Scanner(parse_address(nobody), 0.5))
     assert (await counts(pool))["unscanned"] == 1
+    async with pool.acquire() as conn:   # given back for the next pass, not held
+        assert await conn.fetchval("SELECT claimed_at FROM unscanned_contents") is None
 
 
 async def test_scan_command_rescans_and_quarantines(client, clamd, message_id, pool,
