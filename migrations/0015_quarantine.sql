@@ -16,6 +16,13 @@ CREATE TABLE quarantined_contents (
 );
 CREATE INDEX quarantined_contents_at_idx ON quarantined_contents (quarantined_at, sha256);
 
+-- Why a content is quarantined (NULL: it is not), for every statement that returns a
+-- media record (its quarantine_reason), as media_variant_list gives its variants.
+CREATE FUNCTION media_quarantine_reason(p_sha256 BYTEA) RETURNS TEXT
+LANGUAGE sql STABLE AS $$
+    SELECT reason FROM quarantined_contents WHERE sha256 = p_sha256
+$$;
+
 -- Finding the media that show a content (this trigger, the scan worker).
 CREATE INDEX media_files_sha256_idx ON media_files (sha256) WHERE sha256 IS NOT NULL;
 

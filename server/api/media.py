@@ -36,8 +36,9 @@ async def list_message_media(request: web.Request) -> web.Response:
     records, more = await store.list_page(
         message_id, limit, None if after is None else (after.created_at, after.id))
     last = paging.Position(records[-1].created_at, records[-1].id) if more else None
-    urls = request.app[SIGNER]
-    return web.json_response(paging.page_body([media_json(r, urls) for r in records], last))
+    urls, admin = request.app[SIGNER], is_admin(request)
+    return web.json_response(paging.page_body(
+        [media_json(r, urls, admin=admin) for r in records], last))
 
 
 async def delete_media(request: web.Request) -> web.Response:

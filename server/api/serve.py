@@ -76,9 +76,7 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         raise MediaNotFound()
     store = request.app[STORE]
     variant = request.query.get("variant")
-    if variant is not None:
-        # A variant shows its media's content: quarantined with it.
-        refuse_quarantined(await store.stat_for_serving(media_id))
+    # A variant's record carries its media's quarantine (sql/processing.sql).
     rec = await (store.stat_for_serving(media_id) if variant is None
                  else stat_variant(store, media_id, variant))
     refuse_quarantined(rec)

@@ -41,9 +41,9 @@ from server.errors import (
     render,
 )
 from server.http.form_names import header_filename
-from server.hygiene.guard import guard_for
 from server.http.media_types import is_raw_upload_type
 from server.http.params import parse_id
+from server.hygiene.guard import guard_for
 from server.ingest.receive import BODY_ERRORS, Limits, Reader, receive, within
 from server.runtime.disconnect import cancelled_when_gone
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace

@@ -149,3 +149,27 @@ async def test_only_an_admin_deletes_quarantined_media(client, message_id, clien
     r = await writer.delete(f"/api/media/{media['id']}")
     assert r.status == 409 and (await r.json())["error"] == "quarantine_hold"
     assert (await client.delete(f"/api/media/{media['id']}")).status == 204
+
+
+async def test_listings_show_it_to_admins_as_the_single_media_does(client, message_id):
+    media = await upload(client, message_id, jpeg_bytes(6_000))
+    await quarantine(client, media["id"], "spam")
+    single = await (await client.get(f"/api/media/{media['id']}")).json()
+    listed = await (await client.get(f"/api/messages/{message_id}/media")).json()
+    found = await (await client.get("/api/media", params={"message_id": message_id})).json()
+    assert listed["items"] == [single] and found["items"] == [single]
+    assert single["quarantine_reason"] == "spam"
+
+
+async def test_variants_are_withheld_with_their_media(processing_client, message_id,
+                                                     anon_client):
+    from tests.media import photo_bytes
+    r = await processing_client.post(UPLOAD, params={"message_id": str(message_id)},
+                                     data=photo_bytes(900, 600),
+                                     headers={"Content-Type": "image/jpeg"})
+    media = await r.json()
+    preview = media["variants"]["preview"]["url"]
+    assert (await anon_client.get(preview)).status == 200
+    assert (await quarantine(processing_client, media["id"])).status == 201
+    r = await anon_client.get(preview)
+    assert r.status == 451 and r.headers["Cache-Control"] == "no-store"
