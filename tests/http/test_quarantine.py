@@ -9,7 +9,6 @@ import asyncio
 import pytest
 
 from server.store.media import STORE
-from tests.dbutil import bearer
 from tests.media import jpeg_bytes
 
 UPLOAD = "/api/media/upload-production"
