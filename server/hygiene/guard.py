@@ -21,7 +21,7 @@ from aiohttp import web
 
 from server.errors import QuarantinedContent
 from server.hygiene.clamd import parse_address
-from server.hygiene.quotas import Reservation, check_rate
+from server.hygiene.quotas import Reservation
 from server.hygiene.scanning import SCANNER, Scanner
 from server.security.access import PRINCIPAL
 from server.settings import SETTINGS, Settings
@@ -49,9 +49,8 @@ class IngestGuard:
 
     async def start(self) -> None:
         if self.key_id is not None:
-            if self.count_rate:
-                await check_rate(self.store, self.key_id)
-            self.reservation = await Reservation.begin(self.store, self.key_id)
+            self.reservation = await Reservation.begin(self.store, self.key_id,
+                                                       count_rate=self.count_rate)
         if self.scanner is not None:
             self.scan = await self.scanner.open()
             self.unscanned = self.scan is None

@@ -73,13 +73,16 @@ async def set_quota(conn, name: str, *, quota_bytes=UNCHANGED, quota_files=UNCHA
 async def check_rate(store, key_id: int) -> None:
     """Count one upload started by ``key_id``; 429 with Retry-After past its rate."""
     async with store.connection() as conn:
-        limits = await Q.key_limits.fetchrow(conn, key_id=key_id)
-        per_minute = limits["uploads_per_minute"] if limits is not None else None
-        if per_minute is None:
-            return
-        counted = per_minute > 0 and await Q.count_upload_start.fetchval(
-            conn, key_id=key_id, per_minute=per_minute)
-    if not counted:
+        await _count_start(conn, key_id)
+
+
+async def _count_start(conn, key_id: int) -> None:
+    limits = await Q.key_limits.fetchrow(conn, key_id=key_id)
+    per_minute = limits["uploads_per_minute"] if limits is not None else None
+    if per_minute is None:
+        return
+    if per_minute == 0 or await Q.count_upload_start.fetchval(
+            conn, key_id=key_id, per_minute=per_minute) is None:
         retry = 60 - int(time.time()) % 60
         raise RateLimited(f"this key may start {per_minute} uploads a minute",
                           headers={"Retry-After": str(retry)})
@@ -105,9 +108,13 @@ class Reservation:
         self._open = True
 
     @classmethod
-    async def begin(cls, store, key_id: int) -> "Reservation":
-        """A new, empty reservation; 413 at once when the key has no file left."""
+    async def begin(cls, store, key_id: int, *, count_rate: bool = False) -> "Reservation":
+        """A new, empty reservation; 413 at once when the key has no file left. With
+        ``count_rate``, the upload also counts against the key's rate (429), on the
+        same connection."""
         async with store.connection() as conn:
+            if count_rate:
+                await _count_start(conn, key_id)
             if await Q.files_full.fetchval(conn, key_id=key_id):
                 raise QuotaExceeded("this key's file quota is used up; nothing was kept")
             rid = await Q.begin_reservation.fetchval(conn, key_id=key_id)
