@@ -363,6 +363,11 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
     end = length if length is not None else limit
     if request.content_length is not None and offset + request.content_length > end:
         raise PayloadTooLarge("the body goes past Upload-Length")   # before reading it
+    if (key_id := request[PRINCIPAL].key_id) is not None:
+        # What the upload will hold must fit what its key has left (counted for good
+        # when it completes): refused before the body is read.
+        await check_room(store.media, key_id, length if length is not None
+                         else offset + (request.content_length or 0))
     if checksum is not None and request.content_length is not None \
             and request.content_length > settings.tus_checksum_max_bytes:
         raise PayloadTooLarge(_checksum_limit(settings))

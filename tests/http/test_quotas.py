@@ -216,3 +216,18 @@ async def test_tus_counts_its_rate_at_creation_and_its_bytes(keyed, message_id, 
             break
     assert r.status == 429 and (await r.json())["error"] == "rate_limited"
     assert r.headers["Tus-Resumable"] == "1.0.0" and r.headers["Retry-After"]
+
+
+async def test_a_tus_patch_past_the_quota_is_refused_before_its_body(keyed, message_id):
+    import base64
+    c = await keyed("deferred", quota_bytes=40 * KiB)
+    meta = f"message_id {base64.b64encode(str(message_id).encode()).decode()}"
+    r = await c.post("/api/media/tus/", headers={**TUS, "Upload-Defer-Length": "1",
+                                                 "Upload-Metadata": meta})
+    assert r.status == 201
+    url = "/api/media/tus/" + r.headers["Location"].rsplit("/", 1)[1]
+    r = await c.patch(url, data=jpeg_bytes(50 * KiB), headers={
+        **TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"})
+    assert r.status == 413 and (await r.json())["error"] == "quota_exceeded"
+    r = await c.head(url, headers=TUS)
+    assert r.headers["Upload-Offset"] == "0"   # nothing of it kept
