@@ -1,7 +1,7 @@
 -- Retention (MEDIA_RETENTION, `media-store purge`): a tombstone per purged media, so
 -- its old id answers 410 media_purged rather than 404, and the audit log's one row
 -- per purged batch naming every id in it.
--- depends: 0013_audit_refusals
+-- depends: 0014_thumbnail_placeholder
 
 -- No foreign key to media_files: the row it remembers is gone (ids are never reused,
 -- media_files.id being a sequence). The message stays, and its deletion takes its

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from server.api.routes import setup_routes
 from server.errors import error_middleware
+from server.hygiene.guard import scanner_from
+from server.hygiene.scanning import SCANNER, scan_worker
 from server.runtime.memory import memory_trimmer
 from server.runtime.sending import STREAM_SLOTS, StreamSlots
 from server.limits.uploads import UPLOAD_SLOTS, UploadSlots
@@ -89,6 +91,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # free for small requests (server/runtime/sending.py).
     app[STREAM_SLOTS] = StreamSlots(settings.db.pool_max // 2)
     app[METRICS] = Metrics()
+    if (scanner := scanner_from(settings)) is not None:
+        app[SCANNER] = scanner
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
@@ -137,6 +141,8 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         workers.append(retention)   # housekeeping too: off where the janitor is
     if settings.zapi.enabled:
         workers.append(outbox_worker)
+    if settings.scan.clamd is not None:
+        workers.append(scan_worker)   # what was stored unscanned (MEDIA_SCAN_FAIL=open)
     app.cleanup_ctx.append(workers_ctx(workers))
     setup_routes(app)
     return app

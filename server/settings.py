@@ -7,9 +7,9 @@ server.secret.Secret (masked in repr, logs and errors) and never echoed in a mes
 ``Settings`` holds one frozen section per part of the service, named for its package:
 ``settings.db`` (PostgreSQL), ``server`` (listening, processes, logs), ``store`` (chunks
 and serving them), ``uploads``, ``tus``, ``processing``, ``security``, ``workers`` (the
-background loops), ``legacy``, ``zapi`` and ``import_url``. A field drops its section's
-prefix (``settings.tus.expiry_seconds`` for MEDIA_TUS_EXPIRY_SECONDS); each field's
-variable is named in a comment beside it.
+background loops), ``legacy``, ``zapi``, ``import_url`` and ``scan`` (virus
+scanning). A field drops its section's prefix (``settings.tus.expiry_seconds`` for
+MEDIA_TUS_EXPIRY_SECONDS); each field's variable is named in a comment beside it.
 
 A new setting: a field in the section of the package that reads it (with its default
 and its variable in a comment), its reading and checks in that section's builder below
@@ -269,10 +269,21 @@ class ZapiSettings:
     # crashed instance's claim is recovered by any other (see server/zapi/outbox.py).
     lease_seconds: float = 90.0                                 # ZAPI_LEASE_SECONDS
 
+
     @property
     def enabled(self) -> bool:
         """Sending is on only with the three credentials Z-API asks for."""
         return bool(self.instance_id and self.token and self.client_token)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanSettings:
+    """Virus scanning (server/hygiene/scanning.py)."""
+    # clamd's address, unix:///path or tcp://host:port; None: no scanning.
+    clamd: str | None = None                                    # MEDIA_SCAN_CLAMD
+    timeout_seconds: float = 30.0                               # MEDIA_SCAN_TIMEOUT_SECONDS
+    # While clamd is away: refuse uploads (closed) or store them unscanned (open).
+    fail_open: bool = False                                     # MEDIA_SCAN_FAIL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +314,7 @@ class Settings:
     legacy: LegacySettings = _section(LegacySettings)
     zapi: ZapiSettings = _section(ZapiSettings)
     import_url: ImportUrlSettings = _section(ImportUrlSettings)
+    scan: ScanSettings = _section(ScanSettings)
 
 
 def replace_settings(settings: Settings, **changes) -> Settings:
@@ -782,7 +794,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         legacy=_legacy(env),
         zapi=_zapi(env),
         import_url=_import_url(env),
+        scan=_scanning(env),
     )
+
+
+def _scanning(env: Mapping[str, str]) -> ScanSettings:
+    clamd = _str(env, "MEDIA_SCAN_CLAMD", "") or None
+    if clamd is not None:
+        parts = urlsplit(clamd)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not ((parts.scheme == "unix" and parts.path.startswith("/") and not parts.netloc)
+                or (parts.scheme == "tcp" and parts.hostname and port is not None)):
+            raise SettingsError("MEDIA_SCAN_CLAMD must be unix:///path/to/clamd.ctl or "
+                                f"tcp://host:port, got {clamd!r}")
+    fail = _str(env, "MEDIA_SCAN_FAIL", "closed").lower()
+    if fail not in ("closed", "open"):
+        raise SettingsError(f"MEDIA_SCAN_FAIL must be closed or open, got {fail!r}")
+    return ScanSettings(clamd=clamd, fail_open=fail == "open",
+                        timeout_seconds=_float(env, "MEDIA_SCAN_TIMEOUT_SECONDS",
+                                               ScanSettings.timeout_seconds, lo=0.1, hi=3600))
 
 
 # The application's settings, read once at start-up.

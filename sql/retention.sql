@@ -9,11 +9,13 @@
 -- :max_bytes of them) are locked, deleted (chunks, variants and previews go by cascade)
 -- and remembered in purged_media, in one statement. SKIP LOCKED: instances purging
 -- at once take different batches, and a media some request holds is left for later.
--- A variant's bytes count with its media's.
+-- A variant's bytes count with its media's. Quarantined content is kept for review
+-- (until released, or deleted by an admin): retention passes it by.
 WITH locked AS (
     SELECT id, file_size, created_at
-      FROM media_files
+      FROM media_files mf
      WHERE upload_state = 'complete'
+       AND NOT EXISTS (SELECT 1 FROM quarantined_contents q WHERE q.sha256 = mf.sha256)
        AND (:media_type::varchar IS NULL OR media_type = :media_type::varchar)
        AND media_type <> ALL (:except_types::varchar[])
        AND created_at < now() - make_interval(secs => :older_than_seconds)
@@ -53,6 +55,7 @@ SELECT f.media_type, count(*) AS files,
   LEFT JOIN (SELECT media_id, sum(file_size) AS bytes
                FROM media_variants GROUP BY media_id) v ON v.media_id = f.id
  WHERE f.upload_state = 'complete'
+   AND NOT EXISTS (SELECT 1 FROM quarantined_contents q WHERE q.sha256 = f.sha256)
    AND (:media_type::varchar IS NULL OR f.media_type = :media_type::varchar)
    AND f.media_type <> ALL (:except_types::varchar[])
    AND f.created_at < now() - make_interval(secs => :older_than_seconds)

@@ -14,7 +14,7 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder, media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND message_id = :message_id
@@ -32,7 +32,7 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder, media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND mime_type = :mime_type
@@ -49,7 +49,7 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder, media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND media_type = :media_type
@@ -65,7 +65,7 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder, media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND created_at >= coalesce(:since::timestamptz, '-infinity')
@@ -81,7 +81,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder,
+       media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND sha256 = :sha256
@@ -99,7 +100,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, placeholder
+       NULL::varchar AS variant, placeholder,
+       media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE upload_state = 'complete'
    AND strpos(lower(original_name), lower(:name)) > 0

@@ -2,9 +2,16 @@
 
 -- name: create_api_key
 -- A new key: only the SHA-256 of the key is kept. Fails on a duplicate active name.
-INSERT INTO api_keys (name, scope, key_hash)
-VALUES (:name, :scope, :key_hash)
-RETURNING id, name, scope, created_at;
+-- Its limits (NULL: none) and its usage row (sql/quotas.sql) come with it.
+WITH k AS (
+    INSERT INTO api_keys (name, scope, key_hash, quota_bytes, quota_files,
+                          uploads_per_minute)
+    VALUES (:name, :scope, :key_hash, :quota_bytes, :quota_files, :uploads_per_minute)
+    RETURNING id, name, scope, created_at
+), usage AS (
+    INSERT INTO key_usage (key_id) SELECT id FROM k
+)
+SELECT id, name, scope, created_at FROM k;
 
 -- name: find_api_key
 -- The key behind a presented secret (its hash), revoked or not: a revoked key is
@@ -19,10 +26,12 @@ SELECT id, name, scope, key_hash, revoked_at IS NOT NULL AS revoked,
 UPDATE api_keys SET last_used_at = now() WHERE id = :id;
 
 -- name: list_api_keys
--- `keys list`: never the key, only what it is.
-SELECT name, scope, created_at, last_used_at, revoked_at
-  FROM api_keys
- ORDER BY revoked_at IS NOT NULL, name, created_at;
+-- `keys list`: never the key, only what it is, what it uses and may use.
+SELECT k.name, k.scope, k.created_at, k.last_used_at, k.revoked_at,
+       coalesce(u.bytes, 0) AS bytes, coalesce(u.files, 0) AS files,
+       k.quota_bytes, k.quota_files, k.uploads_per_minute
+  FROM api_keys k LEFT JOIN key_usage u ON u.key_id = k.id
+ ORDER BY k.revoked_at IS NOT NULL, k.name, k.created_at;
 
 -- name: revoke_api_key
 -- Stops the key at once on every instance: keys are looked up on every request.

@@ -52,7 +52,9 @@ async def create_upload_token(request: web.Request) -> web.Response:
     async with audited(request, "token_issued", message_id=message_id) as audit:
         if not await store.message_exists(message_id):
             raise MessageNotFound()
-        token, exp = request.app[SIGNER].upload_token(message_id, max_bytes, ttl)
+        principal = request.get(PRINCIPAL)
+        token, exp = request.app[SIGNER].upload_token(
+            message_id, max_bytes, ttl, principal.key_id if principal else None)
         await store.write_audit(audit)
     return web.json_response(
         {"token": token,

@@ -11,10 +11,12 @@ def media_path(media_id: int) -> str:
     return f"/api/media/{media_id}"
 
 
-def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
+def media_json(rec: MediaRecord, urls: UrlSigner, *, admin: bool = False) -> dict:
     """The JSON of a media record; ``urls`` is ``request.app[security.SIGNER]``, which
-    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ)."""
-    return {
+    makes ``url`` a signed URL (or the plain path under MEDIA_PUBLIC_READ). ``admin``:
+    the caller is an admin, who also sees that its content is quarantined and why (the
+    keys are there only then: media otherwise looks the same to everyone)."""
+    body = {
         "id": rec.id,
         "message_id": rec.message_id,
         "file_name": rec.file_name,
@@ -40,6 +42,10 @@ def media_json(rec: MediaRecord, urls: UrlSigner) -> dict:
         "thumbnails": thumbnails_json(rec, urls),
         "placeholder": rec.placeholder,
     }
+    if admin and rec.quarantine_reason is not None:
+        body["quarantined"] = True
+        body["quarantine_reason"] = rec.quarantine_reason
+    return body
 
 
 def thumbnails_json(rec: MediaRecord, urls: UrlSigner) -> list[dict]:
@@ -51,3 +57,4 @@ def thumbnails_json(rec: MediaRecord, urls: UrlSigner) -> list[dict]:
     return [{"width": w, "height": h, "method": m,
              "url": urls.thumbnail_url(rec.id, ThumbnailRequest(w, h, m, moving))}
             for w, h, m in urls.thumbnail_sizes]
+

@@ -12,6 +12,7 @@ from server.api import (
     console,
     deliveries,
     health,
+    hygiene,
     import_url,
     legacy_urls,
     media,
@@ -52,6 +53,13 @@ def setup_routes(app: web.Application) -> None:
     add(app, "GET", "/console", console.console_page, scope=OPEN)
     add(app, "GET", "/console/", console.console_page, scope=OPEN)
     add(app, "GET", "/console/{name}", console.console_asset, scope=OPEN)
+    # Storage hygiene (server/hygiene): usage and quotas, quarantine.
+    add(app, "GET", "/api/usage", hygiene.get_usage, scope=READ)
+    add(app, "POST", "/api/media/{mediaId}/quarantine", hygiene.quarantine_media,
+        scope=ADMIN)
+    add(app, "DELETE", "/api/media/{mediaId}/quarantine", hygiene.release_media,
+        scope=ADMIN)
+    add(app, "GET", "/api/quarantine", hygiene.list_quarantine, scope=ADMIN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file
     # during the move. The whole tail, encoded: server/legacy decodes it itself.

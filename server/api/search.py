@@ -17,6 +17,7 @@ from server.api.media_json import media_json
 from server.errors import BadRequest
 from server.http.params import parse_id
 from server.security import SIGNER
+from server.security.hooks import is_admin
 from server.store.media import STORE
 from server.store.search import Filters, search
 
@@ -119,6 +120,6 @@ async def search_media(request: web.Request) -> web.Response:
     page = records[:limit]
     nxt = (encode_cursor(page[-1].created_at, page[-1].id)
            if len(records) > limit else None)
-    urls = request.app[SIGNER]
-    return web.json_response({"items": [media_json(r, urls) for r in page],
+    urls, admin = request.app[SIGNER], is_admin(request)
+    return web.json_response({"items": [media_json(r, urls, admin=admin) for r in page],
                               "next_cursor": nxt})

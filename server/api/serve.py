@@ -14,7 +14,13 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server.errors import BadRequest, MediaNotFound, PreconditionFailed, RangeNotSatisfiable
+from server.errors import (
+    BadRequest,
+    MediaNotFound,
+    MediaQuarantined,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+)
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -29,7 +35,7 @@ from server.limits.ranges import too_costly
 from server.observability.metrics import METRICS
 from server.runtime.sending import STREAM_SLOTS, Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
-from server.security.hooks import media_cache_control
+from server.security.hooks import media_cache_control, proxy_cache_headers
 from server.security.serving import safety_headers
 from server.processing.ondemand import thumbnail
 from server.processing.pipeline import PROCESSING
@@ -77,9 +83,18 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
     if variant == THUMBNAIL:
         rec = await _thumbnail(request, store, media_id)
     else:
+        # A variant's record carries its media's quarantine (sql/processing.sql).
         rec = await (store.stat_for_serving(media_id) if variant is None
                      else stat_variant(store, media_id, variant))
-    return await serve_record(request, store, rec)
+    refuse_quarantined(rec)
+    return await serve_record(request, store, rec, headers=proxy_cache_headers(request))
+
+
+def refuse_quarantined(rec: MediaRecord) -> None:
+    """451 (RFC 7725) for quarantined content, before any conditional or range: a
+    304 would tell a cache its copy is still good. The error is no-store."""
+    if rec.quarantine_reason is not None:
+        raise MediaQuarantined()
 
 
 async def _thumbnail(request: web.Request, store: MediaStore, media_id: int) -> MediaRecord:

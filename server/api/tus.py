@@ -66,6 +66,8 @@ from server.errors import (
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
+from server.hygiene.guard import guard_for
+from server.hygiene.quotas import check_rate, check_room
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
 from server.observability.metrics import METRICS
@@ -194,6 +196,11 @@ async def _create(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
     if principal.identity is None:   # only keys and tokens reach this route
         raise BadRequest("this credential cannot create uploads")
+    if principal.key_id is not None:   # its upload counts now (server/hygiene/quotas.py)
+        async with audited(request, "upload", message_id=message_id):
+            await check_rate(store.media, principal.key_id)
+            if length is not None:
+                await check_room(store.media, principal.key_id, length)
     name = sanitize_filename(meta.get("filename") or "upload")
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,
@@ -356,6 +363,11 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
     end = length if length is not None else limit
     if request.content_length is not None and offset + request.content_length > end:
         raise PayloadTooLarge("the body goes past Upload-Length")   # before reading it
+    if (key_id := request[PRINCIPAL].key_id) is not None:
+        # What the upload will hold must fit what its key has left (counted for good
+        # when it completes): refused before the body is read.
+        await check_room(store.media, key_id, length if length is not None
+                         else offset + (request.content_length or 0))
     if checksum is not None and request.content_length is not None \
             and request.content_length > settings.tus.checksum_max_bytes:
         raise PayloadTooLarge(_checksum_limit(settings))
@@ -500,7 +512,8 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
             async with cancelled_when_gone(request):
                 job = await receive(store.media, store.reader(state),
                                     meta.get("filename"), limits,
-                                    app[PROCESSING], options_from(meta))
+                                    app[PROCESSING], options_from(meta),
+                                    guard_for(request, count_rate=False))
                 # finish removes the processed media itself if anything fails, adopt too.
                 rec = await job.finish(state.message_id, audit=audit,
                                        then=store.adopt(state, lock_id))

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
 
 
 async def _import(args, settings: Settings, dsn: str) -> int:
+    from server.hygiene.guard import scanner_from
     from server.ingest.receive import Limits
     from server.legacy.importer import ImportOptions, import_legacy, import_policy
     from server.legacy.manifest import IMPORT_HEADER, write_manifest
@@ -129,7 +130,7 @@ async def _import(args, settings: Settings, dsn: str) -> int:
     opts = ImportOptions(source=args.source, url_column=args.url_column,
                          url_prefix=args.url_prefix, orphans_to=args.orphans_to,
                          dry_run=args.dry_run, rewrite_urls=args.rewrite_urls,
-                         process=args.process)
+                         process=args.process, scanner=scanner_from(settings))
     limits = Limits(settings.uploads.max_bytes, settings.uploads.idle_timeout)
     # The CPU work runs in this pool (MEDIA_PROCESS_CONCURRENCY worker processes), as
     # the server's does; one file at a time, so one worker is busy.

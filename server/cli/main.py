@@ -9,10 +9,14 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store reclaim        delete abandoned uploads now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
-    media-store keys create NAME [--scope read|write|admin]   prints the new API key
+    media-store keys create NAME [--scope read|write|admin] [--quota-bytes N]
+                               [--quota-files N] [--uploads-per-minute N]
+                               prints the new API key
+    media-store keys set-quota NAME [--quota-bytes N] ...   ('none' lifts one)
     media-store keys list | keys revoke NAME
     media-store purge --older-than 365d [--type video] [--dry-run]
                                remove old media now (retention; server/cli/purge.py)
+    media-store scan [--since DATE]   rescan stored content with clamd (MEDIA_SCAN_CLAMD)
     media-store import-legacy | verify | cleanup-legacy | export | stats
                                the move from /uploads/media (server/cli/legacy.py)
 
@@ -125,6 +129,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _parsed(parse):
+    from server.hygiene.sizes import BadSize
+
+    def check(text: str):
+        try:
+            return parse(text)
+        except BadSize as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return check
+
+
+def add_quota_options(p: argparse.ArgumentParser) -> None:
+    """--quota-bytes (50M, 2G...), --quota-files, --uploads-per-minute; 'none' lifts
+    one; absent leaves it as it is."""
+    from server.hygiene.sizes import parse_count, parse_size
+    unset = argparse.SUPPRESS
+    p.add_argument("--quota-bytes", type=_parsed(parse_size), default=unset,
+                   help="bytes the key's media may hold: 50M, 2G (powers of 1024) or none")
+    p.add_argument("--quota-files", type=_parsed(parse_count), default=unset,
+                   help="media the key may hold, or none")
+    p.add_argument("--uploads-per-minute", type=_parsed(parse_count), default=unset,
+                   help="uploads the key may start per minute, or none")
+
+
+def _date(text: str):
+    from datetime import datetime, timezone
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chat media kept in PostgreSQL")
     sub = parser.add_subparsers(dest="command")
@@ -146,8 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
     p_create.add_argument("name")
     p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
-    keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
+    p_quota = keys_sub.add_parser("set-quota", help="change a key's quotas and upload rate")
+    p_quota.add_argument("name")
+    for p in (p_create, p_quota):
+        add_quota_options(p)
+    keys_sub.add_parser("list", help="names, scopes, usage, quotas, last used")
     keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
+    p_scan = sub.add_parser("scan", help="rescan stored content with clamd "
+                            "(MEDIA_SCAN_CLAMD), quarantining what is found")
+    p_scan.add_argument("--since", type=_date, default=None,
+                        help="only media stored since this date (ISO 8601; default: all)")
     legacy_cli.add_parsers(sub)
     purge_cli.add_parser(sub)
     args = parser.parse_args(argv)
@@ -194,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             elif command == "purge":
                 _migrated(settings, dsn)
                 return purge_cli.run(args, settings, dsn)
+            elif command == "scan":
+                from server.cli.scan import scan_command
+                _migrated(settings, dsn)
+                return scan_command(dsn, settings, args.since)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)

@@ -137,12 +137,13 @@ def _name_from(url: URL, resp: aiohttp.ClientResponse) -> str | None:
 
 async def import_url(store: MediaStore, processing: Processing, settings: Settings,
                      text: str, message_id: int, file_name: str | None = None, *,
-                     audit=None) -> MediaRecord:
+                     audit=None, guard=None) -> MediaRecord:
     """Fetch ``text`` under the rules above and store it as a complete file of
     ``message_id``, through the upload's pipeline (``processing``). Raises
     UrlNotAllowed, ImportFailed, ImportTimeout or the upload's errors (413, 415, 422,
     empty file); nothing is stored then. ``audit`` (an audit entry) is written with the
-    file, in the same transaction."""
+    file, in the same transaction; ``guard`` (server/hygiene) sees the bytes as an
+    upload's."""
     url = parse_url(text)
     timeout = aiohttp.ClientTimeout(total=settings.import_url.timeout,
                                     sock_connect=settings.import_url.connect_timeout)
@@ -152,7 +153,8 @@ async def import_url(store: MediaStore, processing: Processing, settings: Settin
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      trust_env=False, auto_decompress=False) as session:
         try:
-            job = await _download(session, store, processing, settings, url, file_name)
+            job = await _download(session, store, processing, settings, url, file_name,
+                                  guard)
         except AddressRefused as e:
             raise UrlNotAllowed(str(e)) from None
         except UploadTooSlow:
@@ -179,7 +181,7 @@ async def import_url(store: MediaStore, processing: Processing, settings: Settin
 
 async def _download(session: aiohttp.ClientSession, store: MediaStore,
                     processing: Processing, settings: Settings, url: URL,
-                    file_name: str | None) -> Upload | Job:
+                    file_name: str | None, guard=None) -> Upload | Job:
     """Follow redirects to the file and receive its body as an upload's (type policy,
     per-type limits, minimum rate); the caller finishes the job."""
     for _ in range(MAX_REDIRECTS + 1):
@@ -207,5 +209,6 @@ async def _download(session: aiohttp.ClientSession, store: MediaStore,
             limits = Limits(settings.uploads.max_bytes, settings.uploads.idle_timeout,
                             upload_pace(settings))
             return await receive(store, lambda: resp.content.read(READ_BYTES),
-                                 file_name or _name_from(url, resp), limits, processing)
+                                 file_name or _name_from(url, resp), limits, processing,
+                                 guard=guard)
     raise ImportFailed(f"more than {MAX_REDIRECTS} redirects")

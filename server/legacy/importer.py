@@ -29,6 +29,7 @@ import asyncpg
 from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
                            UnsupportedMediaType)
 from server.http.media_types import SNIFF_BYTES, sniff
+from server.hygiene.guard import IngestGuard
 from server.ingest.receive import Limits, receive
 from server.legacy import matching
 from server.legacy.columns import UrlColumn, url_column
@@ -59,6 +60,9 @@ class ImportOptions:
     dry_run: bool = False
     rewrite_urls: bool = False
     process: bool = False     # compress/strip as a new upload would (off: bytes kept)
+    # clamd (MEDIA_SCAN_CLAMD, server/hygiene/scanning.py): each file is scanned as it
+    # is stored, as an upload is; an infected one is a failed row naming the signature.
+    scanner: object | None = None
 
 
 @dataclasses.dataclass
@@ -290,7 +294,9 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
             piece = await f.read(PIECE)
             h.update(piece)
             return piece
-        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits, processing)
+        guard = IngestGuard(store, scanner=opts.scanner) if opts.scanner else None
+        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits, processing,
+                               guard=guard)
     row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner,
               processed=opts.process)
 

@@ -25,6 +25,7 @@ from server.asyncutil import consume
 from server.errors import (
     InvalidMedia,
     MediaNotFound,
+    MediaQuarantined,
     MediaTooComplex,
     NoThumbnail,
     ServiceUnavailable,
@@ -59,6 +60,8 @@ async def thumbnail(store: MediaStore, processing: Processing, media_id: int,
     and stored first if it is not yet. MediaNotFound, NoThumbnail (audio, documents),
     InvalidMedia / MediaTooComplex (422) for a source that cannot be made one of."""
     rec = await store.stat_for_serving(media_id)
+    if rec.quarantine_reason is not None:   # nothing is made of it, nothing served
+        raise MediaQuarantined()
     if not thumbnails.has_thumbnails(rec.media_type):
         raise NoThumbnail(f"{rec.media_type} files have no thumbnails")
     size = thumbnails.choose(processing.policy.thumbnail_sizes, req.width, req.height,

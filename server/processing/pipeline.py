@@ -109,6 +109,10 @@ class Job:
     """One file on its way in: ``write`` the bytes, then ``finish`` or ``abort``.
     Presents the same surface as store.Upload, so callers treat both alike."""
 
+    # As store.Upload.guard; handed to the upload that is finished (not to one
+    # streamed and then replaced by its re-encoding, whose abort must not release it).
+    guard = None
+
     def __init__(self, processing: Processing, store: MediaStore, kind: MediaKind,
                  client_name: str | None, options: Options):
         self.processing = processing
@@ -170,6 +174,7 @@ class Job:
             elif self._check is not None:
                 self._check.finish()
             assert self._upload is not None
+            self._upload.guard = self.guard
             return await self._upload.finish(message_id, audit=audit, then=then)
         except BaseException:
             await self.abort()
@@ -181,6 +186,8 @@ class Job:
         try:
             if self._upload is not None:
                 await self._upload.abort()
+            if self.guard is not None:
+                await self.guard.release()
         finally:
             await self._remove_spool()
 

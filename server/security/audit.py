@@ -73,7 +73,9 @@ def entry_for(request: web.Request, action: str, *, actor: str | None = None,
 
 def outcome_of(error: BaseException) -> str:
     if isinstance(error, MediaError):
-        return error.code
+        # An infection's signature is what its audit row must name.
+        signature = error.fields.get("signature")
+        return f"{error.code}: {signature}" if signature else error.code
     if isinstance(error, asyncio.CancelledError):
         return "client_gone"
     return f"error: {error.__class__.__name__}"

@@ -172,7 +172,7 @@ def _token(request: web.Request, access: Access, token: str) -> Principal:
         raise Denied(TokenNotAllowed(), actor, valid=True)
     return Principal(actor, "token", message_id=grant.message_id,
                      max_bytes=grant.max_bytes, expires=grant.exp,
-                     identity=token_identity(token))
+                     identity=token_identity(token), key_id=grant.key_id)
 
 
 async def _key(request: web.Request, access: Access, credential: str) -> Principal:
@@ -183,4 +183,4 @@ async def _key(request: web.Request, access: Access, credential: str) -> Princip
                      key.name if key is not None else "unknown-key")
     if not covers(key.scope, access.scope):
         raise Denied(Forbidden(), key.name, valid=True)
-    return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}")
+    return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}", key_id=key.id)

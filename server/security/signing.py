@@ -4,8 +4,11 @@ A signed URL is ``/api/media/serve/{id}?[variant=v&]exp=<unix seconds>&sig=<mac>
 the MAC covers the media id, the variant ('' for the original) and exp, so changing any
 of them breaks it. A thumbnail's URL carries its whole request (``variant=thumbnail&
 width=W&height=H&method=M[&animated=true]``), and the MAC covers all of it, in the one
-spelling of server/http/thumbnails.py: a URL for a 32x32 square is not one for 800x600. An upload token is ``mut.<message id>.<max bytes>.<exp>.<mac>``:
-everything needed to check it travels with it, so no table is read. Both are signed
+spelling of server/http/thumbnails.py: a URL for a 32x32 square is not one for 800x600.
+An upload token is ``mut.<message id>.<max bytes>.<exp>.<key id>.<mac>`` (the key that
+issued it, whose quota its uploads count against; tokens made before quotas have no key
+id and count against no key): everything needed to check it travels with it, so no
+table is read. Both are signed
 with the first key and verified against every key, so keys rotate without breaking
 what is already handed out. Each MAC starts with its purpose, so a URL's signature can
 never pass as a token's.
@@ -153,10 +156,12 @@ class UrlSigner:
                sig: str | None) -> Check:
         return verify_media(self.keys, media_id, variant, exp, sig, self.clock())
 
-    def upload_token(self, message_id: int, max_bytes: int, ttl: int) -> tuple[str, int]:
-        """A token for uploading to ``message_id``, and when it expires."""
+    def upload_token(self, message_id: int, max_bytes: int, ttl: int,
+                     key_id: int | None = None) -> tuple[str, int]:
+        """A token for uploading to ``message_id`` issued by key ``key_id``, and when
+        it expires."""
         exp = int(self.clock()) + ttl
-        return make_upload_token(self.keys[0], message_id, max_bytes, exp), exp
+        return make_upload_token(self.keys[0], message_id, max_bytes, exp, key_id), exp
 
     def check_upload_token(self, token: str) -> UploadGrant | Check:
         return verify_upload_token(self.keys, token, self.clock())
@@ -169,11 +174,17 @@ class UploadGrant:
     message_id: int
     max_bytes: int
     exp: int
+    key_id: int | None = None   # the key that issued it (its quota)
 
 
-def make_upload_token(key: bytes, message_id: int, max_bytes: int, exp: int) -> str:
-    mac = _mac(key, "upload", message_id, max_bytes, exp)
-    return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{mac}"
+def make_upload_token(key: bytes, message_id: int, max_bytes: int, exp: int,
+                      key_id: int | None = None) -> str:
+    if key_id is None:
+        mac = _mac(key, "upload", message_id, max_bytes, exp)
+        return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{mac}"
+    # Its own purpose word: a key id can never be cut off to pass as an older token.
+    mac = _mac(key, "upload-by-key", message_id, max_bytes, exp, key_id)
+    return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{key_id}.{mac}"
 
 
 def token_identity(token: str) -> str:
@@ -192,14 +203,18 @@ def verify_upload_token(keys: Sequence[bytes], token: str,
     if not is_upload_token(token) or len(token) > 120:
         return Check.INVALID
     fields = token[len(TOKEN_PREFIX):].split(".")
-    if len(fields) != 4:
+    if len(fields) not in (4, 5):
         return Check.INVALID
     message_id, max_bytes, exp = (_uint(f) for f in fields[:3])
-    mac = fields[3]
-    if message_id is None or max_bytes is None or exp is None or not _MAC.fullmatch(mac):
+    key_id = _uint(fields[3]) if len(fields) == 5 else None
+    mac = fields[-1]
+    if message_id is None or max_bytes is None or exp is None or not _MAC.fullmatch(mac) \
+            or (len(fields) == 5 and key_id is None):
         return Check.INVALID
-    if not any(_same(_mac(k, "upload", message_id, max_bytes, exp), mac) for k in keys):
+    signed = (("upload", message_id, max_bytes, exp) if key_id is None
+              else ("upload-by-key", message_id, max_bytes, exp, key_id))
+    if not any(_same(_mac(k, *signed), mac) for k in keys):
         return Check.INVALID
     if exp <= now:
         return Check.EXPIRED
-    return UploadGrant(message_id, max_bytes, exp)
+    return UploadGrant(message_id, max_bytes, exp, key_id)

@@ -136,6 +136,9 @@ class MediaRecord:
     variant: str | None = None
     # Its BlurHash, for images and videos processed since migration 0014.
     placeholder: str | None = None
+    # Why its content is quarantined (server/hygiene); None when it is not. Only the
+    # statements that serve and show media read it (get_media).
+    quarantine_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
@@ -148,6 +151,11 @@ AlsoInTransaction = Callable[[asyncpg.Connection, "MediaRecord"], Awaitable[None
 
 class Upload:
     """One upload in progress. Not safe for concurrent use; one request owns it."""
+
+    # Storage hygiene's hook (server/hygiene/guard.py), set by ingest: its
+    # ``finishing(conn, record)`` runs in the finishing transaction (and may refuse it),
+    # its ``release()`` when the upload is aborted.
+    guard = None
 
     def __init__(self, store: "MediaStore", media_id: int, chunk_size: int):
         self.store = store
@@ -205,6 +213,8 @@ class Upload:
             if audit is not None:
                 await audit.write(conn, media_id=self.media_id, message_id=message_id)
             rec = MediaRecord.from_row(row)
+            if self.guard is not None:
+                await self.guard.finishing(conn, rec)
             if then is not None:
                 await then(conn, rec)
         self._closed = True
@@ -220,6 +230,8 @@ class Upload:
 
     async def _abort(self) -> None:
         self._queued = []
+        if self.guard is not None:
+            await self.guard.release()
         if self._in_flight:
             for task in self._in_flight:
                 task.cancel()

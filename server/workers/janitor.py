@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from server.hygiene.quotas import release_stale
 from server.observability.metrics import METRICS
 from server.security.audit import prune
 from server.settings import SETTINGS
@@ -30,6 +31,8 @@ async def janitor(app: web.Application) -> None:
             if removed:
                 app[METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
+            # Quota reservations of uploads whose instance died (server/hygiene).
+            await release_stale(app[STORE], settings.uploads.stale_seconds)
             pruned = await prune(app[STORE], settings.security.audit_retention_days)
             if pruned:
                 log.info("janitor deleted %d audit row(s) older than %d days", pruned,

@@ -22,8 +22,9 @@ RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_legacy_media_by_file_n
                      "search_media_by_name", "search_media_by_sha256",
                      # sql/tus.sql: the media a resumable upload became
                      "tus_complete_record"}
-# Storage details that stay out of the API (``variant``: which variant a record serves).
-NOT_IN_JSON = {"chunk_size", "chunk_count", "variant"}
+# Storage details that stay out of the API (``variant``: which variant a record serves;
+# ``quarantine_reason``: shown to admin keys only, and only for quarantined content).
+NOT_IN_JSON = {"chunk_size", "chunk_count", "variant", "quarantine_reason"}
 
 
 async def test_record_statements_return_exactly_the_record_fields(pool):

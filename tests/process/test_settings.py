@@ -180,6 +180,12 @@ PARSED = [
      datetime(2026, 11, 1, tzinfo=timezone.utc)),
     ("MEDIA_LEGACY_DEPRECATED_AT", "2026-11-01T09:00:00+01:00", "legacy.deprecated_at",
      datetime(2026, 11, 1, 8, tzinfo=timezone.utc)),
+    ("MEDIA_SCAN_CLAMD", "unix:///run/clamav/clamd.ctl", "scan.clamd",
+     "unix:///run/clamav/clamd.ctl"),
+    ("MEDIA_SCAN_CLAMD", " tcp://127.0.0.1:3310 ", "scan.clamd", "tcp://127.0.0.1:3310"),
+    ("MEDIA_SCAN_TIMEOUT_SECONDS", "2.5", "scan.timeout_seconds", 2.5),
+    ("MEDIA_SCAN_FAIL", "open", "scan.fail_open", True),
+    ("MEDIA_SCAN_FAIL", " Closed ", "scan.fail_open", False),
 ]
 
 # Variables that are only valid with others: (extra environment, the fields it sets).
@@ -239,6 +245,11 @@ BAD = [
     ({"MEDIA_THUMBNAIL_SIZES": "none"}, "MEDIA_THUMBNAIL_SIZES"),
     ({"MEDIA_THUMBNAIL_EAGER": "64x64-crop"}, "MEDIA_THUMBNAIL_EAGER"),
     ({"MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS": "0"}, "MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS"),
+    ({"MEDIA_SCAN_CLAMD": "clamd.ctl"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_CLAMD": "tcp://127.0.0.1"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_CLAMD": "unix://relative.sock"}, "MEDIA_SCAN_CLAMD"),
+    ({"MEDIA_SCAN_FAIL": "maybe"}, "MEDIA_SCAN_FAIL"),
+    ({"MEDIA_SCAN_TIMEOUT_SECONDS": "0"}, "MEDIA_SCAN_TIMEOUT_SECONDS"),
     ({"PORT": "eighty"}, "PORT"),
     ({"MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS": "0"}, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS"),
     ({"MEDIA_METADATA_CACHE_SECONDS": "-1"}, "MEDIA_METADATA_CACHE_SECONDS"),
