@@ -104,7 +104,7 @@ def guard_for(request: web.Request, *, count_rate: bool = True) -> IngestGuard:
     return IngestGuard(request.app[STORE],
                        key_id=principal.key_id if principal is not None else None,
                        scanner=request.app.get(SCANNER),
-                       batch=request.app[SETTINGS].chunk_bytes * WRITE_BATCH,
+                       batch=request.app[SETTINGS].store.chunk_bytes * WRITE_BATCH,
                        count_rate=count_rate)
 
 

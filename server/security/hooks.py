@@ -71,7 +71,7 @@ def proxy_cache_headers(request: web.Request) -> dict[str, str]:
     only: keep a copy for one second, then revalidate it (a 304 from us, the bytes stay
     in nginx), so a quarantine or a delete is never answered from it a second later.
     nginx reads X-Accel-Expires and never passes it on: clients still get the year."""
-    if request.app[SETTINGS].public_read:
+    if request.app[SETTINGS].security.public_read:
         return {"X-Accel-Expires": str(SHARED_CACHE_SECONDS)}
     return {}
 
