@@ -10,7 +10,6 @@ export const session = {
     else sessionStorage.removeItem(STORAGE);
   },
   who: null,          // {name, scope} from /api/whoami
-  features: {},       // routes this service has: {quarantine: bool, usage: bool}
 };
 
 export class ApiError extends Error {
@@ -57,18 +56,6 @@ export async function api(path, {method = 'GET', body, key} = {}) {
                        data?.message ?? resp.statusText);
   }
   return data;
-}
-
-/** Whether a route exists for this key: a 404 not_found (no such route) or a 403
- *  means the panel is hidden; anything else means it is there. */
-export async function probe(path) {
-  try {
-    await api(path);
-    return true;
-  } catch (e) {
-    return !(e instanceof ApiError && (e.code === 'not_found' || e.status === 403
-                                       || e.status === 405));
-  }
 }
 
 export const can = {

@@ -1,10 +1,12 @@
 // The console's entry: sign-in, the navigation for what the key may do, and the
 // views by location hash (#/recent, #/message/7, #/media/12, #/dashboard, #/audit,
-// #/quarantine). The hash never carries the key.
+// #/quarantine, #/usage). The hash never carries the key.
 
-import {api, explain, probe, session} from './api.js';
+import {api, explain, session} from './api.js';
 import {h, fill} from './dom.js';
-import {showRecent, showMessage, showQuarantine} from './browse.js';
+import {showRecent, showMessage} from './browse.js';
+import {showQuarantine} from './quarantine.js';
+import {showUsage} from './usage.js';
 import {showMedia} from './detail.js';
 import {showDashboard} from './dashboard.js';
 import {showAudit} from './audit.js';
@@ -18,6 +20,7 @@ const ROUTES = [
   [/^#\/dashboard$/, () => showDashboard(view)],
   [/^#\/audit$/, () => showAudit(view)],
   [/^#\/quarantine$/, () => showQuarantine(view)],
+  [/^#\/usage$/, () => showUsage(view)],
   [/^#?\/?(recent)?$/, () => showRecent(view)],
 ];
 
@@ -47,17 +50,9 @@ async function signIn(key) {
   const who = await api('/api/whoami', {key});
   session.key = key;
   session.who = who;
-  if (who.scope === 'admin') {
-    const [quarantine, usage] = await Promise.all([probe('/api/quarantine?limit=1'),
-                                                  probe('/api/usage')]);
-    session.features = {quarantine, usage};
-  } else {
-    session.features = {};
-  }
   for (const el of document.querySelectorAll('[data-scope]')) {
     const scopes = el.dataset.scope === 'admin' ? ['admin'] : ['write', 'admin'];
-    const feature = el.dataset.feature;
-    el.hidden = !scopes.includes(who.scope) || (feature && !session.features[feature]);
+    el.hidden = !scopes.includes(who.scope);
   }
   fill($('who'), h('span', {}, `${who.name} `), h('span', {class: 'scope'}, who.scope));
   $('signin').hidden = true;

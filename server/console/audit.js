@@ -8,7 +8,7 @@ export async function showAudit(view) {
     h('label', {}, 'Action ', h('select', {name: 'action'},
       ['', 'upload', 'delete', 'read', 'access_denied', 'zapi_send', 'zapi_attempt',
        'token_issued', 'key_created', 'key_revoked', 'import_url', 'legacy_import',
-       'legacy_redirect', 'quarantine', 'release']
+       'legacy_redirect', 'quarantine', 'quarantine_release']
         .map(a => h('option', {value: a}, a || 'any')))),
     h('label', {}, 'Key or actor ', h('input', {name: 'actor'})),
     h('label', {}, 'Media id ', h('input', {name: 'media_id', inputmode: 'numeric', pattern: '[0-9]*'})),

@@ -1,7 +1,7 @@
 // Browsing: the most recent media, a search (type, dates, name), one message's media
-// with its upload zone, and the quarantine; all as a grid of thumbnails.
+// with its upload zone; all as a grid of thumbnails.
 
-import {api, can, explain, session} from './api.js';
+import {api, can, explain} from './api.js';
 import {bytes, fill, h} from './dom.js';
 import {placeholderCanvas} from './blurhash.js';
 import {uploadZone} from './upload.js';
@@ -16,10 +16,13 @@ export function thumbnailUrl(m) {
 }
 
 export function tile(m) {
-  const url = thumbnailUrl(m);
+  // Quarantined content answers 451: an admin (who is told) gets no broken picture,
+  // and a thumbnail refused to anyone else leaves the placeholder showing.
+  const url = m.quarantined ? null : thumbnailUrl(m);
   const picture = h('span', {class: 'picture'},
     placeholderCanvas(m.placeholder),
-    url ? h('img', {src: url, alt: '', loading: 'lazy', class: 'thumb'})
+    url ? h('img', {src: url, alt: '', loading: 'lazy', class: 'thumb',
+                    onerror: e => e.target.remove()})
         : h('span', {class: `icon icon-${m.media_type}`, 'aria-hidden': 'true'},
             m.media_type));
   return h('li', {class: 'tile', 'data-media-id': m.id},
@@ -108,19 +111,4 @@ export async function showMessage(view, messageId) {
   const zone = can.write() ? uploadZone(messageId, () => load().catch(() => {})) : null;
   fill(view, h('h1', {}, `Message ${messageId}`), form, zone, media);
   await load();
-}
-
-export async function showQuarantine(view) {
-  if (!session.features.quarantine) {
-    fill(view, h('p', {}, 'This service has no quarantine.'));
-    return;
-  }
-  const g = grid(async cursor => {
-    const page = await api(`/api/quarantine?${query({limit: PAGE, cursor})}`);
-    // Either a page of media or a bare list: show what there is.
-    return Array.isArray(page) ? {items: page, next_cursor: null}
-      : {items: page.items || page.media || [], next_cursor: page.next_cursor || null};
-  }, 'Nothing is quarantined.');
-  fill(view, h('h1', {}, 'Quarantine'), g.box);
-  await g.ready;
 }

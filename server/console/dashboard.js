@@ -1,8 +1,9 @@
 // The store's figures (GET /api/stats), growth per day drawn on a canvas, usage per
-// key (GET /api/usage, when the service has it).
+// key (GET /api/usage).
 
-import {api, session} from './api.js';
+import {api} from './api.js';
 import {bytes, fill, h, table} from './dom.js';
+import {usagePanel} from './usage.js';
 
 function card(label, value, id) {
   return h('div', {class: 'card', id}, h('span', {class: 'label'}, label), h('strong', {}, value));
@@ -72,16 +73,6 @@ function storage(stats) {
     card('Chunk table on disk', bytes(stats.chunk_table_bytes)));
 }
 
-async function usage(box) {
-  if (!session.features.usage) return;
-  const data = await api('/api/usage');
-  const rows = Array.isArray(data) ? data : (data.items || data.keys || data.usage || []);
-  const columns = rows.length ? Object.keys(rows[0]).map(k => [k, k.replaceAll('_', ' '),
-    v => (v !== null && typeof v === 'object' ? JSON.stringify(v) : (v ?? '–'))]) : [];
-  fill(box, h('h2', {}, 'Usage per key'),
-    rows.length ? table(rows, columns) : h('p', {class: 'muted'}, 'No usage recorded.'));
-}
-
 export async function showDashboard(view) {
   const stats = await api('/api/stats?days=30');
   const types = Object.entries(stats.media_by_type || {}).map(([type, t]) => ({type, ...t}));
@@ -103,5 +94,5 @@ export async function showDashboard(view) {
     h('details', {}, h('summary', {}, 'The figures'),
       table(series.slice().reverse(), [['day', 'Day'], ['files', 'Files'], ['bytes', 'Bytes', bytes]])),
     usageBox);
-  await usage(usageBox);
+  await usagePanel(usageBox);
 }

@@ -1,14 +1,18 @@
 // One media: every fact, the browser's own viewer or player, and what may be done to
 // it (delete, quarantine and release, send to WhatsApp and watch the delivery).
 
-import {api, can, explain, session} from './api.js';
+import {api, can, explain} from './api.js';
 import {bytes, fill, h, seconds, table, when} from './dom.js';
 import {tile} from './browse.js';
+import {quarantineControl} from './quarantine.js';
 
 const FINAL = new Set(['sent', 'failed', 'unknown']);
 
 function viewer(m) {
-  if (m.quarantined) return h('p', {class: 'badge'}, 'Quarantined: not served.');
+  if (m.quarantined) {
+    return h('p', {class: 'badge', id: 'quarantined'},
+      `Quarantined: ${m.quarantine_reason}. Not served (451) until released.`);
+  }
   const title = `${m.media_type}: ${m.original_name}`;
   switch (m.media_type) {
     case 'image':
@@ -39,7 +43,8 @@ function facts(m) {
     ['SHA-256', h('code', {class: 'hash'}, m.sha256)],
     ['Compressed', m.is_compressed ? `yes (quality ${m.compression_quality ?? '–'})` : 'no'],
     ['Sent to WhatsApp', m.zapi_sent ? `yes (${m.zapi_message_id})` : 'no'],
-    ['Quarantined', 'quarantined' in m ? (m.quarantined ? 'yes' : 'no') : null],
+    // Only admin keys are told (the media JSON carries it only for them).
+    ['Quarantined', m.quarantined ? `yes: ${m.quarantine_reason}` : (can.admin() ? 'no' : null)],
     ['Thumbnails', m.thumbnails?.length ? m.thumbnails.map(t => `${t.width}×${t.height} ${t.method}`).join(', ') : null],
     ['Variants', Object.keys(m.variants || {}).join(', ') || null],
     ['Added', when(m.created_at)], ['Changed', when(m.updated_at)],
@@ -128,27 +133,13 @@ function deleteButton(m, out) {
   return h('span', {}, button, confirm);
 }
 
-function quarantineButton(m, view, out) {
-  const label = m.quarantined ? 'Release' : 'Quarantine';
-  const button = h('button', {type: 'button', id: 'quarantine'}, label);
-  button.addEventListener('click', async () => {
-    try {
-      await api(`/api/media/${m.id}/quarantine`, {method: m.quarantined ? 'DELETE' : 'POST'});
-      await showMedia(view, m.id);
-    } catch (err) {
-      out.textContent = explain(err);
-    }
-  });
-  return button;
-}
-
 export async function showMedia(view, id) {
   const m = await api(`/api/media/${id}`);
   const out = h('p', {role: 'alert', class: 'error'});
   const uploader = h('span', {}, can.admin() ? '…' : 'visible to admin keys');
   const actions = h('div', {class: 'actions'},
     can.write() ? deleteButton(m, out) : null,
-    can.admin() && session.features.quarantine ? quarantineButton(m, view, out) : null);
+    can.admin() ? quarantineControl(m, () => showMedia(view, m.id), out) : null);
   const deliveries = h('ul', {class: 'deliveries', 'aria-label': 'Deliveries'});
   const same = h('section'), hist = h('section');
   fill(view,

@@ -1,7 +1,8 @@
 """The console in headless Chromium (Debian's, through Playwright): sign in, upload
 with progress, a cut connection resumed, thumbnails, a video played and sought to its
-end with ranged requests, the dashboard, the audit log, delete; a read key offered
-nothing it cannot do; a wrong key told so.
+end with ranged requests, the dashboard, the audit log, delete; thumbnails over their
+placeholders, quarantine and release, usage per key, all against the real service; a
+read key offered nothing it cannot do; a wrong key told so.
 
 A screenshot of each screen is kept in tests/artifacts/console/ (or
 $CONSOLE_ARTIFACTS), ignored by git. Skipped, visibly, without Playwright or Chromium.
@@ -13,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -66,9 +68,9 @@ class Console:
         page.set_default_timeout(TIMEOUT_MS)
 
     def _console(self, msg) -> None:
-        # A 404 probe (a route this service lacks) is logged by Chromium as a failed
-        # load; that is the feature detection working. Anything else is a problem,
-        # CSP refusals above all.
+        # A request the tests cut or the service refuses on purpose (a PATCH reset, a
+        # 415) is logged by Chromium as a failed load. Anything else is a problem, CSP
+        # refusals above all.
         if msg.type == "error" and "Failed to load resource" not in msg.text:
             self.problems.append(msg.text)
 
@@ -258,7 +260,16 @@ async def test_a_read_key_is_offered_nothing_it_cannot_do(server_for, browser, k
     await c.page.wait_for_selector("dl.facts")
     assert await c.page.locator("#delete").count() == 0
     assert await c.page.locator("text=Send to WhatsApp").count() == 0
+    assert not await c.page.is_visible("nav a[href='#/quarantine']")
+    assert await c.page.locator("#quarantine-form, #quarantine, #release").count() == 0
+    assert "Quarantined" not in await c.page.inner_text("dl.facts")
     await c.shot("13-read-key-detail")
+    # Its own usage only: one line.
+    await c.go("#/usage")
+    await c.page.wait_for_selector("#usage table")
+    assert (await c.page.locator("#usage tbody tr td").all_inner_texts())[:2] == ["viewer", "0"]
+    assert await c.page.locator("#usage tbody tr").count() == 1
+    await c.shot("13a-read-key-usage")
     await c.go(f"#/message/{message_id}")
     await c.page.wait_for_selector(f".tile[data-media-id='{media_id}']")
     assert await c.page.locator(".dropzone").count() == 0
@@ -309,85 +320,140 @@ async def test_send_to_whatsapp_and_watch_the_delivery(server_for, browser, admi
     assert c.problems == []
 
 
-BLURHASH = "LEHV6nWB2yk8pyo0adR*.7kCMdnj"   # blurha.sh's own example
+def human(n: int) -> str:
+    """The console's byte figures (dom.js bytes())."""
+    units, i, v = ["B", "KiB", "MiB", "GiB", "TiB"], 0, float(n)
+    while v >= 1024 and i < len(units) - 1:
+        v, i = v / 1024, i + 1
+    return f"{v:.1f} {units[i]}" if i else f"{n} B"
 
 
-async def test_placeholders_thumbnails_and_the_panels_of_other_routes(
-        server_for, browser, admin_key):
-    """What other parts of the service add (thumbnails and placeholders in the media
-    JSON, /api/quarantine, /api/usage) is shown when present and hidden when absent;
-    their answers are stood in for by the browser's request routing."""
-    client = await server_for()
-    message_id = await client.app[STORE].create_message()
+async def test_thumbnails_quarantine_and_usage_against_the_service(
+        processing_client_with, browser, admin_key):
+    """A processed photo's real thumbnail over its real placeholder; quarantine with a
+    reason (refused without one, nothing sent), 451 on its signed URL, the quarantine
+    list, release; the usage of every key, a page at a time."""
+    from server.hygiene import quarantine as q
+    from server.security.keys import create_key
+
+    client = await processing_client_with()
+    store = client.app[STORE]
+    message_id = await store.create_message()
+    # Left red, right blue: the placeholder's two sides tell whose picture it is.
+    img = Image.new("RGB", (400, 300), (220, 30, 30))
+    img.paste((30, 30, 220), (200, 0, 400, 300))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
     resp = await client.post("/api/media/upload-production",
-                             params={"message_id": str(message_id), "filename": "p.png"},
-                             data=png(), headers={"Content-Type": "image/png"})
+                             params={"message_id": str(message_id), "filename": "flag.png"},
+                             data=buf.getvalue(), headers={"Content-Type": "image/png"})
+    assert resp.status == 201, await resp.text()
     media = await resp.json()
-
-    # Without those routes: no quarantine anywhere, no usage panel, no error.
-    c = await open_console(browser, client)
-    await c.sign_in(admin_key)
-    await c.page.wait_for_selector(f".tile[data-media-id='{media['id']}']")
-    assert not await c.page.is_visible("nav a[href='#/quarantine']")
-    await c.go(f"#/media/{media['id']}")
-    await c.page.wait_for_selector("#delete")
-    assert await c.page.locator("#quarantine").count() == 0
-    await c.go("#/dashboard")
-    await c.page.wait_for_selector("canvas#growth-chart")
-    assert await c.page.locator("#usage table").count() == 0
-    assert c.problems == []
-
-    # With them (and a media JSON carrying thumbnails and a placeholder).
-    thumb_url = media["url"]
-    asked: list[tuple[str, str]] = []
-
-    async def stand_in(route, request):
-        path = request.url.split(str(client.make_url("")).rstrip("/"), 1)[1]
-        asked.append((request.method, path.split("?")[0]))
-        if path.startswith("/api/quarantine"):
-            await route.fulfill(json={"items": [], "next_cursor": None})
-        elif path.startswith("/api/usage"):
-            await route.fulfill(json={"items": [{"key": "test-admin", "requests": 7,
-                                                 "bytes_in": 392}]})
-        elif path.startswith(f"/api/media/{media['id']}/quarantine"):
-            await route.fulfill(status=204)
-        elif path.startswith("/api/media?"):
-            body = await (await route.fetch()).json()
-            for m in body["items"]:
-                m["placeholder"] = BLURHASH
-                # Too small for a tile: the 320 px one is to be chosen.
-                m["thumbnails"] = [{"width": 64, "height": 40, "method": "scale",
-                                    "url": thumb_url + "&small=1"},
-                                   {"width": 320, "height": 200, "method": "scale",
-                                    "url": thumb_url}]
-            await route.fulfill(json=body)
-        else:
-            await route.continue_()
+    assert media["placeholder"] and media["thumbnails"]
+    # The tile's choice: the smallest thumbnail at least 160 px wide.
+    wide = min((t for t in media["thumbnails"] if t["width"] >= 160), key=lambda t: t["width"])
+    # More than a page of older quarantined contents (none of them shown by any media),
+    # and more than a page of keys before the admin's name, one of them with quotas.
+    async with store.connection() as conn:
+        for i in range(50):
+            await q.quarantine(conn, os.urandom(32), reason=f"infected: Test.Sig-{i}",
+                               who="scanner")
+        for i in range(50):
+            await create_key(conn, f"aa-key-{i:02d}", "write")
+        # First by name: on the first page.
+        await create_key(conn, "aa-0-limited", "write", limits={
+            "quota_bytes": 50 * 1024**3, "quota_files": 1000, "uploads_per_minute": 60})
 
     c = await open_console(browser, client)
-    await c.page.route("**/api/**", stand_in)
+    page = c.page
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     await c.sign_in(admin_key)
-    tile = c.page.locator(f".tile[data-media-id='{media['id']}']")
+    tile = page.locator(f".tile[data-media-id='{media['id']}']")
     await tile.wait_for()
-    # The larger thumbnail (the smallest at least 160 px wide) over the placeholder.
-    assert await tile.locator("img.thumb").get_attribute("src") == thumb_url
-    painted = await tile.locator("canvas.placeholder").evaluate(
-        "c => [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data]"
-        ".some((v, i) => i % 4 !== 3 && v > 0)")
-    assert painted
+    thumb = tile.locator("img.thumb")
+    assert await thumb.get_attribute("src") == wide["url"]
+    # The real thumbnail arrived (its size is the 320x240 box's fit of 400x300) ...
+    assert await thumb.evaluate("i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])") \
+        == [wide["width"], wide["height"]]
+    # ... over the placeholder, painted red on the left and blue on the right.
+    left, right = await tile.locator("canvas.placeholder").evaluate("""c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const at = x => [...d.slice(4 * (c.width * (c.height >> 1) + x), 4 * (c.width * (c.height >> 1) + x) + 3)];
+        return [at(2), at(c.width - 3)];
+    }""")
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0], (left, right)
     await c.shot("16-placeholder-and-thumbnail")
-    assert await c.page.is_visible("nav a[href='#/quarantine']")
+
+    # Quarantine without a reason: told so, nothing sent.
     await c.go(f"#/media/{media['id']}")
-    async with c.page.expect_response(lambda r: r.request.method == "POST"
-                                      and r.url.endswith("/quarantine")):
-        await c.page.click("#quarantine")
-    assert ("POST", f"/api/media/{media['id']}/quarantine") in asked
+    await page.wait_for_selector("#quarantine-form")
+    assert "Quarantined" in await page.inner_text("dl.facts")
+    await page.click("#quarantine")
+    alert = page.locator("#view .error[role=alert]").first
+    await page.wait_for_function(
+        "() => document.querySelector('#view .error[role=alert]').textContent !== ''")
+    assert "Give a reason" in await alert.inner_text()
+    assert await page.get_attribute("#quarantine-reason", "aria-invalid") == "true"
+    assert await page.evaluate("document.activeElement.id") == "quarantine-reason"
+    await c.shot("17-quarantine-needs-a-reason")
+    assert not [u for u in posts if u.endswith("/quarantine")]
+    url = client.make_url(media["url"])
+    async with aiohttp.ClientSession() as anon:
+        async with anon.get(url) as before:
+            assert before.status == 200
+
+        # With one: the media says so, with its reason; its signed URL answers 451.
+        await page.fill("#quarantine-reason", "  reported by a parent  ")
+        async with page.expect_response(lambda r: r.request.method == "POST"
+                                        and r.url.endswith("/quarantine")) as posted:
+            await page.press("#quarantine-reason", "Enter")
+        assert (await posted.value).status == 201
+        assert (await posted.value).request.post_data_json == {"reason": "reported by a parent"}
+        await page.wait_for_selector("#quarantined")
+        assert "reported by a parent" in await page.inner_text("#quarantined")
+        assert "yes: reported by a parent" in await page.inner_text("dl.facts")
+        await page.wait_for_selector("#release")
+        await c.shot("17b-quarantined-media")
+        async with anon.get(url) as during:
+            assert during.status == 451
+
+        # The quarantine page: newest first, its facts and a link to the media; More.
+        await c.go("#/quarantine")
+        await page.wait_for_selector("#view tbody tr")
+        rows = page.locator("#view tbody tr")
+        assert await rows.count() == 50
+        first = await rows.first.locator("td").all_inner_texts()
+        assert first[:3] == [media["sha256"], "reported by a parent", "test-admin"], first
+        assert first[4:] == ["1", f"media {media['id']}"], first
+        assert await rows.first.locator("a").get_attribute("href") == f"#/media/{media['id']}"
+        await c.shot("17c-quarantine-list")
+        await page.click("#view button.more")
+        await page.wait_for_function("() => document.querySelectorAll('#view tbody tr').length === 51")
+        assert await page.is_hidden("#view button.more")
+        assert "infected: Test.Sig-0" in await rows.last.inner_text()
+
+        # Released from its page (by the link): served again.
+        await rows.first.locator("a").click()
+        await page.click("#release")
+        await page.wait_for_selector("#quarantine-form")
+        assert await page.locator("#quarantined").count() == 0
+        async with anon.get(url) as after:
+            assert after.status == 200
+
+    # Usage: every key, a page at a time; the admin's bytes are its photo's.
     await c.go("#/dashboard")
-    await c.page.wait_for_selector("#usage table")
-    assert "test-admin" in await c.page.inner_text("#usage table")
-    await c.shot("17-dashboard-with-usage")
-    await c.go("#/quarantine")
-    await c.page.wait_for_selector("text=Nothing is quarantined.")
+    await page.wait_for_selector("#usage table")
+    assert await page.locator("#usage tbody tr").count() == 50
+    limited = await page.locator("#usage tr:has(td:text-is('aa-0-limited')) td").all_inner_texts()
+    assert limited == ["aa-0-limited", "0", "0 B", "50.0 GiB", "1000", "60"], limited
+    assert await page.locator("#usage td:text-is('test-admin')").count() == 0
+    await page.click("#usage button.more")
+    admin_row = page.locator("#usage tr:has(td:text-is('test-admin')) td")
+    await admin_row.first.wait_for()
+    assert await admin_row.all_inner_texts() == [
+        "test-admin", "1", human(media["file_size"]), "none", "none", "none"]
+    await c.shot("17d-dashboard-usage")
     assert c.problems == []
 
 
