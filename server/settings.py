@@ -794,11 +794,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         legacy=_legacy(env),
         zapi=_zapi(env),
         import_url=_import_url(env),
-        scan=_scanning(env),
+        scan=_scan(env),
     )
 
 
-def _scanning(env: Mapping[str, str]) -> ScanSettings:
+def _scan(env: Mapping[str, str]) -> ScanSettings:
     clamd = _str(env, "MEDIA_SCAN_CLAMD", "") or None
     if clamd is not None:
         parts = urlsplit(clamd)
