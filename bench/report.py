@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bench_throughput as thr  # noqa: E402
-from server.settings import Settings, default_workers  # noqa: E402
+from server.settings import DbSettings, default_workers  # noqa: E402
 from server.store.sqlfiles import Q  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report_format import (check, connections_needed, fmt_num,  # noqa: E402
@@ -390,7 +390,7 @@ class Bench:
         past that, requests get 503s and the rows measure refusals (a run with three
         variants, two of them at DB_POOL_MAX=20, once did)."""
         needed = connections_needed([{}, {}, *self.variants.values()], default_workers(),
-                                    Settings.pool_max) + OWN_CONNECTIONS
+                                    DbSettings.pool_max) + OWN_CONNECTIONS
         if not self.args.no_peer and self.sections & {"small", "large"}:
             needed += PEER_WORKERS
         conn = await asyncpg.connect(self.dsn)

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from server.api.routes import setup_routes
 from server.errors import error_middleware
+from server.hygiene.guard import scanner_from
+from server.hygiene.scanning import SCANNER, scan_worker
 from server.runtime.memory import memory_trimmer
 from server.runtime.sending import STREAM_SLOTS, StreamSlots
 from server.limits.uploads import UPLOAD_SLOTS, UploadSlots
@@ -27,6 +29,7 @@ from server.store.pool import DSN, create_pool
 from server.workers.instances import deletion_feed, heartbeat
 from server.workers.janitor import janitor
 from server.workers.outbox import outbox_worker, zapi_ctx
+from server.workers.retention import retention
 from server.workers.runner import workers_ctx
 from server.workers.sampling import metrics_sampler
 
@@ -83,26 +86,28 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
     app[DSN] = dsn
-    app[UPLOAD_SLOTS] = UploadSlots(settings.max_concurrent_uploads)
+    app[UPLOAD_SLOTS] = UploadSlots(settings.uploads.max_concurrent)
     # Long reads from the store at once: half the pool, so the other half is always
     # free for small requests (server/runtime/sending.py).
-    app[STREAM_SLOTS] = StreamSlots(settings.pool_max // 2)
+    app[STREAM_SLOTS] = StreamSlots(settings.db.pool_max // 2)
     app[METRICS] = Metrics()
+    if (scanner := scanner_from(settings)) is not None:
+        app[SCANNER] = scanner
 
     async def database(app: web.Application):
         pool = await create_pool(dsn, settings)
         # Replica pools connect lazily (min 0): a replica down at start-up is skipped,
         # not a reason to refuse to start.
         replicas = ReadReplicas([await create_pool(url.reveal(), settings, min_size=0)
-                                 for url in settings.database_read_urls]) \
-            if settings.database_read_urls else None
-        app[STORE] = MediaStore(pool, chunk_size=settings.chunk_bytes,
-                                     read_ahead=settings.read_ahead_chunks,
-                                     acquire_timeout=settings.pool_acquire_timeout,
-                                     stat_cache_seconds=settings.metadata_cache_seconds,
+                                 for url in settings.db.read_urls]) \
+            if settings.db.read_urls else None
+        app[STORE] = MediaStore(pool, chunk_size=settings.store.chunk_bytes,
+                                     read_ahead=settings.store.read_ahead_chunks,
+                                     acquire_timeout=settings.db.pool_acquire_timeout,
+                                     stat_cache_seconds=settings.store.metadata_cache_seconds,
                                      instance_id=uuid.uuid4(),
-                                     chunk_cache=ChunkCache(settings.cache_bytes)
-                                     if settings.cache_bytes else None,
+                                     chunk_cache=ChunkCache(settings.store.cache_bytes)
+                                     if settings.store.cache_bytes else None,
                                      replicas=replicas)
         yield
         await app[STORE].batched_reads.aclose()
@@ -115,7 +120,7 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
         # uploads don't wait for them, and killed at the end.
         app[PROCESSING] = processing = Processing(Policy.from_settings(settings))
         try:
-            if settings.processing:
+            if settings.processing.enabled:
                 await processing.start_workers()
             yield
         finally:
@@ -132,8 +137,12 @@ def create_app(settings: Settings, dsn: str, *, run_janitor: bool = True) -> web
     # housekeeping (tests leave it off to control when it runs).
     workers = [heartbeat, deletion_feed, memory_trimmer, metrics_sampler] + (
         [janitor] if run_janitor else [])
-    if settings.zapi_enabled:
+    if run_janitor and settings.workers.retention:
+        workers.append(retention)   # housekeeping too: off where the janitor is
+    if settings.zapi.enabled:
         workers.append(outbox_worker)
+    if settings.scan.clamd is not None:
+        workers.append(scan_worker)   # what was stored unscanned (MEDIA_SCAN_FAIL=open)
     app.cleanup_ctx.append(workers_ctx(workers))
     setup_routes(app)
     return app

@@ -29,6 +29,8 @@ class MediaError(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.headers = headers or {}
+        # Fields of the JSON body beside error and message (an infection's signature).
+        self.fields: dict[str, object] = {}
 
 
 def _error(name: str, status: int, code: str, message: str, *,
@@ -47,6 +49,8 @@ MissingMessageId = _error("MissingMessageId", 400, "missing_message_id", "messag
 InvalidMessageId = _error("InvalidMessageId", 400, "invalid_message_id",
                           "message_id must be an integer between 1 and 2147483647")
 MediaNotFound = _error("MediaNotFound", 404, "media_not_found", "media not found")
+# Thumbnails are made of images and videos only.
+NoThumbnail = _error("NoThumbnail", 404, "no_thumbnail", "this media has no thumbnails")
 MessageNotFound = _error("MessageNotFound", 404, "message_not_found", "message not found")
 # An upload idle past MEDIA_UPLOAD_STALE_SECONDS was reclaimed by the janitor while its
 # client was still sending; 410 as tus's expiration extension answers an expired upload.
@@ -101,6 +105,10 @@ AddressNotAllowed = _error("AddressNotAllowed", 403, "address_not_allowed",
                            "not allowed from this address")
 CorsRefused = _error("CorsRefused", 403, "cors_refused",
                      "this origin or method is not allowed")
+# Retention removed the media (server/store/purge.py); its message remains. 410, not
+# 404: the id was real, and a client may say "expired" rather than "broken link".
+MediaPurged = _error("MediaPurged", 410, "media_purged",
+                     "this media was removed by the retention policy; its message remains")
 LegacyGone = _error("LegacyGone", 410, "legacy_url_gone",
                     "the old /uploads/media URLs were retired; ask for the media's new URL")
 # Resumable uploads (server/tus), statuses as tus 1.0 gives them.
@@ -145,14 +153,37 @@ InvalidLimit = _error("InvalidLimit", 400, "invalid_limit",
                       "limit must be an integer between 1 and 1000")
 InvalidCursor = _error("InvalidCursor", 400, "invalid_cursor",
                        "cursor must be the next_cursor of a previous page, unchanged")
+# Storage hygiene (server/hygiene): quotas and rates per key, virus scanning, quarantine.
+QuotaExceeded = _error("QuotaExceeded", 413, "quota_exceeded",
+                       "this key's storage quota is used up; nothing was kept", close=True)
+RateLimited = _error("RateLimited", 429, "rate_limited",
+                     "this key started too many uploads this minute; see Retry-After",
+                     close=True)
+Infected = _error("Infected", 422, "infected",
+                  "the virus scanner found malware in the file; nothing was kept")
+ScanUnavailable = _error("ScanUnavailable", 503, "scan_unavailable",
+                         "the virus scanner cannot be reached; nothing was kept, retry later",
+                         close=True)
+QuarantinedContent = _error("QuarantinedContent", 422, "quarantined_content",
+                            "this content is quarantined and cannot be uploaded")
+# Quarantined content is kept for review: only an admin may delete media showing it.
+QuarantineHold = _error("QuarantineHold", 409, "quarantine_hold",
+                        "this media's content is quarantined and kept for review; only "
+                        "an admin may delete it")
+NotQuarantined = _error("NotQuarantined", 404, "not_quarantined",
+                        "this media's content is not quarantined")
+# RFC 7725: the content is withheld (quarantined by an administrator).
+MediaQuarantined = _error("MediaQuarantined", 451, "media_quarantined",
+                          "this media is quarantined and is not served")
 
 
 def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
+                   headers: dict[str, str] | None = None,
+                   fields: dict[str, object] | None = None) -> web.Response:
     """JSON error body, never stored by a cache: the media's one-year lifetime must not
     stick to an error (RFC 9111 §5.2.2.5)."""
-    resp = web.json_response({"error": code, "message": message}, status=status,
-                             headers=headers)
+    resp = web.json_response({"error": code, "message": message, **(fields or {})},
+                             status=status, headers=headers)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -165,7 +196,7 @@ def render(e: MediaError) -> web.Response:
         # A 503 says when to come back (RFC 9110 §15.6.4): the database is back within
         # seconds of a restart or a failover, or an upload slot frees up.
         headers = {**headers, "Retry-After": str(RETRY_AFTER_SECONDS)}
-    resp = error_response(e.status, e.code, e.message, headers)
+    resp = error_response(e.status, e.code, e.message, headers, e.fields)
     if e.close_connection:
         resp.force_close()
     return resp

@@ -3,6 +3,20 @@
 A bad value stops start-up with a message that names the variable, so a typo in a
 deployment never turns into a half-working server. Secret values are held as
 server.secret.Secret (masked in repr, logs and errors) and never echoed in a message.
+
+``Settings`` holds one frozen section per part of the service, named for its package:
+``settings.db`` (PostgreSQL), ``server`` (listening, processes, logs), ``store`` (chunks
+and serving them), ``uploads``, ``tus``, ``processing``, ``security``, ``workers`` (the
+background loops), ``legacy``, ``zapi``, ``import_url`` and ``scan`` (virus
+scanning). A field drops its section's prefix (``settings.tus.expiry_seconds`` for
+MEDIA_TUS_EXPIRY_SECONDS); each field's variable is named in a comment beside it.
+
+A new setting: a field in the section of the package that reads it (with its default
+and its variable in a comment), its reading and checks in that section's builder below
+(``_tus(env)`` for TusSettings, ...; a value checked against another is read in the same
+builder), a row in that section's table in docs/configuration.md, and its variable in
+tests/procs.py SETTINGS_VARS and tests/process/test_settings.py PARSED. Tests change
+settings with ``replace_settings(settings, tus__expiry_seconds=5)``.
 """
 from __future__ import annotations
 
@@ -19,6 +33,7 @@ from aiohttp import web
 
 # The media types the service can recognise; MEDIA_ALLOWED_TYPES picks among them.
 from server.http.media_types import DEFAULT_ALLOWED, KNOWN
+from server.retention.rules import RetentionRule, parse_rules
 from server.secret import Secret, secret_url
 
 
@@ -59,158 +74,268 @@ LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class DbSettings:
+    """PostgreSQL (server/store/pool.py, store/replicas.py, cli/embedded_pg.py)."""
     # None: the embedded PostgreSQL in data_dir. A Secret (its password masked); a str
     # given here is wrapped.
-    database_url: Secret | None = None
+    url: Secret | None = None                                   # DATABASE_URL
     # Streaming replicas for reads of complete media (DATABASE_READ_URL, comma-separated).
-    database_read_urls: tuple[Secret, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path("./var")
-    max_upload_bytes: int = 2 * 1024**3
-    chunk_bytes: int = 261_120             # 255 KiB, as GridFS; a multiple of 3
-    pool_min: int = 2
-    pool_max: int = 10
-    pool_acquire_timeout: float = 30.0
-    auto_migrate: bool = True
-    # An 'uploading' row untouched this long belongs to a dead upload (a crashed
-    # instance or a vanished client) and the janitor reclaims it.
-    upload_stale_seconds: int = 3600
-    janitor_interval_seconds: int = 300
-    # Content no media row or variant shows any more is deleted this long after it was
-    # last pointed at (store/contents.py): an upload about to point at it never loses it.
-    orphan_grace_seconds: int = 600
-    # Resumable (tus) uploads wait this long for their client, then the janitor takes them.
-    tus_expiry_seconds: int = 86400
-    # One request's hold on a tus upload (renewed while it writes or its completion is
-    # processed): a dead instance's hold runs out after this, then anyone may go on.
-    tus_lease_seconds: float = 120.0
-    # A PATCH with Upload-Checksum is held in memory until verified: this bounds one.
-    tus_checksum_max_bytes: int = 64 * 1024 * 1024
-    # Unfinished tus uploads one key or token may have at once (each may hold up to
-    # MEDIA_MAX_UPLOAD_BYTES for MEDIA_TUS_EXPIRY_SECONDS); the next creation gets 429.
-    tus_max_open_per_client: int = 32
-    read_ahead_chunks: int = 4
-    # How long the serving path may reuse a file's metadata (0: ask the database on
-    # every request). Bounds how long another instance's DELETE can go unnoticed by
-    # HEAD and 304 answers here; a GET of deleted media is a 404 regardless.
-    metadata_cache_seconds: float = 30.0
-    # An upload whose client sends nothing for this long is cut (408) and removed: a
-    # stalled or malicious client must not keep a request open forever.
-    upload_idle_timeout: float = 120.0
-    # On SIGTERM, requests in flight get this long to finish before they are cut (an
-    # upload cut this way is aborted and removed). Below Docker's 10 s grace period, so
-    # a stalled client cannot turn a clean stop into a SIGKILL.
-    shutdown_timeout: float = 8.0
-    # Instances beat this often; one silent for instance_dead_seconds is taken for dead
-    # and its half-received uploads are reclaimed by the others.
-    # Decoded chunks kept in memory by each process for short reads (0: off).
-    cache_bytes: int = 64 * 1024 * 1024
-    # Server processes sharing the port: one per core (at most 4) unless set, since one
-    # process uses one core (docs/performance.md).
-    workers: int = dataclasses.field(default_factory=default_workers)
-    heartbeat_seconds: float = 15.0
-    instance_dead_seconds: float = 60.0
-    log_level: str = "INFO"
-    # Media processing (server/processing): what is done to uploads.
-    processing: bool = True
-    allowed_types: frozenset[str] = DEFAULT_ALLOWED
-    max_image_bytes: int = 64 * 1024**2
-    max_video_bytes: int = 2 * 1024**3
-    max_audio_bytes: int = 512 * 1024**2
-    max_document_bytes: int = 2 * 1024**3
-    image_compress: bool = True
-    image_quality: int = 82
-    image_max_edge: int = 2560
-    keep_image_metadata: bool = False
-    # Video and audio: container metadata (GPS, comments, titles) removed by a remux.
-    keep_video_metadata: bool = False
-    # Decoded pixels allowed per image (all frames of an animation together): a file of
-    # a few hundred bytes may claim 50000x50000 pixels.
-    max_image_pixels: int = 100_000_000
-    # Threads per server process for Pillow and FFmpeg: the cores shared among workers.
-    process_concurrency: int = dataclasses.field(
-        default_factory=lambda: max(1, usable_cores() // default_workers()))
-    # One file's processing is stopped past this (plus a second per 10 MiB of file):
-    # a 200 KB progressive JPEG of 3,000 scans costs 50 s of CPU.
-    processing_timeout_seconds: float = 20.0
-    # What the files being processed at once may take together, by estimates from
-    # their headers (a 10000x10000 RGBA PNG: ~800 MB); also each worker's hard limit.
-    processing_memory_bytes: int = 1024**3
-    log_format: str = "text"               # text (terminals) | json (one object per line)
-    # Access control (server/security). Signed media URLs live this long; their expiry
-    # is rounded up to a tenth of it so the same file keeps the same URL for a while.
-    url_ttl_seconds: int = 86400
-    # Empty: one key is generated once and kept in the database. The first signs, all
-    # verify, so a key can be rotated without breaking the links already handed out.
-    signing_keys: SecretKeys = SecretKeys()
-    public_read: bool = False
-    cors_origins: tuple[str, ...] = ()
-    audit_reads: bool = False
-    # The janitor deletes audit rows older than this, in small batches.
-    audit_retention_days: int = 365
-    trusted_proxies: tuple[Network, ...] = ()
-    metrics_allow: tuple[Network, ...] = LOOPBACK
-    # The legacy folder (/uploads/media) during the move: files not imported yet are
-    # served from it. After the sunset, legacy URLs answer 410.
-    legacy_dir: Path | None = None
-    legacy_sunset: datetime | None = None
-    # Since when the legacy URLs are deprecated (the Deprecation header, RFC 9745);
-    # unset: no Deprecation header (the RFC has no value for an unknown date).
-    legacy_deprecated_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.database_url, str):
-            object.__setattr__(self, "database_url", secret_url(self.database_url))
-        object.__setattr__(self, "database_read_urls", tuple(
-            secret_url(u) if isinstance(u, str) else u for u in self.database_read_urls))
-    # Limits against abuse (docs/limits.md); each bounds what one client or
-    # one stalled peer can hold on to.
-    send_timeout: float = 60.0              # a response write with no progress this long
-    header_timeout: float = 15.0            # a new connection's first request headers
-    upload_min_rate: int = 1024             # bytes/s an upload must average ...
-    upload_rate_window: float = 60.0        # ... over each window this long
-    max_concurrent_uploads: int = 256       # per instance; the next gets 503
-    db_command_timeout: float = 30.0        # every statement, client side
+    read_urls: tuple[Secret, ...] = ()
+    data_dir: Path = Path("./var")                              # MEDIA_DATA_DIR
+    pool_min: int = 2                                           # DB_POOL_MIN
+    pool_max: int = 10                                          # DB_POOL_MAX
+    pool_acquire_timeout: float = 30.0                          # DB_POOL_ACQUIRE_TIMEOUT
+    command_timeout: float = 30.0       # DB_COMMAND_TIMEOUT_SECONDS: every statement, client side
     # ... of the admin commands (server/cli/); None: unbounded. An hour: longer than any
     # one statement they run (a stats count or a cleanup over a large chunk table), yet
     # a cron'ed reclaim facing a frozen database still ends instead of piling up.
-    db_admin_command_timeout: float | None = 3600.0
-    max_range_chunks: int = 8               # chunk reads one multi-range request may cost
+    admin_command_timeout: float | None = 3600.0                # DB_ADMIN_COMMAND_TIMEOUT_SECONDS
+    auto_migrate: bool = True                                   # MEDIA_AUTO_MIGRATE
 
-    # Z-API (server/zapi/). The instance id and token sit in Z-API's URL path and, with
-    # the client token and the webhook secret, are credentials: kept out of repr() so
-    # they never reach a log line through the settings object.
-    zapi_base_url: str = "https://api.z-api.io"
-    zapi_instance_id: str | None = dataclasses.field(default=None, repr=False)
-    zapi_token: str | None = dataclasses.field(default=None, repr=False)
-    zapi_client_token: str | None = dataclasses.field(default=None, repr=False)
-    zapi_webhook_secret: str | None = dataclasses.field(default=None, repr=False)
-    zapi_media_mode: str = "base64"          # or "url": Z-API fetches PUBLIC_BASE_URL/...
-    public_base_url: str | None = None
-    zapi_timeout: float = 30.0
-    zapi_max_attempts: int = 6
-    zapi_retry_base: float = 2.0
+    def __post_init__(self) -> None:
+        if isinstance(self.url, str):
+            object.__setattr__(self, "url", secret_url(self.url))
+        object.__setattr__(self, "read_urls", tuple(
+            secret_url(u) if isinstance(u, str) else u for u in self.read_urls))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """The process: listening, its workers, stopping, logging (server/runtime/, cli/)."""
+    host: str = "127.0.0.1"                                     # HOST
+    port: int = 8080                                            # PORT
+    # Server processes sharing the port: one per core (at most 4) unless set, since one
+    # process uses one core (docs/performance.md).
+    workers: int = dataclasses.field(default_factory=default_workers)   # MEDIA_WORKERS
+    # On SIGTERM, requests in flight get this long to finish before they are cut (an
+    # upload cut this way is aborted and removed). Below Docker's 10 s grace period, so
+    # a stalled client cannot turn a clean stop into a SIGKILL.
+    shutdown_timeout: float = 8.0               # MEDIA_SHUTDOWN_TIMEOUT_SECONDS
+    # Limits against abuse (docs/limits.md): what one stalled peer can hold on to.
+    header_timeout: float = 15.0    # MEDIA_HEADER_TIMEOUT_SECONDS: a new connection's first headers
+    send_timeout: float = 60.0      # MEDIA_SEND_TIMEOUT_SECONDS: a response write with no progress
+    log_level: str = "INFO"                                     # LOG_LEVEL
+    log_format: str = "text"        # LOG_FORMAT: text (terminals) | json (one object per line)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    """Stored chunks and serving them (server/store/, api/serve.py)."""
+    chunk_bytes: int = 261_120      # MEDIA_CHUNK_BYTES: 255 KiB, as GridFS; a multiple of 3
+    read_ahead_chunks: int = 4                                  # MEDIA_READ_AHEAD_CHUNKS
+    # How long the serving path may reuse a file's metadata (0: ask the database on
+    # every request). Bounds how long another instance's DELETE can go unnoticed by
+    # HEAD and 304 answers here; a GET of deleted media is a 404 regardless.
+    metadata_cache_seconds: float = 30.0                        # MEDIA_METADATA_CACHE_SECONDS
+    # Decoded chunks kept in memory by each process for short reads (0: off).
+    cache_bytes: int = 64 * 1024 * 1024                         # MEDIA_CACHE_BYTES
+    # Chunk reads one multi-range request may cost.
+    max_range_chunks: int = 8                                   # MEDIA_MAX_RANGE_CHUNKS
+    # Content no media row or variant shows any more is deleted this long after it was
+    # last pointed at (store/contents.py): an upload about to point at it never loses it.
+    orphan_grace_seconds: int = 600                             # MEDIA_ORPHAN_GRACE_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadsSettings:
+    """Receiving files (server/ingest/, api/upload.py, limits/uploads.py; docs/limits.md)."""
+    max_bytes: int = 2 * 1024**3                                # MEDIA_MAX_UPLOAD_BYTES
+    # An upload whose client sends nothing for this long is cut (408) and removed: a
+    # stalled or malicious client must not keep a request open forever.
+    idle_timeout: float = 120.0                 # MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS
+    # An upload must average min_rate bytes/s over each window of rate_window seconds.
+    min_rate: int = 1024                            # MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND
+    rate_window: float = 60.0                       # MEDIA_UPLOAD_RATE_WINDOW_SECONDS
+    max_concurrent: int = 256       # MEDIA_MAX_CONCURRENT_UPLOADS: per process; the next gets 503
+    # An 'uploading' row untouched this long belongs to a dead upload (a crashed
+    # instance or a vanished client) and the janitor reclaims it.
+    stale_seconds: int = 3600                                   # MEDIA_UPLOAD_STALE_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
+class TusSettings:
+    """Resumable uploads (server/tus/, api/tus.py)."""
+    # Unfinished uploads wait this long for their client, then the janitor takes them.
+    expiry_seconds: int = 86400                                 # MEDIA_TUS_EXPIRY_SECONDS
+    # One request's hold on a tus upload (renewed while it writes or its completion is
+    # processed): a dead instance's hold runs out after this, then anyone may go on.
+    lease_seconds: float = 120.0                                # MEDIA_TUS_LEASE_SECONDS
+    # A PATCH with Upload-Checksum is held in memory until verified: this bounds one.
+    checksum_max_bytes: int = 64 * 1024 * 1024                  # MEDIA_TUS_CHECKSUM_MAX_BYTES
+    # Unfinished tus uploads one key or token may have at once (each may hold up to
+    # MEDIA_MAX_UPLOAD_BYTES for MEDIA_TUS_EXPIRY_SECONDS); the next creation gets 429.
+    max_open_per_client: int = 32                               # MEDIA_TUS_MAX_OPEN_PER_CLIENT
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessingSettings:
+    """What is done to uploads (server/processing/); read through processing.policy.Policy."""
+    enabled: bool = True                                        # MEDIA_PROCESSING
+    allowed_types: frozenset[str] = DEFAULT_ALLOWED             # MEDIA_ALLOWED_TYPES
+    max_image_bytes: int = 64 * 1024**2                         # MEDIA_MAX_IMAGE_BYTES
+    max_video_bytes: int = 2 * 1024**3                          # MEDIA_MAX_VIDEO_BYTES
+    max_audio_bytes: int = 512 * 1024**2                        # MEDIA_MAX_AUDIO_BYTES
+    max_document_bytes: int = 2 * 1024**3                       # MEDIA_MAX_DOCUMENT_BYTES
+    image_compress: bool = True                                 # MEDIA_IMAGE_COMPRESS
+    image_quality: int = 82                                     # MEDIA_IMAGE_QUALITY
+    image_max_edge: int = 2560                                  # MEDIA_IMAGE_MAX_EDGE
+    keep_image_metadata: bool = False                           # MEDIA_KEEP_IMAGE_METADATA
+    # Video and audio: container metadata (GPS, comments, titles) removed by a remux.
+    keep_video_metadata: bool = False                           # MEDIA_KEEP_VIDEO_METADATA
+    # Decoded pixels allowed per image (all frames of an animation together): a file of
+    # a few hundred bytes may claim 50000x50000 pixels.
+    max_image_pixels: int = 100_000_000                         # MEDIA_MAX_IMAGE_PIXELS
+    # Threads per server process for Pillow and FFmpeg: the cores shared among workers.
+    concurrency: int = dataclasses.field(                       # MEDIA_PROCESS_CONCURRENCY
+        default_factory=lambda: max(1, usable_cores() // default_workers()))
+    # One file's processing is stopped past this (plus a second per 10 MiB of file):
+    # a 200 KB progressive JPEG of 3,000 scans costs 50 s of CPU.
+    timeout_seconds: float = 20.0                               # MEDIA_PROCESSING_TIMEOUT_SECONDS
+    # What the files being processed at once may take together, by estimates from
+    # their headers (a 10000x10000 RGBA PNG: ~800 MB); also each worker's hard limit.
+    memory_bytes: int = 1024**3                                 # MEDIA_PROCESSING_MEMORY_BYTES
+    # Thumbnails (server/processing/thumbnails.py): (width, height, "crop"|"scale") each;
+    # the eager ones are made at upload, the others on their first request.
+    thumbnail_sizes: tuple[tuple[int, int, str], ...] = (       # MEDIA_THUMBNAIL_SIZES
+        (32, 32, "crop"), (96, 96, "crop"), (320, 240, "scale"), (640, 480, "scale"),
+        (800, 600, "scale"))
+    thumbnail_eager: tuple[tuple[int, int, str], ...] = (       # MEDIA_THUMBNAIL_EAGER
+        (32, 32, "crop"), (96, 96, "crop"))
+    # Beyond these an animation's thumbnail is a still (its first frame): pixels of all
+    # frames together, and the source's bytes. A still beyond the pixels gets 422.
+    thumbnail_max_source_pixels: int = 100_000_000     # MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS
+    thumbnail_max_animated_bytes: int = 16 * 1024**2   # MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class SecuritySettings:
+    """Access control, signed URLs, CORS, audit (server/security/)."""
+    # Signed media URLs live this long; their expiry is rounded up to a tenth of it so
+    # the same file keeps the same URL for a while.
+    url_ttl_seconds: int = 86400                                # MEDIA_URL_TTL_SECONDS
+    # Empty: one key is generated once and kept in the database. The first signs, all
+    # verify, so a key can be rotated without breaking the links already handed out.
+    signing_keys: SecretKeys = SecretKeys()                     # MEDIA_SIGNING_KEYS
+    public_read: bool = False                                   # MEDIA_PUBLIC_READ
+    cors_origins: tuple[str, ...] = ()                          # MEDIA_CORS_ORIGINS
+    audit_reads: bool = False                                   # MEDIA_AUDIT_READS
+    # The janitor deletes audit rows older than this, in small batches.
+    audit_retention_days: int = 365                             # MEDIA_AUDIT_RETENTION_DAYS
+    trusted_proxies: tuple[Network, ...] = ()                   # MEDIA_TRUSTED_PROXIES
+    metrics_allow: tuple[Network, ...] = LOOPBACK               # MEDIA_METRICS_ALLOW
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkersSettings:
+    """The background workers each instance runs (server/workers/)."""
+    janitor_interval_seconds: int = 300                         # MEDIA_JANITOR_INTERVAL_SECONDS
+    # Instances beat this often; one silent for instance_dead_seconds is taken for dead
+    # and its half-received uploads are reclaimed by the others.
+    heartbeat_seconds: float = 15.0                             # MEDIA_HEARTBEAT_SECONDS
+    instance_dead_seconds: float = 60.0                         # MEDIA_INSTANCE_DEAD_SECONDS
+    # Media older than their type's rule are purged in small batches (retention/rules.py,
+    # workers/retention.py); empty: media are kept forever.
+    retention: tuple[RetentionRule, ...] = ()                   # MEDIA_RETENTION
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacySettings:
+    """The legacy folder (/uploads/media) during the move (server/legacy/, api/legacy_urls.py):
+    files not imported yet are served from it. After the sunset, legacy URLs answer 410."""
+    dir: Path | None = None                                     # MEDIA_LEGACY_DIR
+    sunset: datetime | None = None                              # MEDIA_LEGACY_SUNSET
+    # Since when the legacy URLs are deprecated (the Deprecation header, RFC 9745);
+    # unset: no Deprecation header (the RFC has no value for an unknown date).
+    deprecated_at: datetime | None = None                       # MEDIA_LEGACY_DEPRECATED_AT
+
+
+@dataclasses.dataclass(frozen=True)
+class ZapiSettings:
+    """Z-API (server/zapi/, workers/outbox.py, api/zapi_webhook.py). The instance id and
+    token sit in Z-API's URL path and, with the client token and the webhook secret, are
+    credentials: kept out of repr() so they never reach a log line through the settings."""
+    base_url: str = "https://api.z-api.io"                      # ZAPI_BASE_URL
+    instance_id: str | None = dataclasses.field(default=None, repr=False)    # ZAPI_INSTANCE_ID
+    token: str | None = dataclasses.field(default=None, repr=False)          # ZAPI_TOKEN
+    client_token: str | None = dataclasses.field(default=None, repr=False)   # ZAPI_CLIENT_TOKEN
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)  # ZAPI_WEBHOOK_SECRET
+    media_mode: str = "base64"      # ZAPI_MEDIA_MODE; or "url": Z-API fetches PUBLIC_BASE_URL/...
+    public_base_url: str | None = None                          # PUBLIC_BASE_URL
+    timeout: float = 30.0                                       # ZAPI_TIMEOUT_SECONDS
+    max_attempts: int = 6                                       # ZAPI_MAX_ATTEMPTS
+    retry_base: float = 2.0                                     # ZAPI_RETRY_BASE_SECONDS
     # A send that timed out may already be queued at Z-API (no idempotency key there):
     # by default it is left 'unknown' rather than risk a duplicate on the phone.
-    zapi_retry_unknown: bool = False
-    zapi_max_concurrency: int = 1
+    retry_unknown: bool = False                                 # ZAPI_RETRY_UNKNOWN
+    max_concurrency: int = 1                                    # ZAPI_MAX_CONCURRENCY
     # How long a claimed delivery belongs to the instance that claimed it; past this a
     # crashed instance's claim is recovered by any other (see server/zapi/outbox.py).
-    zapi_lease_seconds: float = 90.0
+    lease_seconds: float = 90.0                                 # ZAPI_LEASE_SECONDS
 
-    # POST /api/media/import-url (server/ingest/url.py): who may be fetched.
-    media_import_allow_http: bool = False
-    media_import_hosts: tuple[str, ...] = ()    # empty: any public host
-    media_import_allow_private: bool = False
-    media_import_connect_timeout: float = 10.0
-    media_import_timeout: float = 300.0
 
     @property
-    def zapi_enabled(self) -> bool:
+    def enabled(self) -> bool:
         """Sending is on only with the three credentials Z-API asks for."""
-        return bool(self.zapi_instance_id and self.zapi_token and self.zapi_client_token)
+        return bool(self.instance_id and self.token and self.client_token)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanSettings:
+    """Virus scanning (server/hygiene/scanning.py)."""
+    # clamd's address, unix:///path or tcp://host:port; None: no scanning.
+    clamd: str | None = None                                    # MEDIA_SCAN_CLAMD
+    timeout_seconds: float = 30.0                               # MEDIA_SCAN_TIMEOUT_SECONDS
+    # While clamd is away: refuse uploads (closed) or store them unscanned (open).
+    fail_open: bool = False                                     # MEDIA_SCAN_FAIL
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportUrlSettings:
+    """POST /api/media/import-url (server/ingest/url.py): who may be fetched."""
+    allow_http: bool = False                                    # MEDIA_IMPORT_ALLOW_HTTP
+    hosts: tuple[str, ...] = ()     # MEDIA_IMPORT_HOSTS; empty: any public host
+    allow_private: bool = False                                 # MEDIA_IMPORT_ALLOW_PRIVATE
+    connect_timeout: float = 10.0                   # MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS
+    timeout: float = 300.0                                      # MEDIA_IMPORT_TIMEOUT_SECONDS
+
+
+def _section(cls):
+    return dataclasses.field(default_factory=cls)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every setting, by section: ``settings.tus.expiry_seconds``, ``settings.db.pool_max``."""
+    db: DbSettings = _section(DbSettings)
+    server: ServerSettings = _section(ServerSettings)
+    store: StoreSettings = _section(StoreSettings)
+    uploads: UploadsSettings = _section(UploadsSettings)
+    tus: TusSettings = _section(TusSettings)
+    processing: ProcessingSettings = _section(ProcessingSettings)
+    security: SecuritySettings = _section(SecuritySettings)
+    workers: WorkersSettings = _section(WorkersSettings)
+    legacy: LegacySettings = _section(LegacySettings)
+    zapi: ZapiSettings = _section(ZapiSettings)
+    import_url: ImportUrlSettings = _section(ImportUrlSettings)
+    scan: ScanSettings = _section(ScanSettings)
+
+
+def replace_settings(settings: Settings, **changes) -> Settings:
+    """A copy of ``settings`` with ``section__field=value`` changes (as in
+    ``replace_settings(s, tus__expiry_seconds=5, db__url=dsn)``), or whole sections
+    (``zapi=ZapiSettings(...)``)."""
+    by_section: dict[str, dict] = {}
+    whole: dict[str, object] = {}
+    for key, value in changes.items():
+        section, sep, name = key.partition("__")
+        if not sep:
+            whole[key] = value
+        else:
+            by_section.setdefault(section, {})[name] = value
+    for section, fields in by_section.items():
+        whole[section] = dataclasses.replace(whole.get(section, getattr(settings, section)),
+                                             **fields)
+    return dataclasses.replace(settings, **whole)
 
 
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
@@ -335,8 +460,8 @@ def _http_url(env: Mapping[str, str], name: str, default: str | None) -> str | N
     return raw.rstrip("/")
 
 
-def _zapi(env: Mapping[str, str]) -> dict:
-    mode = _str(env, "ZAPI_MEDIA_MODE", Settings.zapi_media_mode).lower()
+def _zapi(env: Mapping[str, str]) -> ZapiSettings:
+    mode = _str(env, "ZAPI_MEDIA_MODE", ZapiSettings.media_mode).lower()
     if mode not in ("base64", "url"):
         raise SettingsError(f"ZAPI_MEDIA_MODE must be base64 or url, got {mode!r}")
     public = _http_url(env, "PUBLIC_BASE_URL", None)
@@ -354,29 +479,28 @@ def _zapi(env: Mapping[str, str]) -> dict:
     if secret and len(secret) < 16:
         raise SettingsError("ZAPI_WEBHOOK_SECRET must be at least 16 characters: it is "
                             "the webhook's only authentication")
-    timeout = _float(env, "ZAPI_TIMEOUT_SECONDS", Settings.zapi_timeout, lo=1, hi=600)
-    lease = _float(env, "ZAPI_LEASE_SECONDS", Settings.zapi_lease_seconds, lo=2, hi=86400)
+    timeout = _float(env, "ZAPI_TIMEOUT_SECONDS", ZapiSettings.timeout, lo=1, hi=600)
+    lease = _float(env, "ZAPI_LEASE_SECONDS", ZapiSettings.lease_seconds, lo=2, hi=86400)
     if lease <= timeout:
         raise SettingsError(f"ZAPI_LEASE_SECONDS ({lease}) must exceed "
                             f"ZAPI_TIMEOUT_SECONDS ({timeout}): a claim must outlive its "
                             "request")
-    return dict(
-        zapi_base_url=_http_url(env, "ZAPI_BASE_URL", Settings.zapi_base_url),
-        zapi_instance_id=creds["ZAPI_INSTANCE_ID"],
-        zapi_token=creds["ZAPI_TOKEN"],
-        zapi_client_token=creds["ZAPI_CLIENT_TOKEN"],
-        zapi_webhook_secret=secret,
-        zapi_media_mode=mode,
+    return ZapiSettings(
+        base_url=_http_url(env, "ZAPI_BASE_URL", ZapiSettings.base_url),
+        instance_id=creds["ZAPI_INSTANCE_ID"],
+        token=creds["ZAPI_TOKEN"],
+        client_token=creds["ZAPI_CLIENT_TOKEN"],
+        webhook_secret=secret,
+        media_mode=mode,
         public_base_url=public,
-        zapi_timeout=timeout,
-        zapi_max_attempts=_int(env, "ZAPI_MAX_ATTEMPTS", Settings.zapi_max_attempts,
-                               lo=1, hi=100),
-        zapi_retry_base=_float(env, "ZAPI_RETRY_BASE_SECONDS", Settings.zapi_retry_base,
-                               lo=0.01, hi=3600),
-        zapi_retry_unknown=_bool(env, "ZAPI_RETRY_UNKNOWN", Settings.zapi_retry_unknown),
-        zapi_max_concurrency=_int(env, "ZAPI_MAX_CONCURRENCY",
-                                  Settings.zapi_max_concurrency, lo=1, hi=64),
-        zapi_lease_seconds=lease,
+        timeout=timeout,
+        max_attempts=_int(env, "ZAPI_MAX_ATTEMPTS", ZapiSettings.max_attempts, lo=1, hi=100),
+        retry_base=_float(env, "ZAPI_RETRY_BASE_SECONDS", ZapiSettings.retry_base,
+                          lo=0.01, hi=3600),
+        retry_unknown=_bool(env, "ZAPI_RETRY_UNKNOWN", ZapiSettings.retry_unknown),
+        max_concurrency=_int(env, "ZAPI_MAX_CONCURRENCY", ZapiSettings.max_concurrency,
+                             lo=1, hi=64),
+        lease_seconds=lease,
     )
 
 
@@ -391,18 +515,15 @@ def _import_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     return hosts
 
 
-def _media_import(env: Mapping[str, str]) -> dict:
-    return dict(
-        media_import_allow_http=_bool(env, "MEDIA_IMPORT_ALLOW_HTTP",
-                                      Settings.media_import_allow_http),
-        media_import_hosts=_import_hosts(env),
-        media_import_allow_private=_bool(env, "MEDIA_IMPORT_ALLOW_PRIVATE",
-                                         Settings.media_import_allow_private),
-        media_import_connect_timeout=_float(env, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS",
-                                            Settings.media_import_connect_timeout,
-                                            lo=0.1, hi=600),
-        media_import_timeout=_float(env, "MEDIA_IMPORT_TIMEOUT_SECONDS",
-                                    Settings.media_import_timeout, lo=1, hi=86400),
+def _import_url(env: Mapping[str, str]) -> ImportUrlSettings:
+    d = ImportUrlSettings
+    return ImportUrlSettings(
+        allow_http=_bool(env, "MEDIA_IMPORT_ALLOW_HTTP", d.allow_http),
+        hosts=_import_hosts(env),
+        allow_private=_bool(env, "MEDIA_IMPORT_ALLOW_PRIVATE", d.allow_private),
+        connect_timeout=_float(env, "MEDIA_IMPORT_CONNECT_TIMEOUT_SECONDS",
+                               d.connect_timeout, lo=0.1, hi=600),
+        timeout=_float(env, "MEDIA_IMPORT_TIMEOUT_SECONDS", d.timeout, lo=1, hi=86400),
     )
 
 
@@ -444,146 +565,262 @@ def _instant(env: Mapping[str, str], name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _legacy_dates(env: Mapping[str, str]) -> dict:
+def _legacy(env: Mapping[str, str]) -> LegacySettings:
+    legacy_dir = _legacy_dir(env)
     deprecated = _instant(env, "MEDIA_LEGACY_DEPRECATED_AT")
     sunset = _instant(env, "MEDIA_LEGACY_SUNSET")
     if deprecated is not None and sunset is not None and sunset < deprecated:
         # RFC 9745 §3: a resource cannot go away before it was deprecated.
         raise SettingsError(f"MEDIA_LEGACY_SUNSET ({sunset.isoformat()}) must not be "
                             f"before MEDIA_LEGACY_DEPRECATED_AT ({deprecated.isoformat()})")
-    return {"legacy_deprecated_at": deprecated, "legacy_sunset": sunset}
+    return LegacySettings(dir=legacy_dir, sunset=sunset, deprecated_at=deprecated)
+
+
+def _db(env: Mapping[str, str]) -> DbSettings:
+    d = DbSettings
+    pool_min = _int(env, "DB_POOL_MIN", d.pool_min, lo=0, hi=1000)
+    pool_max = _int(env, "DB_POOL_MAX", d.pool_max, lo=1, hi=1000)
+    if pool_min > pool_max:
+        raise SettingsError(f"DB_POOL_MIN ({pool_min}) must not exceed DB_POOL_MAX ({pool_max})")
+    return DbSettings(
+        url=_database_url(env),
+        read_urls=_read_urls(env),
+        data_dir=Path(_str(env, "MEDIA_DATA_DIR", str(d.data_dir))),
+        pool_min=pool_min,
+        pool_max=pool_max,
+        pool_acquire_timeout=_float(env, "DB_POOL_ACQUIRE_TIMEOUT", d.pool_acquire_timeout,
+                                    lo=0.1, hi=3600),
+        command_timeout=_float(env, "DB_COMMAND_TIMEOUT_SECONDS", d.command_timeout,
+                               lo=0.1, hi=86400),
+        admin_command_timeout=_float(env, "DB_ADMIN_COMMAND_TIMEOUT_SECONDS",
+                                     d.admin_command_timeout, lo=0, hi=7 * 86400) or None,
+        auto_migrate=_bool(env, "MEDIA_AUTO_MIGRATE", d.auto_migrate),
+    )
+
+
+def _server(env: Mapping[str, str]) -> ServerSettings:
+    d = ServerSettings
+    level = _str(env, "LOG_LEVEL", d.log_level).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = _str(env, "LOG_FORMAT", d.log_format).lower()
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    return ServerSettings(
+        host=_str(env, "HOST", d.host),
+        # Not 0: the OS would pick a port and nothing would tell the proxy which.
+        port=_int(env, "PORT", d.port, lo=1, hi=65535),
+        workers=_int(env, "MEDIA_WORKERS", default_workers(), lo=1, hi=256),
+        shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS", d.shutdown_timeout,
+                                lo=0, hi=3600),
+        header_timeout=_float(env, "MEDIA_HEADER_TIMEOUT_SECONDS", d.header_timeout,
+                              lo=0.1, hi=3600),
+        send_timeout=_float(env, "MEDIA_SEND_TIMEOUT_SECONDS", d.send_timeout, lo=1, hi=86400),
+        log_level=level,
+        log_format=log_format,
+    )
+
+
+def _store(env: Mapping[str, str]) -> StoreSettings:
+    d = StoreSettings
+    chunk = _int(env, "MEDIA_CHUNK_BYTES", d.chunk_bytes, lo=3, hi=64 * 1024 * 1024)
+    if chunk % 3:
+        raise SettingsError(
+            f"MEDIA_CHUNK_BYTES must be a multiple of 3 so that each chunk's base64 "
+            f"stands alone, got {chunk}")
+    return StoreSettings(
+        chunk_bytes=chunk,
+        read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", d.read_ahead_chunks,
+                               lo=1, hi=64),
+        metadata_cache_seconds=_float(env, "MEDIA_METADATA_CACHE_SECONDS",
+                                      d.metadata_cache_seconds, lo=0, hi=86400),
+        cache_bytes=_int(env, "MEDIA_CACHE_BYTES", d.cache_bytes, lo=0, hi=2**40),
+        max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", d.max_range_chunks,
+                              lo=1, hi=100_000),
+        orphan_grace_seconds=_int(env, "MEDIA_ORPHAN_GRACE_SECONDS", d.orphan_grace_seconds,
+                                  lo=0, hi=30 * 86400),
+    )
+
+
+def _uploads(env: Mapping[str, str]) -> UploadsSettings:
+    d = UploadsSettings
+    return UploadsSettings(
+        max_bytes=_int(env, "MEDIA_MAX_UPLOAD_BYTES", d.max_bytes, lo=1, hi=2**62),
+        idle_timeout=_float(env, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS", d.idle_timeout,
+                            lo=1, hi=86400),
+        min_rate=_int(env, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND", d.min_rate,
+                      lo=0, hi=2**40),
+        rate_window=_float(env, "MEDIA_UPLOAD_RATE_WINDOW_SECONDS", d.rate_window,
+                           lo=1, hi=86400),
+        max_concurrent=_int(env, "MEDIA_MAX_CONCURRENT_UPLOADS", d.max_concurrent,
+                            lo=1, hi=100_000),
+        stale_seconds=_int(env, "MEDIA_UPLOAD_STALE_SECONDS", d.stale_seconds,
+                           lo=1, hi=30 * 86400),
+    )
+
+
+def _tus(env: Mapping[str, str]) -> TusSettings:
+    d = TusSettings
+    return TusSettings(
+        expiry_seconds=_int(env, "MEDIA_TUS_EXPIRY_SECONDS", d.expiry_seconds,
+                            lo=1, hi=30 * 86400),
+        lease_seconds=_float(env, "MEDIA_TUS_LEASE_SECONDS", d.lease_seconds, lo=1, hi=86400),
+        checksum_max_bytes=_int(env, "MEDIA_TUS_CHECKSUM_MAX_BYTES", d.checksum_max_bytes,
+                                lo=1, hi=2**31),
+        max_open_per_client=_int(env, "MEDIA_TUS_MAX_OPEN_PER_CLIENT", d.max_open_per_client,
+                                 lo=1, hi=1_000_000),
+    )
+
+
+def _processing(env: Mapping[str, str], workers: int) -> ProcessingSettings:
+    d = ProcessingSettings
+    return ProcessingSettings(
+        enabled=_bool(env, "MEDIA_PROCESSING", d.enabled),
+        allowed_types=_allowed_types(env),
+        max_image_bytes=_int(env, "MEDIA_MAX_IMAGE_BYTES", d.max_image_bytes, lo=1, hi=2**62),
+        max_video_bytes=_int(env, "MEDIA_MAX_VIDEO_BYTES", d.max_video_bytes, lo=1, hi=2**62),
+        max_audio_bytes=_int(env, "MEDIA_MAX_AUDIO_BYTES", d.max_audio_bytes, lo=1, hi=2**62),
+        max_document_bytes=_int(env, "MEDIA_MAX_DOCUMENT_BYTES", d.max_document_bytes,
+                                lo=1, hi=2**62),
+        image_compress=_bool(env, "MEDIA_IMAGE_COMPRESS", d.image_compress),
+        image_quality=_int(env, "MEDIA_IMAGE_QUALITY", d.image_quality, lo=1, hi=100),
+        image_max_edge=_int(env, "MEDIA_IMAGE_MAX_EDGE", d.image_max_edge, lo=16, hi=65_535),
+        keep_image_metadata=_bool(env, "MEDIA_KEEP_IMAGE_METADATA", d.keep_image_metadata),
+        keep_video_metadata=_bool(env, "MEDIA_KEEP_VIDEO_METADATA", d.keep_video_metadata),
+        max_image_pixels=_int(env, "MEDIA_MAX_IMAGE_PIXELS", d.max_image_pixels,
+                              lo=1, hi=2**40),
+        concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY", max(1, usable_cores() // workers),
+                         lo=1, hi=256),
+        timeout_seconds=_float(env, "MEDIA_PROCESSING_TIMEOUT_SECONDS", d.timeout_seconds,
+                               lo=0.1, hi=86400),
+        memory_bytes=_int(env, "MEDIA_PROCESSING_MEMORY_BYTES", d.memory_bytes,
+                          lo=64 * 1024**2, hi=2**44),
+        **_thumbnails(env),
+    )
+
+
+_THUMB_SIZE = re.compile(r"([1-9][0-9]{0,3})x([1-9][0-9]{0,3})-(crop|scale)")
+
+
+def _thumbnail_sizes(env: Mapping[str, str], name: str,
+                     default: tuple[tuple[int, int, str], ...]
+                     ) -> tuple[tuple[int, int, str], ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() == "none":
+        return ()
+    sizes = []
+    for part in raw.split(","):
+        m = _THUMB_SIZE.fullmatch(part.strip())
+        if m is None:
+            raise SettingsError(f"{name}: {part.strip()!r} is not WIDTHxHEIGHT-crop or "
+                                "WIDTHxHEIGHT-scale (1 to 9999 pixels)")
+        size = (int(m[1]), int(m[2]), m[3])
+        if size not in sizes:
+            sizes.append(size)
+    return tuple(sizes)
+
+
+def _thumbnails(env: Mapping[str, str]) -> dict:
+    d = ProcessingSettings
+    sizes = _thumbnail_sizes(env, "MEDIA_THUMBNAIL_SIZES", d.thumbnail_sizes)
+    if not sizes:
+        raise SettingsError("MEDIA_THUMBNAIL_SIZES needs at least one size")
+    eager = _thumbnail_sizes(env, "MEDIA_THUMBNAIL_EAGER",
+                             tuple(s for s in d.thumbnail_eager if s in sizes))
+    for w, h, method in eager:
+        if (w, h, method) not in sizes:
+            raise SettingsError(f"MEDIA_THUMBNAIL_EAGER: {w}x{h}-{method} is not one of "
+                                "MEDIA_THUMBNAIL_SIZES")
+    return dict(
+        thumbnail_sizes=sizes,
+        thumbnail_eager=eager,
+        thumbnail_max_source_pixels=_int(env, "MEDIA_THUMBNAIL_MAX_SOURCE_PIXELS",
+                                         d.thumbnail_max_source_pixels, lo=1, hi=2**40),
+        thumbnail_max_animated_bytes=_int(env, "MEDIA_THUMBNAIL_MAX_ANIMATED_BYTES",
+                                          d.thumbnail_max_animated_bytes, lo=0, hi=2**40),
+    )
+
+
+def _security(env: Mapping[str, str]) -> SecuritySettings:
+    d = SecuritySettings
+    return SecuritySettings(
+        url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", d.url_ttl_seconds,
+                             lo=10, hi=365 * 86400),
+        signing_keys=_signing_keys(env),
+        public_read=_bool(env, "MEDIA_PUBLIC_READ", d.public_read),
+        cors_origins=_origins(env),
+        audit_reads=_bool(env, "MEDIA_AUDIT_READS", d.audit_reads),
+        audit_retention_days=_int(env, "MEDIA_AUDIT_RETENTION_DAYS", d.audit_retention_days,
+                                  lo=1, hi=36500),
+        trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
+        metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
+    )
+
+
+def _workers(env: Mapping[str, str]) -> WorkersSettings:
+    d = WorkersSettings
+    heartbeat = _float(env, "MEDIA_HEARTBEAT_SECONDS", d.heartbeat_seconds, lo=0.1, hi=3600)
+    dead = _float(env, "MEDIA_INSTANCE_DEAD_SECONDS", d.instance_dead_seconds, lo=1, hi=86400)
+    if dead < 2 * heartbeat:
+        raise SettingsError(f"MEDIA_INSTANCE_DEAD_SECONDS ({dead}) must be at least twice "
+                            f"MEDIA_HEARTBEAT_SECONDS ({heartbeat}): one late beat is not death")
+    return WorkersSettings(
+        janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
+                                      d.janitor_interval_seconds, lo=1, hi=86400),
+        heartbeat_seconds=heartbeat,
+        instance_dead_seconds=dead,
+        retention=_retention(env),
+    )
+
+
+def _retention(env: Mapping[str, str]) -> tuple[RetentionRule, ...]:
+    try:
+        return parse_rules(env.get("MEDIA_RETENTION") or "")
+    except ValueError as e:
+        raise SettingsError(f"MEDIA_RETENTION: {e} (rules as video:365d,audio:730d,*:1825d)"
+                            ) from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError."""
     env = os.environ if env is None else env
-    chunk = _int(env, "MEDIA_CHUNK_BYTES", Settings.chunk_bytes, lo=3, hi=64 * 1024 * 1024)
-    if chunk % 3:
-        raise SettingsError(
-            f"MEDIA_CHUNK_BYTES must be a multiple of 3 so that each chunk's base64 "
-            f"stands alone, got {chunk}")
-    pool_min = _int(env, "DB_POOL_MIN", Settings.pool_min, lo=0, hi=1000)
-    pool_max = _int(env, "DB_POOL_MAX", Settings.pool_max, lo=1, hi=1000)
-    if pool_min > pool_max:
-        raise SettingsError(f"DB_POOL_MIN ({pool_min}) must not exceed DB_POOL_MAX ({pool_max})")
-    level = _str(env, "LOG_LEVEL", Settings.log_level).upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    heartbeat = _float(env, "MEDIA_HEARTBEAT_SECONDS", Settings.heartbeat_seconds,
-                       lo=0.1, hi=3600)
-    dead = _float(env, "MEDIA_INSTANCE_DEAD_SECONDS", Settings.instance_dead_seconds,
-                  lo=1, hi=86400)
-    if dead < 2 * heartbeat:
-        raise SettingsError(f"MEDIA_INSTANCE_DEAD_SECONDS ({dead}) must be at least twice "
-                            f"MEDIA_HEARTBEAT_SECONDS ({heartbeat}): one late beat is not death")
-    log_format = _str(env, "LOG_FORMAT", Settings.log_format).lower()
-    if log_format not in ("text", "json"):
-        raise SettingsError(f"LOG_FORMAT must be text or json, got {log_format!r}")
-    data_dir = _str(env, "MEDIA_DATA_DIR", str(Settings.data_dir))
-    workers = _int(env, "MEDIA_WORKERS", default_workers(), lo=1, hi=256)
+    server = _server(env)
     return Settings(
-        database_url=_database_url(env),
-        database_read_urls=_read_urls(env),
-        host=_str(env, "HOST", Settings.host),
-        # Not 0: the OS would pick a port and nothing would tell the proxy which.
-        port=_int(env, "PORT", Settings.port, lo=1, hi=65535),
-        data_dir=Path(data_dir),
-        max_upload_bytes=_int(env, "MEDIA_MAX_UPLOAD_BYTES", Settings.max_upload_bytes,
-                              lo=1, hi=2**62),
-        chunk_bytes=chunk,
-        pool_min=pool_min,
-        pool_max=pool_max,
-        pool_acquire_timeout=_float(env, "DB_POOL_ACQUIRE_TIMEOUT",
-                                    Settings.pool_acquire_timeout, lo=0.1, hi=3600),
-        auto_migrate=_bool(env, "MEDIA_AUTO_MIGRATE", Settings.auto_migrate),
-        upload_stale_seconds=_int(env, "MEDIA_UPLOAD_STALE_SECONDS",
-                                  Settings.upload_stale_seconds, lo=1, hi=30 * 86400),
-        tus_expiry_seconds=_int(env, "MEDIA_TUS_EXPIRY_SECONDS", Settings.tus_expiry_seconds,
-                                lo=1, hi=30 * 86400),
-        tus_lease_seconds=_float(env, "MEDIA_TUS_LEASE_SECONDS", Settings.tus_lease_seconds,
-                                 lo=1, hi=86400),
-        tus_checksum_max_bytes=_int(env, "MEDIA_TUS_CHECKSUM_MAX_BYTES",
-                                    Settings.tus_checksum_max_bytes, lo=1, hi=2**31),
-        tus_max_open_per_client=_int(env, "MEDIA_TUS_MAX_OPEN_PER_CLIENT",
-                                     Settings.tus_max_open_per_client, lo=1, hi=1_000_000),
-        janitor_interval_seconds=_int(env, "MEDIA_JANITOR_INTERVAL_SECONDS",
-                                      Settings.janitor_interval_seconds, lo=1, hi=86400),
-        orphan_grace_seconds=_int(env, "MEDIA_ORPHAN_GRACE_SECONDS",
-                                  Settings.orphan_grace_seconds, lo=0, hi=30 * 86400),
-        read_ahead_chunks=_int(env, "MEDIA_READ_AHEAD_CHUNKS", Settings.read_ahead_chunks,
-                               lo=1, hi=64),
-        metadata_cache_seconds=_float(env, "MEDIA_METADATA_CACHE_SECONDS",
-                                      Settings.metadata_cache_seconds, lo=0, hi=86400),
-        upload_idle_timeout=_float(env, "MEDIA_UPLOAD_IDLE_TIMEOUT_SECONDS",
-                                   Settings.upload_idle_timeout, lo=1, hi=86400),
-        shutdown_timeout=_float(env, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS",
-                                Settings.shutdown_timeout, lo=0, hi=3600),
-        cache_bytes=_int(env, "MEDIA_CACHE_BYTES", Settings.cache_bytes, lo=0, hi=2**40),
-        workers=workers,
-        heartbeat_seconds=heartbeat,
-        instance_dead_seconds=dead,
-        log_level=level,
-        processing=_bool(env, "MEDIA_PROCESSING", Settings.processing),
-        allowed_types=_allowed_types(env),
-        max_image_bytes=_int(env, "MEDIA_MAX_IMAGE_BYTES", Settings.max_image_bytes,
-                             lo=1, hi=2**62),
-        max_video_bytes=_int(env, "MEDIA_MAX_VIDEO_BYTES", Settings.max_video_bytes,
-                             lo=1, hi=2**62),
-        max_audio_bytes=_int(env, "MEDIA_MAX_AUDIO_BYTES", Settings.max_audio_bytes,
-                             lo=1, hi=2**62),
-        max_document_bytes=_int(env, "MEDIA_MAX_DOCUMENT_BYTES", Settings.max_document_bytes,
-                                lo=1, hi=2**62),
-        image_compress=_bool(env, "MEDIA_IMAGE_COMPRESS", Settings.image_compress),
-        image_quality=_int(env, "MEDIA_IMAGE_QUALITY", Settings.image_quality, lo=1, hi=100),
-        image_max_edge=_int(env, "MEDIA_IMAGE_MAX_EDGE", Settings.image_max_edge,
-                            lo=16, hi=65_535),
-        keep_image_metadata=_bool(env, "MEDIA_KEEP_IMAGE_METADATA",
-                                  Settings.keep_image_metadata),
-        keep_video_metadata=_bool(env, "MEDIA_KEEP_VIDEO_METADATA",
-                                  Settings.keep_video_metadata),
-        max_image_pixels=_int(env, "MEDIA_MAX_IMAGE_PIXELS", Settings.max_image_pixels,
-                              lo=1, hi=2**40),
-        process_concurrency=_int(env, "MEDIA_PROCESS_CONCURRENCY",
-                                 max(1, usable_cores() // workers), lo=1, hi=256),
-        processing_timeout_seconds=_float(env, "MEDIA_PROCESSING_TIMEOUT_SECONDS",
-                                          Settings.processing_timeout_seconds,
-                                          lo=0.1, hi=86400),
-        processing_memory_bytes=_int(env, "MEDIA_PROCESSING_MEMORY_BYTES",
-                                     Settings.processing_memory_bytes,
-                                     lo=64 * 1024**2, hi=2**44),
-        log_format=log_format,
-        url_ttl_seconds=_int(env, "MEDIA_URL_TTL_SECONDS", Settings.url_ttl_seconds,
-                             lo=10, hi=365 * 86400),
-        signing_keys=_signing_keys(env),
-        public_read=_bool(env, "MEDIA_PUBLIC_READ", Settings.public_read),
-        cors_origins=_origins(env),
-        audit_reads=_bool(env, "MEDIA_AUDIT_READS", Settings.audit_reads),
-        audit_retention_days=_int(env, "MEDIA_AUDIT_RETENTION_DAYS",
-                                  Settings.audit_retention_days, lo=1, hi=36500),
-        trusted_proxies=_networks(env, "MEDIA_TRUSTED_PROXIES", ()),
-        metrics_allow=_networks(env, "MEDIA_METRICS_ALLOW", LOOPBACK),
-        send_timeout=_float(env, "MEDIA_SEND_TIMEOUT_SECONDS", Settings.send_timeout,
-                            lo=1, hi=86400),
-        header_timeout=_float(env, "MEDIA_HEADER_TIMEOUT_SECONDS", Settings.header_timeout,
-                              lo=0.1, hi=3600),
-        upload_min_rate=_int(env, "MEDIA_UPLOAD_MIN_RATE_BYTES_PER_SECOND",
-                             Settings.upload_min_rate, lo=0, hi=2**40),
-        upload_rate_window=_float(env, "MEDIA_UPLOAD_RATE_WINDOW_SECONDS",
-                                  Settings.upload_rate_window, lo=1, hi=86400),
-        max_concurrent_uploads=_int(env, "MEDIA_MAX_CONCURRENT_UPLOADS",
-                                    Settings.max_concurrent_uploads, lo=1, hi=100_000),
-        db_command_timeout=_float(env, "DB_COMMAND_TIMEOUT_SECONDS",
-                                  Settings.db_command_timeout, lo=0.1, hi=86400),
-        db_admin_command_timeout=_float(env, "DB_ADMIN_COMMAND_TIMEOUT_SECONDS",
-                                        Settings.db_admin_command_timeout,
-                                        lo=0, hi=7 * 86400) or None,
-        max_range_chunks=_int(env, "MEDIA_MAX_RANGE_CHUNKS", Settings.max_range_chunks,
-                              lo=1, hi=100_000),
-        legacy_dir=_legacy_dir(env),
-        **_legacy_dates(env),
-        **_zapi(env),
-        **_media_import(env),
+        db=_db(env),
+        server=server,
+        store=_store(env),
+        uploads=_uploads(env),
+        tus=_tus(env),
+        processing=_processing(env, server.workers),
+        security=_security(env),
+        workers=_workers(env),
+        legacy=_legacy(env),
+        zapi=_zapi(env),
+        import_url=_import_url(env),
+        scan=_scan(env),
     )
+
+
+def _scan(env: Mapping[str, str]) -> ScanSettings:
+    clamd = _str(env, "MEDIA_SCAN_CLAMD", "") or None
+    if clamd is not None:
+        parts = urlsplit(clamd)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not ((parts.scheme == "unix" and parts.path.startswith("/") and not parts.netloc)
+                or (parts.scheme == "tcp" and parts.hostname and port is not None)):
+            raise SettingsError("MEDIA_SCAN_CLAMD must be unix:///path/to/clamd.ctl or "
+                                f"tcp://host:port, got {clamd!r}")
+    fail = _str(env, "MEDIA_SCAN_FAIL", "closed").lower()
+    if fail not in ("closed", "open"):
+        raise SettingsError(f"MEDIA_SCAN_FAIL must be closed or open, got {fail!r}")
+    return ScanSettings(clamd=clamd, fail_open=fail == "open",
+                        timeout_seconds=_float(env, "MEDIA_SCAN_TIMEOUT_SECONDS",
+                                               ScanSettings.timeout_seconds, lo=0.1, hi=3600))
 
 
 # The application's settings, read once at start-up.

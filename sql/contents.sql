@@ -47,17 +47,28 @@ DELETE FROM media_contents WHERE id = :id AND state = 'writing';
 -- finisher that claimed the content (claim_stored_content) after this statement
 -- chose it makes the DELETE wait for its lock, then re-check that condition on the
 -- updated row (READ COMMITTED's re-check) and leave it.
+-- Also a 'writing' content whose writer is complete and that is older than the grace:
+-- a thumbnail made on request (a variant of a complete media) by a process that died
+-- before its row was written. Nothing else would take it before its media goes.
 DELETE FROM media_contents c
  WHERE c.id IN (SELECT o.id FROM media_contents o
-                 WHERE o.state = 'stored'
-                   AND o.last_referenced_at < now() - make_interval(secs => :grace_seconds)
+                 WHERE ((o.state = 'stored'
+                         AND o.last_referenced_at
+                             < now() - make_interval(secs => :grace_seconds))
+                        OR (o.state = 'writing'
+                            AND o.created_at < now() - make_interval(secs => :grace_seconds)
+                            AND EXISTS (SELECT 1 FROM media_files w
+                                         WHERE w.id = o.writer_media_id
+                                           AND w.upload_state = 'complete')))
                    AND NOT EXISTS (SELECT 1 FROM media_files f WHERE f.content_id = o.id)
                    AND NOT EXISTS (SELECT 1 FROM media_variants v WHERE v.content_id = o.id)
                  ORDER BY o.id
                  LIMIT :batch
                    FOR UPDATE SKIP LOCKED)
-   AND c.state = 'stored'
-   AND c.last_referenced_at < now() - make_interval(secs => :grace_seconds)
+   AND ((c.state = 'stored'
+         AND c.last_referenced_at < now() - make_interval(secs => :grace_seconds))
+        OR (c.state = 'writing'
+            AND c.created_at < now() - make_interval(secs => :grace_seconds)))
 RETURNING c.id, c.file_size;
 
 -- name: variant_contents_of

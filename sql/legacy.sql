@@ -68,7 +68,7 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
        f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
        f.chunk_count, f.sha256, f.duration_exact, f.waveform,
        media_variant_list(f.id) AS variants, NULL::varchar AS variant,
-       f.content_id
+       f.content_id, f.placeholder, media_quarantine_reason(f.sha256) AS quarantine_reason
   FROM legacy_media l
   JOIN media_files f ON f.id = l.media_id
  WHERE l.legacy_name = :legacy_name AND f.upload_state = 'complete';
@@ -82,7 +82,7 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
        f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
        f.chunk_count, f.sha256, f.duration_exact, f.waveform,
        media_variant_list(f.id) AS variants, NULL::varchar AS variant,
-       f.content_id
+       f.content_id, f.placeholder, media_quarantine_reason(f.sha256) AS quarantine_reason
   FROM media_files f
   JOIN legacy_media l ON l.media_id = f.id
  WHERE f.file_name = :file_name AND f.upload_state = 'complete';

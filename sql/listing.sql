@@ -9,7 +9,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, content_id
+       NULL::varchar AS variant, content_id, placeholder,
+       media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE message_id = :message_id AND upload_state = 'complete'
  ORDER BY created_at, id
@@ -21,7 +22,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, content_id
+       NULL::varchar AS variant, content_id, placeholder,
+       media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE message_id = :message_id AND upload_state = 'complete'
    AND (created_at, id) > (:after_created_at, :after_id)

@@ -90,7 +90,8 @@ RETURNING f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_
           f.media_type, f.is_compressed, f.compression_quality, f.duration, f.dimensions,
           f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
           f.chunk_count, f.sha256, f.duration_exact, f.waveform,
-          media_variant_list(f.id) AS variants, NULL::varchar AS variant, f.content_id;
+          media_variant_list(f.id) AS variants, NULL::varchar AS variant, f.content_id,
+          f.placeholder, media_quarantine_reason(f.sha256) AS quarantine_reason;
 
 -- name: delete_upload
 -- Reclaims an aborted upload at once (its 'writing' content and chunks go with it by
@@ -117,7 +118,8 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
        is_compressed, compression_quality, duration, dimensions, zapi_sent,
        zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
        duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant, content_id
+       NULL::varchar AS variant, content_id, placeholder,
+       media_quarantine_reason(sha256) AS quarantine_reason
   FROM media_files
  WHERE id = :id AND upload_state = 'complete';
 

@@ -30,7 +30,9 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, v.mime_type, v.file_siz
        f.media_type, f.is_compressed, f.compression_quality, f.duration, v.dimensions,
        f.zapi_sent, f.zapi_message_id, v.created_at, f.updated_at, v.chunk_size,
        v.chunk_count, v.sha256, f.duration_exact, f.waveform, '{}'::jsonb AS variants,
-       v.name::varchar AS variant, v.content_id
+       v.name::varchar AS variant, v.content_id, NULL::varchar AS placeholder,
+       -- a variant shows its media's content: quarantined with it
+       media_quarantine_reason(f.sha256) AS quarantine_reason
   FROM media_variants v
   JOIN media_files f ON f.id = v.media_id
  WHERE v.media_id = :id AND v.name = :name AND f.upload_state = 'complete';

@@ -2,9 +2,16 @@
 
 -- name: create_api_key
 -- A new key: only the SHA-256 of the key is kept. Fails on a duplicate active name.
-INSERT INTO api_keys (name, scope, key_hash)
-VALUES (:name, :scope, :key_hash)
-RETURNING id, name, scope, created_at;
+-- Its limits (NULL: none) and its usage row (sql/quotas.sql) come with it.
+WITH k AS (
+    INSERT INTO api_keys (name, scope, key_hash, quota_bytes, quota_files,
+                          uploads_per_minute)
+    VALUES (:name, :scope, :key_hash, :quota_bytes, :quota_files, :uploads_per_minute)
+    RETURNING id, name, scope, created_at
+), usage AS (
+    INSERT INTO key_usage (key_id) SELECT id FROM k
+)
+SELECT id, name, scope, created_at FROM k;
 
 -- name: find_api_key
 -- The key behind a presented secret (its hash), revoked or not: a revoked key is
@@ -19,10 +26,12 @@ SELECT id, name, scope, key_hash, revoked_at IS NOT NULL AS revoked,
 UPDATE api_keys SET last_used_at = now() WHERE id = :id;
 
 -- name: list_api_keys
--- `keys list`: never the key, only what it is.
-SELECT name, scope, created_at, last_used_at, revoked_at
-  FROM api_keys
- ORDER BY revoked_at IS NOT NULL, name, created_at;
+-- `keys list`: never the key, only what it is, what it uses and may use.
+SELECT k.name, k.scope, k.created_at, k.last_used_at, k.revoked_at,
+       coalesce(u.bytes, 0) AS bytes, coalesce(u.files, 0) AS files,
+       k.quota_bytes, k.quota_files, k.uploads_per_minute
+  FROM api_keys k LEFT JOIN key_usage u ON u.key_id = k.id
+ ORDER BY k.revoked_at IS NOT NULL, k.name, k.created_at;
 
 -- name: revoke_api_key
 -- Stops the key at once on every instance: keys are looked up on every request.
@@ -78,12 +87,18 @@ SELECT count(*) FROM gone;
 
 -- name: search_audit
 -- GET /api/audit: newest first, each filter optional (NULL = any). count: how many
--- refusals a counted row stands for (1 for every other row).
+-- refusals a counted row stands for (1 for every other row); media_ids: a purged
+-- batch's ids (NULL otherwise), among which :media_id is looked for too. A page goes
+-- on strictly after the previous page's last (at, id) when :after_at is given.
 SELECT id, at, actor, action, media_id, message_id, host(client_addr) AS client_addr,
-       user_agent, request_id, outcome, count
+       user_agent, request_id, outcome, count, media_ids
   FROM media_audit_log
- WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer)
+ WHERE (:media_id::integer IS NULL OR media_id = :media_id::integer
+        OR media_ids @> ARRAY[:media_id::integer])
    AND (:action::text IS NULL OR action = :action::text)
+   AND (:actor::text IS NULL OR actor = :actor::text)
    AND (:since::timestamptz IS NULL OR at >= :since::timestamptz)
+   AND (:after_at::timestamptz IS NULL
+        OR (at, id) < (:after_at::timestamptz, :after_id::bigint))
  ORDER BY at DESC, id DESC
  LIMIT :limit;

@@ -152,7 +152,7 @@ SELECT f.id, f.message_id, f.file_name, f.original_name, f.mime_type, f.file_siz
        f.zapi_sent, f.zapi_message_id, f.created_at, f.updated_at, f.chunk_size,
        f.chunk_count, f.sha256, f.duration_exact, f.waveform,
        media_variant_list(f.id) AS variants, NULL::varchar AS variant,
-       f.content_id
+       f.content_id, f.placeholder, media_quarantine_reason(f.sha256) AS quarantine_reason
   FROM tus_uploads t JOIN media_files f ON f.id = t.media_id
  WHERE t.id = :id AND f.upload_state = 'complete';
 

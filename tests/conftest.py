@@ -8,7 +8,6 @@ folder. Migrations run once into a template database; each test gets a copy of i
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.cli.migrate import apply_migrations
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.apps import build_app, start_client
@@ -83,8 +82,8 @@ def settings(db_dsn) -> Settings:
     # padded JPEGs as stand-ins for files of exact sizes: image compression and metadata
     # stripping (which would rewrite them) are off here; the processing tests
     # (tests/http/test_processing_*.py) turn them on.
-    return Settings(database_url=db_dsn, chunk_bytes=3 * 1024, max_upload_bytes=64 * 1024**2,
-                    **BYTES_KEPT)
+    return replace_settings(Settings(), db__url=db_dsn, store__chunk_bytes=3 * 1024,
+                            uploads__max_bytes=64 * 1024**2, **BYTES_KEPT)
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ async def pool(db_dsn, settings):
 
 @pytest.fixture
 async def store(pool, settings) -> MediaStore:
-    return MediaStore(pool, chunk_size=settings.chunk_bytes)
+    return MediaStore(pool, chunk_size=settings.store.chunk_bytes)
 
 
 @pytest.fixture
@@ -125,7 +124,7 @@ async def server_for(db_dsn, settings, admin_key):
 
     async def start(*, setup=None, server_cls=None, server_kwargs=None, key=admin_key,
                     **changes):
-        app = build_app(dataclasses.replace(settings, **changes), db_dsn, setup=setup)
+        app = build_app(replace_settings(settings, **changes), db_dsn, setup=setup)
         extra = {"server_cls": server_cls} if server_cls is not None else {}
         c = await start_client(app, server_kwargs=server_kwargs, key=key, **extra)
         clients.append(c)
@@ -144,7 +143,7 @@ async def client(server_for):
 
 @pytest.fixture
 async def client_with(server_for):
-    """``await client_with(upload_idle_timeout=0.5)``: a server with changed settings,
+    """``await client_with(uploads__idle_timeout=0.5)``: a server with changed settings,
     and a client sending the admin key."""
     return server_for
 
@@ -174,8 +173,9 @@ async def processing_client_with(server_for):
     """``await processing_client_with(**setting_changes)``: a server with the processing
     defaults as deployed (compression and metadata stripping on), and the admin key."""
     async def start(**changes):
-        return await server_for(**{"image_compress": True, "keep_image_metadata": False,
-                                   "keep_video_metadata": False, **changes})
+        return await server_for(**{"processing__image_compress": True,
+                                   "processing__keep_image_metadata": False,
+                                   "processing__keep_video_metadata": False, **changes})
     return start
 
 

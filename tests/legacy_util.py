@@ -10,7 +10,7 @@ from server.ingest.receive import Limits
 from server.legacy.importer import ImportOptions, ImportReport, import_legacy, import_policy
 from server.processing.pipeline import Processing
 from server.processing.policy import Policy
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from tests.media import jpeg_bytes, png_bytes
 
 LIMITS = Limits(max_bytes=64 * 1024**2, idle_timeout=30)
@@ -69,7 +69,7 @@ async def make_chat(pool, root: Path) -> Chat:
 
 def policy(**changes) -> Policy:
     """The server's processing as deployed (compression and metadata stripping on)."""
-    return Policy.from_settings(Settings(process_concurrency=2, **changes))
+    return Policy.from_settings(replace_settings(Settings(), processing__concurrency=2, **changes))
 
 
 async def run_import(store, chat: Chat, *, server_policy: Policy | None = None,

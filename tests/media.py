@@ -10,8 +10,8 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 # Settings under which an image, video or audio file is stored byte for byte as sent
 # (validated, not rewritten): what tests of storage and serving use, with padded JPEGs.
-BYTES_KEPT = {"image_compress": False, "keep_image_metadata": True,
-              "keep_video_metadata": True}
+BYTES_KEPT = {"processing__image_compress": False, "processing__keep_image_metadata": True,
+              "processing__keep_video_metadata": True}
 BYTES_KEPT_ENV = {"MEDIA_IMAGE_COMPRESS": "false", "MEDIA_KEEP_IMAGE_METADATA": "true",
                   "MEDIA_KEEP_VIDEO_METADATA": "true"}
 

@@ -3,9 +3,9 @@ waiting for a delivery to settle."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 
+from server.settings import replace_settings
 from tests import fake_zapi
 from tests.media import jpeg_bytes
 
@@ -32,16 +32,16 @@ def zapi_changes(port: int, **changes) -> dict:
     """Settings changes (for conftest's ``server_for``) pointing at the fake on ``port``."""
     # The samples are stand-ins (a signature and random bytes), which media processing
     # would rightly refuse: these tests are about sending, so they store files as sent.
-    base = dict(zapi_base_url=f"http://127.0.0.1:{port}",
-                zapi_instance_id=fake_zapi.INSTANCE, zapi_token=fake_zapi.TOKEN,
-                zapi_client_token=fake_zapi.CLIENT_TOKEN,
-                zapi_webhook_secret="w" * 20 + "SECRET", zapi_timeout=1.0,
-                zapi_lease_seconds=3.0, zapi_retry_base=0.05, processing=False)
+    base = dict(zapi__base_url=f"http://127.0.0.1:{port}",
+                zapi__instance_id=fake_zapi.INSTANCE, zapi__token=fake_zapi.TOKEN,
+                zapi__client_token=fake_zapi.CLIENT_TOKEN,
+                zapi__webhook_secret="w" * 20 + "SECRET", zapi__timeout=1.0,
+                zapi__lease_seconds=3.0, zapi__retry_base=0.05, processing__enabled=False)
     return {**base, **changes}
 
 
 def zapi_settings(settings, port: int, **changes):
-    return dataclasses.replace(settings, **zapi_changes(port, **changes))
+    return replace_settings(settings, **zapi_changes(port, **changes))
 
 
 async def upload(client, message_id: int, data: bytes, ctype: str, name: str) -> dict:

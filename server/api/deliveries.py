@@ -52,7 +52,7 @@ def delivery_path(delivery_id: int) -> str:
 def check_send_request(settings, phone: object, caption: object,
                        reply_to: object = None) -> tuple[str, str | None, str | None]:
     """The validated (phone, caption, reply_to) of a send; 503 when sending is off."""
-    if not settings.zapi_enabled:
+    if not settings.zapi.enabled:
         raise ZapiDisabled()
     parsed = parse_phone(phone)
     if parsed is None:
@@ -87,7 +87,7 @@ async def send_media(request: web.Request) -> web.Response:
     """POST /api/media/{id}/send {"phone", "caption"?, "reply_to"?} -> 202."""
     media_id = _media_id(request)
     settings = request.app[SETTINGS]
-    if not settings.zapi_enabled:
+    if not settings.zapi.enabled:
         raise ZapiDisabled()
     data = await read_json_object(request)
     phone, caption, reply_to = check_send_request(settings, data.get("phone"),

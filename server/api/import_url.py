@@ -8,6 +8,7 @@ from aiohttp import web
 from server.api.jsonbody import optional_str, read_json_object, required_id
 from server.api.media_json import media_json, media_path
 from server.errors import InvalidMessageId, MessageNotFound, UrlNotAllowed
+from server.hygiene.guard import guard_for
 from server.ingest.url import MAX_URL_LENGTH, import_url
 from server.limits.uploads import UPLOAD_SLOTS
 from server.observability.metrics import METRICS
@@ -40,7 +41,7 @@ async def _import(request: web.Request) -> web.Response:
         async with cancelled_when_gone(request):
             rec = await import_url(store, request.app[PROCESSING],
                                    request.app[SETTINGS], url, message_id,
-                                   file_name, audit=audit)
+                                   file_name, audit=audit, guard=guard_for(request))
     metrics = request.app[METRICS]
     metrics.uploads.labels(rec.media_type).inc()
     metrics.bytes_received.inc(rec.file_size)

@@ -27,12 +27,12 @@ from aiohttp import web
 
 from server.api.media_json import media_json
 from server.api.serve import Body, serve_record
-from server.errors import LegacyGone, MediaNotFound
+from server.errors import LegacyGone, MediaNotFound, MediaPurged
 from server.http.conditional import http_date
 from server.http.disposition import content_disposition
 from server.http.media_types import SNIFF_BYTES, sniff
 from server.legacy.files import PIECE
-from server.legacy.lookup import media_for_legacy_name
+from server.legacy.lookup import media_for_legacy_name, purged_legacy_name
 from server.legacy.paths import legacy_name, resolve
 from server.security import SIGNER
 from server.security.audit import entry_for, record
@@ -68,9 +68,9 @@ def deprecation_headers(deprecated_at: datetime | None,
 
 async def legacy_media(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    extra = deprecation_headers(settings.legacy_deprecated_at, settings.legacy_sunset)
-    if settings.legacy_sunset is not None and \
-            datetime.now(timezone.utc) >= settings.legacy_sunset:
+    extra = deprecation_headers(settings.legacy.deprecated_at, settings.legacy.sunset)
+    if settings.legacy.sunset is not None and \
+            datetime.now(timezone.utc) >= settings.legacy.sunset:
         raise LegacyGone(headers=extra)
     raw = request.rel_url.raw_path
     name = legacy_name(raw[len(PREFIX):]) if raw.startswith(PREFIX) else None
@@ -84,7 +84,9 @@ async def legacy_media(request: web.Request) -> web.StreamResponse:
         await record(request, entry_for(request, "legacy_redirect", media_id=rec.id,
                                         message_id=rec.message_id))
         return _redirect(request, url, extra)
-    path = resolve(settings.legacy_dir, name) if settings.legacy_dir is not None else None
+    if await purged_legacy_name(request.app[STORE], name):
+        raise MediaPurged(headers=extra)   # the folder may still hold the file
+    path = resolve(settings.legacy.dir, name) if settings.legacy.dir is not None else None
     if path is None:
         raise MediaNotFound(headers=extra)
     return await _serve_file(request, path, name, extra)

@@ -9,13 +9,16 @@ from aiohttp import web
 
 from server.api import (
     access,
+    console,
     deliveries,
     health,
+    hygiene,
     import_url,
     legacy_urls,
     media,
     search,
     serve,
+    stats,
     tus,
     upload,
     zapi_webhook,
@@ -44,6 +47,19 @@ def setup_routes(app: web.Application) -> None:
     # Z-API sends no credential: the secret in the path is the webhook's authentication.
     add(app, "POST", "/api/zapi/webhook/{secret}", zapi_webhook.zapi_webhook, scope=OPEN)
     add(app, "GET", "/api/audit", access.search_audit, scope=ADMIN)
+    add(app, "GET", "/api/stats", stats.get_stats, scope=ADMIN)
+    add(app, "GET", "/api/whoami", access.whoami, scope=READ)
+    # The console's page and modules hold no data (every call it makes carries a key).
+    add(app, "GET", "/console", console.console_page, scope=OPEN)
+    add(app, "GET", "/console/", console.console_page, scope=OPEN)
+    add(app, "GET", "/console/{name}", console.console_asset, scope=OPEN)
+    # Storage hygiene (server/hygiene): usage and quotas, quarantine.
+    add(app, "GET", "/api/usage", hygiene.get_usage, scope=READ)
+    add(app, "POST", "/api/media/{mediaId}/quarantine", hygiene.quarantine_media,
+        scope=ADMIN)
+    add(app, "DELETE", "/api/media/{mediaId}/quarantine", hygiene.release_media,
+        scope=ADMIN)
+    add(app, "GET", "/api/quarantine", hygiene.list_quarantine, scope=ADMIN)
     # Old clients hold these URLs without credentials, and the folder was public: the
     # answer is a redirect to a freshly signed URL (audited), or the folder's file
     # during the move. The whole tail, encoded: server/legacy decodes it itself.

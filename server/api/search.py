@@ -1,4 +1,4 @@
-"""GET /api/media?message_id=&media_type=&mime_type=&since=&until=&limit=&cursor=
+"""GET /api/media?message_id=&media_type=&mime_type=&name=&sha256=&since=&until=&limit=&cursor=
 
 Answers ``{"items": [media...], "next_cursor": "..." | null}``, newest first. The
 cursor is opaque to clients: base64url of the last item's created_at (microseconds
@@ -17,6 +17,7 @@ from server.api.media_json import media_json
 from server.errors import BadRequest
 from server.http.params import parse_id
 from server.security import SIGNER
+from server.security.hooks import is_admin
 from server.store.media import STORE
 from server.store.search import Filters, search
 
@@ -25,7 +26,10 @@ MEDIA_TYPES = ("image", "video", "audio", "document")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _CURSOR = re.compile(r"(-?[0-9]{1,19}):([1-9][0-9]{0,9})")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_KNOWN = {"message_id", "media_type", "mime_type", "since", "until", "limit", "cursor"}
+_KNOWN = {"message_id", "media_type", "mime_type", "name", "sha256", "since", "until",
+          "limit", "cursor"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_NAME = 255
 
 
 def encode_cursor(created_at: datetime, media_id: int) -> str:
@@ -89,9 +93,24 @@ def parse_search(query) -> tuple[Filters, tuple[datetime, int] | None, int]:
         cursor = decode_cursor(text)
         if cursor is None:
             raise BadRequest("cursor is not one this service handed out")
+    sha256, name = _content_and_name(query)
+    if (sha256 is not None or name is not None) and (message_id or mime_type):
+        raise BadRequest("name and sha256 combine with media_type, since and until only")
     f = Filters(message_id, media_type, mime_type, _instant("since", query.get("since")),
-                _instant("until", query.get("until")))
+                _instant("until", query.get("until")), sha256, name)
     return f, cursor, limit
+
+
+def _content_and_name(query) -> tuple[bytes | None, str | None]:
+    sha256 = query.get("sha256")
+    if sha256 is not None and not _SHA256.fullmatch(sha256):
+        raise BadRequest("sha256 must be 64 lower-case hexadecimal digits")
+    name = query.get("name")
+    if name is not None and (not 1 <= len(name) <= MAX_NAME or "\x00" in name):
+        raise BadRequest(f"name must be 1 to {MAX_NAME} characters, no NUL")
+    if sha256 is not None and name is not None:
+        raise BadRequest("give name or sha256, not both")
+    return (None if sha256 is None else bytes.fromhex(sha256)), name
 
 
 async def search_media(request: web.Request) -> web.Response:
@@ -101,6 +120,6 @@ async def search_media(request: web.Request) -> web.Response:
     page = records[:limit]
     nxt = (encode_cursor(page[-1].created_at, page[-1].id)
            if len(records) > limit else None)
-    urls = request.app[SIGNER]
-    return web.json_response({"items": [media_json(r, urls) for r in page],
+    urls, admin = request.app[SIGNER], is_admin(request)
+    return web.json_response({"items": [media_json(r, urls, admin=admin) for r in page],
                               "next_cursor": nxt})

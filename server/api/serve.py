@@ -14,7 +14,13 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from server.errors import MediaNotFound, PreconditionFailed, RangeNotSatisfiable
+from server.errors import (
+    BadRequest,
+    MediaNotFound,
+    MediaQuarantined,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+)
 from server.http.conditional import (
     Outcome,
     evaluate_preconditions,
@@ -22,14 +28,17 @@ from server.http.conditional import (
     if_range_allows,
 )
 from server.http.params import parse_id
+from server.http.thumbnails import THUMBNAIL, ThumbnailRequest, parse_thumbnail
 from server.http.ranges import ByteRange, Unsatisfiable, coalesce, parse_range
 from server.api.shared_reads import SharedReads
 from server.limits.ranges import too_costly
 from server.observability.metrics import METRICS
 from server.runtime.sending import STREAM_SLOTS, Sender, SendTimeout, StreamSlots
 from server.observability.paths import safe_path
-from server.security.hooks import media_cache_control
+from server.security.hooks import media_cache_control, proxy_cache_headers
 from server.security.serving import safety_headers
+from server.processing.ondemand import thumbnail
+from server.processing.pipeline import PROCESSING
 from server.processing.variants import stat_variant
 from server.settings import SETTINGS
 from server.store.media import SHORT_READ_CHUNKS, MediaRecord, MediaStore, StorageCorrupt
@@ -71,9 +80,30 @@ async def serve_media(request: web.Request) -> web.StreamResponse:
         raise MediaNotFound()
     store = request.app[STORE]
     variant = request.query.get("variant")
-    rec = await (store.stat_for_serving(media_id) if variant is None
-                 else stat_variant(store, media_id, variant))
-    return await serve_record(request, store, rec)
+    if variant == THUMBNAIL:
+        rec = await _thumbnail(request, store, media_id)
+    else:
+        # A variant's record carries its media's quarantine (sql/processing.sql).
+        rec = await (store.stat_for_serving(media_id) if variant is None
+                     else stat_variant(store, media_id, variant))
+    refuse_quarantined(rec)
+    return await serve_record(request, store, rec, headers=proxy_cache_headers(request))
+
+
+def refuse_quarantined(rec: MediaRecord) -> None:
+    """451 (RFC 7725) for quarantined content, before any conditional or range: a
+    304 would tell a cache its copy is still good. The error is no-store."""
+    if rec.quarantine_reason is not None:
+        raise MediaQuarantined()
+
+
+async def _thumbnail(request: web.Request, store: MediaStore, media_id: int) -> MediaRecord:
+    """The thumbnail the query asks for, made (in the worker pool) and stored on its
+    first request; then served like any variant."""
+    req = parse_thumbnail(request.query)
+    if not isinstance(req, ThumbnailRequest):
+        raise BadRequest(req)
+    return await thumbnail(store, request.app[PROCESSING], media_id, req)
 
 
 async def serve_record(request: web.Request, store, rec: MediaRecord, *,
@@ -105,7 +135,7 @@ async def serve_record(request: web.Request, store, rec: MediaRecord, *,
 
     headers = {**representation_headers(rec, etag, modified, cache), **extra}
     ranges = _ranges_to_send(request, rec.file_size, etag, modified)
-    if too_costly(ranges, rec.chunk_size, request.app[SETTINGS].max_range_chunks):
+    if too_costly(ranges, rec.chunk_size, request.app[SETTINGS].store.max_range_chunks):
         ranges = None   # RFC 9110 §14.2: ignored, the whole file (server/limits/ranges.py)
     if isinstance(ranges, Unsatisfiable):
         raise RangeNotSatisfiable(f"the file has {rec.file_size} bytes",
@@ -159,13 +189,16 @@ class _Response(web.StreamResponse):
     _send_headers_immediately = False
 
 
-async def _first_and_rest(stream: Body) -> tuple[bytes, Body]:
+async def _first_and_rest(stream: Body, store, rec: MediaRecord) -> tuple[bytes, Body]:
     """Fetch the first piece before any header goes out, so a file deleted since its
-    metadata was read is still a clean 404 rather than a truncated 200."""
+    metadata was read is still a clean 404 (410 if retention took it) rather than a
+    truncated 200."""
     try:
         return await anext(stream), stream
     except StorageCorrupt:
         await stream.aclose()
+        if isinstance(store, MediaStore):   # not the legacy folder
+            await store.raise_if_purged(rec.id)
         raise MediaNotFound() from None
 
 
@@ -183,7 +216,7 @@ async def _send(request: web.Request, store: MediaStore, rec: MediaRecord, statu
     if slots is not None:
         await slots.acquire()
     try:
-        first, stream = await _first_and_rest(store.read(rec, r.start, r.end))
+        first, stream = await _first_and_rest(store.read(rec, r.start, r.end), store, rec)
     except BaseException:
         if slots is not None:
             slots.release()
@@ -215,7 +248,7 @@ async def _send_multipart(request: web.Request, store: MediaStore, rec: MediaRec
     resp.content_length = (sum(len(p) + r.length + 2 for p, r in zip(heads, ranges))
                            + len(tail))
     reads = SharedReads(store, rec)   # neighbouring ranges in one chunk: one read
-    first, stream = await _first_and_rest(reads.read(ranges[0]))
+    first, stream = await _first_and_rest(reads.read(ranges[0]), store, rec)
     body = _chain(first, stream)
     del first
 
@@ -258,7 +291,7 @@ async def _stream(request: web.Request, resp: web.StreamResponse, body: Body | N
     of ``body``. ``slots``: the stream slot taken for ``body``, which ``send`` gives
     back."""
     metrics = request.app[METRICS]
-    sender = Sender(request, resp, request.app[SETTINGS].send_timeout,
+    sender = Sender(request, resp, request.app[SETTINGS].server.send_timeout,
                     metrics.bytes_served.inc, slots)
     try:
         try:

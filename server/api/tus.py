@@ -66,6 +66,8 @@ from server.errors import (
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
+from server.hygiene.guard import guard_for
+from server.hygiene.quotas import check_rate, check_room
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
 from server.observability.metrics import METRICS
@@ -101,7 +103,7 @@ REFUSED = (400, 404, 413, 415, 422)
 
 def tus_store(request: web.Request) -> TusStore:
     return TusStore(request.app[STORE],
-                    request.app[SETTINGS].tus_lease_seconds)
+                    request.app[SETTINGS].tus.lease_seconds)
 
 
 def protocol(handler: Handler) -> Handler:
@@ -138,13 +140,13 @@ async def options(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return web.Response(status=204, headers={
         "Tus-Resumable": h.VERSION, "Tus-Version": h.VERSION, "Tus-Extension": h.EXTENSIONS,
-        "Tus-Max-Size": str(settings.max_upload_bytes),
+        "Tus-Max-Size": str(settings.uploads.max_bytes),
         "Tus-Checksum-Algorithm": ",".join(h.CHECKSUM_ALGORITHMS)})
 
 
 def _location(request: web.Request, upload_id: uuid.UUID) -> str:
     settings = request.app[SETTINGS]
-    trusted = in_networks(parse_address(request.remote), settings.trusted_proxies)
+    trusted = in_networks(parse_address(request.remote), settings.security.trusted_proxies)
     origin = h.origin(request.scheme, request.host,
                       request.headers.get("X-Forwarded-Proto") if trusted else None,
                       request.headers.get("X-Forwarded-Host") if trusted else None)
@@ -175,7 +177,7 @@ async def _create(request: web.Request) -> web.StreamResponse:
     deferred = h.parse_defer_length(request.headers.get("Upload-Defer-Length"))
     if (length is None) == (not deferred):
         raise BadRequest("send Upload-Length, or Upload-Defer-Length: 1")
-    limit = upload_limit(request, settings.max_upload_bytes)
+    limit = upload_limit(request, settings.uploads.max_bytes)
     if length is not None and length > limit:
         raise PayloadTooLarge(f"Upload-Length exceeds {limit} bytes")
     if length == 0:
@@ -194,12 +196,17 @@ async def _create(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
     if principal.identity is None:   # only keys and tokens reach this route
         raise BadRequest("this credential cannot create uploads")
+    if principal.key_id is not None:   # its upload counts now (server/hygiene/quotas.py)
+        async with audited(request, "upload", message_id=message_id):
+            await check_rate(store.media, principal.key_id)
+            if length is not None:
+                await check_room(store.media, principal.key_id, length)
     name = sanitize_filename(meta.get("filename") or "upload")
     upload_id = await store.create(
         message_id=message_id, creator=principal.name, creator_identity=principal.identity,
         upload_length=length, metadata=meta, original_name=name,
-        expiry_seconds=settings.tus_expiry_seconds,
-        max_open=settings.tus_max_open_per_client, max_bytes=_token_bytes(request))
+        expiry_seconds=settings.tus.expiry_seconds,
+        max_open=settings.tus.max_open_per_client, max_bytes=_token_bytes(request))
     state = await store.get(upload_id)
     assert state is not None
     headers = {"Location": _location(request, upload_id),
@@ -343,7 +350,7 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
         raise TusOffsetMismatch(headers={"Upload-Offset": str(state.offset)})
     length = state.upload_length
     declared = h.parse_number("Upload-Length", request.headers.get("Upload-Length"))
-    limit = upload_limit(request, settings.max_upload_bytes)
+    limit = upload_limit(request, settings.uploads.max_bytes)
     if declared is not None:
         if length is not None and declared != length:
             raise BadRequest("Upload-Length cannot change")
@@ -356,8 +363,13 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
     end = length if length is not None else limit
     if request.content_length is not None and offset + request.content_length > end:
         raise PayloadTooLarge("the body goes past Upload-Length")   # before reading it
+    if (key_id := request[PRINCIPAL].key_id) is not None:
+        # What the upload will hold must fit what its key has left (counted for good
+        # when it completes): refused before the body is read.
+        await check_room(store.media, key_id, length if length is not None
+                         else offset + (request.content_length or 0))
     if checksum is not None and request.content_length is not None \
-            and request.content_length > settings.tus_checksum_max_bytes:
+            and request.content_length > settings.tus.checksum_max_bytes:
         raise PayloadTooLarge(_checksum_limit(settings))
     lock_id = await store.lock(state.id)
     try:
@@ -407,7 +419,7 @@ async def _within_budget(request: web.Request, store: TusStore, state: TusState,
 
 
 def _checksum_limit(settings) -> str:
-    return (f"a PATCH with Upload-Checksum may carry {settings.tus_checksum_max_bytes} "
+    return (f"a PATCH with Upload-Checksum may carry {settings.tus.checksum_max_bytes} "
             f"bytes (MEDIA_TUS_CHECKSUM_MAX_BYTES)")
 
 
@@ -418,7 +430,7 @@ async def _receive(request: web.Request, writer: Writer, offset: int, end: int, 
     drops them (460, the offset stays). Without, a cut-off body keeps what came. A
     server shutting down stops the PATCH at its next read (503): the client resumes
     elsewhere from HEAD's offset."""
-    limits = Limits(end, settings.upload_idle_timeout)
+    limits = Limits(end, settings.uploads.idle_timeout)
     digest = hashlib.new(checksum[0]) if checksum is not None else None
     got = 0
     receiving = request.app[RECEIVING]
@@ -429,7 +441,7 @@ async def _receive(request: web.Request, writer: Writer, offset: int, end: int, 
             if offset + got > end:
                 raise PayloadTooLarge("the body goes past Upload-Length")
             if digest is not None:
-                if got > settings.tus_checksum_max_bytes:
+                if got > settings.tus.checksum_max_bytes:
                     raise PayloadTooLarge(_checksum_limit(settings))
                 digest.update(piece)
             await writer.write(piece)
@@ -490,8 +502,8 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
     app = request.app
     settings = app[SETTINGS]
     meta = state.metadata
-    limits = Limits(upload_limit(request, settings.max_upload_bytes),
-                    settings.upload_idle_timeout)
+    limits = Limits(upload_limit(request, settings.uploads.max_bytes),
+                    settings.uploads.idle_timeout)
     try:
         async with store.holding(state.id, lock_id), audited(request, "upload") as audit:
             audit.note(message_id=state.message_id)
@@ -503,7 +515,8 @@ async def _complete(request: web.Request, store: TusStore, state: TusState,
                 stored = store.stored_bytes(state)
                 job = await receive(store.media, store.reader(state, stored),
                                     meta.get("filename"), limits,
-                                    app[PROCESSING], options_from(meta), stored)
+                                    app[PROCESSING], options_from(meta),
+                                    guard_for(request, count_rate=False), stored)
                 # finish removes the processed media itself if anything fails, adopt too.
                 rec = await job.finish(state.message_id, audit=audit,
                                        then=store.adopt(state, lock_id))

@@ -43,6 +43,7 @@ from server.errors import (
 from server.http.form_names import header_filename
 from server.http.media_types import is_raw_upload_type
 from server.http.params import parse_id
+from server.hygiene.guard import guard_for
 from server.ingest.receive import BODY_ERRORS, Limits, Reader, receive, within
 from server.runtime.disconnect import cancelled_when_gone
 from server.limits.uploads import has_content_coding, refuse_content_coding, upload_pace
@@ -97,8 +98,8 @@ async def _upload(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     store = request.app[STORE]
     # An upload token may allow less than the service does.
-    limits = Limits(upload_limit(request, settings.max_upload_bytes),
-                    settings.upload_idle_timeout, upload_pace(settings))
+    limits = Limits(upload_limit(request, settings.uploads.max_bytes),
+                    settings.uploads.idle_timeout, upload_pace(settings))
     length = request.content_length
     ctype = request.content_type
     # A send to WhatsApp asked for with the upload (send_to, caption): checked before
@@ -145,7 +146,7 @@ async def _raw(request: web.Request, store: MediaStore, limits: Limits,
     await _check_message(store, message_id)
     upload = await receive(store, lambda: request.content.read(READ_BYTES),
                            raw_file_name(request), limits, request.app[PROCESSING],
-                           options_from(request.query))
+                           options_from(request.query), guard_for(request))
     return await _finish(request, upload, message_id, audit)
 
 
@@ -175,7 +176,7 @@ async def _multipart(request: web.Request, store: MediaStore, limits: Limits,
                     raise BadRequest("one file per request")
                 name = header_filename(part.headers.get("Content-Disposition"))
                 upload = await receive(store, _chunk_reader(part, READ_BYTES), name, limits,
-                                       request.app[PROCESSING], options)
+                                       request.app[PROCESSING], options, guard_for(request))
             elif part.name == "message_id":
                 message_id = parse_message_id(await _small_field(part, limits))
                 _bind_message(request, audit, message_id)
@@ -268,7 +269,7 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     if (refused := refuse_before_body(request)) is not None:
         return refused
     length = request.content_length
-    if length is not None and length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+    if length is not None and length > settings.uploads.max_bytes + MULTIPART_OVERHEAD:
         return render(PayloadTooLarge())
     # Told before the client sends its body (server/limits/uploads.py).
     if has_content_coding(request.headers):

@@ -27,7 +27,7 @@ MAX_BODY = 1024 * 1024
 
 async def zapi_webhook(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    if not secret_matches(request.match_info["secret"], settings.zapi_webhook_secret):
+    if not secret_matches(request.match_info["secret"], settings.zapi.webhook_secret):
         raise web.HTTPNotFound()
     event = await read_json(request, MAX_BODY)
     meaning = interpret(event)

@@ -92,9 +92,9 @@ async def _store(dsn: str, settings: Settings) -> AsyncIterator:
     from server.store.pool import create_pool
     pool = await create_pool(dsn, settings, admin=True)
     try:
-        yield MediaStore(pool, chunk_size=settings.chunk_bytes,
-                         read_ahead=settings.read_ahead_chunks,
-                         acquire_timeout=settings.pool_acquire_timeout)
+        yield MediaStore(pool, chunk_size=settings.store.chunk_bytes,
+                         read_ahead=settings.store.read_ahead_chunks,
+                         acquire_timeout=settings.db.pool_acquire_timeout)
     finally:
         await pool.close()
 
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
 
 
 async def _import(args, settings: Settings, dsn: str) -> int:
+    from server.hygiene.guard import scanner_from
     from server.ingest.receive import Limits
     from server.legacy.importer import ImportOptions, import_legacy, import_policy
     from server.legacy.manifest import IMPORT_HEADER, write_manifest
@@ -129,8 +130,8 @@ async def _import(args, settings: Settings, dsn: str) -> int:
     opts = ImportOptions(source=args.source, url_column=args.url_column,
                          url_prefix=args.url_prefix, orphans_to=args.orphans_to,
                          dry_run=args.dry_run, rewrite_urls=args.rewrite_urls,
-                         process=args.process)
-    limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout)
+                         process=args.process, scanner=scanner_from(settings))
+    limits = Limits(settings.uploads.max_bytes, settings.uploads.idle_timeout)
     # The CPU work runs in this pool (MEDIA_PROCESS_CONCURRENCY worker processes), as
     # the server's does; one file at a time, so one worker is busy.
     processing = Processing(import_policy(Policy.from_settings(settings), args.process))
@@ -185,7 +186,7 @@ async def _stats(args, settings: Settings, dsn: str) -> int:
 
     from server.legacy.stats import collect, render
     async with _store(dsn, settings) as store:
-        stats = await collect(store, args.source or settings.legacy_dir)
+        stats = await collect(store, args.source or settings.legacy.dir)
     print(json.dumps(stats, indent=2) if args.json else "\n".join(render(stats)))
     return 0
 

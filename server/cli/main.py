@@ -9,8 +9,14 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store reclaim        delete abandoned uploads and unreferenced content now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
     media-store partition-chunks   hash-partition content_chunks (docs/scaling.md)
-    media-store keys create NAME [--scope read|write|admin]   prints the new API key
+    media-store keys create NAME [--scope read|write|admin] [--quota-bytes N]
+                               [--quota-files N] [--uploads-per-minute N]
+                               prints the new API key
+    media-store keys set-quota NAME [--quota-bytes N] ...   ('none' lifts one)
     media-store keys list | keys revoke NAME
+    media-store purge --older-than 365d [--type video] [--dry-run]
+                               remove old media now (retention; server/cli/purge.py)
+    media-store scan [--since DATE]   rescan stored content with clamd (MEDIA_SCAN_CLAMD)
     media-store import-legacy | verify | cleanup-legacy | export | stats
                                the move from /uploads/media (server/cli/legacy.py)
 
@@ -28,6 +34,7 @@ import signal
 import sys
 
 from server.cli import legacy as legacy_cli
+from server.cli import purge as purge_cli
 from server.secret import redact
 from server.settings import Settings, SettingsError, load_settings
 
@@ -41,11 +48,11 @@ class SchemaBehind(Exception):
 @contextlib.contextmanager
 def database(settings: Settings):
     """Yield a DSN: DATABASE_URL, or the embedded server, stopped when the block ends."""
-    if settings.database_url:
-        yield settings.database_url.reveal()
+    if settings.db.url:
+        yield settings.db.url.reveal()
         return
     from server.cli import embedded_pg
-    server = embedded_pg.start(settings.data_dir)
+    server = embedded_pg.start(settings.db.data_dir)
     try:
         yield server.get_uri()
     finally:
@@ -77,7 +84,7 @@ def serve(settings: Settings, migrate: bool, workers: int) -> int:
     from server.runtime.processes import run_server, serve_workers
 
     with database(settings) as dsn:
-        if migrate and settings.auto_migrate:
+        if migrate and settings.db.auto_migrate:
             apply_migrations(dsn)
         elif pending := pending_migrations(dsn):
             # Serving a schema older than the code turns every request into a 500.
@@ -95,7 +102,7 @@ async def _with_store(dsn: str, settings: Settings, fn):
     from server.store.pool import create_pool
     pool = await create_pool(dsn, settings, admin=True)
     try:
-        return await fn(MediaStore(pool, chunk_size=settings.chunk_bytes))
+        return await fn(MediaStore(pool, chunk_size=settings.store.chunk_bytes))
     finally:
         await pool.close()
 
@@ -103,7 +110,7 @@ async def _with_store(dsn: str, settings: Settings, fn):
 def _migrated(settings: Settings, dsn: str) -> None:
     """Migrate first when allowed; otherwise refuse a schema behind the code."""
     from server.cli.migrate import apply_migrations, pending_migrations
-    if settings.auto_migrate:
+    if settings.db.auto_migrate:
         apply_migrations(dsn)
     elif pending := pending_migrations(dsn):
         raise SchemaBehind(f"the database schema is behind ({', '.join(pending)} not "
@@ -120,6 +127,39 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _parsed(parse):
+    from server.hygiene.sizes import BadSize
+
+    def check(text: str):
+        try:
+            return parse(text)
+        except BadSize as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return check
+
+
+def add_quota_options(p: argparse.ArgumentParser) -> None:
+    """--quota-bytes (50M, 2G...), --quota-files, --uploads-per-minute; 'none' lifts
+    one; absent leaves it as it is."""
+    from server.hygiene.sizes import parse_count, parse_size
+    unset = argparse.SUPPRESS
+    p.add_argument("--quota-bytes", type=_parsed(parse_size), default=unset,
+                   help="bytes the key's media may hold: 50M, 2G (powers of 1024) or none")
+    p.add_argument("--quota-files", type=_parsed(parse_count), default=unset,
+                   help="media the key may hold, or none")
+    p.add_argument("--uploads-per-minute", type=_parsed(parse_count), default=unset,
+                   help="uploads the key may start per minute, or none")
+
+
+def _date(text: str):
+    from datetime import datetime, timezone
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,9 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
     p_create.add_argument("name")
     p_create.add_argument("--scope", choices=("read", "write", "admin"), default="write")
-    keys_sub.add_parser("list", help="names, scopes, created, last used (never the key)")
+    p_quota = keys_sub.add_parser("set-quota", help="change a key's quotas and upload rate")
+    p_quota.add_argument("name")
+    for p in (p_create, p_quota):
+        add_quota_options(p)
+    keys_sub.add_parser("list", help="names, scopes, usage, quotas, last used")
     keys_sub.add_parser("revoke", help="revoke a key at once").add_argument("name")
+    p_scan = sub.add_parser("scan", help="rescan stored content with clamd "
+                            "(MEDIA_SCAN_CLAMD), quarantining what is found")
+    p_scan.add_argument("--since", type=_date, default=None,
+                        help="only media stored since this date (ISO 8601; default: all)")
     legacy_cli.add_parsers(sub)
+    purge_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -155,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2
     from server.observability.logformat import configure
-    configure(settings.log_level, settings.log_format)
+    configure(settings.server.log_level, settings.server.log_format)
     _sigterm_as_exit()
 
     from server.cli.migrate import apply_migrations, rollback_migrations
@@ -163,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "serve":
             return serve(settings, migrate=not getattr(args, "no_migrate", False),
-                         workers=args.workers or settings.workers)
+                         workers=args.workers or settings.server.workers)
         with database(settings) as dsn:
             if command == "migrate":
                 applied = apply_migrations(dsn)
@@ -172,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("rolled back: " + ", ".join(rollback_migrations(dsn, args.count)))
             elif command == "reclaim":
                 n = asyncio.run(_with_store(dsn, settings, lambda s: s.reclaim_stale_uploads(
-                    settings.upload_stale_seconds)))
+                    settings.uploads.stale_seconds)))
                 print(f"reclaimed {n} abandoned upload(s)")
                 contents, freed = asyncio.run(_with_store(
                     dsn, settings, lambda s: s.reclaim_orphaned_contents(
-                        settings.orphan_grace_seconds)))
+                        settings.store.orphan_grace_seconds)))
                 print(f"reclaimed {contents} content(s) no media shows ({freed} bytes)")
             elif command == "partition-chunks":
                 from server.cli.migrate import PARTITIONING_DIR
@@ -184,14 +233,21 @@ def main(argv: list[str] | None = None) -> int:
                 print("applied: " + (", ".join(applied) if applied else
                                      "nothing, already partitioned"))
             elif command == "create-message":
-                if settings.auto_migrate:
+                if settings.db.auto_migrate:
                     apply_migrations(dsn)
                 print(asyncio.run(_with_store(dsn, settings, lambda s: s.create_message())))
             elif command == "keys":
                 from server.cli.keys import keys_command
-                if settings.auto_migrate:
+                if settings.db.auto_migrate:
                     apply_migrations(dsn)
-                return keys_command(dsn, args, settings.db_admin_command_timeout)
+                return keys_command(dsn, args, settings.db.admin_command_timeout)
+            elif command == "purge":
+                _migrated(settings, dsn)
+                return purge_cli.run(args, settings, dsn)
+            elif command == "scan":
+                from server.cli.scan import scan_command
+                _migrated(settings, dsn)
+                return scan_command(dsn, settings, args.since)
             elif command in legacy_cli.COMMANDS:
                 _migrated(settings, dsn)
                 return legacy_cli.run(args, settings, dsn)
@@ -203,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             return _database_error(e)
-        print(f"cannot listen on {settings.host}:{settings.port}: {e.strerror}",
+        print(f"cannot listen on {settings.server.host}:{settings.server.port}: {e.strerror}",
               file=sys.stderr)
         return 1
     except DATABASE_ERRORS as e:

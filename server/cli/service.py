@@ -18,7 +18,7 @@ class MediaService:
     def configure_logging(self, settings: Settings) -> None:
         """A spawned worker's logging, as the command set up its own."""
         from server.observability.logformat import configure
-        configure(settings.log_level, settings.log_format)
+        configure(settings.server.log_level, settings.server.log_format)
 
     def load(self) -> type[AbstractAccessLogger]:
         """Import the app's modules; the access log's class."""

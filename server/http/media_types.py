@@ -80,6 +80,8 @@ TEXT: dict[str, tuple[str, str]] = {
 KNOWN: dict[str, tuple[str, str]] = {**SIGNED, **TEXT}
 # Today's list, the default of MEDIA_ALLOWED_TYPES.
 DEFAULT_ALLOWED = frozenset(KNOWN)
+# The media_type column's values (media_files' CHECK constraint).
+MEDIA_TYPES = ("image", "video", "audio", "document")
 
 # filetype's name -> ours, where they differ: the names players and browsers expect.
 CANONICAL = {"audio/x-wav": "audio/wav", "audio/x-flac": "audio/flac"}

@@ -20,7 +20,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_CURSOR = re.compile(r"v1\.(-?\d{1,19})\.(\d{1,10})")
+_CURSOR = re.compile(r"v1\.(-?\d{1,19})\.(\d{1,19})")
+MAX_ID = 2**31 - 1          # media ids (SERIAL); the audit log's are BIGSERIAL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +47,9 @@ def encode_cursor(pos: Position) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str | None) -> Position | None:
-    """``?cursor=``: absent means the first page; anything we did not make is a 400."""
+def decode_cursor(text: str | None, max_id: int = MAX_ID) -> Position | None:
+    """``?cursor=``: absent means the first page; anything we did not make is a 400.
+    ``max_id``: the largest id the listing's table can hold."""
     if text is None:
         return None
     if not 1 <= len(text) <= 64:
@@ -64,7 +66,7 @@ def decode_cursor(text: str | None) -> Position | None:
         created = _EPOCH + timedelta(microseconds=micros)
     except OverflowError:
         raise InvalidCursor() from None
-    if not 1 <= media_id <= 2**31 - 1:
+    if not 1 <= media_id <= max_id:
         raise InvalidCursor()
     return Position(created, media_id)
 

@@ -26,6 +26,7 @@ from server.errors import (
 )
 from server.http.disposition import sanitize_filename
 from server.http.media_types import SNIFF_BYTES, sniff
+from server.hygiene.guard import IngestGuard
 from server.limits.uploads import Pace
 from server.processing.pipeline import Job, Processing
 from server.processing.policy import Options
@@ -76,7 +77,7 @@ async def within(limits: Limits, awaitable: Awaitable):
 
 async def receive(store: MediaStore, read_piece: Reader, client_name: str | None,
                   limits: Limits, processing: Processing | None = None,
-                  options: Options | None = None,
+                  options: Options | None = None, guard: IngestGuard | None = None,
                   reuse: StoredBytes | None = None) -> Upload | Job:
     """Stream one file from ``read`` into a new, still invisible upload.
 
@@ -87,15 +88,23 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
     changed on the returned job until then (form fields after the file). ``reuse``:
     the bytes ``read`` gives are stored already (a tus upload's); kept as they are,
     they become the media without being written again.
+
+    ``guard`` (server/hygiene/guard.py) sees every piece as it arrives (quota, virus
+    scan) and rides on the returned upload to its finish or abort.
     """
     limit = limits.max_bytes
 
-    def read() -> Awaitable[bytes]:
-        return within(limits, read_piece())
+    async def read() -> bytes:
+        piece = await within(limits, read_piece())
+        if guard is not None and piece:
+            await guard.feed(piece)
+        return piece
 
     upload: Upload | Job | None = None
     media_type: str | None = None   # known once detected, for the 413's message
     try:
+        if guard is not None:
+            await guard.start()
         buf = bytearray()
         eof = False
         while len(buf) < SNIFF_BYTES:
@@ -126,16 +135,21 @@ async def receive(store: MediaStore, read_piece: Reader, client_name: str | None
             upload = await store.begin_upload(
                 file_name=file_name, original_name=sanitize_filename(client_name or file_name),
                 mime_type=kind.mime_type, media_type=kind.media_type, reuse=reuse)
+        upload.guard = guard
         await upload.write(head)
         del head
         while piece := await read():
             if upload.size + len(piece) > limit:
                 raise _too_large(media_type, limit)
             await upload.write(piece)
+        if guard is not None:
+            await guard.end()
         return upload
     except BaseException:
         if upload is not None:
             await upload.abort()
+        elif guard is not None:
+            await guard.release()
         raise
 
 

@@ -96,20 +96,20 @@ class PinnedResolver(AbstractResolver):
 def check_url(url: URL, settings: Settings) -> None:
     """Refuse a URL (UrlNotAllowed) on its scheme, host or literal address; the
     addresses of a name are checked when it is resolved."""
-    allowed = ("https", "http") if settings.media_import_allow_http else ("https",)
+    allowed = ("https", "http") if settings.import_url.allow_http else ("https",)
     if url.scheme not in allowed:
-        need = "http or https" if settings.media_import_allow_http else "https"
+        need = "http or https" if settings.import_url.allow_http else "https"
         raise UrlNotAllowed(f"only {need} URLs may be imported")
     host = url.raw_host
     if not host:
         raise UrlNotAllowed("the URL has no host")
     if url.user is not None or url.password is not None:
         raise UrlNotAllowed("URLs with credentials are not imported")
-    if not host_allowed(host, settings.media_import_hosts):
+    if not host_allowed(host, settings.import_url.hosts):
         raise UrlNotAllowed(f"{host} is not on MEDIA_IMPORT_HOSTS")
     ip = parse_ip(host)
     if ip is not None:
-        why = address_allowed(ip, allow_private=settings.media_import_allow_private)
+        why = address_allowed(ip, allow_private=settings.import_url.allow_private)
         if why is not None:
             raise UrlNotAllowed(f"{host} is a {why} address")
 
@@ -137,22 +137,24 @@ def _name_from(url: URL, resp: aiohttp.ClientResponse) -> str | None:
 
 async def import_url(store: MediaStore, processing: Processing, settings: Settings,
                      text: str, message_id: int, file_name: str | None = None, *,
-                     audit=None) -> MediaRecord:
+                     audit=None, guard=None) -> MediaRecord:
     """Fetch ``text`` under the rules above and store it as a complete file of
     ``message_id``, through the upload's pipeline (``processing``). Raises
     UrlNotAllowed, ImportFailed, ImportTimeout or the upload's errors (413, 415, 422,
     empty file); nothing is stored then. ``audit`` (an audit entry) is written with the
-    file, in the same transaction."""
+    file, in the same transaction; ``guard`` (server/hygiene) sees the bytes as an
+    upload's."""
     url = parse_url(text)
-    timeout = aiohttp.ClientTimeout(total=settings.media_import_timeout,
-                                    sock_connect=settings.media_import_connect_timeout)
+    timeout = aiohttp.ClientTimeout(total=settings.import_url.timeout,
+                                    sock_connect=settings.import_url.connect_timeout)
     connector = aiohttp.TCPConnector(
-        resolver=PinnedResolver(settings.media_import_allow_private),
+        resolver=PinnedResolver(settings.import_url.allow_private),
         use_dns_cache=False, limit=1, force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      trust_env=False, auto_decompress=False) as session:
         try:
-            job = await _download(session, store, processing, settings, url, file_name)
+            job = await _download(session, store, processing, settings, url, file_name,
+                                  guard)
         except AddressRefused as e:
             raise UrlNotAllowed(str(e)) from None
         except UploadTooSlow:
@@ -179,7 +181,7 @@ async def import_url(store: MediaStore, processing: Processing, settings: Settin
 
 async def _download(session: aiohttp.ClientSession, store: MediaStore,
                     processing: Processing, settings: Settings, url: URL,
-                    file_name: str | None) -> Upload | Job:
+                    file_name: str | None, guard=None) -> Upload | Job:
     """Follow redirects to the file and receive its body as an upload's (type policy,
     per-type limits, minimum rate); the caller finishes the job."""
     for _ in range(MAX_REDIRECTS + 1):
@@ -200,12 +202,13 @@ async def _download(session: aiohttp.ClientSession, store: MediaStore,
             if resp.status != 200:
                 raise ImportFailed(f"the URL's server answered {resp.status}")
             if resp.content_length is not None and \
-                    resp.content_length > settings.max_upload_bytes:
+                    resp.content_length > settings.uploads.max_bytes:
                 raise PayloadTooLarge()
             # Asked for identity; a coded body is refused as an upload's is.
             refuse_content_coding(resp.headers)
-            limits = Limits(settings.max_upload_bytes, settings.upload_idle_timeout,
+            limits = Limits(settings.uploads.max_bytes, settings.uploads.idle_timeout,
                             upload_pace(settings))
             return await receive(store, lambda: resp.content.read(READ_BYTES),
-                                 file_name or _name_from(url, resp), limits, processing)
+                                 file_name or _name_from(url, resp), limits, processing,
+                                 guard=guard)
     raise ImportFailed(f"more than {MAX_REDIRECTS} redirects")

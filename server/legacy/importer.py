@@ -29,6 +29,7 @@ import asyncpg
 from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
                            UnsupportedMediaType)
 from server.http.media_types import SNIFF_BYTES, sniff
+from server.hygiene.guard import IngestGuard
 from server.ingest.receive import Limits, receive
 from server.legacy import matching
 from server.legacy.columns import UrlColumn, url_column
@@ -59,6 +60,9 @@ class ImportOptions:
     dry_run: bool = False
     rewrite_urls: bool = False
     process: bool = False     # compress/strip as a new upload would (off: bytes kept)
+    # clamd (MEDIA_SCAN_CLAMD, server/hygiene/scanning.py): each file is scanned as it
+    # is stored, as an upload is; an infected one is a failed row naming the signature.
+    scanner: object | None = None
 
 
 @dataclasses.dataclass
@@ -151,14 +155,17 @@ async def import_legacy(store: MediaStore, opts: ImportOptions, limits: Limits,
             raise ValueError(f"--orphans-to: message {opts.orphans_to} does not exist")
         by_name = await _message_refs(conn, column, prefix)
         imported = {r["legacy_name"]: r for r in await Q.legacy_map_all.fetch(conn)}
+        # Imported once, then purged by retention: importing it again would undo that.
+        purged = {r["legacy_name"] for r in await Q.purged_legacy_names.fetch(conn)}
         the_plan = matching.plan(listing.names, by_name, opts.orphans_to)
 
         rows = [Row(shown, FAILED, reason=why) for shown, why in listing.refused]
         progress = Progress(len(listing.names), "import", out=out, bar=bar)
         try:
             for name in listing.names:
-                row = await _one(store, opts, limits, processing, column, name,
-                                 the_plan, imported.get(name))
+                row = Row(name, ALREADY, reason="purged by retention") if name in purged \
+                    else await _one(store, opts, limits, processing, column, name,
+                                    the_plan, imported.get(name))
                 rows.append(row)
                 if row.outcome != ALREADY:
                     progress.line(_describe(row))
@@ -287,7 +294,9 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
             piece = await f.read(PIECE)
             h.update(piece)
             return piece
-        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits, processing)
+        guard = IngestGuard(store, scanner=opts.scanner) if opts.scanner else None
+        upload = await receive(store, read, name.rsplit("/", 1)[-1], limits, processing,
+                               guard=guard)
     row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner,
               processed=opts.process)
 

@@ -18,3 +18,10 @@ async def media_for_legacy_name(store: MediaStore, name: str) -> MediaRecord | N
         if row is None:
             row = await Q.get_legacy_media_by_file_name.fetchrow(conn, file_name=name)
     return MediaRecord.from_row(row) if row is not None else None
+
+
+async def purged_legacy_name(store: MediaStore, name: str) -> bool:
+    """Whether legacy file ``name`` was imported and its media since purged by
+    retention (its URL then answers 410, not the folder's copy)."""
+    async with store.connection() as conn:
+        return await Q.is_purged_legacy_name.fetchval(conn, legacy_name=name)

@@ -26,9 +26,9 @@ class Progress:
         else:
             print(text, file=self.out, flush=True)
 
-    def step(self) -> None:
+    def step(self, n: int = 1) -> None:
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(n)
 
     def close(self) -> None:
         if self._bar is not None:

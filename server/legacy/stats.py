@@ -45,6 +45,15 @@ async def collect(store: MediaStore, legacy_dir: Path | None = None) -> dict:
     }
 
 
+async def growth(store: MediaStore, days: int) -> list[dict]:
+    """Files and bytes added per UTC day over the last ``days`` days, oldest first
+    (days with nothing added are absent)."""
+    async with store.connection() as conn:
+        rows = await Q.growth_per_day.fetch(conn, days=days)
+    return [{"day": r["day"].isoformat(), "files": r["files"], "bytes": r["bytes"]}
+            for r in reversed(rows)]
+
+
 def render(stats: dict) -> list[str]:
     """The same figures for a person."""
     lines = [f"messages: {stats['messages']}",

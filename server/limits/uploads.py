@@ -63,9 +63,9 @@ class UploadSlots:
 
 def upload_pace(settings: Settings) -> Pace | None:
     """A fresh Pace for one upload starting now, or None when the minimum rate is off."""
-    if settings.upload_min_rate <= 0:
+    if settings.uploads.min_rate <= 0:
         return None
-    return Pace(settings.upload_min_rate, settings.upload_rate_window,
+    return Pace(settings.uploads.min_rate, settings.uploads.rate_window,
                 asyncio.get_running_loop().time())
 
 

@@ -46,6 +46,9 @@ class Metrics:
         self.reclaimed = Counter("media_reclaimed_uploads_total",
                                  "Abandoned uploads removed by the janitor",
                                  registry=self.registry)
+        self.purged = Counter("media_purged_total",
+                              "Media removed by MEDIA_RETENTION, by media type",
+                              ["media_type"], registry=self.registry)
         self.zapi_outcomes = Counter("media_zapi_send_attempts_total",
                                      "Z-API send attempts by outcome (sent, retry, "
                                      "rate_limited, failed, unknown)", ["outcome"],

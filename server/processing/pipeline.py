@@ -23,9 +23,10 @@ import uuid
 
 from aiohttp import web
 
-from server.errors import UnsupportedMediaType
+from server.asyncutil import cancel_and_wait
+from server.errors import MediaError, UnsupportedMediaType
 from server.http.media_types import MediaKind
-from server.processing import costs, variants
+from server.processing import costs, thumbnails, variants
 from server.processing.audio_video import (
     PLAYABLE_AUDIO,
     probe_media,
@@ -64,6 +65,11 @@ class Processing:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.workers = WorkerPool(policy.concurrency, policy.memory_bytes)
+        # Thumbnails being made by this process, by (media id, variant name): every
+        # request for one waits on the same task (ondemand.py).
+        self.making: dict[tuple[int, str], asyncio.Future] = {}
+        # ... and those that could not be made lately: (until when, the error).
+        self.thumbnail_refusals: dict[tuple[int, str], tuple[float, Exception]] = {}
 
     async def start_workers(self) -> None:
         await self.workers.start()
@@ -72,6 +78,8 @@ class Processing:
         self.workers.close()
 
     async def aclose(self) -> None:
+        for task in list(self.making.values()):    # the store is closed by now
+            await cancel_and_wait(task)
         await self.workers.aclose()
 
     async def run(self, fn, *args):
@@ -103,6 +111,10 @@ class Job:
     """One file on its way in: ``write`` the bytes, then ``finish`` or ``abort``.
     Presents the same surface as store.Upload, so callers treat both alike."""
 
+    # As store.Upload.guard; handed to the upload that is finished (not to one
+    # streamed and then replaced by its re-encoding, whose abort must not release it).
+    guard = None
+
     def __init__(self, processing: Processing, store: MediaStore, kind: MediaKind,
                  client_name: str | None, options: Options,
                  reuse: StoredBytes | None = None):
@@ -117,6 +129,7 @@ class Job:
         self._spool_path: str | None = None
         self._check: StreamCheck | None = None
         self._upload: Upload | None = None
+        self._stored_mime = kind.mime_type    # a BMP may be stored as a PNG (_begin)
         self._process = processing.policy.enabled
         # Images that may be replaced by their re-encoding, and videos and audio that
         # lose their metadata, reach the store only once decided; everything else is
@@ -144,6 +157,7 @@ class Job:
             name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{ext}"
         # The received bytes as they are: those stored already need no second copy.
         reuse, self._reuse = (self._reuse, None) if original else (None, self._reuse)
+        self._stored_mime = mime
         return await self.store.begin_upload(
             file_name=file_name, original_name=name, mime_type=mime,
             media_type=self.kind.media_type, reuse=reuse)
@@ -167,6 +181,7 @@ class Job:
             elif self._check is not None:
                 self._check.finish()
             assert self._upload is not None
+            self._upload.guard = self.guard
             return await self._upload.finish(message_id, audit=audit, then=then)
         except BaseException:
             await self.abort()
@@ -178,6 +193,8 @@ class Job:
         try:
             if self._upload is not None:
                 await self._upload.abort()
+            if self.guard is not None:
+                await self.guard.release()
         finally:
             await self._remove_spool()
 
@@ -217,15 +234,45 @@ class Job:
             else:
                 await self.processing.run(await self._work(validate_document),
                                           self._spool_path, self.kind.mime_type)
+            made = await self._thumbnails()
+            if made is not None:
+                found.extend(variants.VariantSource(name, r.mime_type, r.dimensions,
+                                                    variants.from_bytes(r.data))
+                             for name, r in made.thumbnails.items())
             assert self._upload is not None
             await self._upload.flush()
             async with self.store.connection() as conn:
                 await Q.set_media_facts.execute(conn, id=self._upload.media_id, **facts)
+                if made is not None and made.placeholder is not None:
+                    await Q.set_media_placeholder.execute(
+                        conn, id=self._upload.media_id, placeholder=made.placeholder)
             for v in found:
                 await variants.store_variant(self.store, self._upload.media_id, v)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(os.unlink, m4a_path)
+
+    async def _thumbnails(self) -> thumbnails.Made | None:
+        """The eager thumbnails (MEDIA_THUMBNAIL_EAGER; every size for a video) and the
+        placeholder of an image or video already accepted; None if they could not be
+        made (they are then made on request, which answers 422 for what won't decode)."""
+        if not thumbnails.has_thumbnails(self.kind.media_type):
+            return None
+        policy = self.processing.policy
+        limits = thumbnails.Limits(policy.thumbnail_max_source_pixels,
+                                   policy.thumbnail_max_animated_bytes)
+        # A video's every size comes from one frame decoded here; made later, each would
+        # first copy the whole video out of the database to decode that frame again.
+        sizes = (policy.thumbnail_sizes if self.kind.media_type == "video"
+                 else policy.thumbnail_eager)
+        try:
+            return await self.processing.run(
+                await self._work(thumbnails.at_upload), self._spool_path,
+                self.kind.mime_type, self.kind.media_type, sizes,
+                thumbnails.animates(self._stored_mime, True), limits, self._deadline())
+        except MediaError as e:
+            log.info("no thumbnails at upload for a %s: %s", self.kind.mime_type, e)
+            return None
 
     async def _image(self, facts: dict, found: list) -> None:
         kind, path = self.kind, self._spool_path

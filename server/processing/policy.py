@@ -35,19 +35,28 @@ class Policy:
     # Facts and previews only: the stored bytes are exactly those received (a legacy
     # import without --process, whose sha256 must stay the file's).
     keep_bytes: bool = False
+    # Thumbnails (thumbnails.py): the configured sizes, those made at upload, limits.
+    thumbnail_sizes: tuple[tuple[int, int, str], ...] = ((96, 96, "crop"),)
+    thumbnail_eager: tuple[tuple[int, int, str], ...] = ()
+    thumbnail_max_source_pixels: int = 100_000_000
+    thumbnail_max_animated_bytes: int = 16 * 1024**2
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Policy":
-        per_type = {"image": s.max_image_bytes, "video": s.max_video_bytes,
-                    "audio": s.max_audio_bytes, "document": s.max_document_bytes}
-        return cls(enabled=s.processing, allowed=s.allowed_types,
-                   max_bytes={t: min(v, s.max_upload_bytes) for t, v in per_type.items()},
-                   compress=s.image_compress, quality=s.image_quality,
-                   max_edge=s.image_max_edge, keep_metadata=s.keep_image_metadata,
-                   max_pixels=s.max_image_pixels, concurrency=s.process_concurrency,
-                   keep_av_metadata=s.keep_video_metadata,
-                   timeout_seconds=s.processing_timeout_seconds,
-                   memory_bytes=s.processing_memory_bytes)
+        p = s.processing
+        per_type = {"image": p.max_image_bytes, "video": p.max_video_bytes,
+                    "audio": p.max_audio_bytes, "document": p.max_document_bytes}
+        return cls(enabled=p.enabled, allowed=p.allowed_types,
+                   max_bytes={t: min(v, s.uploads.max_bytes) for t, v in per_type.items()},
+                   compress=p.image_compress, quality=p.image_quality,
+                   max_edge=p.image_max_edge, keep_metadata=p.keep_image_metadata,
+                   max_pixels=p.max_image_pixels, concurrency=p.concurrency,
+                   keep_av_metadata=p.keep_video_metadata,
+                   timeout_seconds=p.timeout_seconds,
+                   memory_bytes=p.memory_bytes,
+                   thumbnail_sizes=p.thumbnail_sizes, thumbnail_eager=p.thumbnail_eager,
+                   thumbnail_max_source_pixels=p.thumbnail_max_source_pixels,
+                   thumbnail_max_animated_bytes=p.thumbnail_max_animated_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

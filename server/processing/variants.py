@@ -36,16 +36,26 @@ async def stat_variant(store: MediaStore, media_id: int, name: str) -> MediaReco
     (also for a name that is not a variant at all)."""
     if name not in NAMES:
         raise MediaNotFound(f"no variant named {name[:40]!r}")
+    rec = await find_variant(store, media_id, name)
+    if rec is None:
+        await store.raise_if_purged(media_id)   # its variants went with it: 410
+        raise MediaNotFound(f"this media has no {name} variant")
+    return rec
+
+
+async def find_variant(store: MediaStore, media_id: int, name: str) -> MediaRecord | None:
+    """The servable record of variant ``name`` of a complete media, None if there is
+    none (yet): also for thumbnails, which are variants made on request."""
     async with store.connection() as conn:
         row = await Q.get_variant.fetchrow(conn, id=media_id, name=name)
     if row is None:
-        raise MediaNotFound(f"this media has no {name} variant")
+        return None
     rec = MediaRecord.from_row(row)
     stem = rec.original_name.rsplit(".", 1)[0] or "media"
-    ext = {"image/jpeg": "jpg", "image/webp": "webp", "audio/mp4": "m4a"}.get(
-        rec.mime_type, "bin")
+    ext = {"image/jpeg": "jpg", "image/webp": "webp", "image/png": "png",
+           "audio/mp4": "m4a"}.get(rec.mime_type, "bin")
     return dataclasses.replace(rec, original_name=f"{stem}.{name}.{ext}"
-                               if name == "preview" else f"{stem}.{ext}")
+                               if name != "m4a" else f"{stem}.{ext}")
 
 
 async def from_bytes(data: bytes) -> AsyncIterator[bytes]:

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 # Imported once in the fork server; every worker starts with them.
 PRELOAD = ["server.processing.workers", "server.processing.costs",
            "server.processing.images", "server.processing.audio_video",
-           "server.processing.documents"]
+           "server.processing.documents", "server.processing.thumbnails"]
 # Beyond the budget, what a worker may add for its own needs (pickled results, FFmpeg's
 # thread stacks), so that a job estimated at the whole budget still fits.
 WORKER_HEADROOM = 256 * 1024 * 1024

@@ -98,10 +98,10 @@ def run_server(settings: Settings, dsn: str, service: Service, *,
             handed.connection_closed()
 
     # aiohttp's run_app, with the service's own parser-error pages (runtime/protocol.py).
-    run_app(app, host=settings.host, port=settings.port,
+    run_app(app, host=settings.server.host, port=settings.server.port,
             handed=handed, count_connection=count_connection,
-            shutdown_timeout=settings.shutdown_timeout,
-            header_timeout=settings.header_timeout,
+            shutdown_timeout=settings.server.shutdown_timeout,
+            header_timeout=settings.server.header_timeout,
             access_log=logging.getLogger("media.access"),
             access_log_class=access_log_class,
             print=lambda msg: log.info(msg.strip()))
@@ -142,7 +142,7 @@ def serve_workers(settings: Settings, dsn: str, count: int, service: Service) ->
     (balancer.py)."""
     # Bound here, so that a port held by something else fails in one line (main's
     # OSError handler), not in N workers' tracebacks.
-    listeners = listening_sockets(settings.host, settings.port)
+    listeners = listening_sockets(settings.server.host, settings.server.port)
     # The workers get the settings as this process read them, pickled down the spawn
     # pipe. A Secret refuses pickling so that it never lands in a file or a cache; this
     # pipe, to a child of ours, is the one way it may take (multiprocessing's pickler
@@ -170,7 +170,8 @@ def serve_workers(settings: Settings, dsn: str, count: int, service: Service) ->
         return p, time.monotonic()
 
     workers = [start(i) for i in range(count)]
-    log.info("serving on http://%s:%d with %d workers", settings.host, settings.port, count)
+    log.info("serving on http://%s:%d with %d workers", settings.server.host,
+             settings.server.port, count)
     code = 0
     try:
         while not stopping:
@@ -192,7 +193,7 @@ def serve_workers(settings: Settings, dsn: str, count: int, service: Service) ->
         for p, _ in workers:
             if p.is_alive():
                 p.terminate()   # SIGTERM: each finishes its requests, then exits
-        deadline = time.monotonic() + settings.shutdown_timeout + 10
+        deadline = time.monotonic() + settings.server.shutdown_timeout + 10
         for p, _ in workers:
             p.join(max(0.0, deadline - time.monotonic()))
             if p.is_alive():

@@ -59,6 +59,9 @@ class Principal:
     # is revoked), token:<digest of the token> (every token for a message has the same
     # name). What a tus upload records as its creator.
     identity: str | None = None
+    # The API key whose quota and upload rate this request counts against: the key
+    # itself, or the key that issued the upload token (server/hygiene/quotas.py).
+    key_id: int | None = None
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

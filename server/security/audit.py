@@ -56,7 +56,7 @@ class AuditEntry:
 def client_addr(request: web.Request) -> str | None:
     settings = request.app[SETTINGS]
     return client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                          settings.trusted_proxies)
+                          settings.security.trusted_proxies)
 
 
 def entry_for(request: web.Request, action: str, *, actor: str | None = None,
@@ -73,7 +73,9 @@ def entry_for(request: web.Request, action: str, *, actor: str | None = None,
 
 def outcome_of(error: BaseException) -> str:
     if isinstance(error, MediaError):
-        return error.code
+        # An infection's signature is what its audit row must name.
+        signature = error.fields.get("signature")
+        return f"{error.code}: {signature}" if signature else error.code
     if isinstance(error, asyncio.CancelledError):
         return "client_gone"
     return f"error: {error.__class__.__name__}"
@@ -118,11 +120,15 @@ async def prune(store, days: int, *, batch: int = PRUNE_BATCH,
 
 
 async def search(store, *, media_id: int | None, action: str | None,
-                 since: datetime | None, limit: int) -> list[dict]:
-    """Entries matching every filter given, newest first."""
+                 since: datetime | None, limit: int, actor: str | None = None,
+                 after: tuple[datetime, int] | None = None) -> list[dict]:
+    """Entries matching every filter given, newest first; after ``after`` (the
+    previous page's last (at, id)) when given."""
+    after_at, after_id = after or (None, None)
     async with store.connection() as conn:
         rows = await Q.search_audit.fetch(conn, media_id=media_id, action=action,
-                                          since=since, limit=limit)
+                                          actor=actor, since=since, after_at=after_at,
+                                          after_id=after_id, limit=limit)
     return [dict(r) for r in rows]
 
 

@@ -60,7 +60,7 @@ async def preflight(request: web.Request) -> web.Response:
     methods = request.app[CORS_PATHS].get(resource.canonical if resource else "", set())
     headers = preflight_headers(request.headers.get("Origin"),
                                 request.headers.get("Access-Control-Request-Method"),
-                                request.app[SETTINGS].cors_origins, methods)
+                                request.app[SETTINGS].security.cors_origins, methods)
     if headers is None:
         raise CorsRefused()
     return web.Response(status=204, headers=headers)
@@ -72,7 +72,7 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     if request.method == "OPTIONS":
         return
     access = route_access(request)
-    allowed = request.app[SETTINGS].cors_origins
+    allowed = request.app[SETTINGS].security.cors_origins
     if access is None or not access.cors or not allowed:
         return
     value = allowed_origin(request.headers.get("Origin"), allowed)

@@ -16,9 +16,11 @@ import time
 from aiohttp import web
 
 from server.errors import TokenNotAllowed, TokenWrongMessage, Unauthorized, render
-from server.security.access import PRINCIPAL, SEND_SCOPE, covers
+from server.security.access import ADMIN, PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
 from server.settings import SETTINGS
+
+SHARED_CACHE_SECONDS = 1
 
 
 def upload_limit(request: web.Request, limit: int) -> int:
@@ -48,12 +50,30 @@ def check_may_send(request: web.Request) -> None:
         raise error
 
 
+def is_admin(request: web.Request) -> bool:
+    """Whether the request is made with an admin key (quarantine details in JSON,
+    other keys' usage)."""
+    principal = request.get(PRINCIPAL)
+    return principal is not None and principal.kind == "key" \
+        and covers(principal.scope or "", ADMIN)
+
+
 def media_cache_control(request: web.Request) -> str:
     settings = request.app[SETTINGS]
     principal = request.get(PRINCIPAL)
-    kind = "public" if settings.public_read else (principal.kind if principal else "")
+    kind = "public" if settings.security.public_read else (principal.kind if principal else "")
     return cache_control(kind, expires=principal.expires if principal else None,
-                         now=time.time(), ttl=settings.url_ttl_seconds)
+                         now=time.time(), ttl=settings.security.url_ttl_seconds)
+
+
+def proxy_cache_headers(request: web.Request) -> dict[str, str]:
+    """For the shared cache in front (deploy/nginx-media-store.conf), on public reads
+    only: keep a copy for one second, then revalidate it (a 304 from us, the bytes stay
+    in nginx), so a quarantine or a delete is never answered from it a second later.
+    nginx reads X-Accel-Expires and never passes it on: clients still get the year."""
+    if request.app[SETTINGS].security.public_read:
+        return {"X-Accel-Expires": str(SHARED_CACHE_SECONDS)}
+    return {}
 
 
 def refuse_before_body(request: web.Request) -> web.Response | None:

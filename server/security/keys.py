@@ -23,6 +23,7 @@ KEY_PREFIX = "msk_"
 _KEY = re.compile(r"msk_[A-Za-z0-9_-]{43}")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_CREDENTIAL = 512
+LIMITS = ("quota_bytes", "quota_files", "uploads_per_minute")
 
 
 class Malformed:
@@ -97,9 +98,11 @@ class KeyRefused(ValueError):
     """A key cannot be created or revoked as asked (told to the operator as is)."""
 
 
-async def create_key(conn, name: str, scope: str, audit=None) -> str:
+async def create_key(conn, name: str, scope: str, audit=None,
+                     limits: dict | None = None) -> str:
     """Create a key; return it (the only time it exists outside the caller's hands).
-    ``audit`` (an audit entry) is written in the same transaction."""
+    ``audit`` (an audit entry) is written in the same transaction. ``limits``:
+    quota_bytes, quota_files, uploads_per_minute (server/hygiene/quotas.py)."""
 
     if not NAME.fullmatch(name):
         raise KeyRefused("a key name is 1-100 letters, digits, '.', '_' or '-', "
@@ -110,7 +113,8 @@ async def create_key(conn, name: str, scope: str, audit=None) -> str:
     try:
         async with conn.transaction():
             await Q.create_api_key.fetchrow(conn, name=name, scope=scope,
-                                            key_hash=key_hash(key))
+                                            key_hash=key_hash(key),
+                                            **{k: (limits or {}).get(k) for k in LIMITS})
             if audit is not None:
                 await audit.write(conn, outcome=f"ok: scope {scope}")
     except asyncpg.UniqueViolationError:
@@ -134,6 +138,11 @@ class KeyListing:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    bytes: int = 0
+    files: int = 0
+    quota_bytes: int | None = None
+    quota_files: int | None = None
+    uploads_per_minute: int | None = None
 
 
 async def list_keys(conn) -> list[KeyListing]:

@@ -36,6 +36,7 @@ from server.errors import (
     Unauthorized,
 )
 from server.http.params import parse_id
+from server.http.thumbnails import signed_variant
 from server.observability.requestid import KEY_NAME
 from server.security import audit
 from server.security.access import (
@@ -94,7 +95,7 @@ async def access_middleware(request: web.Request, handler):
         request[KEY_NAME] = principal.name
     response = await handler(request)
     if access.signed_url and request.method == "GET" \
-            and request.app[SETTINGS].audit_reads:
+            and request.app[SETTINGS].security.audit_reads:
         await audit.record(request, audit.entry_for(
             request, "read", media_id=_media_id(request), outcome=str(response.status)))
     return response
@@ -120,10 +121,10 @@ async def authenticate(request: web.Request, access: Access) -> Principal:
         return OPEN_PRINCIPAL
     if access.scope == ADDRESS:
         addr = parse_address(audit.client_addr(request))
-        if not in_networks(addr, settings.metrics_allow):
+        if not in_networks(addr, settings.security.metrics_allow):
             raise AddressNotAllowed()
         return Principal(str(addr), "address")
-    if access.signed_url and settings.public_read:
+    if access.signed_url and settings.security.public_read:
         return PUBLIC_PRINCIPAL
 
     in_query = request.query.get("token") if access.upload_token else None
@@ -149,9 +150,9 @@ async def authenticate(request: web.Request, access: Access) -> Principal:
 def _signed_url(request: web.Request) -> Principal:
     media_id = _media_id(request)
     q = request.query
-    check = (Check.INVALID if media_id is None else
-             request.app[SIGNER].verify(media_id, q.get("variant"), q.get("exp"),
-                                        q.get("sig")))
+    variant = signed_variant(q)
+    check = (Check.INVALID if media_id is None or variant is None else
+             request.app[SIGNER].verify(media_id, variant, q.get("exp"), q.get("sig")))
     if check is Check.INVALID:
         raise Denied(InvalidSignature(), "signed-url")
     if check is Check.EXPIRED:
@@ -171,7 +172,7 @@ def _token(request: web.Request, access: Access, token: str) -> Principal:
         raise Denied(TokenNotAllowed(), actor, valid=True)
     return Principal(actor, "token", message_id=grant.message_id,
                      max_bytes=grant.max_bytes, expires=grant.exp,
-                     identity=token_identity(token))
+                     identity=token_identity(token), key_id=grant.key_id)
 
 
 async def _key(request: web.Request, access: Access, credential: str) -> Principal:
@@ -182,4 +183,4 @@ async def _key(request: web.Request, access: Access, credential: str) -> Princip
                      key.name if key is not None else "unknown-key")
     if not covers(key.scope, access.scope):
         raise Denied(Forbidden(), key.name, valid=True)
-    return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}")
+    return Principal(key.name, "key", scope=key.scope, identity=f"key:{key.id}", key_id=key.id)

@@ -33,8 +33,10 @@ def setup_security(app: web.Application) -> None:
     settings = app[SETTINGS]
 
     async def signer(app: web.Application):
-        keys = await signing_keys(app[STORE], tuple(settings.signing_keys))
-        app[SIGNER] = UrlSigner(keys, settings.url_ttl_seconds, public=settings.public_read)
+        keys = await signing_keys(app[STORE], tuple(settings.security.signing_keys))
+        app[SIGNER] = UrlSigner(keys, settings.security.url_ttl_seconds,
+                                public=settings.security.public_read,
+                                thumbnail_sizes=settings.processing.thumbnail_sizes)
         yield
 
     app.cleanup_ctx.append(signer)

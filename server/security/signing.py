@@ -2,8 +2,13 @@
 
 A signed URL is ``/api/media/serve/{id}?[variant=v&]exp=<unix seconds>&sig=<mac>``;
 the MAC covers the media id, the variant ('' for the original) and exp, so changing any
-of them breaks it. An upload token is ``mut.<message id>.<max bytes>.<exp>.<mac>``:
-everything needed to check it travels with it, so no table is read. Both are signed
+of them breaks it. A thumbnail's URL carries its whole request (``variant=thumbnail&
+width=W&height=H&method=M[&animated=true]``), and the MAC covers all of it, in the one
+spelling of server/http/thumbnails.py: a URL for a 32x32 square is not one for 800x600.
+An upload token is ``mut.<message id>.<max bytes>.<exp>.<key id>.<mac>`` (the key that
+issued it, whose quota its uploads count against; tokens made before quotas have no key
+id and count against no key): everything needed to check it travels with it, so no
+table is read. Both are signed
 with the first key and verified against every key, so keys rotate without breaking
 what is already handed out. Each MAC starts with its purpose, so a URL's signature can
 never pass as a token's.
@@ -24,11 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
+from server.http.thumbnails import ThumbnailRequest
+
 MAC_CHARS = 43                         # base64url of 32 bytes, unpadded
 _MAC = re.compile(r"[A-Za-z0-9_-]{43}")
 # Canonical digits only (no leading zeros): one value, one spelling, one signature.
 _UINT = re.compile(r"0|[1-9][0-9]{0,18}")
-_VARIANT = re.compile(r"[a-z0-9_-]{0,32}")
+# A variant's name, or a thumbnail request's signed text (thumbnail:96x96:crop:animated).
+_VARIANT = re.compile(r"[a-z0-9_:-]{0,48}")
 TOKEN_PREFIX = "mut."
 MAX_INT = 2**63 - 1
 
@@ -77,9 +85,15 @@ def media_query(key: bytes, media_id: int, variant: str | None, exp: int) -> str
     return f"{head}exp={exp}&sig={sign_media(key, media_id, variant or '', exp)}"
 
 
+def thumbnail_query(key: bytes, media_id: int, req: ThumbnailRequest, exp: int) -> str:
+    """The query string of a thumbnail's signed URL (no leading ``?``)."""
+    return f"{req.query()}&exp={exp}&sig={sign_media(key, media_id, req.signed_text(), exp)}"
+
+
 def verify_media(keys: Sequence[bytes], media_id: int, variant: str | None,
                  exp: str | None, sig: str | None, now: float) -> Check:
-    """Whether ``exp`` and ``sig`` (as sent) grant reading ``media_id``'s ``variant``.
+    """Whether ``exp`` and ``sig`` (as sent) grant reading ``media_id``'s ``variant``
+    (for a thumbnail: its signed text, http.thumbnails.signed_variant of the query).
 
     A bad signature is INVALID whatever exp says; a good one past exp is EXPIRED."""
     exp_value = _uint(exp)
@@ -111,13 +125,16 @@ class UrlSigner:
     """Makes the ``url`` of media JSON: signed, or the plain path in public mode."""
 
     def __init__(self, keys: Sequence[bytes], ttl: int, *, public: bool = False,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 thumbnail_sizes: Sequence[tuple[int, int, str]] = ()):
         if not keys:
             raise ValueError("at least one signing key is needed")
         self.keys = tuple(keys)
         self.ttl = ttl
         self.public = public
         self.clock = clock
+        # MEDIA_THUMBNAIL_SIZES: the thumbnails media JSON lists, each with its URL.
+        self.thumbnail_sizes = tuple(thumbnail_sizes)
 
     def media_url(self, media_id: int, variant: str | None = None) -> str:
         """The URL a client reads ``media_id`` (optionally a variant of it) from."""
@@ -127,14 +144,24 @@ class UrlSigner:
         exp = expiry(self.clock(), self.ttl)
         return f"{path}?{media_query(self.keys[0], media_id, variant, exp)}"
 
+    def thumbnail_url(self, media_id: int, req: ThumbnailRequest) -> str:
+        """The URL a client reads one thumbnail of ``media_id`` from."""
+        path = serve_path(media_id)
+        if self.public:
+            return f"{path}?{req.query()}"
+        exp = expiry(self.clock(), self.ttl)
+        return f"{path}?{thumbnail_query(self.keys[0], media_id, req, exp)}"
+
     def verify(self, media_id: int, variant: str | None, exp: str | None,
                sig: str | None) -> Check:
         return verify_media(self.keys, media_id, variant, exp, sig, self.clock())
 
-    def upload_token(self, message_id: int, max_bytes: int, ttl: int) -> tuple[str, int]:
-        """A token for uploading to ``message_id``, and when it expires."""
+    def upload_token(self, message_id: int, max_bytes: int, ttl: int,
+                     key_id: int | None = None) -> tuple[str, int]:
+        """A token for uploading to ``message_id`` issued by key ``key_id``, and when
+        it expires."""
         exp = int(self.clock()) + ttl
-        return make_upload_token(self.keys[0], message_id, max_bytes, exp), exp
+        return make_upload_token(self.keys[0], message_id, max_bytes, exp, key_id), exp
 
     def check_upload_token(self, token: str) -> UploadGrant | Check:
         return verify_upload_token(self.keys, token, self.clock())
@@ -147,11 +174,17 @@ class UploadGrant:
     message_id: int
     max_bytes: int
     exp: int
+    key_id: int | None = None   # the key that issued it (its quota)
 
 
-def make_upload_token(key: bytes, message_id: int, max_bytes: int, exp: int) -> str:
-    mac = _mac(key, "upload", message_id, max_bytes, exp)
-    return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{mac}"
+def make_upload_token(key: bytes, message_id: int, max_bytes: int, exp: int,
+                      key_id: int | None = None) -> str:
+    if key_id is None:
+        mac = _mac(key, "upload", message_id, max_bytes, exp)
+        return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{mac}"
+    # Its own purpose word: a key id can never be cut off to pass as an older token.
+    mac = _mac(key, "upload-by-key", message_id, max_bytes, exp, key_id)
+    return f"{TOKEN_PREFIX}{message_id}.{max_bytes}.{exp}.{key_id}.{mac}"
 
 
 def token_identity(token: str) -> str:
@@ -170,14 +203,18 @@ def verify_upload_token(keys: Sequence[bytes], token: str,
     if not is_upload_token(token) or len(token) > 120:
         return Check.INVALID
     fields = token[len(TOKEN_PREFIX):].split(".")
-    if len(fields) != 4:
+    if len(fields) not in (4, 5):
         return Check.INVALID
     message_id, max_bytes, exp = (_uint(f) for f in fields[:3])
-    mac = fields[3]
-    if message_id is None or max_bytes is None or exp is None or not _MAC.fullmatch(mac):
+    key_id = _uint(fields[3]) if len(fields) == 5 else None
+    mac = fields[-1]
+    if message_id is None or max_bytes is None or exp is None or not _MAC.fullmatch(mac) \
+            or (len(fields) == 5 and key_id is None):
         return Check.INVALID
-    if not any(_same(_mac(k, "upload", message_id, max_bytes, exp), mac) for k in keys):
+    signed = (("upload", message_id, max_bytes, exp) if key_id is None
+              else ("upload-by-key", message_id, max_bytes, exp, key_id))
+    if not any(_same(_mac(k, *signed), mac) for k in keys):
         return Check.INVALID
     if exp <= now:
         return Check.EXPIRED
-    return UploadGrant(message_id, max_bytes, exp)
+    return UploadGrant(message_id, max_bytes, exp, key_id)

@@ -38,7 +38,8 @@ import asyncpg
 from aiohttp import web
 
 from server.asyncutil import consume
-from server.errors import MediaNotFound, MessageNotFound, ServiceUnavailable, UploadExpired
+from server.errors import (MediaNotFound, MediaPurged, MessageNotFound, ServiceUnavailable,
+                           UploadExpired)
 from server.fairgate import FairGate
 from server.store.batching import ReadBatcher
 from server.store.cache import ChunkCache
@@ -141,6 +142,11 @@ class MediaRecord:
     variant: str | None = None
     # The stored content whose chunks hold the bytes (store/contents.py).
     content_id: int | None = None
+    # Its BlurHash, for images and videos processed since migration 0014.
+    placeholder: str | None = None
+    # Why its content is quarantined (server/hygiene); None when it is not. Only the
+    # statements that serve and show media read it (get_media).
+    quarantine_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "MediaRecord":
@@ -191,6 +197,13 @@ class Upload:
 
     Its bytes go to its own 'writing' content (``content_id``), chunk by chunk; with
     ``reuse`` they are stored already and are only hashed and counted here."""
+
+    # Storage hygiene's hook (server/hygiene/guard.py), set by ingest: its
+    # ``finishing(conn, record)`` runs in the finishing transaction (and may refuse it),
+    # its ``release()`` when the upload is aborted.
+    guard = None
+    # Whether each write must find its media uploading (see MediaStore._append_chunks).
+    _progress = True
 
     def __init__(self, store: "MediaStore", media_id: int, chunk_size: int,
                  content_id: int | None = None, reuse: StoredBytes | None = None):
@@ -259,6 +272,8 @@ class Upload:
             if audit is not None:
                 await audit.write(conn, media_id=self.media_id, message_id=message_id)
             rec = MediaRecord.from_row(row)
+            if self.guard is not None:
+                await self.guard.finishing(conn, rec)
             if then is not None:
                 await then(conn, rec)
         self._closed = True
@@ -274,6 +289,8 @@ class Upload:
 
     async def _abort(self) -> None:
         self._queued = []
+        if self.guard is not None:
+            await self.guard.release()
         if self._in_flight:
             for task in self._in_flight:
                 task.cancel()
@@ -310,7 +327,7 @@ class Upload:
         last = batch[-1]
         task = asyncio.ensure_future(self.store._append_chunks(
             self.media_id, self.content_id, batch[0].seq, [c.b64 for c in batch],
-            last.seq * self._enc.chunk_size + last.nbytes))
+            last.seq * self._enc.chunk_size + last.nbytes, self._progress))
         self._in_flight.add(task)
         task.add_done_callback(self._written)
 
@@ -340,7 +357,9 @@ class Upload:
 
 class _VariantWriter(Upload):
     """A variant's bytes into its own 'writing' content, through the same batched
-    writes as an upload's; the media's idle clock moves, not its progress."""
+    writes as an upload's; the media's idle clock moves, not its progress (a complete media's not at all)."""
+
+    _progress = False
 
     async def settle(self, *, name: str, mime_type: str, dimensions: Any) -> None:
         for chunk in self._enc.finish():
@@ -546,9 +565,12 @@ class MediaStore:
         return Upload(self, row["id"], chunk_size, row["content_id"], reuse)
 
     async def _append_chunks(self, media_id: int, content_id: int,
-                             first_seq: int, texts: list[bytes], stored: int) -> None:
+                             first_seq: int, texts: list[bytes], stored: int,
+                             progress: bool = True) -> None:
         """The one chunk writer: a batch of consecutive chunks of a 'writing' content
-        (an upload's or a variant's), with the upload's progress."""
+        (an upload's or a variant's), with the upload's progress. ``progress=False``
+        (a variant's): the media may be complete already (a thumbnail made on request,
+        whose media has no progress to record); only a content gone is an error."""
         slots = dict(zip(APPEND_SLOTS, [*texts, *[None] * (WRITE_BATCH - len(texts))],
                          strict=True))
         try:
@@ -558,13 +580,13 @@ class MediaStore:
                     **slots, stored_bytes=stored, chunk_count=first_seq + len(texts))
         except asyncpg.ForeignKeyViolationError:
             status = None   # the janitor removed the row: the upload sat idle too long
-        if status != "UPDATE 1":
+        if status is None or (progress and status != "UPDATE 1"):
             raise UploadExpired()
 
     async def store_variant(self, media_id: int, *, name: str, mime_type: str,
                             dimensions: Any, pieces: AsyncIterator[bytes]) -> None:
-        """Store a variant of an upload in progress (its bytes in pieces of any size),
-        then its row, which so always has all its chunks; identical variants share one
+        """Store a variant of an upload in progress or of a complete media (a
+        thumbnail made on request; its bytes in pieces of any size), then its row, which so always has all its chunks; identical variants share one
         stored content."""
         async with self.connection() as conn:
             content_id = await Q.create_variant_content.fetchval(
@@ -629,7 +651,21 @@ class MediaStore:
     # -- reading ------------------------------------------------------------------
 
     async def stat(self, media_id: int) -> MediaRecord:
-        return await self._one(Q.get_media, id=media_id)
+        """A complete file's metadata; MediaPurged for an id retention removed,
+        MediaNotFound for any other id without a complete file."""
+        try:
+            return await self._one(Q.get_media, id=media_id)
+        except MediaNotFound:
+            await self.raise_if_purged(media_id)
+            raise
+
+    async def raise_if_purged(self, media_id: int) -> None:
+        """MediaPurged when ``media_id`` has a tombstone (server/store/purge.py).
+        Asked of the primary, and only once an id is not found: a miss costs one more
+        index lookup, a hit nothing."""
+        async with self.connection() as conn:
+            if await Q.is_purged.fetchval(conn, id=media_id):
+                raise MediaPurged()
 
     async def stat_for_serving(self, media_id: int) -> MediaRecord:
         """``stat``, answered from a short-lived cache when enabled."""
@@ -698,6 +734,8 @@ class MediaStore:
         async with self.connection() as conn, conn.transaction():
             message_id = await Q.delete_media.fetchval(conn, id=media_id)
             if message_id is None:
+                if await Q.is_purged.fetchval(conn, id=media_id):
+                    raise MediaPurged()
                 raise MediaNotFound()
             if audit is not None:
                 await audit.write(conn, media_id=media_id, message_id=message_id)

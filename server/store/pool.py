@@ -21,8 +21,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     download's time and as much as the query itself for a small photo. Nothing here
     leaves session state on a pooled connection: settings are changed only with
     set_config(..., true), for one transaction; LISTEN has a connection of its own
-    (store/invalidation.py); the one session lock (legacy/lock.py) is released by its
-    holder or goes with its connection. asyncpg still rolls back an open transaction
+    (store/invalidation.py); the session locks (legacy/lock.py, a thumbnail's maker in
+    processing/ondemand.py) are released by their holder or go with their connection. asyncpg still rolls back an open transaction
     before calling this."""
 
 
@@ -32,14 +32,14 @@ async def create_pool(dsn: str, settings: Settings, *,
     DB_ADMIN_COMMAND_TIMEOUT_SECONDS instead of the requests' DB_COMMAND_TIMEOUT_SECONDS."""
     return await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min if min_size is None else min_size,
-        max_size=settings.pool_max,
+        min_size=settings.db.pool_min if min_size is None else min_size,
+        max_size=settings.db.pool_max,
         init=_init_connection,
         reset=_keep_session,
         # Idle connections are recycled so a pool sized for peaks shrinks again.
         max_inactive_connection_lifetime=300,
-        command_timeout=settings.db_admin_command_timeout if admin else
-        settings.db_command_timeout,
+        command_timeout=settings.db.admin_command_timeout if admin else
+        settings.db.command_timeout,
     )
 
 

@@ -23,6 +23,8 @@ class Filters:
     mime_type: str | None = None
     since: datetime | None = None    # inclusive
     until: datetime | None = None    # exclusive
+    sha256: bytes | None = None      # one content, wherever it is shown
+    name: str | None = None          # a substring of the original name
 
 
 async def search(store: MediaStore, f: Filters, after: tuple[datetime, int] | None,
@@ -31,12 +33,17 @@ async def search(store: MediaStore, f: Filters, after: tuple[datetime, int] | No
     after_at, after_id = after or FIRST_PAGE
     common = dict(since=f.since, until=f.until, after_at=after_at, after_id=after_id, n=limit)
     # The most selective filter leads: each statement is planned on its own index.
-    if f.message_id is not None:
+    if f.sha256 is not None:
+        st, params = Q.search_media_by_sha256, dict(sha256=f.sha256,
+                                                    media_type=f.media_type)
+    elif f.message_id is not None:
         st, params = Q.search_media_by_message, dict(
             message_id=f.message_id, media_type=f.media_type, mime_type=f.mime_type)
     elif f.mime_type is not None:
         st, params = Q.search_media_by_mime, dict(mime_type=f.mime_type,
                                                   media_type=f.media_type)
+    elif f.name is not None:
+        st, params = Q.search_media_by_name, dict(name=f.name, media_type=f.media_type)
     elif f.media_type is not None:
         st, params = Q.search_media_by_type, dict(media_type=f.media_type)
     else:

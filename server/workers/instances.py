@@ -28,7 +28,7 @@ async def heartbeat(app: web.Application) -> None:
             try:
                 await store.beat(hostname, pid)
                 removed = await store.reclaim_dead_instance_uploads(
-                    settings.instance_dead_seconds)
+                    settings.workers.instance_dead_seconds)
                 if removed:
                     app[METRICS].reclaimed.inc(removed)
                     log.info("reclaimed %d upload(s) of instances that stopped", removed)
@@ -36,7 +36,7 @@ async def heartbeat(app: web.Application) -> None:
                 raise
             except Exception as e:
                 log.warning("heartbeat failed (%s); will retry", e.__class__.__name__)
-            await asyncio.sleep(settings.heartbeat_seconds)
+            await asyncio.sleep(settings.workers.heartbeat_seconds)
     finally:
         # A clean stop says goodbye; its uploads were aborted by their requests.
         try:

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from server.hygiene.quotas import release_stale
 from server.observability.metrics import METRICS
 from server.security.audit import prune
 from server.settings import SETTINGS
@@ -26,22 +27,24 @@ async def janitor(app: web.Application) -> None:
     while True:
         try:
             removed = await app[STORE].reclaim_stale_uploads(
-                settings.upload_stale_seconds)
+                settings.uploads.stale_seconds)
             removed += await reclaim_expired_tus(app)
             if removed:
                 app[METRICS].reclaimed.inc(removed)
                 log.info("janitor reclaimed %d abandoned upload(s)", removed)
             contents, freed = await app[STORE].reclaim_orphaned_contents(
-                settings.orphan_grace_seconds)
+                settings.store.orphan_grace_seconds)
             if contents:
                 log.info("janitor reclaimed %d content(s) no media shows (%d bytes)",
                          contents, freed)
-            pruned = await prune(app[STORE], settings.audit_retention_days)
+            # Quota reservations of uploads whose instance died (server/hygiene).
+            await release_stale(app[STORE], settings.uploads.stale_seconds)
+            pruned = await prune(app[STORE], settings.security.audit_retention_days)
             if pruned:
                 log.info("janitor deleted %d audit row(s) older than %d days", pruned,
-                         settings.audit_retention_days)
+                         settings.security.audit_retention_days)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("janitor run failed; will retry", exc_info=True)
-        await asyncio.sleep(settings.janitor_interval_seconds)
+        await asyncio.sleep(settings.workers.janitor_interval_seconds)

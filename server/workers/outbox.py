@@ -18,7 +18,7 @@ async def zapi_ctx(app: web.Application) -> AsyncIterator[None]:
     """A cleanup_ctx entry after the database's: the outbox (its rows are readable
     even with sending off) and, when credentials are set, the Z-API client."""
     settings = app[SETTINGS]
-    client = ZapiClient(settings) if settings.zapi_enabled else None
+    client = ZapiClient(settings) if settings.zapi.enabled else None
     outbox = Outbox(app[STORE], settings, client)
     metrics = app[METRICS]
     outbox.on_outcome = lambda _id, kind: metrics.zapi_outcomes.labels(kind).inc()

@@ -134,12 +134,12 @@ class ZapiClient:
     cannot be told apart from a request that got through."""
 
     def __init__(self, settings: Settings):
-        self._base = (f"{settings.zapi_base_url}/instances/{settings.zapi_instance_id}"
-                      f"/token/{settings.zapi_token}/")
-        self._headers = {"Client-Token": settings.zapi_client_token or "",
+        self._base = (f"{settings.zapi.base_url}/instances/{settings.zapi.instance_id}"
+                      f"/token/{settings.zapi.token}/")
+        self._headers = {"Client-Token": settings.zapi.client_token or "",
                          "Content-Type": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=settings.zapi_timeout,
-                                        sock_connect=min(10.0, settings.zapi_timeout))
+        timeout = aiohttp.ClientTimeout(total=settings.zapi.timeout,
+                                        sock_connect=min(10.0, settings.zapi.timeout))
         self._session = aiohttp.ClientSession(
             timeout=timeout, connector=aiohttp.TCPConnector(force_close=True),
             trust_env=False)

@@ -166,8 +166,8 @@ class Outbox:
         Returns how many rows were claimed."""
         async with self.store.connection() as conn:
             for row in await Q.recover_expired_claims.fetch(
-                    conn, retry_unknown=self.settings.zapi_retry_unknown,
-                    dead_seconds=float(self.settings.instance_dead_seconds)):
+                    conn, retry_unknown=self.settings.zapi.retry_unknown,
+                    dead_seconds=float(self.settings.workers.instance_dead_seconds)):
                 log.warning("delivery %s: claim expired, now %s", row["id"], row["state"])
         loop = asyncio.get_running_loop()
         if loop.time() < self._paused_until:
@@ -176,9 +176,9 @@ class Outbox:
             async with conn.transaction():
                 await Q.outbox_claim_lock.fetchval(conn)
                 claimed = await Q.claim_deliveries.fetch(
-                    conn, max_in_flight=self.settings.zapi_max_concurrency,
+                    conn, max_in_flight=self.settings.zapi.max_concurrency,
                     instance_id=self.store.instance_id,
-                    lease_seconds=float(self.settings.zapi_lease_seconds))
+                    lease_seconds=float(self.settings.zapi.lease_seconds))
         for row in claimed:
             task = asyncio.create_task(self._send(dict(row)), name=f"zapi:{row['id']}")
             self._in_flight.add(task)
@@ -231,10 +231,10 @@ class Outbox:
     def _request(self, rec: MediaRecord, row: dict[str, Any]):
         s = self.settings
         url = None
-        if s.zapi_media_mode == "url":
+        if s.zapi.media_mode == "url":
             path = (self.media_url(rec.id) if self.media_url is not None
                     else f"/api/media/serve/{rec.id}")
-            url = f"{s.public_base_url}{path}"
+            url = f"{s.zapi.public_base_url}{path}"
         req = build_request(
             media_type=rec.media_type, extension=PurePosixPath(rec.file_name).suffix[1:],
             mime_type=rec.mime_type.split(";")[0].strip(),
@@ -271,21 +271,21 @@ class Outbox:
                                                zapi_message_id=outcome.message_id,
                                                http_status=outcome.http_status, **args)
             elif kind == "rate_limited":
-                delay = outcome.retry_after or backoff(row["attempts"], s.zapi_retry_base,
+                delay = outcome.retry_after or backoff(row["attempts"], s.zapi.retry_base,
                                                        self._rand())
                 self._paused_until = asyncio.get_running_loop().time() + delay
                 await Q.delivery_retry.fetchval(conn, delay_seconds=float(delay),
                                                 refund_attempt=True, error=outcome.error,
                                                 http_status=outcome.http_status, **args)
-            elif kind == "retry" and row["attempts"] < s.zapi_max_attempts:
-                delay = backoff(row["attempts"], s.zapi_retry_base, self._rand())
+            elif kind == "retry" and row["attempts"] < s.zapi.max_attempts:
+                delay = backoff(row["attempts"], s.zapi.retry_base, self._rand())
                 await Q.delivery_retry.fetchval(conn, delay_seconds=float(delay),
                                                 refund_attempt=False, error=outcome.error,
                                                 http_status=outcome.http_status, **args)
-            elif kind == "unknown" and s.zapi_retry_unknown \
-                    and row["attempts"] < s.zapi_max_attempts:
+            elif kind == "unknown" and s.zapi.retry_unknown \
+                    and row["attempts"] < s.zapi.max_attempts:
                 await Q.delivery_retry.fetchval(
-                    conn, delay_seconds=float(backoff(row["attempts"], s.zapi_retry_base,
+                    conn, delay_seconds=float(backoff(row["attempts"], s.zapi.retry_base,
                                                       self._rand())),
                     refund_attempt=False, error=outcome.error,
                     http_status=outcome.http_status, **args)

@@ -23,3 +23,20 @@ SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint AS bytes
   FROM (SELECT 'content_chunks'::regclass AS relid
          UNION
         SELECT relid FROM pg_partition_tree('content_chunks')) AS tree;
+
+-- name: chunk_table_vacuum
+-- The chunk table and its TOAST table: dead rows left by deletes and purges, waiting
+-- for (auto)vacuum to make their space reusable, and when vacuum last ran on each.
+SELECT s.relname, s.n_live_tup, s.n_dead_tup, s.last_vacuum, s.last_autovacuum
+  FROM pg_stat_all_tables s
+ WHERE s.relid = 'content_chunks'::regclass
+    OR s.relid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'content_chunks'::regclass);
+
+-- name: purged_per_day
+-- What retention removed per day over the last :days days, by media type.
+SELECT date_trunc('day', purged_at) AS day, media_type, count(*) AS files,
+       sum(file_size)::bigint AS bytes
+  FROM purged_media
+ WHERE purged_at >= now() - make_interval(days => :days)
+ GROUP BY 1, 2
+ ORDER BY 1 DESC, 2;

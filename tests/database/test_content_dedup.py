@@ -103,7 +103,7 @@ async def test_reclaim_racing_uploads_and_deletes_never_loses_content(pool, sett
     # A pool of many connections; every round, uploads of a few payloads (so the same
     # content is claimed, orphaned and reclaimed over and over), deletes of media, and
     # a reclaim with no grace at all run at once.
-    store = MediaStore(pool, chunk_size=settings.chunk_bytes)
+    store = MediaStore(pool, chunk_size=settings.store.chunk_bytes)
     rng = random.Random(24)
     payloads = [os.urandom(n) for n in (10, CHUNK, 2 * CHUNK + 1)]
     alive: dict[int, bytes] = {}

@@ -1,4 +1,4 @@
-"""Migration 0014 (content-addressed storage) on a database filled under the previous
+"""Migration 0018 (content-addressed storage) on a database filled under the previous
 schema: every media and variant reads back byte for byte with its sha256 (its ETag)
 unchanged, identical bytes are stored once, an upload in progress (a tus one) keeps
 its chunks; and the same after rolling it back."""
@@ -14,7 +14,7 @@ import pybase64
 
 from server.cli.migrate import MIGRATIONS_DIR, apply_migrations, rollback_migrations
 
-MIGRATION = "0014_content_addressed"
+MIGRATION = "0018_content_addressed"
 CS = 6   # raw bytes per chunk: small, so every file has several
 
 
@@ -29,8 +29,9 @@ def _chunks(data: bytes) -> list[str]:
 
 
 async def _fill_previous_schema(conn) -> dict:
-    """Media (two forwarded copies of one file), variants (one equal to a media's
-    bytes), a tus upload in progress, a legacy row and a delivery, as 0013 stored them."""
+    """Media (two forwarded copies of one file, one with a placeholder), variants (one
+    equal to a media's bytes; a thumbnail), a tus upload in progress, a legacy row, a
+    delivery, a purged media's tombstone and a quarantined content, as 0017 stored them."""
     msg = await conn.fetchval("INSERT INTO messages DEFAULT VALUES RETURNING id")
     shared, other, preview = os.urandom(40), os.urandom(17), os.urandom(13)
     files = {}
@@ -46,15 +47,25 @@ async def _fill_previous_schema(conn) -> dict:
             await conn.execute("INSERT INTO media_chunks VALUES ($1, $2, $3)", mid, seq, text)
         files[mid] = data
     variants = {}
-    for mid, data in ((min(files), preview), (max(files) - 1, preview)):
+    thumb = os.urandom(11)
+    for mid, name, data in ((min(files), "preview", preview),
+                            (max(files) - 1, "preview", preview),
+                            (max(files), "thumb_96x96_crop", thumb)):
         await conn.execute(
             "INSERT INTO media_variants (media_id, name, mime_type, file_size, sha256,"
-            " chunk_size, chunk_count) VALUES ($1, 'preview', 'image/jpeg', $2, $3, $4, $5)",
-            mid, len(data), hashlib.sha256(data).digest(), CS, len(_chunks(data)))
+            " chunk_size, chunk_count) VALUES ($1, $2, 'image/jpeg', $3, $4, $5, $6)",
+            mid, name, len(data), hashlib.sha256(data).digest(), CS, len(_chunks(data)))
         for seq, text in enumerate(_chunks(data)):
-            await conn.execute("INSERT INTO media_variant_chunks VALUES ($1, 'preview', $2, $3)",
-                               mid, seq, text)
+            await conn.execute("INSERT INTO media_variant_chunks VALUES ($1, $2, $3, $4)",
+                               mid, name, seq, text)
         variants[mid] = data
+    await conn.execute("UPDATE media_files SET placeholder = 'LEHV6nWB2yk8pyo0adR*.7kCMdnj'"
+                       " WHERE id = $1", min(files))
+    await conn.execute("INSERT INTO purged_media (id, message_id, media_type, file_size,"
+                       " created_at) VALUES (1000000, $1, 'video', 5, now())", msg)
+    await conn.execute("INSERT INTO quarantined_contents (sha256, reason, quarantined_by,"
+                       " media_id) VALUES ($1, 'malware', 'admin', $2)",
+                       hashlib.sha256(other).digest(), min(files) + 2)
     part = os.urandom(2 * CS)
     part_id = await conn.fetchval(
         "INSERT INTO media_files (file_name, original_name, mime_type, media_type,"
@@ -94,6 +105,12 @@ async def _check(conn, filled: dict, *, contents: bool) -> None:
     assert await conn.fetchval("SELECT count(*) FROM zapi_deliveries") == 1
     assert await conn.fetchval("SELECT count(*) FROM legacy_media") == 1
     assert await conn.fetchval("SELECT tail FROM tus_uploads") == b"xy"
+    assert await conn.fetchval("SELECT count(*) FROM media_files WHERE placeholder IS NOT NULL"
+                               ) == 1
+    assert await conn.fetchval("SELECT count(*) FROM purged_media") == 1
+    # Quarantine is by sha256: the media showing those bytes still say so.
+    assert await conn.fetchval("SELECT media_quarantine_reason(sha256) FROM media_files"
+                               " WHERE id = $1", min(filled["files"]) + 2) == "malware"
 
 
 async def test_migration_dedups_and_rolls_back_byte_for_byte(db_dsn):
@@ -106,11 +123,12 @@ async def test_migration_dedups_and_rolls_back_byte_for_byte(db_dsn):
         await _check(conn, filled, contents=False)
         assert MIGRATION in await asyncio.to_thread(apply_migrations, db_dsn)
         await _check(conn, filled, contents=True)
-        # a, b (forwarded copies) and d (= the previews) share: 2 stored + c + the part.
+        # a, b (forwarded copies) and d (= the previews) share: 2 stored + c + the
+        # thumbnail + the part.
         counts = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE state = 'stored') AS stored,"
             " count(*) FILTER (WHERE state = 'writing') AS writing FROM media_contents")
-        assert (counts["stored"], counts["writing"]) == (3, 1)
+        assert (counts["stored"], counts["writing"]) == (4, 1)
         for name in ("broken_complete_without_chunks", "broken_chunk_gaps",
                      "broken_orphaned_chunks", "broken_rows_missing_content",
                      "unreferenced_contents"):

@@ -19,10 +19,12 @@ RECORD_STATEMENTS = {"finalize_upload", "get_media", "get_legacy_media_by_file_n
                      "list_message_media_after", "get_variant",
                      "get_media_by_legacy_name", "search_media_by_message",
                      "search_media_by_mime", "search_media_by_type", "search_media_all",
+                     "search_media_by_name", "search_media_by_sha256",
                      # sql/tus.sql: the media a resumable upload became
                      "tus_complete_record"}
-# Storage details that stay out of the API (``variant``: which variant a record serves).
-NOT_IN_JSON = {"chunk_size", "chunk_count", "variant", "content_id"}
+# Storage details that stay out of the API (``variant``: which variant a record serves;
+# ``quarantine_reason``: shown to admin keys only, and only for quarantined content).
+NOT_IN_JSON = {"chunk_size", "chunk_count", "variant", "content_id", "quarantine_reason"}
 
 
 async def test_record_statements_return_exactly_the_record_fields(pool):
@@ -51,7 +53,8 @@ def test_json_shape_is_the_record_less_storage_details_plus_url():
                                           "created_at": now, "updated_at": now,
                                           "waveform": [0] * 64}   # only sent when known
     body = media_json(MediaRecord(**values), UrlSigner([b"k" * 32], 3600, public=True))
-    assert set(body) == (set(FIELDS) - NOT_IN_JSON) | {"url"}
+    # ... plus each configured thumbnail's URL (a list, empty here: no media type).
+    assert set(body) == (set(FIELDS) - NOT_IN_JSON) | {"url", "thumbnails"}
     assert body["url"] == "/api/media/serve/7"
     signed = media_json(MediaRecord(**values), UrlSigner([b"k" * 32], 3600))["url"]
     assert signed.startswith("/api/media/serve/7?") and "sig=" in signed

@@ -254,7 +254,8 @@ async def test_the_janitor_applies_the_retention(server_for, db_dsn):
         await conn.execute("INSERT INTO media_audit_log (at, actor, action, outcome) "
                            "VALUES (now() - interval '3 days', 'old', 'upload', 'ok'), "
                            "(now(), 'new', 'upload', 'ok')")
-        client = await server_for(audit_retention_days=2, janitor_interval_seconds=3600)
+        client = await server_for(security__audit_retention_days=2,
+                                  workers__janitor_interval_seconds=3600)
         # Tests start apps without their janitor (to run it when they choose): here.
         task = asyncio.create_task(janitor(client.app))
         try:
@@ -326,7 +327,7 @@ async def post_json(zclient, message_id, route, body):
     path = {"import-url": "/api/media/import-url",
             "upload-tokens": "/api/media/upload-tokens",
             "webhook": "/api/zapi/webhook/" + zclient.app[SETTINGS]
-            .zapi_webhook_secret}.get(route)
+            .zapi.webhook_secret}.get(route)
     if route == "send":
         data, ctype, name = media_samples()["image"]
         path = f"/api/media/{(await upload(zclient, message_id, data, ctype, name))['id']}/send"

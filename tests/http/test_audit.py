@@ -160,7 +160,7 @@ async def test_forwarded_for_is_believed_from_trusted_proxies_only(client, clien
     params = {"message_id": str(message_id)}
     assert (await client.post(UPLOAD, params=params, data=png_bytes(),
                               headers=spoof)).status == 201
-    behind = await client_with(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    behind = await client_with(security__trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
     assert (await behind.post(UPLOAD, params=params, data=png_bytes(),
                               headers=spoof)).status == 201
     assert [r["addr"] for r in await audit_rows(pool)] == ["127.0.0.1", "203.0.113.7"]

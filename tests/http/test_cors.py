@@ -13,7 +13,7 @@ UPLOAD = "/api/media/upload-production"
 
 @pytest.fixture
 async def cors(client_with):
-    return await client_with(cors_origins=(APP, "http://localhost:3000"))
+    return await client_with(security__cors_origins=(APP, "http://localhost:3000"))
 
 
 async def preflight(client, path: str, origin: str | None, method: str,
@@ -104,7 +104,7 @@ async def test_a_token_upload_from_a_browser(cors, aiohttp_client, message_id):
 
 
 async def test_wildcard_origin(client_with):
-    c = await client_with(cors_origins=("*",))
+    c = await client_with(security__cors_origins=("*",))
     resp = await preflight(c, "/api/media/serve/1", "https://anything.example", "GET")
     assert resp.status == 204 and resp.headers["Access-Control-Allow-Origin"] == "*"
     assert "Vary" not in resp.headers

@@ -100,8 +100,8 @@ def make_client(server_for):
 @pytest.fixture
 async def open_client(make_client):
     """Loopback allowed, as tests and private networks need."""
-    return await make_client(media_import_allow_http=True,
-                             media_import_allow_private=True, media_import_timeout=3.0)
+    return await make_client(import_url__allow_http=True,
+                             import_url__allow_private=True, import_url__timeout=3.0)
 
 
 async def post(client, message_id, url, **extra):
@@ -160,7 +160,7 @@ async def test_three_redirects_followed(open_client, origin, message_id):
 async def test_loopback_refused(make_client, origin, message_id, pool,
                                 target):
     client = await make_client(
-                               media_import_allow_http=True)
+                               import_url__allow_http=True)
     msg = await expect(await post(client, message_id, target.format(port=origin.port)),
                        400, "url_not_allowed")
     assert "loopback" in msg or "unspecified" in msg, msg
@@ -198,9 +198,9 @@ async def test_redirect_to_loopback_refused(open_client, origin, message_id, poo
 
 async def test_redirect_rechecks_host_allow_list(make_client, origin,
                                                  message_id):
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True,
-                               media_import_hosts=("localhost",))
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True,
+                               import_url__hosts=("localhost",))
     hop = f"http://127.0.0.1:{origin.port}/photo.jpg"
     resp = await post(client, message_id, f"http://localhost:{origin.port}/to?u={hop}")
     assert "MEDIA_IMPORT_HOSTS" in await expect(resp, 400, "url_not_allowed")
@@ -227,9 +227,9 @@ async def test_too_many_redirects(open_client, origin, message_id, pool):
 
 async def test_size_limit_while_streaming(make_client, origin, message_id,
                                           pool):
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True,
-                               max_upload_bytes=len(PHOTO) + 10_000)
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True,
+                               uploads__max_bytes=len(PHOTO) + 10_000)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/big"),
                  413, "payload_too_large")
     assert await count_media(pool) == 0
@@ -237,16 +237,16 @@ async def test_size_limit_while_streaming(make_client, origin, message_id,
 
 async def test_size_limit_from_content_length(make_client, origin,
                                               message_id, pool):
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True, max_upload_bytes=1000)
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True, uploads__max_bytes=1000)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/photo.jpg"),
                  413, "payload_too_large")
     assert await count_media(pool) == 0
 
 
 async def test_total_timeout(make_client, origin, message_id):
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True, media_import_timeout=1.0)
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True, import_url__timeout=1.0)
     await expect(await post(client, message_id, f"http://127.0.0.1:{origin.port}/slow"),
                  504, "import_timeout")
 
@@ -280,8 +280,8 @@ async def test_coded_body_refused_as_an_upload_is(open_client, origin, message_i
 async def processing_open_client(processing_client_with):
     """Loopback allowed, and processing as deployed (compression, metadata stripping)."""
     async def start(**changes):
-        return await processing_client_with(media_import_allow_http=True,
-                                            media_import_allow_private=True, **changes)
+        return await processing_client_with(import_url__allow_http=True,
+                                            import_url__allow_private=True, **changes)
     return start
 
 
@@ -331,9 +331,9 @@ async def test_imported_like_uploaded_with_previews(processing_open_client, orig
 
 @pytest.mark.parametrize("name,data,changes,status,code,words", [
     ("bomb.png", png_bomb(50_000), {}, 422, "media_too_complex", "50000x50000"),
-    ("photo.jpg", PHOTO, {"allowed_types": frozenset({"image/png"})},
+    ("photo.jpg", PHOTO, {"processing__allowed_types": frozenset({"image/png"})},
      415, "unsupported_media_type", "image/jpeg"),
-    ("photo.jpg", PHOTO, {"max_image_bytes": 1000},
+    ("photo.jpg", PHOTO, {"processing__max_image_bytes": 1000},
      413, "payload_too_large", "image files are limited to 1000 bytes"),
 ], ids=["png-50000x50000", "type-not-allowed", "per-type-limit"])
 async def test_refused_as_an_upload_is(processing_open_client, origin, message_id, pool,
@@ -355,9 +355,9 @@ async def test_refused_as_an_upload_is(processing_open_client, origin, message_i
 async def test_a_trickling_origin_is_cut_off(make_client, origin, message_id, pool):
     # 20 bytes a second against a minimum of 1,000 over each 1 s window; the total
     # timeout (30 s) is far off, and no read waits for the idle timeout.
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True, media_import_timeout=30.0,
-                               upload_min_rate=1000, upload_rate_window=1.0)
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True, import_url__timeout=30.0,
+                               uploads__min_rate=1000, uploads__rate_window=1.0)
     resp = await post(client, message_id, f"http://127.0.0.1:{origin.port}/trickle")
     assert "minimum upload rate" in await expect(resp, 504, "import_timeout")
     await asyncio.wait_for(origin.cut_off.wait(), 10)
@@ -365,9 +365,9 @@ async def test_a_trickling_origin_is_cut_off(make_client, origin, message_id, po
 
 
 async def test_an_import_holds_an_upload_slot(make_client, origin, message_id):
-    client = await make_client(media_import_allow_http=True,
-                               media_import_allow_private=True, media_import_timeout=30.0,
-                               max_concurrent_uploads=1)
+    client = await make_client(import_url__allow_http=True,
+                               import_url__allow_private=True, import_url__timeout=30.0,
+                               uploads__max_concurrent=1)
     held = asyncio.create_task(post(client, message_id,
                                     f"http://127.0.0.1:{origin.port}/held"))
     try:

@@ -35,8 +35,8 @@ async def imported(store, pool, tmp_path):
 async def legacy_client(imported, server_for):
     # An old client: no API key, only the URL it always had.
     chat, _ = imported
-    return await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET,
-                            legacy_deprecated_at=DEPRECATED, key=None)
+    return await server_for(legacy__dir=chat.folder, legacy__sunset=SUNSET,
+                            legacy__deprecated_at=DEPRECATED, key=None)
 
 
 def signed_to(location: str, media_id: int) -> bool:
@@ -182,8 +182,8 @@ async def test_traversal_is_refused(legacy_client, imported, target):
 async def test_after_the_sunset_legacy_urls_are_gone(imported, server_for):
     chat, _ = imported
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    client = await server_for(legacy_dir=chat.folder, legacy_sunset=past,
-                              legacy_deprecated_at=DEPRECATED, key=None)
+    client = await server_for(legacy__dir=chat.folder, legacy__sunset=past,
+                              legacy__deprecated_at=DEPRECATED, key=None)
     for name in ("a.jpg", "orphan.jpg", "nothing.jpg"):
         resp = await client.get(f"/uploads/media/{name}", allow_redirects=False)
         assert resp.status == 410
@@ -231,7 +231,7 @@ def test_deprecation_headers(deprecated, sunset, expected):
 
 async def test_without_a_deprecation_date_no_deprecation_header(imported, server_for):
     chat, _ = imported
-    client = await server_for(legacy_dir=chat.folder, legacy_sunset=SUNSET, key=None)
+    client = await server_for(legacy__dir=chat.folder, legacy__sunset=SUNSET, key=None)
     resp = await client.get("/uploads/media/orphan.jpg")
     assert resp.status == 200 and "Deprecation" not in resp.headers
     assert resp.headers["Sunset"] == http_date(SUNSET)

@@ -128,7 +128,7 @@ async def test_truncated_webm_is_refused(processing_client, pool, message_id):
 
 async def test_video_frames_over_the_pixel_cap_are_refused(processing_client_with, pool,
                                                            message_id):
-    client = await processing_client_with(max_image_pixels=1000)
+    client = await processing_client_with(processing__max_image_pixels=1000)
     resp = await post(client, message_id, av_sample("mp4", video="libx264"), name="v.mp4")
     await assert_refused(resp, pool, 422, "media_too_complex", "64x48")
 
@@ -194,7 +194,7 @@ async def test_voice_note_loses_its_tags(processing_client, message_id):
 @pytest.mark.parametrize("tus", [False, True], ids=["upload", "tus"])
 async def test_keep_video_metadata_stores_the_bytes_as_sent(processing_client_with,
                                                             message_id, tus):
-    client = await processing_client_with(keep_video_metadata=True)
+    client = await processing_client_with(processing__keep_video_metadata=True)
     sent = _phone_video("mov")
     if tus:
         r, _ = await tus_upload(client, message_id, sent, filename="IMG_0003.MOV")

@@ -121,9 +121,9 @@ def test_image_estimate(w, h, mode, size, at_least, at_most):
 
 
 def test_a_10000_square_rgba_png_cannot_run_beside_another_in_the_default_budget():
-    from server.settings import Settings
+    from server.settings import ProcessingSettings
     one = costs.image_bytes(10_000, 10_000, "RGBA", 1_000_000)
-    assert one <= Settings.processing_memory_bytes < 2 * one
+    assert one <= ProcessingSettings.memory_bytes < 2 * one
 
 
 # -- an archive's end record, before its directory ------------------------------------
@@ -264,8 +264,8 @@ async def test_scan_bombs_are_stopped_while_a_photo_goes_through(processing_clie
     # The bomb: 186 KB, 4096x4096 grey, 3,000 refinement scans; Pillow took 50 s of
     # CPU to decode it on the development machine. Two slots, both taken by bombs:
     # each steps aside at a quarter of its time, and the photo gets a slot.
-    client = await processing_client_with(processing_timeout_seconds=2,
-                                          process_concurrency=2)
+    client = await processing_client_with(processing__timeout_seconds=2,
+                                          processing__concurrency=2)
     workers = client.app[PROCESSING].workers
     bomb = jpeg_scan_bomb(4096, 3000)
     assert len(bomb) < 200_000
@@ -301,7 +301,7 @@ async def test_scan_bombs_are_stopped_while_a_photo_goes_through(processing_clie
 
 async def test_an_image_over_the_memory_budget_is_refused_before_decoding(
         processing_client_with, pool, message_id):
-    client = await processing_client_with(processing_memory_bytes=64 * MiB)
+    client = await processing_client_with(processing__memory_bytes=64 * MiB)
     buf = io.BytesIO()
     Image.new("RGBA", (3000, 3000), (1, 2, 3, 4)).save(buf, "PNG")   # ~100 MB to decode
     resp = await post(client, message_id, buf.getvalue(), name="big.png")
@@ -313,8 +313,8 @@ async def test_two_images_that_do_not_fit_the_budget_together_take_turns(
         processing_client_with, message_id):
     # Each 3000x3000 RGBA PNG is estimated at ~120 MiB from its header; 200 MiB holds
     # one at a time, and the second waits rather than being refused.
-    client = await processing_client_with(processing_memory_bytes=200 * MiB,
-                                          process_concurrency=2)
+    client = await processing_client_with(processing__memory_bytes=200 * MiB,
+                                          processing__concurrency=2)
     budget = client.app[PROCESSING].workers.budget
     one = costs.image_bytes(3000, 3000, "RGBA", 0)
     assert one <= budget.total < 2 * one
@@ -333,7 +333,7 @@ async def test_zip_over_the_member_limit_is_refused_from_its_end_record(
         processing_client_with, pool, message_id):
     # 300,000 empty files in 27 MB: zipfile took +144 MiB and 2.7 s of CPU to read its
     # directory before counting it. One worker, so it is the one that checks.
-    client = await processing_client_with(process_concurrency=1, max_upload_bytes=64 * MiB)
+    client = await processing_client_with(processing__concurrency=1, uploads__max_bytes=64 * MiB)
     [pid] = client.app[PROCESSING].workers.pids()
     before = peak_rss(pid)
     data = zip_of_empty_files(300_000)

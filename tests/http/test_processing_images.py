@@ -107,7 +107,8 @@ async def test_compress_false_keeps_pixels_but_not_location(processing_client, m
 
 async def test_keep_metadata_and_no_compression_stores_the_bytes_as_sent(
         processing_client_with, message_id):
-    client = await processing_client_with(image_compress=False, keep_image_metadata=True)
+    client = await processing_client_with(processing__image_compress=False,
+                                          processing__keep_image_metadata=True)
     sent = exif_photo()
     body = await created(await post(client, message_id, sent))
     assert await fetch(client, body["url"]) == sent
@@ -212,7 +213,7 @@ async def test_unknown_or_absent_variant_is_404(processing_client, message_id, v
 
 async def test_deleting_the_message_removes_variants(processing_client, pool, message_id):
     await created(await post(processing_client, message_id, photo_bytes(40, 30)))
-    assert await count(pool, "media_variants") == 1
+    assert await count(pool, "media_variants") == 3     # the preview, two thumbnails
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM messages WHERE id = $1", message_id)
     assert await count(pool, "media_variants") == 0

@@ -27,7 +27,7 @@ def spool_files() -> set[str]:
 
 
 async def test_per_type_limit_is_413_while_streaming(processing_client_with, pool, message_id):
-    client = await processing_client_with(max_image_bytes=20_000)
+    client = await processing_client_with(processing__max_image_bytes=20_000)
     resp = await post(client, message_id, jpeg_bytes(200_000), name="big.jpg")
     await assert_refused(resp, pool, 413, "payload_too_large", "image", "20000")
     # ... while other kinds keep their own limit.
@@ -35,14 +35,14 @@ async def test_per_type_limit_is_413_while_streaming(processing_client_with, poo
 
 
 async def test_allowed_types_setting(processing_client_with, pool, message_id):
-    client = await processing_client_with(allowed_types=frozenset({"image/jpeg"}))
+    client = await processing_client_with(processing__allowed_types=frozenset({"image/jpeg"}))
     resp = await post(client, message_id, png_bytes(), name="a.png")
     await assert_refused(resp, pool, 415, "unsupported_media_type", "image/png")
     await created(await post(client, message_id, photo_bytes(40, 30)))
 
 
 async def test_processing_off_stores_as_sent_without_checks(processing_client_with, message_id):
-    client = await processing_client_with(processing=False)
+    client = await processing_client_with(processing__enabled=False)
     fake = jpeg_bytes(100)     # a JPEG signature and noise: no image at all
     body = await created(await post(client, message_id, fake))
     assert await fetch(client, body["url"]) == fake

@@ -12,7 +12,7 @@ import pytest
 
 from server.app import create_app
 from server.cli.migrate import apply_migrations
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from server.store.media import STORE
 from tests.dbutil import bearer, create_api_key
 from tests.media import BYTES_KEPT, jpeg_bytes
@@ -65,9 +65,10 @@ async def test_reads_go_to_the_replica_and_fall_back_to_the_primary(cluster, aio
     # (The key is made on the primary: a key is always checked there, so a revoked
     # one stops at once even while replicas lag.)
     primary, standby = cluster
-    settings = Settings(database_url=primary.dsn, database_read_urls=(standby.dsn,),
-                        chunk_bytes=3 * 1024, metadata_cache_seconds=0, cache_bytes=0,
-                        **BYTES_KEPT)   # the padded JPEG comes back as sent
+    settings = replace_settings(Settings(), db__url=primary.dsn, db__read_urls=(standby.dsn,),
+                                store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0,
+                                # the padded JPEG comes back as sent
+                                store__cache_bytes=0, **BYTES_KEPT)
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))
@@ -129,8 +130,9 @@ async def test_variants_are_read_from_the_replica_too(cluster, aiohttp_client):
 
     from tests.media import exif_photo
     primary, standby = cluster
-    settings = Settings(database_url=primary.dsn, database_read_urls=(standby.dsn,),
-                        chunk_bytes=3 * 1024, metadata_cache_seconds=0, cache_bytes=0)
+    settings = replace_settings(Settings(), db__url=primary.dsn, db__read_urls=(standby.dsn,),
+                                store__chunk_bytes=3 * 1024, store__metadata_cache_seconds=0,
+                                store__cache_bytes=0)
     key = await create_api_key(primary.dsn, "admin")
     client = await aiohttp_client(create_app(settings, primary.dsn, run_janitor=False),
                                   headers=bearer(key))

@@ -14,7 +14,6 @@ tests/process/test_access.py's.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import re
@@ -35,7 +34,7 @@ from multidict import CIMultiDict
 
 from server.http.conditional import http_date
 from server.observability.metrics import METRICS
-from server.settings import SETTINGS, Settings
+from server.settings import SETTINGS, Settings, StoreSettings, replace_settings
 from server.store.media import STORE
 from tests.apps import build_app, start_client
 from tests.byteranges import byteranges, content_range
@@ -74,9 +73,9 @@ def shared_settings(shared_dsn, request) -> Settings:
     # Chunks of 3 KiB make every multi-range test touch many chunks: the bound on chunk
     # reads (tests/process/test_limits_process.py) is raised so these tests see multipart
     # bodies.
-    return Settings(database_url=shared_dsn, chunk_bytes=CHUNK, max_upload_bytes=64 * 1024**2,
-                    cache_bytes=request.param, public_read=True, max_range_chunks=64,
-                    **BYTES_KEPT)
+    return replace_settings(Settings(), db__url=shared_dsn, store__chunk_bytes=CHUNK,
+                            uploads__max_bytes=64 * 1024**2, store__cache_bytes=request.param,
+                            security__public_read=True, store__max_range_chunks=64, **BYTES_KEPT)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -119,7 +118,7 @@ async def server_for(shared_settings, shared_dsn, shared_key):
     clients = []
 
     async def start(*, server_cls=TestServer, server_kwargs=None, **changes) -> TestClient:
-        settings = dataclasses.replace(shared_settings, **changes)
+        settings = replace_settings(shared_settings, **changes)
         c = await start_client(build_app(settings, shared_dsn), server_cls=server_cls,
                                server_kwargs=server_kwargs, key=shared_key)
         clients.append(c)
@@ -451,7 +450,7 @@ async def test_nearly_adjacent_ranges_may_be_merged(client, media):
 # -- ranges over chunk boundaries ------------------------------------------------------
 
 async def test_ranges_on_chunk_boundaries(client, media):
-    c = client.app[SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].store.chunk_bytes
     assert SIZE // c >= 10, "the file must span many chunks"
     cases = [(0, c - 2), (0, c - 1), (0, c), (SIZE - 1, SIZE - 1),
              (SIZE // c * c, SIZE - 1)]          # exactly the short last chunk
@@ -466,7 +465,7 @@ async def test_ranges_on_chunk_boundaries(client, media):
 
 
 async def test_open_ended_ranges_from_chunk_boundaries(client, media):
-    c = client.app[SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].store.chunk_bytes
     last = SIZE // c * c      # where the short last chunk starts
     for start in (c - 1, c, c + 1, last - 1, last, last + 1):
         resp, body = await fetch(client, media.url, headers={"Range": f"bytes={start}-"})
@@ -474,7 +473,7 @@ async def test_open_ended_ranges_from_chunk_boundaries(client, media):
 
 
 async def test_multipart_ranges_across_chunk_boundaries(client, media):
-    c = client.app[SETTINGS].chunk_bytes
+    c = client.app[SETTINGS].store.chunk_bytes
     last = SIZE // c * c
     specs = [(3 * c - 1, 3 * c), (c - 1, 2 * c + 1), (last - 1, SIZE - 1)]
     header = "bytes=" + ",".join(f"{a}-{b}" for a, b in specs)
@@ -484,8 +483,8 @@ async def test_multipart_ranges_across_chunk_boundaries(client, media):
 
 async def test_ranges_at_the_end_of_a_several_mib_file(server_for):
     # The production chunk size (255 KiB): several MiB in a couple of dozen chunks.
-    c = Settings.chunk_bytes
-    big_client = await server_for(chunk_bytes=c)
+    c = StoreSettings.chunk_bytes
+    big_client = await server_for(store__chunk_bytes=c)
     big = await upload(big_client, jpeg_bytes(5 * 1024 * 1024 + 12_345))
     data, n = big.data, len(big.data)
     last_boundary = (n - 1) // c * c
@@ -903,7 +902,7 @@ async def test_client_gone_mid_response_logs_no_error_and_next_request_works(
         server_for, caplog, handler_cancellation):
     client = await server_for(server_cls=Server,
                               server_kwargs={"handler_cancellation": handler_cancellation},
-                              chunk_bytes=Settings.chunk_bytes)
+                              store__chunk_bytes=StoreSettings.chunk_bytes)
     app = client.app
     big = await upload(client, jpeg_bytes(5 * 1024 * 1024))
     caplog.set_level(logging.ERROR)

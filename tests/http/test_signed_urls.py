@@ -45,7 +45,7 @@ async def test_every_json_carries_a_signed_url_that_reads_without_a_key(
     assert re.fullmatch(rf"/api/media/serve/{meta['id']}\?exp=[0-9]+&sig=[A-Za-z0-9_-]{{43}}",
                         meta["url"])
     exp = int(query(meta["url"])["exp"])
-    ttl = settings.url_ttl_seconds
+    ttl = settings.security.url_ttl_seconds
     assert time.time() + ttl - 5 <= exp <= time.time() + ttl + ttl // 10 + 5
     listed = await (await client.get(f"/api/messages/{message_id}/media")).json()
     single = await (await client.get(f"/api/media/{meta['id']}")).json()
@@ -69,7 +69,7 @@ async def test_reading_with_a_key_is_private_too(client, message_id, settings):
     meta = await upload(client, message_id)
     resp = await client.get(f"/api/media/serve/{meta['id']}")
     assert resp.status == 200
-    assert resp.headers["Cache-Control"] == f"private, max-age={settings.url_ttl_seconds}"
+    assert resp.headers["Cache-Control"] == f"private, max-age={settings.security.url_ttl_seconds}"
 
 
 async def test_no_signature_and_no_key_is_401(client, anon_client, message_id):
@@ -128,7 +128,7 @@ async def test_a_variant_is_signed_separately(client, anon_client, message_id):
 
 async def test_links_survive_key_rotation(server_for, aiohttp_client, message_id):
     async def server(*keys):
-        return await server_for(signing_keys=SecretKeys(keys))
+        return await server_for(security__signing_keys=SecretKeys(keys))
 
     old = await server(K1)
     meta = await upload(old, message_id)
@@ -154,7 +154,7 @@ async def test_the_generated_key_is_shared_by_every_instance(server_for, db_dsn,
 
 async def test_public_mode_serves_unsigned_urls_with_the_long_cache(
         client_with, anon_client, aiohttp_client, message_id):
-    public = await client_with(public_read=True)
+    public = await client_with(security__public_read=True)
     nobody = await aiohttp_client(public.server)
     data = png_bytes()
     resp = await public.post(UPLOAD, params={"message_id": str(message_id)}, data=data,
@@ -212,7 +212,7 @@ async def test_reads_are_audited_only_when_asked(client, anon_client, client_wit
     assert (await anon_client.get(meta["url"])).status == 200
     assert await fetchval(db_dsn, "SELECT count(*) FROM media_audit_log "
                                   "WHERE action = 'read'") == 0
-    logging = await aiohttp_client((await client_with(audit_reads=True)).server)
+    logging = await aiohttp_client((await client_with(security__audit_reads=True)).server)
     assert (await logging.get(meta["url"], headers={"User-Agent": "phone/1.0"})).status == 200
     # The read is recorded once the body has gone out, so the client may see the
     # response a moment before the row commits.

@@ -240,7 +240,7 @@ async def test_method_override(client, message_id):
 
 
 async def test_expiry_and_janitor(client_with, message_id, store):
-    client = await client_with(tus_expiry_seconds=1)
+    client = await client_with(tus__expiry_seconds=1)
     url = await create(client, message_id, 100)
     r = await patch(client, url, 0, b"x" * 10)
     assert r.status == 204 and r.headers["Upload-Expires"].endswith("GMT")
@@ -426,7 +426,7 @@ async def test_concurrent_patches_one_wins(client, message_id):
 
 
 async def test_cors_exposes_tus_headers(client_with, message_id):
-    client = await client_with(cors_origins=("https://app.example",))
+    client = await client_with(security__cors_origins=("https://app.example",))
     r = await client.options("/api/media/tus/", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "tus-resumable,upload-length"})
@@ -496,7 +496,7 @@ async def test_location_behind_a_proxy(client_with, message_id, trusted, proto, 
                                        expected):
     import ipaddress
     proxies = (ipaddress.ip_network("127.0.0.0/8"),) if trusted else ()
-    client = await client_with(trusted_proxies=proxies)
+    client = await client_with(security__trusted_proxies=proxies)
     r = await client.post("/api/media/tus/", headers={
         **TUS, "Upload-Length": "10", "Upload-Metadata": meta(message_id=message_id),
         "X-Forwarded-Proto": proto, "X-Forwarded-Host": host})
@@ -523,7 +523,7 @@ async def _open_patch(client, url, offset, length, first: bytes):
 
 
 async def test_patches_take_upload_slots(client_with, message_id, store):
-    client = await client_with(max_concurrent_uploads=1)
+    client = await client_with(uploads__max_concurrent=1)
     data = jpeg_bytes(20_000)
     a, b = await create(client, message_id, len(data)), await create(client, message_id, 10)
     reader, writer = await _open_patch(client, a, 0, len(data), data[:5000])

@@ -199,7 +199,7 @@ async def test_refused_in_creation_with_upload(processing_client, pool, message_
 
 
 async def test_per_type_limit_at_completion(processing_client_with, pool, message_id):
-    client = await processing_client_with(max_image_bytes=2000)
+    client = await processing_client_with(processing__max_image_bytes=2000)
     sent = photo_bytes(120, 80)
     assert len(sent) > 2000
     plain = await post(client, message_id, sent)
@@ -234,8 +234,8 @@ def gate_processing(gate: dict):
 
 async def test_requests_during_processing_get_423(server_for, message_id, pool):
     gate: dict = {}
-    client = await server_for(setup=gate_processing(gate), image_compress=True,
-                              keep_image_metadata=False, tus_lease_seconds=1)
+    client = await server_for(setup=gate_processing(gate), processing__image_compress=True,
+                              processing__keep_image_metadata=False, tus__lease_seconds=1)
     sent = exif_photo()
     url = await create(client, message_id, len(sent))
     assert (await patch(client, url, 0, sent[:3000])).status == 204
@@ -266,12 +266,12 @@ async def test_instance_dead_mid_processing(processing_client_with, message_id, 
     and the dead instance's half-made media (invisible). Once the lease runs out
     (MEDIA_TUS_LEASE_SECONDS), the next HEAD completes the upload; the half-made media
     goes with the dead instance's other uploads."""
-    client = await processing_client_with(tus_lease_seconds=1)
+    client = await processing_client_with(tus__lease_seconds=1)
     sent = exif_photo()
     plain = await created(await post(client, message_id, sent, name="p.jpg"))
     url = await create(client, message_id, len(sent), filename="p.jpg")
     assert (await patch(client, url, 0, sent[:5000])).status == 204
-    dead = MediaStore(pool, chunk_size=settings.chunk_bytes, instance_id=uuid.uuid4())
+    dead = MediaStore(pool, chunk_size=settings.store.chunk_bytes, instance_id=uuid.uuid4())
     tus = TusStore(dead, lease_seconds=1)
     state = await tus.get(uuid.UUID(url.rsplit("/", 1)[1]))
     lock_id = await tus.lock(state.id)
@@ -329,7 +329,7 @@ async def test_empty_patch_at_the_end_completes_a_cut_short_upload(client, messa
 # -- settings ------------------------------------------------------------------------
 
 async def test_checksum_bound_is_a_setting(client_with, message_id):
-    client = await client_with(tus_checksum_max_bytes=1000)
+    client = await client_with(tus__checksum_max_bytes=1000)
     from tests.media import jpeg_bytes
     data = jpeg_bytes(3000)
     url = await create(client, message_id, len(data))
@@ -356,8 +356,9 @@ async def test_checksum_bound_is_a_setting(client_with, message_id):
 # -- send_to -------------------------------------------------------------------------
 
 async def test_send_to_in_metadata_queues_a_send(server_for, fake, message_id):
-    client = await server_for(**zapi_changes(fake.server.port, processing=True,
-                                             image_compress=True, keep_image_metadata=False))
+    client = await server_for(**zapi_changes(fake.server.port, processing__enabled=True,
+                                             processing__image_compress=True,
+                                             processing__keep_image_metadata=False))
     sent = exif_photo()
     r, _ = await tus_upload(client, message_id, sent, filename="p.jpg",
                             send_to="5511999999999", caption="via tus, olá")

@@ -27,7 +27,7 @@ def path_of(r) -> str:
 
 
 async def test_open_uploads_per_key(client_with, message_id, aiohttp_client, key_for):
-    client = await client_with(tus_max_open_per_client=3)
+    client = await client_with(tus__max_open_per_client=3)
     data = jpeg_bytes(5000)
     urls = []
     for length in (10, 10, len(data)):
@@ -53,7 +53,7 @@ async def test_open_uploads_per_key(client_with, message_id, aiohttp_client, key
 
 async def test_concurrent_creations_at_the_limit(client_with, message_id, aiohttp_client,
                                                  key_for):
-    client = await client_with(tus_max_open_per_client=2)
+    client = await client_with(tus__max_open_per_client=2)
     for _ in range(5):   # each round a fresh key, one upload open, two racing for the last
         c = await aiohttp_client(client.server, headers={
             "Authorization": f"Bearer {await key_for('write')}"})

@@ -90,8 +90,8 @@ async def test_success_records_both_ids_on_delivery_and_media(make_client, fake,
 
 async def test_url_mode_sends_a_signed_public_url(make_client, fake, message_id,
                                                   aiohttp_client):
-    client = await make_client(zapi_media_mode="url",
-                               public_base_url="https://media.example.com")
+    client = await make_client(zapi__media_mode="url",
+                               zapi__public_base_url="https://media.example.com")
     media, data = await photo(client, message_id)
     await wait_delivery(client, await send(client, media["id"]))
     [got] = fake.received
@@ -116,7 +116,7 @@ async def test_5xx_then_success_retries(make_client, fake, message_id):
 
 
 async def test_5xx_until_attempts_run_out_fails(make_client, fake, message_id):
-    client = await make_client(zapi_max_attempts=3)
+    client = await make_client(zapi__max_attempts=3)
     media, _ = await photo(client, message_id)
     fake.plan("5xx", "5xx", "5xx", "5xx")
     delivery = await wait_delivery(client, await send(client, media["id"]))
@@ -153,7 +153,7 @@ async def test_timeout_becomes_unknown_and_is_not_posted_again(make_client, fake
 
 
 async def test_timeout_reposted_with_retry_unknown(make_client, fake, message_id):
-    client = await make_client(zapi_retry_unknown=True)
+    client = await make_client(zapi__retry_unknown=True)
     media, _ = await photo(client, message_id)
     fake.plan("hang")
     delivery = await wait_delivery(client, await send(client, media["id"]), states=("sent",))
@@ -162,7 +162,7 @@ async def test_timeout_reposted_with_retry_unknown(make_client, fake, message_id
 
 
 async def test_429_backs_off_without_spending_an_attempt(make_client, fake, message_id):
-    client = await make_client(zapi_max_attempts=1)
+    client = await make_client(zapi__max_attempts=1)
     media, _ = await photo(client, message_id)
     fake.plan("429", "429")
     loop = asyncio.get_running_loop()
@@ -178,7 +178,7 @@ async def test_connection_refused_retries_then_fails(server_for, message_id):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    client = await server_for(**zapi_changes(dead, zapi_max_attempts=2))
+    client = await server_for(**zapi_changes(dead, zapi__max_attempts=2))
     media, _ = await photo(client, message_id)
     delivery = await wait_delivery(client, await send(client, media["id"]))
     assert delivery["state"] == "failed" and delivery["attempts"] == 2
@@ -186,7 +186,7 @@ async def test_connection_refused_retries_then_fails(server_for, message_id):
 
 
 async def test_concurrency_cap(make_client, fake, message_id):
-    client = await make_client(zapi_max_concurrency=2)
+    client = await make_client(zapi__max_concurrency=2)
     fake.delay = 0.3
     media, _ = await photo(client, message_id)
     ids = [await send(client, media["id"], caption=f"n{i}") for i in range(6)]
@@ -198,7 +198,7 @@ async def test_concurrency_cap(make_client, fake, message_id):
 
 async def test_two_outboxes_on_one_table_never_send_a_row_twice(server_for, fake,
                                                                 message_id):
-    changes = zapi_changes(fake.server.port, zapi_max_concurrency=4)
+    changes = zapi_changes(fake.server.port, zapi__max_concurrency=4)
     fake.delay = 0.02
     a = await server_for(**changes)
     b = await server_for(**changes)
@@ -266,7 +266,7 @@ async def test_unknown_delivery_and_bad_bodies(make_client, message_id):
 
 async def test_credentials_never_logged(make_client, fake, message_id, caplog):
     caplog.set_level(logging.DEBUG)
-    client = await make_client(zapi_max_attempts=2)
+    client = await make_client(zapi__max_attempts=2)
     media, _ = await photo(client, message_id)
     fake.plan("5xx", "4xx", "hang")
     for _ in range(3):

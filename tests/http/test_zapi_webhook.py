@@ -17,7 +17,7 @@ HOOK = f"/api/zapi/webhook/{SECRET}"
 @pytest.fixture
 async def zclient(server_for, fake):
     changes = zapi_changes(fake.server.port)
-    assert changes["zapi_webhook_secret"] == SECRET
+    assert changes["zapi__webhook_secret"] == SECRET
     return await server_for(**changes)
 
 

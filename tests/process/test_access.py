@@ -120,15 +120,15 @@ async def test_health_is_open_and_metrics_by_address(client, anon_client, client
     for path in ("/healthz", "/readyz", "/metrics"):
         assert (await anon_client.get(path)).status == 200, path   # from 127.0.0.1
     import ipaddress
-    elsewhere = await client_with(metrics_allow=(ipaddress.ip_network("192.0.2.0/24"),))
+    elsewhere = await client_with(security__metrics_allow=(ipaddress.ip_network("192.0.2.0/24"),))
     await assert_error(await elsewhere.get("/metrics"), 403, "address_not_allowed")
     assert (await elsewhere.get("/healthz")).status == 200
 
 
 async def test_metrics_address_comes_from_a_trusted_proxy_only(client_with):
     import ipaddress
-    c = await client_with(metrics_allow=(ipaddress.ip_network("192.0.2.0/24"),),
-                          trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
+    c = await client_with(security__metrics_allow=(ipaddress.ip_network("192.0.2.0/24"),),
+                          security__trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),))
     assert (await c.get("/metrics", headers={"X-Forwarded-For": "192.0.2.5"})).status == 200
     await assert_error(await c.get("/metrics", headers={"X-Forwarded-For": "198.51.100.1"}),
                        403, "address_not_allowed")

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from tests.apps import build_app, start_client
 from tests.dbutil import admin, dsn_for
 from tests.media import jpeg_bytes, png_bytes
@@ -72,7 +72,8 @@ async def test_pg_dump_and_restore_bring_every_file_back(pg_server_dsn, db_dsn, 
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         again = await start_client(build_app(
-            Settings(database_url=restored, chunk_bytes=settings.chunk_bytes), restored))
+            replace_settings(Settings(), db__url=restored,
+                             store__chunk_bytes=settings.store.chunk_bytes), restored))
         # No key: the signed URLs from before the backup still verify, because the
         # generated signing key was backed up and restored with the media.
         try:

@@ -97,7 +97,7 @@ async def curl_resume(url: str, path) -> tuple[int, bytes]:
 async def test_curl_resumes_a_partial_download_to_the_identical_file(recorded, tmp_path):
     data = jpeg_bytes(SIZE)
     url = await upload_url(recorded.client, data, "photo.jpg", "image/jpeg")
-    chunk = recorded.client.app[SETTINGS].chunk_bytes
+    chunk = recorded.client.app[SETTINGS].store.chunk_bytes
     # Cut anywhere, on chunk boundaries too: curl asks for bytes=<local size>-.
     for have in (1, chunk - 1, chunk, chunk + 1, 12_345, SIZE - 1):
         path = tmp_path / f"partial-{have}.jpg"

@@ -37,8 +37,8 @@ async def _trusted(client) -> None:
 async def two(server_for):
     """Two instances of the server on one database, both caching metadata for 30 s.
     A writes with an admin key; B reads with the signed URLs A hands out, no key."""
-    a = await server_for(metadata_cache_seconds=30)
-    b = await server_for(metadata_cache_seconds=30, key=None)
+    a = await server_for(store__metadata_cache_seconds=30)
+    b = await server_for(store__metadata_cache_seconds=30, key=None)
     await _trusted(a)
     await _trusted(b)
     return a, b

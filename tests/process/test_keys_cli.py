@@ -82,3 +82,30 @@ def test_without_auto_migrate_an_empty_database_is_one_line(empty_dsn):
     assert res.returncode == 1
     assert res.stdout == ""
     assert "database error" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_quotas_on_create_set_quota_and_list(db_dsn):
+    env = {"DATABASE_URL": db_dsn}
+    res = run_cli(["keys", "create", "app", "--quota-bytes", "50M", "--quota-files", "10",
+                   "--uploads-per-minute", "60"], env)
+    assert res.returncode == 0, res.stderr
+    assert await fetchval(db_dsn, "SELECT quota_bytes FROM api_keys WHERE name = 'app'"
+                          ) == 50 * 1024**2
+    line = next(ln for ln in run_cli(["keys", "list"], env).stdout.splitlines()
+                if ln.startswith("app"))
+    assert line.split()[2:5] == ["0/50M", "0/10", "60"]
+    res = run_cli(["keys", "set-quota", "app", "--quota-bytes", "2G",
+                   "--uploads-per-minute", "none"], env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "set app quota_bytes=2G uploads_per_minute=none"
+    line = next(ln for ln in run_cli(["keys", "list"], env).stdout.splitlines()
+                if ln.startswith("app"))
+    assert line.split()[2:5] == ["0/2G", "0/10", "-"]   # the file quota stayed
+    assert await fetchval(db_dsn, "SELECT outcome FROM media_audit_log "
+                                  "WHERE action = 'key_quota'") == \
+        "ok: key app quota_bytes=2G uploads_per_minute=none"
+    bad = run_cli(["keys", "set-quota", "app", "--quota-bytes", "lots"], env)
+    assert bad.returncode == 2 and "not a size" in bad.stderr
+    assert run_cli(["keys", "set-quota", "app"], env).returncode == 2
+    missing = run_cli(["keys", "set-quota", "nobody", "--quota-files", "1"], env)
+    assert missing.returncode == 1 and "no active key named 'nobody'" in missing.stderr

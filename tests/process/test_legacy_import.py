@@ -271,9 +271,9 @@ async def _make_chat_dsn(dsn, tmp_path):
 
 async def _pool_dsn(dsn, make):
     """``await make(pool)`` on a pool of its own (for tests that then run the CLI)."""
-    from server.settings import Settings
+    from server.settings import Settings, replace_settings
     from server.store.pool import create_pool
-    pool = await create_pool(dsn, Settings(database_url=dsn))
+    pool = await create_pool(dsn, replace_settings(Settings(), db__url=dsn))
     try:
         return await make(pool)
     finally:
@@ -369,7 +369,7 @@ async def test_process_needs_the_servers_processing(store, chat, pool):
     with pytest.raises(ValueError, match="--process"):
         await run_import(store, chat, process=True, processing=False)
     with pytest.raises(ValueError, match="MEDIA_PROCESSING is off"):
-        await run_import(store, chat, process=True, server_policy=policy(processing=False))
+        await run_import(store, chat, process=True, server_policy=policy(processing__enabled=False))
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM media_files") == 0
 

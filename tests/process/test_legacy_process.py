@@ -287,13 +287,13 @@ async def test_rerun_after_process_imports_nothing_twice(store, pool, processed)
 
 async def test_dry_run_uses_the_same_type_policy_and_limits(store, pool, media_chat):
     # Allowed types and per-type limits are the server's processing policy's.
-    small = policy(max_image_bytes=10_000)
+    small = policy(processing__max_image_bytes=10_000)
     report, _ = await run_import(store, media_chat, dry_run=True, server_policy=small)
     rows = _rows(report)
     big = [n for n, d in media_chat.files.items() if len(d) > 10_000]
     assert big and all(rows[n].outcome == FAILED and
                        rows[n].reason.startswith("payload_too_large") for n in big)
-    no_jpeg = policy(allowed_types=frozenset({"image/png", "image/heic"}))
+    no_jpeg = policy(processing__allowed_types=frozenset({"image/png", "image/heic"}))
     report, _ = await run_import(store, media_chat, dry_run=True, server_policy=no_jpeg)
     assert _rows(report)["photo.jpg"].reason.startswith("unsupported_media_type")
     async with pool.acquire() as conn:

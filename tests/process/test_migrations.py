@@ -11,7 +11,7 @@ import pytest
 
 from server.cli.migrate import (MIGRATIONS_DIR, apply_migrations, pending_migrations,
                                 rollback_migrations)
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from server.store.media import MediaStore
 from server.store.pool import create_pool
 from tests.dbutil import admin, dsn_for, fetchval
@@ -107,10 +107,10 @@ async def test_rollback_all_then_reapply(empty_dsn):
     assert apply_migrations(empty_dsn) == ALL
     assert apply_migrations(empty_dsn) == []
     # And the schema works: a file goes in and comes back whole.
-    settings = Settings(database_url=empty_dsn, chunk_bytes=3 * 1024)
+    settings = replace_settings(Settings(), db__url=empty_dsn, store__chunk_bytes=3 * 1024)
     pool = await create_pool(empty_dsn, settings)
     try:
-        store = MediaStore(pool, chunk_size=settings.chunk_bytes)
+        store = MediaStore(pool, chunk_size=settings.store.chunk_bytes)
         data = jpeg_bytes(10_000)
         rec = await _store_file(store, await store.create_message(), data)
         assert b"".join([p async for p in store.read(rec, 0, rec.file_size - 1)]) == data
@@ -180,10 +180,10 @@ async def test_existing_messages_table_is_kept_and_used(empty_dsn):
     finally:
         await conn.close()
 
-    settings = Settings(database_url=empty_dsn, chunk_bytes=3 * 1024)
+    settings = replace_settings(Settings(), db__url=empty_dsn, store__chunk_bytes=3 * 1024)
     pool = await create_pool(empty_dsn, settings)
     try:
-        store = MediaStore(pool, chunk_size=settings.chunk_bytes)
+        store = MediaStore(pool, chunk_size=settings.store.chunk_bytes)
         data = jpeg_bytes(20_000)
         rec = await _store_file(store, photo_msg, data)
         assert [r.id for r in (await store.list_page(photo_msg, 100, None))[0]] == [rec.id]

@@ -90,6 +90,10 @@ def test_wheel_carries_every_statement_and_migration(wheel):
             packaged = {n[len(prefix):]: zf.read(n) for n in zf.namelist()
                         if n.startswith(prefix)}
             assert packaged == _files(REPO / folder), folder
+        console = {n[len("server/console/"):]: zf.read(n) for n in zf.namelist()
+                   if n.startswith("server/console/")}
+        assert console == {p.name: p.read_bytes()
+                           for p in (REPO / "server" / "console").iterdir()}
         entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
         assert "media-store = server.cli.main:main" in zf.read(entry_points).decode()
 
@@ -136,6 +140,8 @@ async def test_console_script_migrates_and_serves_from_any_folder(venv, empty_ds
             assert r.status == 201
             url = json.loads(r.read())["url"]
         assert srv.get(url) == (200, data)   # the signed URL, no key
+        status, page = srv.get("/console")   # the console's files, from the package
+        assert status == 200 and b'src="/console/app.js"' in page
         assert srv.signal_and_wait(signal.SIGTERM) == 0
     finally:
         procs.cleanup()

@@ -11,7 +11,7 @@ import pytest
 
 from server.cli.main import _database_error
 from server.secret import RedactingFormatter, Secret, mask_url, redact, secret_url
-from server.settings import Settings, load_settings
+from server.settings import load_settings, replace_settings, Settings
 from tests.procs import run_cli
 
 MASK_URL = [
@@ -63,8 +63,9 @@ def test_settings_repr_masks_the_database_password():
     assert "Rep1ica-pw" not in repr(replicas) and "Rep2ica-pw" not in repr(replicas)
     assert "postgresql://r:***@r2/chat" in repr(replicas)
     # A str given to Settings directly (tests, tools) is wrapped too.
-    assert "Tr0ub4dor" not in repr(Settings(database_url="postgresql://u:Tr0ub4dor@db/c",
-                                            database_read_urls=("postgresql://u:Tr0ub4dor@r/c",)))
+    assert "Tr0ub4dor" not in repr(replace_settings(
+        Settings(), db__url="postgresql://u:Tr0ub4dor@db/c",
+        db__read_urls=("postgresql://u:Tr0ub4dor@r/c",)))
 
 
 def test_redact_masks_remembered_secrets_in_any_text():

@@ -270,7 +270,7 @@ async def test_malformed_multipart(client, pool):
 
 @pytest.fixture
 async def small_limit_client(server_for):
-    return await server_for(max_upload_bytes=10 * CHUNK)
+    return await server_for(uploads__max_bytes=10 * CHUNK)
 
 
 async def test_limit_exact_size_accepted(small_limit_client, message_id):
@@ -519,7 +519,7 @@ async def test_upload_in_progress_is_404_everywhere(client, pool, message_id, ad
 
 
 async def test_stalled_upload_is_cut_with_408_and_removed(server_for, pool, message_id):
-    client = await server_for(upload_idle_timeout=0.5)
+    client = await server_for(uploads__idle_timeout=0.5)
     stalled = asyncio.Event()
 
     async def gen():   # sends a few chunks, then nothing
@@ -609,7 +609,7 @@ async def test_truncated_message_id_field_is_400(client, pool, message_id):
 async def test_stall_between_form_fields_is_408(server_for, pool, message_id):
     # The idle timeout holds for every read, not only the file's: here the client
     # sends message_id, then nothing.
-    client = await server_for(upload_idle_timeout=0.5)
+    client = await server_for(uploads__idle_timeout=0.5)
 
     async def gen():
         yield (b'--b\r\nContent-Disposition: form-data; name="message_id"\r\n\r\n'

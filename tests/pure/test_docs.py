@@ -5,11 +5,13 @@ error block (which nothing else bypasses), and every relative link leads somewhe
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+import dataclasses
+import inspect
 import re
 from pathlib import Path
 
-from server import errors
-from server.settings import load_settings
+from server import errors, settings
+from server.settings import Settings, load_settings
 from tests.procs import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -95,6 +97,31 @@ def test_configuration_doc_names_no_setting_the_code_no_longer_reads():
     for name in NOT_READ_BY_THE_SERVER:   # and those still are read where they say
         assert any(name in p.read_text(encoding="utf-8") for p in (REPO / "tests").rglob("*.py")
                    if p.name != "test_docs.py")
+
+
+def _documented_sections() -> dict[str, set[str]]:
+    """docs/configuration.md's ``## `settings.X` `` headings and the variables below each."""
+    sections: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    for line in (DOCS / "configuration.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            found = re.fullmatch(r"## `settings\.(\w+)`", line)
+            current = sections.setdefault(found.group(1), set()) if found else None
+        elif current is not None and line.startswith("| `"):
+            current.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return sections
+
+
+def test_configuration_doc_has_a_table_per_section_of_settings():
+    sections = _documented_sections()
+    assert sorted(sections) == sorted(f.name for f in dataclasses.fields(Settings))
+    for name, documented in sections.items():
+        # Each section is read by its own builder in server/settings.py: _tus(env), ...
+        builder = getattr(settings, f"_{name}")
+        env = _Recording()
+        builder(env, **({"workers": 1} if "workers" in inspect.signature(builder).parameters
+                        else {}))
+        assert (name, sorted(documented)) == (name, sorted(env.asked))
 
 
 def _declared_codes() -> set[str]:

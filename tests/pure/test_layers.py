@@ -17,7 +17,7 @@ from tests.procs import REPO
 SERVER = REPO / "server"
 
 # Packages that hold domain logic only: they import nothing from the HTTP layer.
-FEATURES = ("security", "legacy", "zapi", "tus", "processing")
+FEATURES = ("security", "legacy", "zapi", "tus", "processing", "hygiene")
 MAX_TOP_LEVEL_MODULES = 8
 
 

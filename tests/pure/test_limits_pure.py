@@ -160,6 +160,17 @@ def test_bad_cursor(text):
         paging.decode_cursor(text)
 
 
+def test_cursor_ids_past_int32_only_where_the_table_has_them():
+    # Media ids are SERIAL; the audit log's BIGSERIAL (GET /api/audit's pages).
+    pos = paging.Position(datetime(2026, 1, 1, tzinfo=timezone.utc), 2**31)
+    text = paging.encode_cursor(pos)
+    with pytest.raises(InvalidCursor):
+        paging.decode_cursor(text)
+    assert paging.decode_cursor(text, max_id=2**63 - 1) == pos
+    big = paging.Position(pos.created_at, 2**63 - 1)
+    assert paging.decode_cursor(paging.encode_cursor(big), max_id=2**63 - 1) == big
+
+
 def test_page_body_shape():
     assert paging.page_body([], None) == {"items": [], "next_cursor": None}
     pos = paging.Position(datetime(2026, 1, 1, tzinfo=timezone.utc), 7)

@@ -4,7 +4,7 @@ import pytest
 from server.errors import BadRequest
 from server.processing.detect import decode_text, identify, looks_like_csv, markup_type
 from server.processing.policy import Options, Policy, image_plan, options_from
-from server.settings import Settings
+from server.settings import Settings, replace_settings
 from tests.media import (
     animated_gif,
     av_sample,
@@ -114,13 +114,15 @@ def test_bad_options_are_400(name, value):
     (True, Options(compress=False, quality=50), False, 50),
 ])
 def test_image_plan(server_on, opts, compress, quality):
-    plan = image_plan(Policy.from_settings(Settings(image_compress=server_on)), opts)
+    settings = replace_settings(Settings(), processing__image_compress=server_on)
+    plan = image_plan(Policy.from_settings(settings), opts)
     assert (plan.compress, plan.quality) == (compress, quality)
 
 
 def test_per_type_limits_never_exceed_the_overall_limit():
-    policy = Policy.from_settings(Settings(max_upload_bytes=1000, max_image_bytes=500,
-                                           max_video_bytes=10**9))
+    policy = Policy.from_settings(replace_settings(
+        Settings(), uploads__max_bytes=1000, processing__max_image_bytes=500,
+        processing__max_video_bytes=10**9))
     assert policy.max_bytes["image"] == 500 and policy.max_bytes["video"] == 1000
 
 
