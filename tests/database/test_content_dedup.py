@@ -137,3 +137,48 @@ async def test_reclaim_racing_uploads_and_deletes_never_loses_content(pool, sett
         assert await conn.fetchval("SELECT count(*) FROM media_contents") == len(
             {hashlib.sha256(d).digest() for d in alive.values()})
     await healthy(pool)
+
+
+async def test_a_variant_of_a_complete_media_is_a_shared_content(store, pool, message_id):
+    """Thumbnails are made for complete media: through the same writer, shared when
+    identical; a make that died before its row leaves a 'writing' content that the
+    reclaim takes (once past the grace) and that blocks no later make."""
+    a = await put(store, message_id, os.urandom(100))
+    b = await put(store, message_id, os.urandom(100))
+    thumb = os.urandom(2 * CHUNK + 1)
+
+    async def pieces():
+        yield thumb[:CHUNK + 5]
+        yield thumb[CHUNK + 5:]
+
+    for media in (a, b):
+        await store.store_variant(media.id, name="thumb_96x96_crop", mime_type="image/jpeg",
+                                  dimensions=None, pieces=pieces())
+    assert await one(pool, "SELECT count(DISTINCT content_id) FROM media_variants") == 1
+    assert await one(pool, "SELECT count(*) FROM media_contents WHERE state = 'writing'") == 0
+
+    async def dying():
+        yield thumb[:CHUNK + 5]
+        raise asyncio.CancelledError   # the process making it went away mid-way
+
+    # A make cut off mid-way: its abort could not run (the process died), as here,
+    # where the 'writing' content it began is left as a crash leaves it.
+    async with pool.acquire() as conn:
+        left = await conn.fetchval(
+            "INSERT INTO media_contents (chunk_size, writer_media_id) VALUES ($1, $2)"
+            " RETURNING id", CHUNK, a.id)
+        await conn.execute("INSERT INTO content_chunks VALUES ($1, 0, 'AAAA')", left)
+    try:
+        await store.store_variant(a.id, name="thumb_32x32_crop", mime_type="image/jpeg",
+                                  dimensions=None, pieces=dying())
+    except asyncio.CancelledError:
+        pass
+    # Made again afterwards: nothing left over stands in its way.
+    await store.store_variant(a.id, name="thumb_32x32_crop", mime_type="image/jpeg",
+                              dimensions=None, pieces=pieces())
+    assert await store.reclaim_orphaned_contents(3600) == (0, 0)   # within the grace
+    assert (await store.reclaim_orphaned_contents(0))[0] == 1      # the dead make's
+    assert await one(pool, "SELECT count(*) FROM media_contents WHERE id = $1", left) == 0
+    assert await one(pool, "SELECT count(*) FROM media_contents WHERE state = 'writing'") == 0
+    assert await read(store, a.id) and await read(store, b.id)
+    await healthy(pool)
