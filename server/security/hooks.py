@@ -20,7 +20,7 @@ from server.security.access import ADMIN, PRINCIPAL, SEND_SCOPE, covers
 from server.security.serving import cache_control
 from server.settings import SETTINGS
 
-SHARED_CACHE_SECONDS = 1
+SHARED_CACHE_EXPIRES = "@1"
 
 
 def upload_limit(request: web.Request, limit: int) -> int:
@@ -68,11 +68,13 @@ def media_cache_control(request: web.Request) -> str:
 
 def proxy_cache_headers(request: web.Request) -> dict[str, str]:
     """For the shared cache in front (deploy/nginx-media-store.conf), on public reads
-    only: keep a copy for one second, then revalidate it (a 304 from us, the bytes stay
-    in nginx), so a quarantine or a delete is never answered from it a second later.
-    nginx reads X-Accel-Expires and never passes it on: clients still get the year."""
+    only: keep the copy, but as already stale (an expiry at 1970-01-01T00:00:01), so
+    nginx revalidates it on every read (a 304 from us, the bytes stay in nginx) and a
+    quarantine or a delete is never answered from it. A relative time would leave a
+    window (1 s at the least) and 0 would not store it at all. nginx reads
+    X-Accel-Expires and never passes it on: clients still get the year."""
     if request.app[SETTINGS].security.public_read:
-        return {"X-Accel-Expires": str(SHARED_CACHE_SECONDS)}
+        return {"X-Accel-Expires": SHARED_CACHE_EXPIRES}
     return {}
 
 

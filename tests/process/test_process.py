@@ -431,20 +431,9 @@ async def test_slow_concurrent_downloads_memory_stays_bounded(procs, db_dsn):
     # grow with the file size times the readers (that would be ~1.9 GiB here).
     size, readers, per_reader = 48 * MIB, 40, 4 * MIB
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_MAX_UPLOAD_BYTES": str(2**31)})
-    message_id = await new_message(db_dsn)
-    key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
-
-    async def body():
-        for piece in big.pieces():
-            yield piece
-
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-                f"{srv.url}{UPLOAD}?message_id={message_id}&filename=v.mp4",
-                data=body(), headers={"Content-Type": "video/mp4", **bearer(key)}) as r:
-            assert r.status == 201, await r.text()
-            url = srv.url + (await r.json())["url"]
+        url = await _upload_video(session, srv, db_dsn, big)
         rss_before = srv.rss_kib()
 
         async def slow_player(i: int) -> bytes:
@@ -479,20 +468,9 @@ async def test_a_second_sigterm_does_not_cut_the_requests_in_flight(procs, db_ds
     srv = procs.start({"DATABASE_URL": db_dsn, "MEDIA_SHUTDOWN_TIMEOUT_SECONDS": "30",
                        "MEDIA_MAX_UPLOAD_BYTES": str(2**31)}, args)
     size = 24 * MIB
-    message_id = await new_message(db_dsn)
-    key = await create_api_key(db_dsn, "write")
     big = BigFile(size)
-
-    async def body():
-        for piece in big.pieces():
-            yield piece
-
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-                f"{srv.url}{UPLOAD}?message_id={message_id}&filename=v.mp4",
-                data=body(), headers={"Content-Type": "video/mp4", **bearer(key)}) as r:
-            assert r.status == 201, await r.text()
-            url = srv.url + (await r.json())["url"]
+        url = await _upload_video(session, srv, db_dsn, big)
         async with session.get(url) as r:
             assert r.status == 200
             got = bytearray(await r.content.read(MIB))
@@ -511,3 +489,20 @@ async def test_a_second_sigterm_does_not_cut_the_requests_in_flight(procs, db_ds
     assert bytes(got) == big.slice(0, size)
     assert srv.proc.wait(60) == 0
     assert "Traceback" not in srv.stderr(), srv.stderr()[-3000:]
+
+
+async def _upload_video(session: aiohttp.ClientSession, srv: Server, db_dsn: str,
+                        big: BigFile) -> str:
+    """``big`` streamed up as a raw video to a new message; the URL of its bytes."""
+    message_id = await new_message(db_dsn)
+    key = await create_api_key(db_dsn, "write")
+
+    async def body():
+        for piece in big.pieces():
+            yield piece
+
+    async with session.post(f"{srv.url}{UPLOAD}?message_id={message_id}&filename=v.mp4",
+                            data=body(),
+                            headers={"Content-Type": "video/mp4", **bearer(key)}) as r:
+        assert r.status == 201, await r.text()
+        return srv.url + (await r.json())["url"]
