@@ -12,12 +12,12 @@ import asyncio
 import getpass
 import sys
 
-import asyncpg
 
 from server.hygiene.quotas import set_quota
 from server.hygiene.sizes import format_size
 from server.security.audit import AuditEntry
 from server.security.keys import KeyRefused, create_key, list_keys, revoke_key
+from server.store.pool import connect
 
 
 def _actor() -> str:
@@ -28,7 +28,7 @@ def _actor() -> str:
 
 
 async def _run(dsn: str, fn, command_timeout: float | None = None):
-    conn = await asyncpg.connect(dsn, command_timeout=command_timeout)
+    conn = await connect(dsn, command_timeout=command_timeout)
     try:
         return await fn(conn)
     finally:

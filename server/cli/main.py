@@ -279,13 +279,12 @@ def _database_error(e: BaseException) -> int:
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:
-    import asyncpg
     import psycopg
     from yoyo.exceptions import LockTimeout
 
     from server.errors import ServiceUnavailable
-    return (OSError, psycopg.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
-            LockTimeout, ServiceUnavailable)
+    from server.store.pool import DATABASE_ERRORS as STORE_ERRORS
+    return (OSError, psycopg.Error, *STORE_ERRORS, LockTimeout, ServiceUnavailable)
 
 
 DATABASE_ERRORS = _database_errors()

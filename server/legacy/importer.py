@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TextIO
 
 import aiofiles
-import asyncpg
 
 from server.errors import (EmptyFile, MediaError, PayloadTooLarge, ServiceUnavailable,
                            UnsupportedMediaType)
@@ -42,6 +41,7 @@ from server.processing.policy import Policy, keeping_bytes
 from server.security.audit import AuditEntry
 from server.security.signing import serve_path
 from server.store.media import MediaStore
+from server.store.pool import DATABASE_ERRORS, Connection
 from server.store.sqlfiles import Q
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _describe(row: Row) -> str:
     return f"{row.outcome}: {row.name}"
 
 
-async def _message_refs(conn: asyncpg.Connection, column: UrlColumn,
+async def _message_refs(conn: Connection, column: UrlColumn,
                         prefix: str) -> dict[str, list[matching.Ref]]:
     # Streamed through a cursor: the messages table may hold millions of rows.
     st = column.bind(Q.legacy_message_refs)
@@ -223,7 +223,7 @@ async def _one(store: MediaStore, opts: ImportOptions, limits: Limits,
         raise   # the database is gone: nothing else will work either
     except RecordedMeanwhile:
         return Row(name, ALREADY, reason="imported by another run meanwhile")
-    except (MediaError, OSError, FileChanged, BytesRewritten, asyncpg.PostgresError) as e:
+    except (MediaError, OSError, FileChanged, BytesRewritten, *DATABASE_ERRORS) as e:
         return Row(name, FAILED, message_id=owner, reason=_reason(e))
 
 
@@ -300,7 +300,7 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
     row = Row(name, IMPORTED, size=upload.size, sha256=h.digest(), message_id=owner,
               processed=opts.process)
 
-    async def also(conn: asyncpg.Connection, rec) -> None:
+    async def also(conn: Connection, rec) -> None:
         row.stored_sha256, row.stored_size = rec.sha256, rec.file_size
         if not opts.process and rec.sha256 != row.sha256:
             # Cannot happen by design (the policy keeps the bytes); if it ever did,
@@ -329,7 +329,7 @@ async def _import(store: MediaStore, opts: ImportOptions, limits: Limits,
     return row
 
 
-async def _rewrite(conn: asyncpg.Connection, column: UrlColumn, media_id: int,
+async def _rewrite(conn: Connection, column: UrlColumn, media_id: int,
                    refs: list[matching.Ref]) -> int:
     st = column.bind(Q.legacy_rewrite_url)
     n = 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
-
 from server.store.media import MediaStore
+from server.store.pool import Connection
 from server.store.sqlfiles import Q
 
 
@@ -15,7 +14,7 @@ class LegacyBusy(Exception):
 
 
 @contextlib.asynccontextmanager
-async def legacy_lock(store: MediaStore) -> AsyncIterator[asyncpg.Connection]:
+async def legacy_lock(store: MediaStore) -> AsyncIterator[Connection]:
     """Hold the session lock on a connection of its own while the block runs; the
     connection is yours for short reads. The lock dies with the session if we do."""
     async with store.connection() as conn:

@@ -14,9 +14,9 @@ import re
 import secrets
 from datetime import datetime
 
-import asyncpg
 
 from server.security.access import KEY_SCOPES
+from server.store.pool import UniqueViolation
 from server.store.sqlfiles import Q
 
 KEY_PREFIX = "msk_"
@@ -117,7 +117,7 @@ async def create_key(conn, name: str, scope: str, audit=None,
                                             **{k: (limits or {}).get(k) for k in LIMITS})
             if audit is not None:
                 await audit.write(conn, outcome=f"ok: scope {scope}")
-    except asyncpg.UniqueViolationError:
+    except UniqueViolation:
         raise KeyRefused(f"a key named {name!r} exists; revoke it first") from None
     return key
 

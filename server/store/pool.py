@@ -1,4 +1,9 @@
-"""The asyncpg pool: opened and closed with the application."""
+"""The asyncpg pool: opened and closed with the application.
+
+The store is the only package that imports asyncpg: what other packages need of it (a
+connection's type, the errors a database call can raise, a connection of their own for
+a command line tool) they take from here, so a change of driver stays in this package.
+"""
 from __future__ import annotations
 
 import json
@@ -41,6 +46,20 @@ async def create_pool(dsn: str, settings: Settings, *,
         command_timeout=settings.db.admin_command_timeout if admin else
         settings.db.command_timeout,
     )
+
+
+# A connection, for annotations outside the store.
+Connection = asyncpg.Connection
+# What a statement can raise when the database refuses it or the connection fails.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError,
+                                                    asyncpg.InterfaceError)
+# A unique constraint refused the row (e.g. a key name taken).
+UniqueViolation = asyncpg.UniqueViolationError
+
+
+async def connect(dsn: str, *, command_timeout: float | None = None) -> Connection:
+    """One connection of its own (command line tools), not from a pool."""
+    return await asyncpg.connect(dsn, command_timeout=command_timeout)
 
 
 # The database the application's pool connects to (the embedded server's included).

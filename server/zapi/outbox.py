@@ -42,13 +42,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import PurePosixPath
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from server.errors import DeliveryNotFound, MediaNotFound, ServiceUnavailable
 from server.security.audit import AuditEntry
 from server.settings import Settings
 from server.store.media import MediaRecord, MediaStore
+from server.store.pool import DATABASE_ERRORS
 from server.store.sqlfiles import Q
 from server.zapi.client import Outcome, ZapiClient, base64_length, build_request
 
@@ -308,8 +308,7 @@ class Outbox:
             try:
                 await self._record(row, outcome)
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    ServiceUnavailable):
+            except (OSError, *DATABASE_ERRORS, ServiceUnavailable):
                 if attempt == RECORD_TRIES - 1:
                     raise
                 log.warning("delivery %s: recording the outcome failed; retrying", row["id"])
@@ -351,7 +350,7 @@ async def _guard(body: AsyncIterator[bytes], broken: list) -> AsyncIterator[byte
     try:
         async for piece in body:
             yield piece
-    except (asyncpg.PostgresError, OSError, Exception) as e:
+    except Exception as e:   # the database, the connection, anything of ours: noted
         broken.append(e)
         raise
 

@@ -227,3 +227,18 @@ def test_only_the_store_runs_statements_on_the_chunk_and_content_tables():
                       and id(n) not in docstrings
                       for m in [BYTES_TABLES.search(n.value)] if m]
     assert offenders == []
+
+
+def test_only_the_store_imports_the_database_driver():
+    # Other packages take a connection's type, the database errors and connect() from
+    # server/store/pool.py: a change of driver stays in the store.
+    offenders = []
+    for module, path in modules().items():
+        if module == "server.store" or module.startswith("server.store."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{module}: imports {n}" for n in names
+                          if n == "asyncpg" or n.startswith("asyncpg.")]
+    assert offenders == []
