@@ -17,6 +17,9 @@ rounds and after/before per round. Rows:
   small ups    200 uploads of 50 KiB (new random bytes each), 8 at a time
   forwarded    the round's 64 MiB bytes uploaded again to another message: the
                content-addressed store keeps one copy, the per-media one a second
+and for each, the CPU spent per request, per MiB or per upload (ms) by the service's
+processes and the PostgreSQL backends of its database: the work done, which the
+machine's load shakes less than the throughput (the rows to read on a shared machine).
 Both services, wrk, curl and PostgreSQL share this machine's cores: compare the
 ratios, not the absolute figures.
 """
@@ -33,13 +36,14 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report import (MiB, Procs, api_upload, checkout_of, curl_downloads,  # noqa: E402
-                          etag_of, pdf_payload, run_wrk, service_upload)
+                          etag_of, pdf_payload, run_wrk, service_upload, tree)
 from bench.report_format import before_after_table, rotate  # noqa: E402
 
 SMALL = 50 * 1024
@@ -53,6 +57,39 @@ def small_payload() -> bytes:
     # Random bytes behind a JPEG signature: with processing off they are stored as
     # sent, and unique, so neither side can deduplicate them.
     return b"\xff\xd8\xff" + os.urandom(SMALL - 3)
+
+
+class SideCpu:
+    """CPU seconds a side spends from now to .seconds(): its service's process tree and
+    the PostgreSQL backends connected to its database (found by their title, so the
+    other side's and other users' backends are left out). Less shaken by the load of
+    a shared machine than throughput: the work, not how fast it got a core."""
+
+    def __init__(self, pid: int, db: str) -> None:
+        self.pid, self.db = pid, db
+        self.start = self._snapshot()
+
+    def _procs(self) -> list[psutil.Process]:
+        backends = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if cmd.startswith("postgres: ") and f" {self.db} " in cmd:
+                backends.append(p)
+        return tree(self.pid) + backends
+
+    def _snapshot(self) -> dict[int, float]:
+        out = {}
+        for p in self._procs():
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def seconds(self) -> float:
+        return sum(max(0.0, v - self.start.get(pid, 0.0))
+                   for pid, v in self._snapshot().items())
 
 
 class Side:
@@ -127,19 +164,32 @@ def large_gets(side: Side, n: int) -> float:
 
 
 async def measure_round(side: Side, args, big: list[bytes], big_mib: int) -> dict:
+    """One round of every row on one side; beside each figure, the CPU (service and
+    its PostgreSQL backends) per request, per MiB or per upload, in ms."""
     out: dict = {}
+
+    def meter() -> SideCpu:
+        return SideCpu(side.proc.pid, side.db)
     for row, script in (("small", side.get_script), ("304", side.rev_script)):
         run_wrk(side.base, script, WARM_UP_SECONDS, args.connections, {})
+        cpu, t = meter(), time.perf_counter()
         res = run_wrk(side.base, script, args.seconds, args.connections, {})
+        cores = cpu.seconds() / (time.perf_counter() - t)
         if res["errors"]:
             raise RuntimeError(f"{side.name} {row}: {res['errors']} failed requests")
         out[f"{row}_rps"], out[f"{row}_p99"] = res["rps"], res["p99_ms"]
+        out[f"{row}_cpu"] = 1000 * cores / res["rps"]
+    cpu = meter()
     out["large_get"] = await asyncio.to_thread(large_gets, side, args.large_gets)
-    t, _ = await service_upload(side.base, side.message_id, big, side.key)
-    out["upload"] = big_mib / t
-    out["small_uploads"] = await small_uploads(side, SMALL_FILES)
-    t, _ = await service_upload(side.base, side.forward_to, big, side.key, "fwd.pdf")
-    out["forwarded"] = big_mib / t
+    out["large_get_cpu"] = 1000 * cpu.seconds() / (args.large_gets * big_mib)
+    for row, message_id in (("upload", side.message_id), ("forwarded", side.forward_to)):
+        cpu = meter()
+        t, _ = await service_upload(side.base, message_id, big, side.key, f"{row}.pdf")
+        out[row], out[f"{row}_cpu"] = big_mib / t, 1000 * cpu.seconds() / big_mib
+        if row == "upload":
+            cpu = meter()
+            out["small_uploads"] = await small_uploads(side, SMALL_FILES)
+            out["small_uploads_cpu"] = 1000 * cpu.seconds() / SMALL_FILES
     return out
 
 
@@ -152,6 +202,12 @@ ROWS = (  # key, label, lower is better
     ("upload", "upload of {big} MiB (new bytes), MiB/s", False),
     ("small_uploads", "small uploads (50 KiB, 8 at a time), uploads/s", False),
     ("forwarded", "forwarded upload (the same {big} MiB again), MiB/s", False),
+    ("small_cpu", "CPU per small GET, ms", True),
+    ("304_cpu", "CPU per 304, ms", True),
+    ("large_get_cpu", "CPU per MiB downloaded, ms", True),
+    ("upload_cpu", "CPU per MiB uploaded, ms", True),
+    ("small_uploads_cpu", "CPU per small upload, ms", True),
+    ("forwarded_cpu", "CPU per MiB forwarded, ms", True),
 )
 
 
