@@ -4,6 +4,7 @@ the tests.
 
     python bench/bench_before_after.py --before /work/ref-before --after /work/ref-after
         [--rounds 3] [--seconds 5] [--connections 32] [--large-gets 3] [--json out.json]
+        [--only small,304,large_get,upload,small_uploads,forwarded]
 
 Each checkout's service (``python run.py`` from it, migrating its own fresh database
 on the PostgreSQL at --pg, MEDIA_PROCESSING=false, every other setting its default)
@@ -171,6 +172,8 @@ async def measure_round(side: Side, args, big: list[bytes], big_mib: int) -> dic
     def meter() -> SideCpu:
         return SideCpu(side.proc.pid, side.db)
     for row, script in (("small", side.get_script), ("304", side.rev_script)):
+        if row not in args.only:
+            continue
         run_wrk(side.base, script, WARM_UP_SECONDS, args.connections, {})
         cpu, t = meter(), time.perf_counter()
         res = run_wrk(side.base, script, args.seconds, args.connections, {})
@@ -179,14 +182,16 @@ async def measure_round(side: Side, args, big: list[bytes], big_mib: int) -> dic
             raise RuntimeError(f"{side.name} {row}: {res['errors']} failed requests")
         out[f"{row}_rps"], out[f"{row}_p99"] = res["rps"], res["p99_ms"]
         out[f"{row}_cpu"] = 1000 * cores / res["rps"]
-    cpu = meter()
-    out["large_get"] = await asyncio.to_thread(large_gets, side, args.large_gets)
-    out["large_get_cpu"] = 1000 * cpu.seconds() / (args.large_gets * big_mib)
-    for row, message_id in (("upload", side.message_id), ("forwarded", side.forward_to)):
+    if "large_get" in args.only:
         cpu = meter()
-        t, _ = await service_upload(side.base, message_id, big, side.key, f"{row}.pdf")
-        out[row], out[f"{row}_cpu"] = big_mib / t, 1000 * cpu.seconds() / big_mib
-        if row == "upload":
+        out["large_get"] = await asyncio.to_thread(large_gets, side, args.large_gets)
+        out["large_get_cpu"] = 1000 * cpu.seconds() / (args.large_gets * big_mib)
+    for row, message_id in (("upload", side.message_id), ("forwarded", side.forward_to)):
+        if row in args.only:
+            cpu = meter()
+            t, _ = await service_upload(side.base, message_id, big, side.key, f"{row}.pdf")
+            out[row], out[f"{row}_cpu"] = big_mib / t, 1000 * cpu.seconds() / big_mib
+        if row == "upload" and "small_uploads" in args.only:
             cpu = meter()
             out["small_uploads"] = await small_uploads(side, SMALL_FILES)
             out["small_uploads_cpu"] = 1000 * cpu.seconds() / SMALL_FILES
@@ -209,6 +214,9 @@ ROWS = (  # key, label, lower is better
     ("small_uploads_cpu", "CPU per small upload, ms", True),
     ("forwarded_cpu", "CPU per MiB forwarded, ms", True),
 )
+
+
+MEASURES = ("small", "304", "large_get", "upload", "small_uploads", "forwarded")
 
 
 def uptime() -> str:
@@ -259,7 +267,7 @@ async def run(args) -> dict:
 def table(report: dict) -> str:
     rows = [(label.format(big=report["big_mib"]), [r["before"][k] for r in report["rounds"]],
              [r["after"][k] for r in report["rounds"]], lower)
-            for k, label, lower in ROWS]
+            for k, label, lower in ROWS if k in report["rounds"][0]["before"]]
     return before_after_table(rows)
 
 
@@ -274,8 +282,12 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--large-gets", type=int, default=3)
     ap.add_argument("--big-mib", type=int, default=64)
+    ap.add_argument("--only", type=lambda t: set(t.split(",")), default=set(MEASURES),
+                    help="a comma-separated subset of " + ",".join(MEASURES))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.only - set(MEASURES):
+        ap.error(f"--only: unknown {', '.join(sorted(args.only - set(MEASURES)))}")
     for p in (args.before, args.after):
         if not (p / "run.py").is_file():
             ap.error(f"{p}: no run.py there")
