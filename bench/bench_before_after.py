@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -260,7 +261,10 @@ async def run(args) -> dict:
             await admin.execute(f'DROP DATABASE IF EXISTS "{s.db}" WITH (FORCE)')
         await admin.close()
     report["uptime_after"] = uptime()
-    report["logs"] = str(logs)
+    if args.keep:
+        report["logs"] = str(logs)
+    else:   # the services' access logs: tens of MiB a run
+        shutil.rmtree(logs, ignore_errors=True)
     return report
 
 
@@ -285,6 +289,7 @@ def main() -> None:
     ap.add_argument("--only", type=lambda t: set(t.split(",")), default=set(MEASURES),
                     help="a comma-separated subset of " + ",".join(MEASURES))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the services' logs")
     args = ap.parse_args()
     if args.only - set(MEASURES):
         ap.error(f"--only: unknown {', '.join(sorted(args.only - set(MEASURES)))}")
