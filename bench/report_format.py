@@ -192,3 +192,46 @@ def connections_needed(servers: Iterable[dict[str, str]], workers: int, pool_max
         p = int(env.get("DB_POOL_MAX", pool_max))
         total += w * (p + 1)
     return total
+
+
+def fmt_range(values: Sequence[float]) -> str:
+    """The rounds' spread of one side's figures, '1,020–1,180'; one value: itself."""
+    if not values:
+        return "—"
+    lo, hi = min(values), max(values)
+    return fmt_num(lo) if lo == hi else f"{fmt_num(lo)}–{fmt_num(hi)}"
+
+
+def change_verdict(ratios: Sequence[float], lower_is_better: bool = False,
+                   margin: float = 0.10) -> str:
+    """Whether the per-round after/before ratios show a change beyond the noise: 'worse'
+    or 'better' only when every round's ratio lies beyond ``margin`` (10%) on the same
+    side of 1, so a single noisy round cannot make the verdict; otherwise 'same'."""
+    if not ratios:
+        return "—"
+    # For latencies a smaller figure is the better one: invert so > 1 reads as better.
+    gains = [1 / r if lower_is_better else r for r in ratios if r]
+    if gains and all(g < 1 - margin for g in gains):
+        return "worse"
+    if gains and all(g > 1 + margin for g in gains):
+        return "better"
+    return "same"
+
+
+def before_after_table(rows: Sequence[tuple[str, Sequence[float], Sequence[float], bool]]
+                       ) -> str:
+    """A markdown table of (row, before's figures by round, after's by round, lower is
+    better): the medians, each side's spread, after/before of the medians and per round
+    (rounds pair runs taken side by side), and the verdict. A side not measured in a
+    row has no figures and shows dashes."""
+    out = []
+    for name, before, after, lower in rows:
+        b = statistics.median(before) if before else None
+        a = statistics.median(after) if after else None
+        per_round = round_ratios(after, before)
+        out.append([name, fmt_num(b), fmt_range(before), fmt_num(a), fmt_range(after),
+                    fmt_ratio(a, b), fmt_ratio_range(per_round),
+                    change_verdict(per_round, lower)])
+    return markdown_table(["row", "before", "before: rounds", "after", "after: rounds",
+                           "after/before", "per round", "change"], out,
+                          [False, True, True, True, True, True, True, False])

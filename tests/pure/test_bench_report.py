@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.report_format import (check, connections_needed, fmt_num, fmt_pct_range,
+from bench.report_format import (before_after_table, change_verdict, check,
+                                 connections_needed, fmt_num, fmt_pct_range, fmt_range,
                                  fmt_ratio, fmt_ratio_range, markdown_table, medians,
                                  rotate, round_ratios, share_under,
                                  summarize_profile)
@@ -213,3 +214,42 @@ _bootstrap (/usr/lib/python3.11/threading.py:995);QueueListener._monitor (/usr/l
 ])
 def test_share_under_counts_the_loops_samples_only(collapsed, frames, share):
     assert share_under(collapsed, frames) == share
+
+
+# ---------------------------------------------------------------- before/after (issue 24)
+
+@pytest.mark.parametrize("values, text", [
+    ([], "—"),
+    ([3.5], "3.50"),
+    ([1180, 1020, 1100], "1,020–1,180"),
+    ([12.0, 12.0], "12.0"),
+])
+def test_fmt_range(values, text):
+    assert fmt_range(values) == text
+
+
+@pytest.mark.parametrize("ratios, lower, verdict", [
+    ([], False, "—"),
+    ([0.85, 0.8, 0.7], False, "worse"),
+    ([0.85, 0.95, 0.7], False, "same"),          # one round within 10%: noise
+    ([1.2, 1.15], False, "better"),
+    ([1.0, 1.02, 0.97], False, "same"),
+    ([1.2, 1.3], True, "worse"),                 # latencies: higher after is worse
+    ([0.5, 0.8], True, "better"),
+])
+def test_change_verdict_needs_every_round_beyond_the_margin(ratios, lower, verdict):
+    assert change_verdict(ratios, lower) == verdict
+
+
+def test_before_after_table_gives_medians_spreads_and_per_round_ratios():
+    table = before_after_table([
+        ("GETs, req/s", [1000, 1200, 1100], [500, 600, 550], False),
+        ("p99, ms", [10, 12, 11], [11, 12, 10], True),
+        ("forwarded, MiB/s", [], [40.0], False),
+    ])
+    lines = table.splitlines()
+    assert lines[0].startswith("| row | before | before: rounds | after |")
+    assert lines[2] == ("| GETs, req/s | 1,100 | 1,000–1,200 | 550 | 500–600 | 0.50× "
+                        "| 0.50× | worse |")
+    assert lines[3] == "| p99, ms | 11.0 | 10.0–12.0 | 11.0 | 10.0–12.0 | 1.00× | 0.91–1.10× | same |"
+    assert lines[4] == "| forwarded, MiB/s | — | — | 40.0 | 40.0 | — | — | — |"
