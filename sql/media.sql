@@ -20,21 +20,30 @@ VALUES (:file_name, :original_name, :mime_type, :media_type, :chunk_size, :insta
 RETURNING id;
 
 -- name: finalize_upload
--- Makes an upload visible, in one statement: it is complete or it is not there.
-UPDATE media_files
-   SET upload_state = 'complete',
-       message_id   = :message_id,
-       file_size    = :file_size,
-       chunk_count  = :chunk_count,
-       sha256       = :sha256,
-       completed_at = now(),
-       updated_at   = now()
- WHERE id = :id AND upload_state = 'uploading'
-RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
-          is_compressed, compression_quality, duration, dimensions, zapi_sent,
-          zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
-          duration_exact, waveform, media_variant_list(id) AS variants,
-       NULL::varchar AS variant;
+-- Makes an upload visible, in one statement: it is complete or it is not there. The
+-- variant list is read outside the UPDATE: Citus allows no function but immutable ones
+-- in a distributed UPDATE's RETURNING.
+WITH done AS (
+    UPDATE media_files
+       SET upload_state = 'complete',
+           message_id   = :message_id,
+           file_size    = :file_size,
+           chunk_count  = :chunk_count,
+           sha256       = :sha256,
+           completed_at = now(),
+           updated_at   = now()
+     WHERE id = :id AND upload_state = 'uploading'
+    RETURNING id, message_id, file_name, original_name, mime_type, file_size, media_type,
+              is_compressed, compression_quality, duration, dimensions, zapi_sent,
+              zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+              duration_exact, waveform
+)
+SELECT id, message_id, file_name, original_name, mime_type, file_size, media_type,
+       is_compressed, compression_quality, duration, dimensions, zapi_sent,
+       zapi_message_id, created_at, updated_at, chunk_size, chunk_count, sha256,
+       duration_exact, waveform, media_variant_list(id) AS variants,
+       NULL::varchar AS variant
+  FROM done;
 
 -- name: delete_upload
 -- Reclaims an aborted upload at once (its chunks go with it by cascade).
@@ -68,3 +77,11 @@ SELECT id, message_id, file_name, original_name, mime_type, file_size, media_typ
 -- Removes a complete file; its chunks go by ON DELETE CASCADE. Returns its message
 -- (for the audit row).
 DELETE FROM media_files WHERE id = :id AND upload_state = 'complete' RETURNING message_id;
+
+-- name: notify_media_deleted
+-- Tells every instance's cache, at commit, from the server the service talks to. On
+-- one server the trigger on media_files has sent the same NOTIFY in the same
+-- transaction, and PostgreSQL delivers it once; on Citus that trigger is gone (a
+-- distributed table's trigger fires on the worker, where nobody listens:
+-- docs/scaling.md). The channel is server/store/invalidation.py's.
+SELECT pg_notify('media_deleted', (:id::integer)::text);

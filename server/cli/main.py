@@ -9,6 +9,7 @@ Installed, the console script ``media-store``; from a checkout, ``python run.py`
     media-store reclaim        delete abandoned uploads now (what the janitor does)
     media-store create-message insert a message to attach media to; prints its id
     media-store partition-chunks   hash-partition media_chunks (docs/scaling.md)
+    media-store distribute [--dry-run]   spread the tables over Citus (docs/scaling.md)
     media-store keys create NAME [--scope read|write|admin]   prints the new API key
     media-store keys list | keys revoke NAME
     media-store import-legacy | verify | cleanup-legacy | export | stats
@@ -138,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("create-message", help="insert a message; print its id")
     sub.add_parser("partition-chunks",
                    help="hash-partition media_chunks (docs/scaling.md; rewrites the table)")
+    p_dist = sub.add_parser("distribute", help="on a Citus coordinator: distribute the "
+                            "store's tables (docs/scaling.md)")
+    p_dist.add_argument("--dry-run", action="store_true",
+                        help="print the SQL of the steps still to apply; change nothing")
     p_keys = sub.add_parser("keys", help="API keys: create, list, revoke")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_create = keys_sub.add_parser("create", help="create a key; print it (shown once)")
@@ -178,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
                 applied = apply_migrations(dsn, folder=PARTITIONING_DIR)
                 print("applied: " + (", ".join(applied) if applied else
                                      "nothing, already partitioned"))
+            elif command == "distribute":
+                from server.cli.distribute import distribute_command
+                from server.cli.migrate import pending_migrations
+                if not args.dry_run:
+                    _migrated(settings, dsn)
+                elif pending := pending_migrations(dsn):   # a dry run changes nothing
+                    raise SchemaBehind(f"the database schema is behind ({', '.join(pending)}"
+                                       " not applied): run `media-store migrate` first")
+                return distribute_command(dsn, args.dry_run)
             elif command == "create-message":
                 if settings.auto_migrate:
                     apply_migrations(dsn)

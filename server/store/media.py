@@ -541,6 +541,7 @@ class MediaStore:
             message_id = await Q.delete_media.fetchval(conn, id=media_id)
             if message_id is None:
                 raise MediaNotFound()
+            await Q.notify_media_deleted.execute(conn, id=media_id)
             if audit is not None:
                 await audit.write(conn, media_id=media_id, message_id=message_id)
 
