@@ -142,4 +142,4 @@ async def test_media_land_on_both_workers(citus_client, distributed, citus):
             i) for i in ids}
     finally:
         await conn.close()
-    assert ports == {w.port for w in citus.workers}
+    assert ports <= {w.port for w in citus.workers} and len(ports) >= 2
