@@ -13,6 +13,7 @@ from server.resources import SQL_DIR
 from server.store.sqlfiles import Q, parse_sql
 from tests.dbutil import fetchval, new_message
 from tests.media import jpeg_bytes
+from tests.procs import run_cli
 
 UPLOAD = "/api/media/upload-production"
 
@@ -143,3 +144,9 @@ async def test_media_land_on_both_workers(citus_client, distributed, citus):
     finally:
         await conn.close()
     assert ports <= {w.port for w in citus.workers} and len(ports) >= 2
+
+
+def test_the_command_line_on_a_distributed_database(distributed):
+    dry = run_cli(["distribute", "--dry-run"], {"DATABASE_URL": distributed.dsn})
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip() == "nothing to do: already distributed"
