@@ -150,31 +150,33 @@ UPDATE zapi_deliveries
 RETURNING id, media_id;
 
 -- name: media_lock_for_sync
--- Locks the media rows whose zapi_sent is about to be recomputed, in id order. Taken
--- before media_zapi_sent_sync so that statement's snapshot (a new one, READ COMMITTED)
--- sees every delivery change committed by whoever held the lock before: two callbacks
--- failing two deliveries of one media at once cannot both see the other one as sent.
-SELECT id FROM media_files
- WHERE id = ANY(:media_ids::integer[])
- ORDER BY id
-   FOR UPDATE;
+-- Locks the media row whose zapi_sent is about to be recomputed (the caller goes in id
+-- order). Taken before media_zapi_sent_sync so that statement's snapshot (a new one,
+-- READ COMMITTED) sees every delivery change committed by whoever held the lock
+-- before: two callbacks failing two deliveries of one media at once cannot both see
+-- the other one as sent. One media per statement: on Citus a row lock is taken on one
+-- shard only.
+SELECT id FROM media_files WHERE id = :media_id FOR UPDATE;
 
 -- name: media_zapi_sent_sync
 -- zapi_sent and zapi_message_id from the media's deliveries: true (with the latest
--- sent delivery's message id) while any delivery is 'sent', else false and NULL.
+-- sent delivery's message id) while any delivery is 'sent', else false and NULL. The
+-- deliveries are read first (a CTE): on Citus they stay on the coordinator while the
+-- media row is on a worker.
+WITH latest AS (
+    SELECT d.id, d.zapi_message_id
+      FROM zapi_deliveries d
+     WHERE d.media_id = :media_id AND d.state = 'sent'
+     ORDER BY d.sent_at DESC NULLS LAST, d.id DESC
+     LIMIT 1
+)
 UPDATE media_files f
-   SET zapi_sent = latest.id IS NOT NULL, zapi_message_id = latest.zapi_message_id,
+   SET zapi_sent = EXISTS (SELECT 1 FROM latest),
+       zapi_message_id = (SELECT zapi_message_id FROM latest),
        updated_at = now()
-  FROM unnest(:media_ids::integer[]) AS m(id)
-  LEFT JOIN LATERAL (
-      SELECT d.id, d.zapi_message_id
-        FROM zapi_deliveries d
-       WHERE d.media_id = m.id AND d.state = 'sent'
-       ORDER BY d.sent_at DESC NULLS LAST, d.id DESC
-       LIMIT 1) latest ON true
- WHERE f.id = m.id
-   AND (f.zapi_sent IS DISTINCT FROM (latest.id IS NOT NULL)
-        OR f.zapi_message_id IS DISTINCT FROM latest.zapi_message_id)
+ WHERE f.id = :media_id
+   AND (f.zapi_sent IS DISTINCT FROM EXISTS (SELECT 1 FROM latest)
+        OR f.zapi_message_id IS DISTINCT FROM (SELECT zapi_message_id FROM latest))
 RETURNING f.id, f.zapi_sent;
 
 -- name: delivery_status

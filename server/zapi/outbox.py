@@ -129,10 +129,9 @@ class Outbox:
         async with self.store.connection() as conn, conn.transaction():
             rows = await Q.delivery_callback_failed.fetch(
                 conn, zaap_id=zaap_id, zapi_message_id=message_id, error=error)
-            media_ids = sorted({r["media_id"] for r in rows})
-            if media_ids:
-                await Q.media_lock_for_sync.fetch(conn, media_ids=media_ids)
-                await Q.media_zapi_sent_sync.fetch(conn, media_ids=media_ids)
+            for media_id in sorted({r["media_id"] for r in rows}):
+                await Q.media_lock_for_sync.fetch(conn, media_id=media_id)
+                await Q.media_zapi_sent_sync.fetch(conn, media_id=media_id)
         return len(rows)
 
     async def status_changed(self, ids: list[str], status: str, at) -> int:

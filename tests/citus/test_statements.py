@@ -17,8 +17,6 @@ NOT_YET = {
     "reclaim_stale_uploads": "direct joins between distributed and local tables",
     "reclaim_dead_instance_uploads": "direct joins between distributed and local tables",
     "tus_reclaim_expired": "FOR UPDATE/SHARE",
-    "media_lock_for_sync": "FOR UPDATE/SHARE",
-    "media_zapi_sent_sync": "complex joins",
 }
 
 _SAMPLES = {"int2": 1, "int4": 1, "int8": 1, "float8": 1.0, "numeric": 1, "bool": False,

@@ -1,5 +1,6 @@
 """A Z-API delivery from a distributed store: the outbox (on the coordinator) sends a
-media whose bytes live on a worker to the fake Z-API, and marks the media sent."""
+media whose bytes live on a worker to the fake Z-API and marks the media sent; a
+failure callback afterwards marks it not sent."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,5 +30,15 @@ async def test_a_delivery_is_sent_with_the_stored_bytes(distributed, citus_setti
         assert got.endpoint == "send-image"
         assert got.media_bytes() == ("image/jpeg", data)
         assert (await (await client.get(f"/api/media/{media['id']}")).json())["zapi_sent"]
+        # WhatsApp then fails to deliver it: the delivery fails and, with no other one
+        # sent, the media is no longer marked sent (the row lock and the recount run
+        # on the media's worker, the deliveries on the coordinator).
+        event = {"type": "DeliveryCallback", "zaapId": delivery["zaap_id"],
+                 "messageId": delivery["zapi_message_id"], "error": "no such phone"}
+        hook = await client.post(f"/api/zapi/webhook/{settings.zapi_webhook_secret}",
+                                 json=event)
+        assert hook.status == 200 and (await hook.json())["updated"] == 1
+        after = await (await client.get(f"/api/media/{media['id']}")).json()
+        assert after["zapi_sent"] is False and after["zapi_message_id"] is None
     finally:
         await client.close()
