@@ -1,11 +1,15 @@
 """More of the service against a distributed store: resumable uploads (tus), search,
-media_file_data() and the media_files_complete view, conditionals, dedup of the same
-bytes from two messages, the janitor's statements."""
+media_file_data() and the media_files_complete view, conditionals, the same bytes
+from two messages, the heartbeat's reclaim of a dead instance's uploads."""
 from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 
+import asyncpg
+
+from server.store.sqlfiles import Q
 from tests.citus.test_distribute import _upload_multipart, _upload_raw
 from tests.dbutil import fetchval, new_message
 from tests.media import jpeg_bytes
@@ -78,3 +82,27 @@ async def test_conditional_get_and_the_same_bytes_from_two_messages(citus_client
     again = await citus_client.get(first["url"], headers={"If-None-Match": etag})
     assert again.status == 304
 
+
+
+async def test_uploads_of_a_dead_instance_are_reclaimed(distributed):
+    # The heartbeat's reclaim, on the cluster: rows made by the test, aged by hand.
+    dead, live = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(distributed.dsn)
+    try:
+        await conn.execute("INSERT INTO media_instances (id, hostname, pid, last_seen) "
+                           "VALUES ($1, 'a', 1, now() - interval '1 hour'), "
+                           "($2, 'b', 2, now())", dead, live)
+        ids = {}
+        for owner in (dead, live):
+            ids[owner] = await conn.fetchval(
+                "INSERT INTO media_files (file_name, original_name, mime_type, media_type,"
+                " chunk_size, instance_id, updated_at) VALUES ($1, 'x', 'image/jpeg', "
+                "'image', 3, $2, now() - interval '1 hour') RETURNING id",
+                uuid.uuid4().hex, owner)
+        gone = await Q.reclaim_dead_instance_uploads.fetch(conn, dead_seconds=60, batch=100)
+        gone_ids = {r["id"] for r in gone}
+        assert ids[dead] in gone_ids and ids[live] not in gone_ids
+        assert await conn.fetchval("SELECT count(*) FROM media_files WHERE id = $1",
+                                   ids[live]) == 1
+    finally:
+        await conn.close()

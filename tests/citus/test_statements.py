@@ -15,7 +15,6 @@ from tests.procs import REPO
 # Statement -> what Citus says; the same list is in docs/scaling.md.
 NOT_YET = {
     "reclaim_stale_uploads": "direct joins between distributed and local tables",
-    "reclaim_dead_instance_uploads": "direct joins between distributed and local tables",
     "tus_reclaim_expired": "FOR UPDATE/SHARE",
 }
 
