@@ -654,8 +654,10 @@ http {{
                              f"p99 {res['p99_ms']:7.2f} ms srv {res['server_cpu']:.2f} "
                              f"wrk {res['wrk_cpu']:.2f} cores"
                              + (f"  ERRORS {res['errors']}" if res["errors"] else ""))
+        profile = self.like_profile(scripts[(f"small-{n0}", "service-p1")], conns) \
+            if self.args.like_profile else None
         self.report["sections"]["like"] = {
-            "counts": counts, "connections": conns, "rounds": cfg.like_rounds,
+            "profile": profile, "counts": counts, "connections": conns, "rounds": cfg.like_rounds,
             "seconds": cfg.like_seconds, "load_before": load_before,
             "load_after": os.getloadavg(),
             "scenarios": {s: {k: {c: {"median": medians(runs), "runs": runs}
@@ -689,6 +691,31 @@ http {{
             out.append((f"seek-c{cfg.conns[0]}", cfg.conns[0],
                         ["service", *self.variants, "nginx", "FileResponse"]))
         return out
+
+    def pyspy(self) -> Path:
+        """py-spy: beside this Python if installed there, else the peer's venv's."""
+        here = Path(sys.executable).parent / "py-spy"
+        if here.exists():
+            return here
+        self.peer_python()
+        return PEER_VENV / "bin" / "py-spy"
+
+    def like_profile(self, script: Path, conns: int) -> dict:
+        """py-spy (200 Hz) on the one-process service during small GETs, after the
+        rounds (a profiler slows what it samples): where a small GET's time goes."""
+        secs = self.cfg.profile_seconds
+        out = self.tmp / "profile-like-p1.txt"
+        spy = subprocess.Popen([str(self.pyspy()), "record", "-p", str(self.pids["service-p1"]),
+                                "-d", str(secs), "-r", "200", "--nonblocking", "-f", "raw",
+                                "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_wrk(self.bases["service-p1"], script, secs, conns, {})
+        spy.wait(60)
+        text = out.read_text() if out.exists() else ""
+        summary = summarize_profile(text, top=15)
+        summary["busy"] = summary["samples"] / (200 * secs)
+        summary["access_log_pct"] = share_under(text, ACCESS_LOG_FRAMES)
+        return summary
 
     def revalidations(self, target: str, n: int) -> list[tuple[str, dict[str, str]]]:
         """The first ``n`` small files of ``target``, each asked for with its ETag."""
@@ -1115,7 +1142,19 @@ def render(rep: dict) -> str:
                      if lb and la else "") + ".", "", like_table(like), "",
                   markdown_table(["target (issue 29)", "measured (medians)", "per round",
                                   "target", ""], like_targets(like)), ""]
-    lines += ["## Against the targets", "", targets_table(rep), ""]
+        p = like.get("profile")
+        if p and p.get("samples"):
+            lines += [f"py-spy on the one-process service during small GETs, after the "
+                      f"rounds: {p['samples']} samples ({100 * p['busy']:.0f}% of 200 Hz)"
+                      + (f", the access log in {p['access_log_pct']:.1f}% of the loop's"
+                         if p.get("access_log_pct") is not None else "") + ".", "",
+                      markdown_table(["function (self time)", "share"],
+                                     [[n, f"{v:.1f}%"] for n, v in p["self"]], [False, True]),
+                      "", markdown_table(["service function (inclusive)", "share"],
+                                         [[n, f"{v:.1f}%"] for n, v in p["inclusive"]],
+                                         [False, True]), ""]
+    if set(sec) - {"like"}:   # issue 12's targets, when their sections ran
+        lines += ["## Against the targets", "", targets_table(rep), ""]
     wrk = sec.get("wrk", {})
     if wrk:
         lines += ["## Small media, 304, seek (wrk)", "",
@@ -1365,6 +1404,9 @@ def main() -> None:
     ap.add_argument("--like-rounds", type=int,
                     help="rounds of the like section (default 3; --quick 1)")
     ap.add_argument("--like-seconds", type=int, help="per wrk run in the like section")
+    ap.add_argument("--like-profile", action="store_true",
+                    help="after the like rounds, py-spy on the one-process service during "
+                         "small GETs")
     ap.add_argument("--sections", help="comma-separated subset of " + ",".join(SECTIONS))
     ap.add_argument("--no-peer", action="store_true", help="leave django-db-file-storage out")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
