@@ -68,7 +68,7 @@ from server.store.sqlfiles import Q  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report_format import (check, connections_needed, fmt_num,  # noqa: E402
                                  fmt_pct_range, fmt_ratio, fmt_ratio_range,
-                                 like_table, like_targets, LIKE_KINDS,
+                                 like_cpu_table, like_table, like_targets, LIKE_KINDS,
                                  markdown_table, medians, rotate, round_ratios,
                                  share_under, summarize_profile, ACCESS_LOG_FRAMES)
 
@@ -1124,8 +1124,9 @@ def render(rep: dict) -> str:
              f"Load average before: {', '.join(f'{x:.2f}' for x in m.get('load_before', []))}"
              + (f"; after: {', '.join(f'{x:.2f}' for x in m['load_after'])}"
                 if m.get("load_after") else "")
-             + f". Rounds: {cfg.get('rounds')}, wrk {cfg.get('seconds')} s per run; "
-               "medians. Load generator, servers and PostgreSQL share the cores: read the "
+             + (f". Rounds: {cfg.get('rounds')}, wrk {cfg.get('seconds')} s per run; medians"
+                if set(sec) - {"like"} else "")
+             + ". Load generator, servers and PostgreSQL share the cores: read the "
                "ratios.", ""]
     like = sec.get("like")
     if like:
@@ -1141,7 +1142,11 @@ def render(rep: dict) -> str:
                   + (f"; load average {lb[0]:.2f} before, {la[0]:.2f} after"
                      if lb and la else "") + ".", "", like_table(like), "",
                   markdown_table(["target (issue 29)", "measured (medians)", "per round",
-                                  "target", ""], like_targets(like)), ""]
+                                  "target", ""], like_targets(like)), "",
+                  "Requests per CPU-second of each target's own processes (median over the "
+                  "rounds of req/s over the cores they used; PostgreSQL's CPU not counted): "
+                  "steadier than req/s when other work takes the cores.", "",
+                  like_cpu_table(like), ""]
         p = like.get("profile")
         if p and p.get("samples"):
             lines += [f"py-spy on the one-process service during small GETs, after the "

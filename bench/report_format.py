@@ -325,3 +325,26 @@ def like_targets(like: dict) -> list[list[str]]:
                          check(r, ">=", 0.9, errors((s, "service", one), (s, "service", top),
                                                     (s, "folder", one), (s, "folder", top)))])
     return rows
+
+
+def like_per_cpu(like: dict, scenario: str, kind: str, count: int) -> float | None:
+    """The median over the rounds of requests per CPU-second of the target's own
+    processes (req/s over the cores they used): on a machine shared with other work,
+    a server that got less CPU in a round answers less, but not less per CPU-second."""
+    per = [r["rps"] / r["server_cpu"] for r in _like(like, scenario, kind, count).get("runs", [])
+           if r.get("rps") and r.get("server_cpu")]
+    return statistics.median(per) if per else None
+
+
+def like_cpu_table(like: dict) -> str:
+    """Requests per CPU-second of each target's processes (PostgreSQL's not counted),
+    per scenario and process count, with the service's ratios to the folder and floor."""
+    rows = []
+    for scenario in like.get("scenarios", {}):
+        for count in like.get("counts", []):
+            s, f, fl = (like_per_cpu(like, scenario, k, count) for k in LIKE_KINDS)
+            rows.append([like_label(scenario), count, fmt_num(s), fmt_num(f), fmt_num(fl),
+                         fmt_ratio(s, f), fmt_ratio(s, fl)])
+    return markdown_table(["requests", "processes", "service req/CPU-s", "folder req/CPU-s",
+                           "floor req/CPU-s", "service / folder", "service / floor"],
+                          rows, [False] + [True] * 6)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.report_format import (check, connections_needed, fmt_num, fmt_pct_range,
-                                 fmt_ratio, fmt_ratio_range, like_label, like_table,
+                                 fmt_ratio, fmt_ratio_range, like_cpu_table,
+                                 like_label, like_table,
                                  like_targets, markdown_table, medians, ratio_cell,
                                  rotate, round_ratios, share_under,
                                  summarize_profile)
@@ -317,3 +318,16 @@ def test_like_targets_refuse_figures_with_errors():
     (row,) = like_targets(bad)
     assert row == ["seeks, 1 KiB at the end of the large file, 1 process: service / folder",
                    "3.00×", "3.00×", "≥ 2×", "not valid: 7 errors"]
+
+
+def test_like_cpu_table_is_requests_per_cpu_second_of_each_target():
+    def runs(*pairs):
+        rs = [{"rps": r, "server_cpu": c} for r, c in pairs]
+        return {"median": medians(rs), "runs": rs}
+    like = {"counts": [1], "scenarios": {"small-200": {
+        # a round where other work took the cores: fewer req/s, as many per CPU-second
+        "service": {"1": runs((5000, 1.0), (2500, 0.5), (4900, 0.98))},
+        "folder": {"1": runs((2000, 1.0), (1000, 0.5), (0, 0.9))},   # a round with no figure
+        "floor": {"1": runs((20000, 1.0), (10000, 0.5))}}}}
+    assert like_cpu_table(like).splitlines()[2] == (
+        "| 50 KiB GETs, 200 ids | 1 | 5,000 | 2,000 | 20,000 | 2.50× | 0.25× |")
