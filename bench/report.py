@@ -4,6 +4,7 @@ one run on this machine, written as a markdown table and JSON. Never part of the
     python bench/report.py            # full: 3 rounds, 256 MiB files, 2,000 ids (~40 min)
     python bench/report.py --quick    # smoke check: small sizes, one round (~5 min)
     python bench/report.py --sections small,seek --no-peer --rounds 5
+    python bench/report.py --sections like --no-peer    # like with like (~10 min)
     python bench/report.py --sections small,large --variant w2:MEDIA_WORKERS=2
     git worktree add /tmp/base HEAD~1 && ln -s "$PWD/.venv" /tmp/base/.venv
     python bench/report.py --sections large --variant before:CHECKOUT=/tmp/base
@@ -20,13 +21,18 @@ What runs, all on loopback, against one embedded PostgreSQL started here:
   nginx         /usr/sbin/nginx, the same files from disk: sendfile on, combined
                 access log to a file, worker_processes auto, otherwise defaults
   FileResponse  aiohttp's FileResponse from disk (bench/ref_folder_server.py), the way
-                the legacy folder would be served, access log on (to a file)
+                the legacy folder would be served, access log on (to a file), in as
+                many processes as the service's default workers
+  floor         (like section) a bare aiohttp app answering from memory, no access log
+                (bench/ref_floor_server.py)
   peer          django-db-file-storage under gunicorn (bench/django_peer/), its own
                 database on the same PostgreSQL, venv made on first use
   asyncpg loop  reading and decoding the same chunks in a tight loop (4 per round trip)
   COPY          COPY of the same base64 chunks into media_chunks from this script
 The last two come from bench/bench_throughput.py. Rounds alternate the targets (the
-order rotates each round) and the report gives medians. Sections: small (50 KiB at 32
+order rotates each round) and the report gives medians. Sections: like (issue 29: the
+service, FileResponse and the floor each at one process and at the default count,
+side by side; run first, on servers of its own), small (50 KiB at 32
 and 128 connections, 200 and 2,000 ids), seek (1 KiB at the end of the large file),
 304 (If-None-Match), large (one and four concurrent downloads), upload (one large,
 32 concurrent 5 MiB), memory (1 GiB upload, 16 concurrent downloads, fresh process),
