@@ -194,12 +194,16 @@ def main() -> None:
         thumbs, made_ms = thumbnails(first, message_id, key, folder)
 
         ref_port = free_port()
+        # As many processes as the service's default workers (issue 29: one against
+        # two was how its ratios came about).
+        from server.settings import default_workers
         ref = subprocess.Popen([sys.executable, str(ROOT / "bench" / "ref_folder_server.py"),
-                                str(folder), str(ref_port)],
+                                str(folder), str(ref_port), str(default_workers())],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(ref)
         ref_base = f"http://127.0.0.1:{ref_port}"
         wait_ready(f"{ref_base}/files/s0.jpg", ref)
+        time.sleep(1)   # the other processes bind the port meanwhile
 
         end = BIG - 4096
         scripts = {}

@@ -4,6 +4,7 @@ one run on this machine, written as a markdown table and JSON. Never part of the
     python bench/report.py            # full: 3 rounds, 256 MiB files, 2,000 ids (~40 min)
     python bench/report.py --quick    # smoke check: small sizes, one round (~5 min)
     python bench/report.py --sections small,seek --no-peer --rounds 5
+    python bench/report.py --sections like --no-peer    # like with like (~10 min)
     python bench/report.py --sections small,large --variant w2:MEDIA_WORKERS=2
     git worktree add /tmp/base HEAD~1 && ln -s "$PWD/.venv" /tmp/base/.venv
     python bench/report.py --sections large --variant before:CHECKOUT=/tmp/base
@@ -20,13 +21,18 @@ What runs, all on loopback, against one embedded PostgreSQL started here:
   nginx         /usr/sbin/nginx, the same files from disk: sendfile on, combined
                 access log to a file, worker_processes auto, otherwise defaults
   FileResponse  aiohttp's FileResponse from disk (bench/ref_folder_server.py), the way
-                the legacy folder would be served, access log on (to a file)
+                the legacy folder would be served, access log on (to a file), in as
+                many processes as the service's default workers
+  floor         (like section) a bare aiohttp app answering from memory, no access log
+                (bench/ref_floor_server.py)
   peer          django-db-file-storage under gunicorn (bench/django_peer/), its own
                 database on the same PostgreSQL, venv made on first use
   asyncpg loop  reading and decoding the same chunks in a tight loop (4 per round trip)
   COPY          COPY of the same base64 chunks into content_chunks from this script
 The last two come from bench/bench_throughput.py. Rounds alternate the targets (the
-order rotates each round) and the report gives medians. Sections: small (50 KiB at 32
+order rotates each round) and the report gives medians. Sections: like (issue 29: the
+service, FileResponse and the floor each at one process and at the default count,
+side by side; run first, on servers of its own), small (50 KiB at 32
 and 128 connections, 200 and 2,000 ids), seek (1 KiB at the end of the large file),
 304 (If-None-Match), large (one and four concurrent downloads), upload (one large,
 32 concurrent 5 MiB), memory (1 GiB upload, 16 concurrent downloads, fresh process),
@@ -68,6 +74,7 @@ from server.store.sqlfiles import Q  # noqa: E402
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report_format import (check, connections_needed, fmt_num,  # noqa: E402
                                  fmt_pct_range, fmt_ratio, fmt_ratio_range,
+                                 like_cpu_table, like_table, like_targets, LIKE_KINDS,
                                  markdown_table, medians, rotate, round_ratios,
                                  share_under, summarize_profile, ACCESS_LOG_FRAMES)
 
@@ -99,17 +106,19 @@ class Config:
     slow_pool: int
     profile_seconds: int
     large_rounds: int               # large downloads are short and noisy: more rounds
+    like_rounds: int                # like with like: every target at 1 and N processes
+    like_seconds: int
 
 
 FULL = Config(rounds=3, seconds=8, ids=(200, 2000), conns=(32, 128), big_mib=256,
               many_uploads=32, many_mib=5, mem_upload_mib=1024, mem_downloads=16,
               slow_uploads=200, slow_kib=1024, slow_rate=64 * 1024, slow_pool=10,
-              profile_seconds=10, large_rounds=5)
+              profile_seconds=10, large_rounds=5, like_rounds=3, like_seconds=5)
 QUICK = Config(rounds=1, seconds=3, ids=(200, 400), conns=(32, 128), big_mib=16,
                many_uploads=8, many_mib=1, mem_upload_mib=64, mem_downloads=4,
                slow_uploads=20, slow_kib=128, slow_rate=64 * 1024, slow_pool=10,
-               profile_seconds=3, large_rounds=1)
-SECTIONS = ("small", "seek", "304", "large", "upload", "memory", "slow", "profile")
+               profile_seconds=3, large_rounds=1, like_rounds=1, like_seconds=3)
+SECTIONS = ("like", "small", "seek", "304", "large", "upload", "memory", "slow", "profile")
 
 
 # ---------------------------------------------------------------- processes, CPU, RSS
@@ -362,6 +371,8 @@ class Bench:
         self.big_path: dict[str, str] = {}
         # --variant: the service again with other settings, measured beside it
         self.variants: dict[str, dict[str, str]] = dict(args.variant or ())
+        # The process counts of the like-with-like section: one and the default.
+        self.counts = sorted({1, default_workers()})
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -389,10 +400,15 @@ class Bench:
         """Refuse a run whose servers may hold more connections than PostgreSQL takes:
         past that, requests get 503s and the rows measure refusals (a run with three
         variants, two of them at DB_POOL_MAX=20, once did)."""
-        needed = connections_needed([{}, {}, *self.variants.values()], default_workers(),
-                                    DbSettings.pool_max) + OWN_CONNECTIONS
+        main = connections_needed([{}, {}, *self.variants.values()], default_workers(),
+                                  DbSettings.pool_max)
         if not self.args.no_peer and self.sections & {"small", "large"}:
-            needed += PEER_WORKERS
+            main += PEER_WORKERS
+        # The like section's servers run before the others start, and stop after.
+        like = connections_needed([{"MEDIA_WORKERS": str(c)} for c in self.counts],
+                                   default_workers(), DbSettings.pool_max)
+        needed = max(main if self.sections - {"like"} else 0,
+                     like if "like" in self.sections else 0) + OWN_CONNECTIONS
         conn = await asyncpg.connect(self.dsn)
         try:
             available = await Q.connection_capacity.fetchval(conn)
@@ -458,19 +474,21 @@ class Bench:
         self.log(f"seeded {n} small files in {time.monotonic() - t:.0f} s, "
                  f"{statistics.mean(sizes) / 1024:.1f} KiB on average as stored")
         self.report["small_file_kib"] = statistics.mean(sizes) / 1024
-        for t in ("service", "service-nolog", *self.variants):
+        like_services = [f"service-p{c}" for c in self.counts]
+        like_refs = [f"{k}-p{c}" for k in ("folder", "floor") for c in self.counts]
+        for t in ("service", "service-nolog", *self.variants, *like_services):
             self.small_paths[t] = urls
         self.big_size = cfg.big_mib * MiB
         self.big_pieces = pdf_payload(self.big_size)
         _, meta = await service_upload(base, self.message_id, self.big_pieces, self.key)
         self.big_meta = meta
-        for t in ("service", "service-nolog", *self.variants):
+        for t in ("service", "service-nolog", *self.variants, *like_services):
             self.big_path[t] = meta["url"]
         with open(folder / "big.pdf", "wb") as f:
             for p in self.big_pieces:
                 f.write(p)
-        self.big_path["nginx"] = self.big_path["FileResponse"] = "/files/big.pdf"
-        for t in ("nginx", "FileResponse"):
+        for t in ("nginx", "FileResponse", *like_refs):
+            self.big_path[t] = "/files/big.pdf"
             self.small_paths[t] = [f"/files/s{i}.jpg" for i in range(n)]
 
     def start_nginx(self) -> None:
@@ -482,7 +500,7 @@ class Bench:
         conf.write_text(f"""
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes {default_workers()};
 user root;
 pid {t}/nginx.pid;
 error_log {t}/nginx-error.log warn;
@@ -513,18 +531,30 @@ http {{
         self.bases["nginx"], self.pids["nginx"] = base, p.pid
         self.report["choices"].append(
             "nginx 1.22 (the system's), as a non-daemon process on a loopback port with a "
-            "config written to the run's temporary folder: worker_processes auto (2), "
+            f"config written to the run's temporary folder: worker_processes "
+            f"{default_workers()} (the service's count), "
             "sendfile on, the combined access log to a file, a long Cache-Control like "
             "FileResponse's, every other setting nginx's default (no open_file_cache, "
             "keepalive_requests 1000)")
 
-    def start_fileresponse(self) -> None:
+    def start_ref(self, name: str, script: str, processes: int) -> str:
+        """One of the bench's reference servers (bench/ref_*_server.py) on the folder, at
+        ``processes`` processes (bench/ref_processes.py)."""
         port = free_port()
-        p = self.procs.start([sys.executable, str(ROOT / "bench" / "ref_folder_server.py"),
-                              str(self.folder), str(port)], self.tmp / "fileresponse.log")
+        p = self.procs.start([sys.executable, str(ROOT / "bench" / script),
+                              str(self.folder), str(port), str(processes)],
+                             self.tmp / f"{name}.log")
         base = f"http://127.0.0.1:{port}"
         wait_ready(base + "/files/s0.jpg", p)
-        self.bases["FileResponse"], self.pids["FileResponse"] = base, p.pid
+        if processes > 1:
+            time.sleep(1)   # the first child answered; the others bind the port meanwhile
+        self.bases[name], self.pids[name] = base, p.pid
+        return base
+
+    def start_fileresponse(self) -> None:
+        # At the service's own count: one process against two workers was how the
+        # 3.66-4.12x of issue 12's runs came about (issue 29).
+        self.start_ref("FileResponse", "ref_folder_server.py", default_workers())
 
     def peer_python(self) -> Path:
         py = PEER_VENV / "bin" / "python"
@@ -581,6 +611,72 @@ http {{
 
     # -- sections
 
+    def run_like(self) -> None:
+        """Issue 29: the service, the folder (FileResponse, its access log on as
+        shipped) and the floor (bare aiohttp from memory, no log), each at one process
+        and at the service's default count, measured in alternation, medians of
+        like_rounds rounds. Its servers run only during this section."""
+        cfg, counts = self.cfg, self.counts
+        for c in counts:
+            self.start_service(f"service-p{c}", MEDIA_WORKERS=str(c))
+            self.start_ref(f"folder-p{c}", "ref_folder_server.py", c)
+            self.start_ref(f"floor-p{c}", "ref_floor_server.py", c)
+        n0, conns = cfg.ids[0], cfg.conns[0]
+        scenarios = [f"small-{n}" for n in cfg.ids] + [f"304-{n0}", "seek"]
+        targets = [(k, c) for c in counts for k in LIKE_KINDS]
+        end = self.big_size - 4096
+        scripts = {}
+        for k, c in targets:
+            t = f"{k}-p{c}"
+            for s in scenarios:
+                kind, _, n = s.partition("-")
+                if kind == "small":
+                    reqs = [(p, {}) for p in self.small_paths[t][:int(n)]]
+                elif kind == "304":
+                    reqs = self.revalidations(t, int(n))
+                else:
+                    reqs = [(self.big_path[t], {"Range": f"bytes={end}-{end + 1023}"})]
+                scripts[(s, t)] = lua_script(self.tmp / f"wrk-like-{t}-{s}.lua", reqs)
+        self.report["choices"].append(
+            f"like with like: service-pN is run.py serve with MEDIA_WORKERS=N (one worker "
+            "runs in the command's process; several behind its supervisor, which hands "
+            "each connection to the worker with the fewest open); folder-pN is "
+            "bench/ref_folder_server.py (FileResponse, uvloop, the access log on through "
+            "logging as the legacy app shipped it) and floor-pN bench/ref_floor_server.py "
+            "(aiohttp, uvloop, no access log, the bytes and a 304 from memory), each in N "
+            "processes: one in-process, several forked children listening on one port with "
+            "SO_REUSEPORT (the kernel's split, blind to load, can only cost them)")
+        results: dict = {}
+        load_before = os.getloadavg()
+        for r in range(cfg.like_rounds):
+            for s in scenarios:
+                for k, c in rotate(targets, r):
+                    t = f"{k}-p{c}"
+                    run_wrk(self.bases[t], scripts[(s, t)], WARM_UP_SECONDS, conns, {})
+                    res = run_wrk(self.bases[t], scripts[(s, t)], cfg.like_seconds, conns,
+                                  {"server": self.pids[t], "pg": self.pg_pid})
+                    results.setdefault(s, {}).setdefault(k, {}).setdefault(str(c), []).append(res)
+                    self.log(f"like round {r + 1} {s:10} {t:10} {res['rps']:8.0f} req/s "
+                             f"p99 {res['p99_ms']:7.2f} ms srv {res['server_cpu']:.2f} "
+                             f"wrk {res['wrk_cpu']:.2f} cores"
+                             + (f"  ERRORS {res['errors']}" if res["errors"] else ""))
+        profile = self.like_profile(scripts[(f"small-{n0}", "service-p1")], conns) \
+            if self.args.like_profile else None
+        self.report["sections"]["like"] = {
+            "profile": profile, "counts": counts, "connections": conns, "rounds": cfg.like_rounds,
+            "seconds": cfg.like_seconds, "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "scenarios": {s: {k: {c: {"median": medians(runs), "runs": runs}
+                                  for c, runs in by_c.items()}
+                              for k, by_c in by_k.items()}
+                          for s, by_k in results.items()}}
+        for k, c in targets:
+            if k == "service":
+                self.stop_service(f"service-p{c}")
+            else:
+                self.procs.stop_pid(self.pids.pop(f"{k}-p{c}", None))
+                self.bases.pop(f"{k}-p{c}", None)
+
     def wrk_scenarios(self) -> list[tuple[str, int, list[str]]]:
         """(scenario key, connections, targets) in the order they run each round."""
         cfg, have_peer = self.cfg, "peer" in self.bases
@@ -601,6 +697,31 @@ http {{
             out.append((f"seek-c{cfg.conns[0]}", cfg.conns[0],
                         ["service", *self.variants, "nginx", "FileResponse"]))
         return out
+
+    def pyspy(self) -> Path:
+        """py-spy: beside this Python if installed there, else the peer's venv's."""
+        here = Path(sys.executable).parent / "py-spy"
+        if here.exists():
+            return here
+        self.peer_python()
+        return PEER_VENV / "bin" / "py-spy"
+
+    def like_profile(self, script: Path, conns: int) -> dict:
+        """py-spy (200 Hz) on the one-process service during small GETs, after the
+        rounds (a profiler slows what it samples): where a small GET's time goes."""
+        secs = self.cfg.profile_seconds
+        out = self.tmp / "profile-like-p1.txt"
+        spy = subprocess.Popen([str(self.pyspy()), "record", "-p", str(self.pids["service-p1"]),
+                                "-d", str(secs), "-r", "200", "--nonblocking", "-f", "raw",
+                                "-o", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run_wrk(self.bases["service-p1"], script, secs, conns, {})
+        spy.wait(60)
+        text = out.read_text() if out.exists() else ""
+        summary = summarize_profile(text, top=15)
+        summary["busy"] = summary["samples"] / (200 * secs)
+        summary["access_log_pct"] = share_under(text, ACCESS_LOG_FRAMES)
+        return summary
 
     def revalidations(self, target: str, n: int) -> list[tuple[str, dict[str, str]]]:
         """The first ``n`` small files of ``target``, each asked for with its ETag."""
@@ -900,6 +1021,16 @@ http {{
         self.start_service("seeder")
         await self.seed()
         self.stop_service("seeder")
+        if "like" in self.sections:
+            t = time.monotonic()
+            self.run_like()
+            self.log(f"section like done in {time.monotonic() - t:.0f} s, "
+                     f"load {os.getloadavg()[0]:.1f}")
+            self.report.setdefault("load_after_section", {})["like"] = os.getloadavg()
+            self.write()
+        if not self.sections - {"like"}:
+            self.report["machine"]["load_after"] = os.getloadavg()
+            return
         self.start_service("service")
         self.start_service("service-nolog", LOG_LEVEL="WARNING")
         for name, env in self.variants.items():
@@ -917,7 +1048,8 @@ http {{
             f"here {default_workers()}; per worker MEDIA_CACHE_BYTES=64 MiB, DB_POOL_MAX=10; "
             "the slow section alone runs one worker), its access log on and going to a "
             "file, as are every server's; FileResponse: bench/ref_folder_server.py (aiohttp, "
-            "uvloop, access log on)")
+            f"uvloop, access log on) in {default_workers()} processes, the service's count "
+            "(bench/ref_processes.py: forked children on one port with SO_REUSEPORT)")
         self.report["choices"].append(
             f"each wrk run is preceded by {WARM_UP_SECONDS} s of the same load, not "
             "counted: every target is measured warm, whatever the scenario before it "
@@ -998,10 +1130,42 @@ def render(rep: dict) -> str:
              f"Load average before: {', '.join(f'{x:.2f}' for x in m.get('load_before', []))}"
              + (f"; after: {', '.join(f'{x:.2f}' for x in m['load_after'])}"
                 if m.get("load_after") else "")
-             + f". Rounds: {cfg.get('rounds')}, wrk {cfg.get('seconds')} s per run; "
-               "medians. Load generator, servers and PostgreSQL share the cores: read the "
+             + (f". Rounds: {cfg.get('rounds')}, wrk {cfg.get('seconds')} s per run; medians"
+                if set(sec) - {"like"} else "")
+             + ". Load generator, servers and PostgreSQL share the cores: read the "
                "ratios.", ""]
-    lines += ["## Against the targets", "", targets_table(rep), ""]
+    like = sec.get("like")
+    if like:
+        counts = like.get("counts", [])
+        lb, la = like.get("load_before"), like.get("load_after")
+        lines += ["## Like with like (issue 29)", "",
+                  f"Service, folder (FileResponse from disk, access log on as shipped) and "
+                  f"floor (bare aiohttp answering from memory, no log), each at "
+                  f"{' and '.join(str(c) for c in counts)} process(es); wrk, "
+                  f"{like.get('connections')} connections, {like.get('seconds')} s per run, "
+                  f"medians of {like.get('rounds')} alternated rounds (each ratio's range "
+                  f"over the rounds in brackets)"
+                  + (f"; load average {lb[0]:.2f} before, {la[0]:.2f} after"
+                     if lb and la else "") + ".", "", like_table(like), "",
+                  markdown_table(["target (issue 29)", "measured (medians)", "per round",
+                                  "target", ""], like_targets(like)), "",
+                  "Requests per CPU-second of each target's own processes (median over the "
+                  "rounds of req/s over the cores they used; PostgreSQL's CPU not counted): "
+                  "steadier than req/s when other work takes the cores.", "",
+                  like_cpu_table(like), ""]
+        p = like.get("profile")
+        if p and p.get("samples"):
+            lines += [f"py-spy on the one-process service during small GETs, after the "
+                      f"rounds: {p['samples']} samples ({100 * p['busy']:.0f}% of 200 Hz)"
+                      + (f", the access log in {p['access_log_pct']:.1f}% of the loop's"
+                         if p.get("access_log_pct") is not None else "") + ".", "",
+                      markdown_table(["function (self time)", "share"],
+                                     [[n, f"{v:.1f}%"] for n, v in p["self"]], [False, True]),
+                      "", markdown_table(["service function (inclusive)", "share"],
+                                         [[n, f"{v:.1f}%"] for n, v in p["inclusive"]],
+                                         [False, True]), ""]
+    if set(sec) - {"like"}:   # issue 12's targets, when their sections ran
+        lines += ["## Against the targets", "", targets_table(rep), ""]
     wrk = sec.get("wrk", {})
     if wrk:
         lines += ["## Small media, 304, seek (wrk)", "",
@@ -1248,6 +1412,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--seconds", type=int, help="per wrk run")
+    ap.add_argument("--like-rounds", type=int,
+                    help="rounds of the like section (default 3; --quick 1)")
+    ap.add_argument("--like-seconds", type=int, help="per wrk run in the like section")
+    ap.add_argument("--like-profile", action="store_true",
+                    help="after the like rounds, py-spy on the one-process service during "
+                         "small GETs")
     ap.add_argument("--sections", help="comma-separated subset of " + ",".join(SECTIONS))
     ap.add_argument("--no-peer", action="store_true", help="leave django-db-file-storage out")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -1262,6 +1432,10 @@ def main() -> None:
         cfg.rounds = args.rounds
     if args.seconds:
         cfg.seconds = args.seconds
+    if args.like_rounds:
+        cfg.like_rounds = args.like_rounds
+    if args.like_seconds:
+        cfg.like_seconds = args.like_seconds
     bench = Bench(cfg, args)
     try:
         asyncio.run(bench.run())

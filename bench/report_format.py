@@ -235,3 +235,159 @@ def before_after_table(rows: Sequence[tuple[str, Sequence[float], Sequence[float
     return markdown_table(["row", "before", "before: rounds", "after", "after: rounds",
                            "after/before", "per round", "change"], out,
                           [False, True, True, True, True, True, True, False])
+
+
+# ---------------------------------------------------------------- like with like (issue 29)
+# sections.like = {"counts": [1, N], "scenarios": {scenario: {kind: {str(count):
+#                  {"median": {...}, "runs": [{...}, ...]}}}}}, kind in LIKE_KINDS.
+LIKE_KINDS = ("service", "folder", "floor")
+
+
+def like_label(scenario: str) -> str:
+    """'small-2000' -> '50 KiB GETs, 2,000 ids'; '304-200' -> '304s, 200 ids';
+    'seek' -> 'seeks, 1 KiB at the end of the large file'."""
+    kind, _, n = scenario.partition("-")
+    if kind == "small":
+        return f"50 KiB GETs, {int(n):,} ids"
+    if kind == "304":
+        return f"304s, {int(n):,} ids"
+    if kind == "seek":
+        return "seeks, 1 KiB at the end of the large file"
+    return scenario
+
+
+def _like(like: dict, scenario: str, kind: str, count: int) -> dict:
+    return like.get("scenarios", {}).get(scenario, {}).get(kind, {}).get(str(count), {})
+
+
+def _rps(entry: dict) -> tuple[float | None, list[float | None]]:
+    return (entry.get("median", {}).get("rps"),
+            [r.get("rps") for r in entry.get("runs", [])])
+
+
+def ratio_cell(num: float | None, den: float | None, per_round: Sequence[float]) -> str:
+    """'2.62× (2.41–2.80)': the medians' ratio and its range over the rounds (left out
+    with one round, or when the rounds agree to the last digit); a dash when not
+    measured."""
+    text = fmt_ratio(num, den)
+    if text == "—" or not per_round:
+        return text
+    lo, hi = f"{min(per_round):.2f}", f"{max(per_round):.2f}"
+    return text if lo == hi else f"{text} ({lo}–{hi})"
+
+
+def like_ratio(like: dict, a: tuple[str, str, int], b: tuple[str, str, int]
+               ) -> tuple[float | None, list[float]]:
+    """Target a's median req/s over b's (each (scenario, kind, count)), and the same
+    ratio round by round."""
+    (am, ar), (bm, br) = _rps(_like(like, *a)), _rps(_like(like, *b))
+    return (am / bm if am and bm else None), round_ratios(ar, br)
+
+
+def _cell(like: dict, a: tuple[str, str, int], b: tuple[str, str, int]) -> str:
+    (am, ar), (bm, br) = _rps(_like(like, *a)), _rps(_like(like, *b))
+    return ratio_cell(am, bm, round_ratios(ar, br))
+
+
+def like_table(like: dict) -> str:
+    """The like-with-like table: per scenario and process count, service, folder
+    (FileResponse) and floor (bare aiohttp from memory) req/s, the ratios, the p99s,
+    and on the default count's row each one's gain over one process."""
+    counts = like.get("counts", [])
+    one, top = (counts[0], counts[-1]) if counts else (1, 1)
+    rows = []
+    for scenario in like.get("scenarios", {}):
+        for count in counts:
+            s, f, fl = (_like(like, scenario, k, count) for k in LIKE_KINDS)
+            vs_folder = _cell(like, (scenario, "service", count), (scenario, "folder", count))
+            if scenario.startswith("304-"):
+                small = "small-" + scenario.split("-", 1)[1]
+                vs_folder += "; " + _cell(like, (scenario, "service", count),
+                                          (small, "folder", count)) + " its 200s"
+            gains = ["", "", ""]
+            if count == top and top != one:
+                gains = [_cell(like, (scenario, k, top), (scenario, k, one))
+                         for k in LIKE_KINDS]
+            rows.append([like_label(scenario), count,
+                         *(fmt_num(x.get("median", {}).get("rps")) for x in (s, f, fl)),
+                         vs_folder,
+                         _cell(like, (scenario, "service", count), (scenario, "floor", count)),
+                         f"{fmt_num(s.get('median', {}).get('p99_ms'))} / "
+                         f"{fmt_num(f.get('median', {}).get('p99_ms'))}",
+                         *gains])
+    return markdown_table(
+        ["requests", "processes", "service req/s", "folder req/s", "floor req/s",
+         "service / folder", "service / floor", "p99 ms service / folder",
+         f"gain 1→{top} service", f"gain 1→{top} folder", f"gain 1→{top} floor"],
+        rows, [False] + [True] * 10)
+
+
+def like_targets(like: dict) -> list[list[str]]:
+    """Issue 29's targets against the like-with-like medians, as rows of (what,
+    measured, per round, target, verdict), at every process count."""
+    counts = like.get("counts", [])
+    scen = like.get("scenarios", {})
+    rows = []
+
+    def errors(*keys: tuple[str, str, int]) -> int:
+        return sum(r.get("errors") or 0 for k in keys for r in _like(like, *k).get("runs", []))
+
+    def row(what: str, a, b, goal: float, op: str = ">=") -> None:
+        r, per = like_ratio(like, a, b)
+        rows.append([what, fmt_ratio(r, 1) if r is not None else "—",
+                     fmt_ratio_range(per), f"{'≥' if op == '>=' else '≤'} {goal:g}×",
+                     check(r, op, goal, errors(a, b))])
+    for c in counts:
+        for s in scen:
+            label = f"{like_label(s)}, {c} process{'es' if c > 1 else ''}"
+            if s.startswith("small-"):
+                row(f"{label}: service / folder", (s, "service", c), (s, "folder", c), 2)
+                sp = _like(like, s, "service", c).get("median", {}).get("p99_ms")
+                fp = _like(like, s, "folder", c).get("median", {}).get("p99_ms")
+                rows.append([f"{label}: p99 service / folder",
+                             f"{fmt_num(sp)} / {fmt_num(fp)} ms", "", "no worse",
+                             check(sp / fp if sp and fp else None, "<=", 1,
+                                   errors((s, "service", c), (s, "folder", c)))])
+                row(f"{label}: service / floor", (s, "service", c), (s, "floor", c), 0.5)
+            elif s.startswith("304-"):
+                small = "small-" + s.split("-", 1)[1]
+                row(f"{label}: service / folder's 200s", (s, "service", c),
+                    (small, "folder", c), 3)
+                row(f"{label}: service / floor", (s, "service", c), (s, "floor", c), 0.5)
+            elif s == "seek":
+                row(f"{label}: service / folder", (s, "service", c), (s, "folder", c), 2)
+    if len(counts) > 1:
+        one, top = counts[0], counts[-1]
+        for s in scen:
+            sg, sper = like_ratio(like, (s, "service", top), (s, "service", one))
+            fg, fper = like_ratio(like, (s, "folder", top), (s, "folder", one))
+            r = sg / fg if sg and fg else None
+            rows.append([f"{like_label(s)}: gain 1→{top}, service / folder",
+                         fmt_ratio(r, 1) if r is not None else "—",
+                         fmt_ratio_range(round_ratios(sper, fper)), "≥ 0.9×",
+                         check(r, ">=", 0.9, errors((s, "service", one), (s, "service", top),
+                                                    (s, "folder", one), (s, "folder", top)))])
+    return rows
+
+
+def like_per_cpu(like: dict, scenario: str, kind: str, count: int) -> float | None:
+    """The median over the rounds of requests per CPU-second of the target's own
+    processes (req/s over the cores they used): on a machine shared with other work,
+    a server that got less CPU in a round answers less, but not less per CPU-second."""
+    per = [r["rps"] / r["server_cpu"] for r in _like(like, scenario, kind, count).get("runs", [])
+           if r.get("rps") and r.get("server_cpu")]
+    return statistics.median(per) if per else None
+
+
+def like_cpu_table(like: dict) -> str:
+    """Requests per CPU-second of each target's processes (PostgreSQL's not counted),
+    per scenario and process count, with the service's ratios to the folder and floor."""
+    rows = []
+    for scenario in like.get("scenarios", {}):
+        for count in like.get("counts", []):
+            s, f, fl = (like_per_cpu(like, scenario, k, count) for k in LIKE_KINDS)
+            rows.append([like_label(scenario), count, fmt_num(s), fmt_num(f), fmt_num(fl),
+                         fmt_ratio(s, f), fmt_ratio(s, fl)])
+    return markdown_table(["requests", "processes", "service req/CPU-s", "folder req/CPU-s",
+                           "floor req/CPU-s", "service / folder", "service / floor"],
+                          rows, [False] + [True] * 6)

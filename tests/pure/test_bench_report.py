@@ -6,7 +6,9 @@ import pytest
 
 from bench.report_format import (before_after_table, change_verdict, check,
                                  connections_needed, fmt_num, fmt_pct_range, fmt_range,
-                                 fmt_ratio, fmt_ratio_range, markdown_table, medians,
+                                 fmt_ratio, fmt_ratio_range, like_cpu_table,
+                                 like_label, like_table,
+                                 like_targets, markdown_table, medians, ratio_cell,
                                  rotate, round_ratios, share_under,
                                  summarize_profile)
 
@@ -253,3 +255,119 @@ def test_before_after_table_gives_medians_spreads_and_per_round_ratios():
                         "| 0.50× | worse |")
     assert lines[3] == "| p99, ms | 11.0 | 10.0–12.0 | 11.0 | 10.0–12.0 | 1.00× | 0.91–1.10× | same |"
     assert lines[4] == "| forwarded, MiB/s | — | — | 40.0 | 40.0 | — | — | — |"
+
+
+# ---------------------------------------------------------------- like with like (issue 29)
+
+@pytest.mark.parametrize("scenario, label", [
+    ("small-200", "50 KiB GETs, 200 ids"),
+    ("small-2000", "50 KiB GETs, 2,000 ids"),
+    ("304-200", "304s, 200 ids"),
+    ("seek", "seeks, 1 KiB at the end of the large file"),
+    ("other-1", "other-1"),
+])
+def test_like_label(scenario, label):
+    assert like_label(scenario) == label
+
+
+@pytest.mark.parametrize("num, den, per_round, text", [
+    (3951, 1510, [2.41, 2.8, 2.6], "2.62× (2.41–2.80)"),
+    (3951, 1510, [2.62], "2.62×"),          # one round: no range
+    (3951, 1510, [], "2.62×"),
+    (3951, 1510, [2.621, 2.622], "2.62×"),   # rounds agree to the digit: no range
+    (None, 1510, [2.0, 3.0], "—"),
+    (3951, 0, [2.0, 3.0], "—"),
+])
+def test_ratio_cell(num, den, per_round, text):
+    assert ratio_cell(num, den, per_round) == text
+
+
+def _entry(*rps: float, p99: float = 10.0, errors: int = 0) -> dict:
+    runs = [{"rps": r, "p99_ms": p99, "errors": errors} for r in rps]
+    return {"median": medians(runs), "runs": runs}
+
+
+# The issue's own figures (one round each), plus a second round so ranges show.
+LIKE = {"counts": [1, 2], "scenarios": {
+    "small-200": {
+        "service": {"1": _entry(3951, 4000, p99=20), "2": _entry(5602, 5700, p99=30)},
+        "folder": {"1": _entry(1510, 1600, p99=25), "2": _entry(2991, 3000, p99=25)},
+        "floor": {"1": _entry(10694, 10000), "2": _entry(14165, 14000)}},
+    "304-200": {
+        "service": {"1": _entry(5532, 5532), "2": _entry(7862, 7862)},
+        "folder": {"1": _entry(1844, 1844), "2": _entry(3000, 3000)},
+        "floor": {"1": _entry(15110, 15110), "2": _entry(23493, 23493)}},
+}}
+
+
+def test_like_table_rows_ratios_and_gains():
+    lines = like_table(LIKE).splitlines()
+    assert lines[0] == ("| requests | processes | service req/s | folder req/s | floor req/s "
+                        "| service / folder | service / floor | p99 ms service / folder "
+                        "| gain 1→2 service | gain 1→2 folder | gain 1→2 floor |")
+    assert lines[1] == "|---|" + "|".join(["---:"] * 10) + "|"
+    # medians of two rounds; the ratio's range over the rounds in brackets; no gains
+    # on the one-process row
+    assert lines[2] == ("| 50 KiB GETs, 200 ids | 1 | 3,976 | 1,555 | 10,347 "
+                        "| 2.56× (2.50–2.62) | 0.38× (0.37–0.40) | 20.0 / 25.0 |  |  |  |")
+    assert lines[3] == ("| 50 KiB GETs, 200 ids | 2 | 5,651 | 2,996 | 14,082 "
+                        "| 1.89× (1.87–1.90) | 0.40× (0.40–0.41) | 30.0 / 25.0 "
+                        "| 1.42× (1.42–1.43) | 1.93× (1.88–1.98) | 1.36× (1.32–1.40) |")
+    # 304s: against the folder's 304s, and against its small 200s (the issue's target)
+    assert "| 3.00×; 3.56× (3.46–3.66) its 200s |" in lines[4]
+    assert lines[4].startswith("| 304s, 200 ids | 1 | 5,532 | 1,844 | 15,110 ")
+    assert len(lines) == 6
+
+
+def test_like_table_with_one_count_has_no_gains():
+    one = {"counts": [1], "scenarios": {"seek": {
+        "service": {"1": _entry(900)}, "folder": {"1": _entry(300)},
+        "floor": {"1": _entry(1800)}}}}
+    lines = like_table(one).splitlines()
+    assert lines[2] == ("| seeks, 1 KiB at the end of the large file | 1 | 900 | 300 | 1,800 "
+                        "| 3.00× | 0.50× | 10.0 / 10.0 |  |  |  |")
+
+
+def test_like_table_of_a_target_not_measured():
+    part = {"counts": [1], "scenarios": {"seek": {"service": {"1": _entry(900)}}}}
+    assert like_table(part).splitlines()[2] == (
+        "| seeks, 1 KiB at the end of the large file | 1 | 900 | — | — | — | — "
+        "| 10.0 / — |  |  |  |")
+
+
+def test_like_targets_verdicts():
+    rows = {r[0]: r[1:] for r in like_targets(LIKE)}
+    assert rows["50 KiB GETs, 200 ids, 1 process: service / folder"] == [
+        "2.56×", "2.50–2.62×", "≥ 2×", "met"]
+    assert rows["50 KiB GETs, 200 ids, 2 processes: service / folder"][-1] == "not met"
+    assert rows["50 KiB GETs, 200 ids, 1 process: p99 service / folder"] == [
+        "20.0 / 25.0 ms", "", "no worse", "met"]
+    assert rows["50 KiB GETs, 200 ids, 2 processes: p99 service / folder"][-1] == "not met"
+    assert rows["50 KiB GETs, 200 ids, 1 process: service / floor"][-1] == "not met"
+    assert rows["304s, 200 ids, 1 process: service / folder's 200s"][:1] == ["3.56×"]
+    assert rows["304s, 200 ids, 1 process: service / folder's 200s"][-1] == "met"
+    assert rows["304s, 200 ids, 2 processes: service / folder's 200s"][-1] == "not met"
+    # 1.42x against the folder's 1.93x (medians of the two rounds)
+    gain = rows["50 KiB GETs, 200 ids: gain 1→2, service / folder"]
+    assert gain[0] == "0.74×" and gain[-1] == "not met"
+
+
+def test_like_targets_refuse_figures_with_errors():
+    bad = {"counts": [1], "scenarios": {"seek": {
+        "service": {"1": _entry(900, errors=7)}, "folder": {"1": _entry(300)}}}}
+    (row,) = like_targets(bad)
+    assert row == ["seeks, 1 KiB at the end of the large file, 1 process: service / folder",
+                   "3.00×", "3.00×", "≥ 2×", "not valid: 7 errors"]
+
+
+def test_like_cpu_table_is_requests_per_cpu_second_of_each_target():
+    def runs(*pairs):
+        rs = [{"rps": r, "server_cpu": c} for r, c in pairs]
+        return {"median": medians(rs), "runs": rs}
+    like = {"counts": [1], "scenarios": {"small-200": {
+        # a round where other work took the cores: fewer req/s, as many per CPU-second
+        "service": {"1": runs((5000, 1.0), (2500, 0.5), (4900, 0.98))},
+        "folder": {"1": runs((2000, 1.0), (1000, 0.5), (0, 0.9))},   # a round with no figure
+        "floor": {"1": runs((20000, 1.0), (10000, 0.5))}}}}
+    assert like_cpu_table(like).splitlines()[2] == (
+        "| 50 KiB GETs, 200 ids | 1 | 5,000 | 2,000 | 20,000 | 2.50× | 0.25× |")
