@@ -39,6 +39,7 @@ its next read when the server shuts down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -56,6 +57,7 @@ from server.errors import (
     MessageNotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
     ServiceUnavailable,
     TusChecksumMismatch,
     TusLocked,
@@ -66,7 +68,7 @@ from server.errors import (
     UploadExpired,
 )
 from server.http.disposition import sanitize_filename
-from server.hygiene.guard import guard_for
+from server.hygiene.guard import QuotaMeter, guard_for
 from server.hygiene.quotas import check_rate, check_room
 from server.ingest.receive import BODY_ERRORS, Limits, receive, within
 from server.limits.uploads import UPLOAD_SLOTS, refuse_content_coding
@@ -251,6 +253,16 @@ async def _audit_refusal(request: web.Request, error: MediaError,
                                     outcome=error.code))
 
 
+@contextlib.asynccontextmanager
+async def _quota_audited(request: web.Request, message_id: int):
+    """A PATCH refused for its key's quota is audited as a plain upload's refusal."""
+    try:
+        yield
+    except QuotaExceeded as e:
+        await _audit_refusal(request, e, message_id)
+        raise
+
+
 def _message_of(request: web.Request) -> int | None:
     """The message a creation names, if it names one that parses."""
     try:
@@ -366,8 +378,9 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
     if (key_id := request[PRINCIPAL].key_id) is not None:
         # What the upload will hold must fit what its key has left (counted for good
         # when it completes): refused before the body is read.
-        await check_room(store.media, key_id, length if length is not None
-                         else offset + (request.content_length or 0))
+        async with _quota_audited(request, state.message_id):
+            await check_room(store.media, key_id, length if length is not None
+                             else offset + (request.content_length or 0))
     if checksum is not None and request.content_length is not None \
             and request.content_length > settings.tus.checksum_max_bytes:
         raise PayloadTooLarge(_checksum_limit(settings))
@@ -380,7 +393,15 @@ async def _patch(request: web.Request, store: TusStore, state: TusState,
             end = await _within_budget(request, store, state, lock_id, offset, end,
                                        max_bytes, declared=length is not None)
         writer = store.writer(state, lock_id, deferred=checksum is not None)
-        await _receive(request, writer, offset, end, checksum, settings)
+        async with _quota_audited(request, state.message_id):
+            # The key's quota, as the bytes arrive: held for this PATCH only (the
+            # completion counts the upload as any upload), with what came before it.
+            meter = await QuotaMeter.open(request, offset)
+            try:
+                await _receive(request, writer, offset, end, checksum, settings, meter)
+            finally:
+                if meter is not None:
+                    await asyncio.shield(meter.release())
         if length is not None and writer.offset == length:
             await writer.last()
             await writer.save(upload_length=length)
@@ -424,8 +445,9 @@ def _checksum_limit(settings) -> str:
 
 
 async def _receive(request: web.Request, writer: Writer, offset: int, end: int, checksum,
-                   settings) -> None:
-    """The body into the writer, a read at a time; past ``end`` is 413. With a checksum
+                   settings, meter: QuotaMeter | None = None) -> None:
+    """The body into the writer, a read at a time; past ``end`` is 413, past the key's
+    quota (``meter``) too, keeping what fitted (413 quota_exceeded). With a checksum
     the writer stores the chunks past the offset and hashes as they come: a mismatch
     drops them (460, the offset stays). Without, a cut-off body keeps what came. A
     server shutting down stops the PATCH at its next read (503): the client resumes
@@ -444,6 +466,12 @@ async def _receive(request: web.Request, writer: Writer, offset: int, end: int, 
                 if got > settings.tus.checksum_max_bytes:
                     raise PayloadTooLarge(_checksum_limit(settings))
                 digest.update(piece)
+            if meter is not None and (fits := await meter.admit(len(piece))) < len(piece):
+                await writer.write(piece[:fits])
+                passed = QuotaExceeded("this key's quota is used up; the offset stays "
+                                       "where the bytes that fitted end")
+                passed.close_connection = True   # the rest of the body is not read
+                raise passed
             await writer.write(piece)
     except BaseException as e:
         if not isinstance(e, TusLocked):   # else the lease, and the upload, are another's

@@ -19,7 +19,7 @@ import logging
 
 from aiohttp import web
 
-from server.errors import QuarantinedContent
+from server.errors import QuarantinedContent, QuotaExceeded
 from server.hygiene.clamd import parse_address
 from server.hygiene.quotas import Reservation
 from server.hygiene.scanning import SCANNER, Scanner
@@ -89,11 +89,66 @@ class IngestGuard:
             scan, self.scan = self.scan, None
             await scan.close()
         if self.reservation is not None:
-            try:
-                await self.reservation.release()
-            except Exception as e:   # the janitor releases it later; keep the real error
-                log.warning("could not release quota reservation %s now: %s",
-                            self.reservation.id, e.__class__.__name__)
+            await _release(self.reservation)
+
+
+async def _release(reservation: Reservation) -> None:
+    try:
+        await reservation.release()
+    except Exception as e:   # the janitor releases it later; keep the real error
+        log.warning("could not release quota reservation %s now: %s",
+                    reservation.id, e.__class__.__name__)
+
+
+class QuotaMeter:
+    """The bytes of a stream kept piece by piece as they arrive (a tus PATCH), held
+    against the key's quota a batch ahead of being kept (the store writes each chunk as
+    it fills), so what is kept never passes the quota. Held only while the stream
+    lasts: ``release()`` at its end, the janitor after a dead instance."""
+
+    def __init__(self, reservation: Reservation, batch: int):
+        self.reservation = reservation
+        self.batch = batch
+        self.used = 0
+
+    @classmethod
+    async def open(cls, request: web.Request, already: int) -> "QuotaMeter | None":
+        """For the key the request acts for (None without one), holding ``already``
+        bytes (the upload's, from earlier requests) at once: 413 when they no longer
+        fit."""
+        guard = guard_for(request, count_rate=False)
+        if guard.key_id is None:
+            return None
+        meter = cls(await Reservation.begin(guard.store, guard.key_id), guard.batch)
+        try:
+            if await meter.admit(already) < already:
+                raise QuotaExceeded("this upload no longer fits this key's quota")
+        except BaseException:
+            await meter.release()
+            raise
+        return meter
+
+    async def admit(self, n: int) -> int:
+        """``n`` more bytes arrived: how many of them may be kept, all but when the
+        quota is passed (then the caller keeps those and stops)."""
+        while (short := self.used + n - self.reservation.held) > 0:
+            if not await self._reserve(self.batch):
+                if short < self.batch:
+                    await self._reserve(short)   # the last bytes that fit
+                break
+        kept = min(n, self.reservation.held - self.used)
+        self.used += kept
+        return kept
+
+    async def _reserve(self, n: int) -> bool:
+        try:
+            await self.reservation.add(n)
+        except QuotaExceeded:
+            return False
+        return True
+
+    async def release(self) -> None:
+        await _release(self.reservation)
 
 
 def guard_for(request: web.Request, *, count_rate: bool = True) -> IngestGuard:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -231,3 +232,54 @@ async def test_a_tus_patch_past_the_quota_is_refused_before_its_body(keyed, mess
     assert r.status == 413 and (await r.json())["error"] == "quota_exceeded"
     r = await c.head(url, headers=TUS)
     assert r.headers["Upload-Offset"] == "0"   # nothing of it kept
+
+
+async def test_a_chunked_tus_patch_stops_at_the_quota_while_streaming(keyed, message_id,
+                                                                      pool):
+    import base64
+    quota = 40 * KiB
+    c = await keyed("streamer", quota_bytes=quota)
+    meta = f"message_id {base64.b64encode(str(message_id).encode()).decode()}"
+    r = await c.post("/api/media/tus/", headers={**TUS, "Upload-Defer-Length": "1",
+                                                 "Upload-Metadata": meta})
+    assert r.status == 201
+    url = "/api/media/tus/" + r.headers["Location"].rsplit("/", 1)[1]
+    octet = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    # Within the quota: kept as before.
+    r = await c.patch(url, data=b"a" * (10 * KiB), headers={**octet, "Upload-Offset": "0"})
+    assert r.status == 204 and r.headers["Upload-Offset"] == str(10 * KiB)
+    assert await usage(pool, "streamer") == {"bytes": 0, "files": 0, "reserved": 0}
+
+    sent = 0
+
+    async def body():   # 64 MiB without a Content-Length, unless the server stops it
+        nonlocal sent
+        piece = b"b" * (64 * KiB)
+        for _ in range(1024):
+            sent += len(piece)
+            yield piece
+
+    try:
+        r = await c.patch(url, data=body(), headers={**octet, "Upload-Offset": str(10 * KiB)})
+        assert r.status == 413 and (await r.json())["error"] == "quota_exceeded"
+    except aiohttp.ClientError:   # the server closed the connection before we read it
+        pass
+    # It stopped reading at the quota, not at the end of the body (what sat in the
+    # sockets' buffers aside).
+    assert sent < 16 * 1024 * KiB
+    r = await c.head(url, headers=TUS)
+    offset = int(r.headers["Upload-Offset"])
+    batch = 3 * KiB * 4   # the tests' chunk size times WRITE_BATCH: one reservation step
+    assert quota - batch < offset <= quota   # what fitted is kept, nothing past it
+    assert await usage(pool, "streamer") == {"bytes": 0, "files": 0, "reserved": 0}
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM quota_reservations") == 0
+        outcomes = [r["outcome"] for r in await conn.fetch(
+            "SELECT outcome FROM media_audit_log WHERE actor = 'streamer' ORDER BY id")]
+    assert outcomes[-1] == "quota_exceeded"
+    # Only what is left of the quota may still come: a PATCH within it goes on.
+    r = await c.patch(url, data=b"c" * (quota - offset),
+                      headers={**octet, "Upload-Offset": str(offset)})
+    assert r.status == 204 and r.headers["Upload-Offset"] == str(quota)
+    r = await c.patch(url, data=b"d", headers={**octet, "Upload-Offset": str(quota)})
+    assert r.status == 413 and (await r.json())["error"] == "quota_exceeded"
