@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_serving import free_port, lua_script, wait_ready  # noqa: E402
 from bench.report import (MiB, Procs, api_upload, checkout_of, curl_downloads,  # noqa: E402
-                          etag_of, pdf_payload, run_wrk, service_upload, tree)
+                          TreeCpu, etag_of, pdf_payload, run_wrk, service_upload, tree)
 from bench.report_format import before_after_table, rotate  # noqa: E402
 
 SMALL = 50 * 1024
@@ -61,15 +61,15 @@ def small_payload() -> bytes:
     return b"\xff\xd8\xff" + os.urandom(SMALL - 3)
 
 
-class SideCpu:
+class SideCpu(TreeCpu):
     """CPU seconds a side spends from now to .seconds(): its service's process tree and
     the PostgreSQL backends connected to its database (found by their title, so the
     other side's and other users' backends are left out). Less shaken by the load of
     a shared machine than throughput: the work, not how fast it got a core."""
 
     def __init__(self, pid: int, db: str) -> None:
-        self.pid, self.db = pid, db
-        self.start = self._snapshot()
+        self.db = db
+        super().__init__(pid)
 
     def _procs(self) -> list[psutil.Process]:
         backends = []
@@ -78,20 +78,6 @@ class SideCpu:
             if cmd.startswith("postgres: ") and f" {self.db} " in cmd:
                 backends.append(p)
         return tree(self.pid) + backends
-
-    def _snapshot(self) -> dict[int, float]:
-        out = {}
-        for p in self._procs():
-            try:
-                t = p.cpu_times()
-                out[p.pid] = t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return out
-
-    def seconds(self) -> float:
-        return sum(max(0.0, v - self.start.get(pid, 0.0))
-                   for pid, v in self._snapshot().items())
 
 
 class Side:

@@ -140,9 +140,12 @@ class TreeCpu:
         self.pid = pid
         self.start = self._snapshot()
 
+    def _procs(self) -> list[psutil.Process]:
+        return tree(self.pid)
+
     def _snapshot(self) -> dict[int, float]:
         out = {}
-        for p in tree(self.pid):
+        for p in self._procs():
             try:
                 t = p.cpu_times()
                 out[p.pid] = t.user + t.system
