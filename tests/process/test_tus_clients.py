@@ -6,7 +6,9 @@ import hashlib
 import json
 import pathlib
 import shutil
+import uuid
 
+import asyncpg
 import pytest
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
@@ -60,7 +62,7 @@ class CuttingProxy:
         await asyncio.gather(up(), down(), return_exceptions=True)
 
 
-async def _wait_unlocked(client, url: str, auth: dict) -> None:
+async def _wait_unlocked(client, url: str, auth: dict, dsn: str) -> None:
     """Wait until the first server has noticed the dropped connection, stored what
     arrived and let go of the upload's lease. A HEAD answers during a PATCH, so it
     cannot tell; an empty PATCH at the current offset takes the lease (204) or is
@@ -86,11 +88,50 @@ async def _wait_unlocked(client, url: str, auth: dict) -> None:
             seen[("HEAD", r.status, await r.text())] += 1
         await asyncio.sleep(0.1)
     raise AssertionError("the interrupted PATCH still holds the upload after 20 s; "
-                         f"(offset, status, answer) seen: {dict(seen)}")
+                         f"(offset, status, answer) seen: {dict(seen)}; "
+                         f"{await _why_locked(dsn, url)}")
+
+
+async def _why_locked(dsn: str, url: str) -> str:
+    """For a failure of _wait_unlocked: what holds the upload. 423 comes both from a
+    lease held (tus_lock) and from a save that found its lease gone (tus_save), so the
+    row says which; the database sessions say whether a statement waits on a lock or a
+    transaction stays open; the request handlers of this process say where they wait
+    (the servers run in this event loop)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT t.lock_id IS NOT NULL AS held, t.lock_until - now() AS lease_left, "
+            "f.upload_state, f.file_size, length(t.tail) AS tail FROM tus_uploads t "
+            "JOIN media_files f ON f.id = t.media_id WHERE t.id = $1",
+            uuid.UUID(url.rsplit("/", 1)[1]))
+        sessions = await conn.fetch(
+            "SELECT state, wait_event_type, wait_event, now() - xact_start AS xact_age, "
+            "left(query, 80) AS query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await conn.close()
+    return (f"upload row: {dict(row) if row else None}; sessions: "
+            f"{[dict(r) for r in sessions if r['state'] != 'idle']}; "
+            f"handlers: {_tus_handlers()}")
+
+
+def _tus_handlers() -> list[str]:
+    """The await chain of every task of this process inside server/api/tus.py."""
+    chains = []
+    for task in asyncio.all_tasks():
+        chain, coro = [], task.get_coro()
+        while (frame := getattr(coro, "cr_frame", None)) is not None:
+            chain.append(f"{pathlib.Path(frame.f_code.co_filename).name}:"
+                         f"{frame.f_lineno} {frame.f_code.co_name}")
+            coro = coro.cr_await
+        if any(c.startswith("tus.py:") for c in chain):
+            chains.append(" > ".join(chain))
+    return chains
 
 
 async def test_tuspy_interrupted_then_resumed_on_another_instance(
-        server_for, admin_key, message_id, tmp_path):
+        server_for, admin_key, message_id, tmp_path, db_dsn):
     a = await server_for()
     b = await server_for()   # a second instance on the same database
     data = jpeg_bytes(60_000)
@@ -112,7 +153,7 @@ async def test_tuspy_interrupted_then_resumed_on_another_instance(
     stopped_at = first.offset
     assert 0 < stopped_at < len(data)
     url_path = "/api/media/tus/" + first.url.rsplit("/", 1)[1]
-    await _wait_unlocked(a, url_path, {})
+    await _wait_unlocked(a, url_path, {}, db_dsn)
     kept = int((await a.head(url_path, headers={"Tus-Resumable": "1.0.0"}))
                .headers["Upload-Offset"])
     assert kept >= stopped_at   # the cut-off PATCH kept what reached the server
@@ -169,7 +210,7 @@ async def _node(*args: str) -> dict:
 
 @pytest.mark.skipif(_node_skip_reason() is not None, reason=str(_node_skip_reason()))
 async def test_tus_js_client_interrupted_then_resumed(server_for, admin_key, message_id,
-                                                      tmp_path):
+                                                      tmp_path, db_dsn):
     a = await server_for()
     b = await server_for()
     data = jpeg_bytes(50_000)
@@ -181,7 +222,7 @@ async def test_tus_js_client_interrupted_then_resumed(server_for, admin_key, mes
     first = await _node(endpoint, str(path), admin_key, str(message_id))
     assert "error" in first and first["url"], first
     url_path = "/api/media/tus/" + first["url"].rsplit("/", 1)[1]
-    await _wait_unlocked(a, url_path, {})
+    await _wait_unlocked(a, url_path, {}, db_dsn)
     kept = int((await a.head(url_path, headers={"Tus-Resumable": "1.0.0"}))
                .headers["Upload-Offset"])
     assert 0 < kept < len(data)
