@@ -188,3 +188,21 @@ def test_every_relative_link_in_the_readme_and_docs_exists():
               for doc in [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
               if (links := _broken_links(doc))}
     assert broken == {}
+
+
+def test_http_api_doc_names_every_route():
+    # Every route the app registers (tus's included) appears in docs/http-api.md, its
+    # path parameters by any name ({id} there, {mediaId} in the code).
+    from aiohttp import web
+
+    from server.api.routes import setup_routes
+    app = web.Application()
+    setup_routes(app)
+
+    def shape(text: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", text)
+    doc = shape((DOCS / "http-api.md").read_text())
+    paths = {shape(r.resource.get_info().get("path") or r.resource.get_info()["formatter"])
+             for r in app.router.routes()}
+    assert len(paths) > 20
+    assert sorted(p for p in paths if p not in doc) == []
